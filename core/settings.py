@@ -1,0 +1,133 @@
+"""Application settings: one object, read from the environment and `.env`."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+logger = logging.getLogger(__name__)
+
+DATA_DIR = Path("data")
+
+# Values that appear in docs and examples; a production server must never run with them.
+PLACEHOLDER_SECRETS = frozenset(
+    {"", "change-me", "changeme", "secret", "dev", "development", "please-change-me"}
+)
+
+
+class ConfigurationError(RuntimeError):
+    """The settings cannot run in this environment; the message names the variable."""
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept the URL forms hosting platforms hand out and pick the async driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    if url.startswith("sqlite://"):
+        return "sqlite+aiosqlite://" + url[len("sqlite://") :]
+    return url
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str = "sqlite+aiosqlite:///./data/app.db"
+    redis_url: str | None = None
+    secret_key: SecretStr | None = None
+    bot_token: SecretStr | None = None
+    bot_id: int | None = None
+    telegram_test_env: bool = False
+    init_data_max_age: int = Field(default=86400, gt=0)
+    webapp_url: str | None = None
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    media_dir: Path = DATA_DIR / "media"
+    max_upload_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+    admin_telegram_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+    log_level: str = "INFO"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1)
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalize_database_url(cls, value: str) -> str:
+        return normalize_database_url(value)
+
+    @field_validator("redis_url", "webapp_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("bot_id", mode="before")
+    @classmethod
+    def _empty_bot_id_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("cors_origins", "admin_telegram_ids", mode="before")
+    @classmethod
+    def _parse_csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _no_wildcard_origin(cls, value: list[str]) -> list[str]:
+        if "*" in value:
+            raise ValueError("CORS_ORIGINS may not contain '*': list the Mini App origins")
+        return value
+
+    @model_validator(mode="after")
+    def _production_requirements(self) -> Settings:
+        if self.environment != "production":
+            return self
+        key = self.secret_key.get_secret_value() if self.secret_key else ""
+        if key.strip().lower() in PLACEHOLDER_SECRETS or len(key) < 32:
+            raise ConfigurationError(
+                "SECRET_KEY must be set to a random value of at least 32 characters in production"
+            )
+        if self.bot_token is None and self.bot_id is None:
+            raise ConfigurationError("BOT_TOKEN or BOT_ID must be set in production")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def secret_key_value(self) -> str:
+        """The signing key; outside production a missing key is generated once under data/."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        return _development_secret("secret_key")
+
+
+def _development_secret(name: str) -> str:
+    """A random value kept in data/ so that it survives restarts of a development server."""
+    path = DATA_DIR / f".{name}"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_urlsafe(48)
+        path.write_text(value)
+        path.chmod(0o600)
+        logger.info("generated a development %s in %s", name, path)
+        return value
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Settings for entry points (CLI, `python -m ...`); the app receives its own explicitly."""
+    return Settings()

@@ -1,0 +1,80 @@
+"""Alembic environment (async).
+
+The URL comes from the application settings. Tests hand in an open connection through
+`config.attributes["connection"]` so that migrations can run inside a running event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from logging.config import fileConfig
+from typing import Any, Literal
+
+from alembic import context
+from alembic.autogenerate.api import AutogenContext
+from sqlalchemy.engine import Connection
+
+from core.db import create_engine
+from core.settings import get_settings
+from models import Base
+from models.base import UTCDateTime
+
+config = context.config
+if config.config_file_name is not None and config.attributes.get("configure_logger", True):
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
+
+target_metadata = Base.metadata
+
+
+def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
+    # Migrations describe plain column types, not our Python-side decorators.
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
+
+
+def configure(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        render_item=render_item,
+        compare_type=True,
+        compare_server_default=False,
+    )
+
+
+def run_migrations(connection: Connection) -> None:
+    configure(connection)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def run_async_migrations(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(run_migrations)
+    finally:
+        await engine.dispose()
+
+
+def main() -> None:
+    if context.is_offline_mode():
+        context.configure(
+            url=get_settings().database_url,
+            target_metadata=target_metadata,
+            render_item=render_item,
+            literal_binds=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        run_migrations(connection)
+        return
+    asyncio.run(run_async_migrations(get_settings().database_url))
+
+
+main()

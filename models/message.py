@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, PrimaryKeyConstraint, String, Text, UniqueConstraint, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, BigIntId, IdPk, JsonDocument, TimestampMixin, str_enum, utcnow
+
+
+class MessageType(enum.StrEnum):
+    TEXT = "text"
+    PHOTO = "photo"
+    VIDEO = "video"
+    AUDIO = "audio"
+    VOICE = "voice"
+    DOCUMENT = "document"
+    ALBUM = "album"
+
+
+class Message(TimestampMixin, Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("sender_id", "client_msg_id"),
+        UniqueConstraint("chat_id", "seq"),
+        # "latest N in a chat" and "before/after id" both walk this index.
+        Index("ix_messages_chat_id_id", "chat_id", "id"),
+    )
+
+    id: Mapped[IdPk]
+    chat_id: Mapped[int] = mapped_column(BigIntId, ForeignKey("chats.id", ondelete="CASCADE"))
+    sender_id: Mapped[int | None] = mapped_column(
+        BigIntId, ForeignKey("users.id", ondelete="SET NULL")
+    )
+    # The seq of the chat event that created this message.
+    seq: Mapped[int]
+    type: Mapped[MessageType] = mapped_column(
+        str_enum(MessageType, "message_type"), default=MessageType.TEXT
+    )
+    text: Mapped[str | None] = mapped_column(Text)
+    reply_to_id: Mapped[int | None] = mapped_column(
+        BigIntId, ForeignKey("messages.id", ondelete="SET NULL")
+    )
+    forward_from_user_id: Mapped[int | None] = mapped_column(
+        BigIntId, ForeignKey("users.id", ondelete="SET NULL")
+    )
+    forward_from_chat_id: Mapped[int | None] = mapped_column(
+        BigIntId, ForeignKey("chats.id", ondelete="SET NULL")
+    )
+    client_msg_id: Mapped[str | None] = mapped_column(String(64))
+    edited_at: Mapped[datetime | None]
+    deleted_at: Mapped[datetime | None]
+
+
+class ChatEvent(Base):
+    """One persisted change in a chat; (chat_id, seq) is gapless and in commit order."""
+
+    __tablename__ = "chat_events"
+    __table_args__ = (PrimaryKeyConstraint("chat_id", "seq"),)
+
+    chat_id: Mapped[int] = mapped_column(BigIntId, ForeignKey("chats.id", ondelete="CASCADE"))
+    seq: Mapped[int]
+    type: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
+    created_at: Mapped[datetime] = mapped_column(
+        default=utcnow, server_default=func.current_timestamp()
+    )

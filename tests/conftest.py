@@ -1,0 +1,130 @@
+"""Shared fixtures.
+
+Without TEST_DATABASE_URL / TEST_REDIS_URL the suite runs on a temporary SQLite file and the
+in-process broker, and tests marked `postgres` / `redis` are skipped with the reason printed.
+With them set, the whole suite runs on a fresh PostgreSQL database (created and dropped here)
+and Redis.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from core.db import create_sessionmaker
+from core.settings import Settings
+from tests.support.database import fresh_database_url, migrated_engine, truncate_all
+from tests.support.server import LiveServer, live_server
+from webapp_api.app import create_app
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL") or None
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL") or None
+TEST_BOT_TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
+TEST_SECRET_KEY = "test-secret-key-that-is-long-enough-for-hs256"
+
+
+def pytest_report_header() -> list[str]:
+    return [
+        f"database: {'PostgreSQL' if TEST_DATABASE_URL else 'SQLite (temporary file)'}",
+        f"broker: {'Redis' if TEST_REDIS_URL else 'in-process'}",
+    ]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "postgres" in item.keywords and not TEST_DATABASE_URL:
+            item.add_marker(pytest.mark.skip(reason="needs PostgreSQL: set TEST_DATABASE_URL"))
+        if "redis" in item.keywords and not TEST_REDIS_URL:
+            item.add_marker(pytest.mark.skip(reason="needs Redis: set TEST_REDIS_URL"))
+
+
+@pytest.fixture(scope="session")
+def tmp_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("suite")
+
+
+@pytest.fixture(scope="session")
+async def database_url(tmp_dir: Path) -> AsyncIterator[str]:
+    async with fresh_database_url(TEST_DATABASE_URL, tmp_dir) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = await migrated_engine(database_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+async def _clean_database(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    yield
+    if "engine" in request.fixturenames:
+        engine: AsyncEngine = request.getfixturevalue("engine")
+        await truncate_all(engine)
+
+
+@pytest.fixture(scope="session")
+def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return create_sessionmaker(engine)
+
+
+@pytest.fixture
+async def session(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    async with sessionmaker() as session:
+        yield session
+
+
+def make_settings(database_url: str, tmp_dir: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "environment": "test",
+        "database_url": database_url,
+        "redis_url": TEST_REDIS_URL,
+        "secret_key": TEST_SECRET_KEY,
+        "bot_token": TEST_BOT_TOKEN,
+        "media_dir": tmp_dir / "media",
+        "cors_origins": ["https://miniapp.example"],
+        "admin_telegram_ids": frozenset({900001}),
+    }
+    values.update(overrides)
+    return Settings.model_validate(values)
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, tmp_dir: Path, engine: AsyncEngine) -> Settings:
+    return make_settings(database_url, tmp_dir)
+
+
+@pytest.fixture(scope="session")
+def app(settings: Settings) -> FastAPI:
+    return create_app(settings)
+
+
+@pytest.fixture(scope="session")
+async def server(app: FastAPI) -> AsyncIterator[LiveServer]:
+    async with live_server(app) as running:
+        yield running
+
+
+@pytest.fixture
+async def client(server: LiveServer, engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+def no_env_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Settings read in a clean folder, with none of the developer's variables."""
+    for name in list(os.environ):
+        if name in Settings.model_fields or name.lower() in Settings.model_fields:
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect
+from sqlalchemy.engine import Connection
+
+from core.db import create_engine
+from models import Base
+from tests.conftest import TEST_DATABASE_URL
+from tests.support.database import fresh_database_url, run_alembic
+
+
+def _tables(connection: Connection) -> set[str]:
+    return set(inspect(connection).get_table_names()) - {"alembic_version"}
+
+
+def _differences(connection: Connection) -> list[object]:
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return list(compare_metadata(context, Base.metadata))
+
+
+async def test_upgrade_downgrade_upgrade_on_an_empty_database(tmp_path: Path) -> None:
+    async with fresh_database_url(TEST_DATABASE_URL, tmp_path) as url:
+        engine = create_engine(url)
+        try:
+            await run_alembic(engine, "upgrade", "head")
+            async with engine.connect() as connection:
+                assert await connection.run_sync(_tables) == set(Base.metadata.tables)
+            await run_alembic(engine, "downgrade", "base")
+            async with engine.connect() as connection:
+                assert await connection.run_sync(_tables) == set()
+            await run_alembic(engine, "upgrade", "head")
+            async with engine.connect() as connection:
+                assert await connection.run_sync(_differences) == []
+        finally:
+            await engine.dispose()
+
+
+def test_history_is_linear() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    root = Path(__file__).resolve().parents[2]
+    script = ScriptDirectory.from_config(Config(str(root / "alembic.ini")))
+    assert len(script.get_heads()) == 1
+    assert len(script.get_bases()) == 1

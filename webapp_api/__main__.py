@@ -1,0 +1,27 @@
+"""`python -m webapp_api`: serve the API with uvicorn on HOST:PORT with WORKERS processes."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from core.logging import setup_logging
+from core.settings import get_settings
+
+
+def main() -> None:
+    settings = get_settings()
+    setup_logging(settings.log_level, json_lines=settings.environment == "production")
+    uvicorn.run(
+        "webapp_api.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_config=None,
+        ws_per_message_deflate=False,
+        proxy_headers=True,
+    )
+
+
+if __name__ == "__main__":
+    main()

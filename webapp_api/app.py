@@ -1,0 +1,61 @@
+"""The FastAPI application for the Mini App: `create_app(settings)` builds one."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from core import __version__
+from core.settings import Settings
+from webapp_api.context import AppContext
+from webapp_api.errors import install_error_handlers
+from webapp_api.middleware import RequestIdMiddleware, StripTrailingSlashMiddleware
+from webapp_api.routes import health
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        context = await AppContext.open(settings)
+        app.state.context = context
+        logger.info(
+            "API ready (environment=%s, database=%s, broker=%s)",
+            settings.environment,
+            context.engine.url.get_backend_name(),
+            type(context.broker).__name__,
+        )
+        if settings.bot_token is None:
+            logger.info("Telegram bot: off (BOT_TOKEN is not set)")
+        try:
+            yield
+        finally:
+            await context.close()
+
+    app = FastAPI(
+        title="AI Messenger API",
+        version=__version__,
+        description="Backend of a Telegram Mini App messenger with an AI participant.",
+        lifespan=lifespan,
+        redirect_slashes=False,
+    )
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_credentials=True,
+        allow_methods=["*"],
+        allow_headers=["Authorization", "Content-Type", "X-Telegram-Init-Data", "X-Request-ID"],
+        expose_headers=["X-Request-ID"],
+    )
+    app.add_middleware(StripTrailingSlashMiddleware)
+    app.add_middleware(RequestIdMiddleware)
+    return app
