@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, text
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -19,6 +21,9 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+from core.broker import Broker
+from core.events import discard_staged, publish_staged
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -68,16 +73,20 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 
 @asynccontextmanager
 async def session_scope(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    sessionmaker: async_sessionmaker[AsyncSession], broker: Broker | None = None
 ) -> AsyncIterator[AsyncSession]:
-    """One unit of work: commit on success, roll back on any error."""
+    """One unit of work: commit on success, roll back on any error. Events the services staged
+    are published to the broker after the commit, and dropped with a rollback."""
     async with sessionmaker() as session:
         try:
             yield session
             await session.commit()
         except BaseException:
+            discard_staged(session)
             await session.rollback()
             raise
+        if broker is not None:
+            await publish_staged(session, broker)
 
 
 async def check_database(engine: AsyncEngine) -> bool:
@@ -87,3 +96,10 @@ async def check_database(engine: AsyncEngine) -> bool:
     except Exception:  # any failure at all means "not ready"
         return False
     return True
+
+
+def upsert_insert(session: AsyncSession, table: Any) -> Any:
+    """An INSERT that supports `on_conflict_do_nothing/do_update` on the session's backend."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql_insert(table)
+    return sqlite_insert(table)

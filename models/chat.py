@@ -35,6 +35,13 @@ class Chat(TimestampMixin, Base):
     is_active: Mapped[bool] = mapped_column(default=True)
     # The chat's event sequence: the seq of the newest chat_events row.
     last_seq: Mapped[int] = mapped_column(default=0, server_default="0")
+    # "private:<low id>:<high id>" or "ai:<user id>": one such chat per pair, race-free.
+    pair_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    last_message_id: Mapped[int | None] = mapped_column(BigIntId)
+    last_activity_at: Mapped[datetime] = mapped_column(
+        default=utcnow, server_default=func.current_timestamp()
+    )
+    deleted_at: Mapped[datetime | None]
 
 
 class ChatMember(Base):
@@ -56,3 +63,38 @@ class ChatMember(Base):
     is_favorite: Mapped[bool] = mapped_column(default=False)
     is_muted: Mapped[bool] = mapped_column(default=False)
     is_archived: Mapped[bool] = mapped_column(default=False)
+
+
+class ChatInvitation(Base):
+    """An invitation by username for someone we have not seen yet; accepted at first sign-in."""
+
+    __tablename__ = "chat_invitations"
+    __table_args__ = (UniqueConstraint("chat_id", "username"),)
+
+    id: Mapped[IdPk]
+    chat_id: Mapped[int] = mapped_column(BigIntId, ForeignKey("chats.id", ondelete="CASCADE"))
+    # Stored lower-case, without the leading @.
+    username: Mapped[str] = mapped_column(String(64), index=True)
+    invited_by: Mapped[int | None] = mapped_column(
+        BigIntId, ForeignKey("users.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(
+        default=utcnow, server_default=func.current_timestamp()
+    )
+
+
+class ChatInviteLink(Base):
+    __tablename__ = "chat_invite_links"
+
+    token: Mapped[str] = mapped_column(String(64), primary_key=True)
+    chat_id: Mapped[int] = mapped_column(
+        BigIntId, ForeignKey("chats.id", ondelete="CASCADE"), index=True
+    )
+    created_by: Mapped[int | None] = mapped_column(
+        BigIntId, ForeignKey("users.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(
+        default=utcnow, server_default=func.current_timestamp()
+    )
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]

@@ -4,10 +4,23 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, PrimaryKeyConstraint, String, Text, UniqueConstraint, func
+from sqlalchemy import (
+    ForeignKey,
+    Index,
+    PrimaryKeyConstraint,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy import (
+    text as sql_text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, BigIntId, IdPk, JsonDocument, TimestampMixin, str_enum, utcnow
+
+FTS_CONFIG = "'simple'::regconfig"
 
 
 class MessageType(enum.StrEnum):
@@ -27,6 +40,13 @@ class Message(TimestampMixin, Base):
         UniqueConstraint("chat_id", "seq"),
         # "latest N in a chat" and "before/after id" both walk this index.
         Index("ix_messages_chat_id_id", "chat_id", "id"),
+        # Full-text search (PostgreSQL only; SQLite searches with LIKE). The 'simple'
+        # configuration does no stemming, so it treats every language alike.
+        Index(
+            "ix_messages_text_fts",
+            sql_text(f"to_tsvector({FTS_CONFIG}, coalesce(text, ''))"),
+            postgresql_using="gin",
+        ).ddl_if(dialect="postgresql"),
     )
 
     id: Mapped[IdPk]
@@ -52,6 +72,24 @@ class Message(TimestampMixin, Base):
     client_msg_id: Mapped[str | None] = mapped_column(String(64))
     edited_at: Mapped[datetime | None]
     deleted_at: Mapped[datetime | None]
+    pinned_at: Mapped[datetime | None]
+    pinned_by: Mapped[int | None] = mapped_column(
+        BigIntId, ForeignKey("users.id", ondelete="SET NULL")
+    )
+
+
+class MessageReaction(Base):
+    """One emoji per user per message."""
+
+    __tablename__ = "message_reactions"
+    __table_args__ = (PrimaryKeyConstraint("message_id", "user_id"),)
+
+    message_id: Mapped[int] = mapped_column(BigIntId, ForeignKey("messages.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(BigIntId, ForeignKey("users.id", ondelete="CASCADE"))
+    emoji: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(
+        default=utcnow, server_default=func.current_timestamp()
+    )
 
 
 class ChatEvent(Base):

@@ -21,11 +21,11 @@ from core.db import create_sessionmaker
 from core.settings import Settings
 from tests.support.database import fresh_database_url, migrated_engine, truncate_all
 from tests.support.server import LiveServer, live_server
+from tests.support.telegram import TEST_BOT_TOKEN
 from webapp_api.app import create_app
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL") or None
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL") or None
-TEST_BOT_TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
 TEST_SECRET_KEY = "test-secret-key-that-is-long-enough-for-hs256"
 
 

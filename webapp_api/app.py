@@ -14,7 +14,7 @@ from core.settings import Settings
 from webapp_api.context import AppContext
 from webapp_api.errors import install_error_handlers
 from webapp_api.middleware import RequestIdMiddleware, StripTrailingSlashMiddleware
-from webapp_api.routes import health
+from webapp_api.routes import auth, health, me
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +34,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         if settings.bot_token is None:
             logger.info("Telegram bot: off (BOT_TOKEN is not set)")
+            if settings.bot_id is None and settings.environment == "development":
+                logger.info(
+                    "initData is checked against a development bot token kept in data/; "
+                    "sign some with: python -m core.devtools sign-init-data "
+                    "--user-id 1001 --first-name Alice"
+                )
         try:
             yield
         finally:
@@ -48,6 +54,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(auth.router)
+    app.include_router(me.router)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

@@ -17,13 +17,16 @@ class AppContext:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     broker: Broker
+    secret_key: str
 
     @classmethod
     async def open(cls, settings: Settings) -> AppContext:
         engine = create_engine(settings.database_url)
         broker = create_broker(settings.redis_url)
         await broker.start()
-        return cls(settings, engine, create_sessionmaker(engine), broker)
+        return cls(
+            settings, engine, create_sessionmaker(engine), broker, settings.secret_key_value()
+        )
 
     async def close(self) -> None:
         await self.broker.close()

@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db import session_scope
+from core.errors import Unauthorized
+from models import User
+from services.auth import Identity, authenticate_access_token, authenticate_init_data
 from webapp_api.context import AppContext
 
 
@@ -22,8 +25,39 @@ Context = Annotated[AppContext, Depends(get_context)]
 
 async def get_session(context: Context) -> AsyncIterator[AsyncSession]:
     """The request's unit of work; it commits before the response is sent."""
-    async with session_scope(context.sessionmaker) as session:
+    async with session_scope(context.sessionmaker, context.broker) as session:
         yield session
 
 
 Session = Annotated[AsyncSession, Depends(get_session)]
+
+
+async def get_identity(
+    context: Context,
+    session: Session,
+    init_data: Annotated[str | None, Header(alias="X-Telegram-Init-Data")] = None,
+    authorization: Annotated[str | None, Header()] = None,
+) -> Identity:
+    """Who is calling: a bearer access token, or Telegram initData."""
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthorized("Authorization must be 'Bearer <token>'", code="token_invalid")
+        return await authenticate_access_token(session, context.secret_key, token.strip())
+    if init_data is None:
+        raise Unauthorized(
+            "Send X-Telegram-Init-Data or an Authorization bearer token",
+            code="init_data_missing",
+        )
+    user = await authenticate_init_data(session, context.settings, init_data)
+    return Identity(user=user, session_id=None)
+
+
+CurrentIdentity = Annotated[Identity, Depends(get_identity)]
+
+
+async def get_current_user(identity: CurrentIdentity) -> User:
+    return identity.user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]

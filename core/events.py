@@ -1,0 +1,47 @@
+"""Events on their way out: staged in the unit of work, published only after it commits.
+
+On the wire to the broker an event is an envelope: one header line with the ids of the users it
+is for, then the frame exactly as clients receive it. The frame is serialized once, here, and
+every socket gets the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.broker import Broker
+
+_OUTBOX = "outbox"
+
+
+def encode_frame(frame: dict[str, Any]) -> bytes:
+    return json.dumps(frame, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+
+
+def encode_envelope(user_ids: Iterable[int], frame: bytes) -> bytes:
+    header = json.dumps(sorted(set(user_ids)), separators=(",", ":")).encode()
+    return header + b"\n" + frame
+
+
+def decode_envelope(data: bytes) -> tuple[list[int], bytes]:
+    header, _, frame = data.partition(b"\n")
+    user_ids: list[int] = json.loads(header)
+    return user_ids, frame
+
+
+def stage(session: AsyncSession, envelope: bytes) -> None:
+    """Queue an envelope to publish once this session's transaction has committed."""
+    session.info.setdefault(_OUTBOX, []).append(envelope)
+
+
+def discard_staged(session: AsyncSession) -> None:
+    session.info.pop(_OUTBOX, None)
+
+
+async def publish_staged(session: AsyncSession, broker: Broker) -> None:
+    for envelope in session.info.pop(_OUTBOX, ()):
+        await broker.publish(envelope)

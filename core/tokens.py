@@ -1,0 +1,69 @@
+"""Session token primitives: short-lived JWT access tokens and opaque refresh tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import jwt
+
+from core.errors import Unauthorized
+
+ACCESS_TOKEN_TTL = timedelta(minutes=15)
+REFRESH_TOKEN_TTL = timedelta(days=30)
+_ALGORITHM = "HS256"
+_AUDIENCE = "aimessenger:access"
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    user_id: int
+    session_id: str
+
+
+def issue_access_token(
+    secret_key: str, user_id: int, session_id: str, now: datetime | None = None
+) -> str:
+    issued = now or datetime.now(UTC)
+    claims = {
+        "sub": str(user_id),
+        "sid": session_id,
+        "aud": _AUDIENCE,
+        "iat": issued,
+        "exp": issued + ACCESS_TOKEN_TTL,
+    }
+    return jwt.encode(claims, secret_key, algorithm=_ALGORITHM)
+
+
+def read_access_token(secret_key: str, token: str) -> AccessClaims:
+    try:
+        claims = jwt.decode(
+            token,
+            secret_key,
+            algorithms=[_ALGORITHM],
+            audience=_AUDIENCE,
+            options={"require": ["sub", "sid", "exp", "iat", "aud"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise Unauthorized("Access token has expired", code="token_expired") from None
+    except jwt.PyJWTError:
+        raise Unauthorized("Access token is invalid", code="token_invalid") from None
+    try:
+        return AccessClaims(user_id=int(claims["sub"]), session_id=str(claims["sid"]))
+    except (TypeError, ValueError):
+        raise Unauthorized("Access token is invalid", code="token_invalid") from None
+
+
+def new_refresh_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def hash_refresh_token(token: str) -> str:
+    # Refresh tokens carry 256 bits of randomness, so a plain SHA-256 is the right storage hash.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_session_id() -> str:
+    return secrets.token_hex(16)

@@ -1,0 +1,80 @@
+"""Who may touch a chat. Every chat, message and media action starts here.
+
+A chat the caller is not an active member of does not exist for them: 404, never 403, so that
+ids do not leak what exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.errors import Forbidden, NotFound
+from models import Chat, ChatMember, ChatType, MemberRole, Message
+
+MANAGER_ROLES = frozenset({MemberRole.OWNER, MemberRole.ADMIN})
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    chat: Chat
+    member: ChatMember
+
+    @property
+    def is_manager(self) -> bool:
+        """May manage the chat: owner or admin of a group (both sides of a private chat)."""
+        return self.chat.type != ChatType.GROUP or self.member.role in MANAGER_ROLES
+
+    def require_manager(self) -> None:
+        if not self.is_manager:
+            raise Forbidden("Only chat admins can do this", code="not_chat_admin")
+
+    def require_owner(self) -> None:
+        if self.member.role != MemberRole.OWNER:
+            raise Forbidden("Only the chat owner can do this", code="not_chat_owner")
+
+
+def chat_not_found() -> NotFound:
+    return NotFound("Chat not found", code="chat_not_found")
+
+
+def message_not_found() -> NotFound:
+    return NotFound("Message not found", code="message_not_found")
+
+
+async def find_membership(
+    session: AsyncSession, chat_id: int, user_id: int, *, include_deleted: bool = False
+) -> Membership | None:
+    statement = (
+        select(Chat, ChatMember)
+        .join(ChatMember, ChatMember.chat_id == Chat.id)
+        .where(Chat.id == chat_id, ChatMember.user_id == user_id)
+    )
+    if not include_deleted:
+        statement = statement.where(Chat.is_active.is_(True))
+    row = (await session.execute(statement)).first()
+    return Membership(row[0], row[1]) if row else None
+
+
+async def require_membership(
+    session: AsyncSession, chat_id: int, user_id: int, *, include_deleted: bool = False
+) -> Membership:
+    membership = await find_membership(session, chat_id, user_id, include_deleted=include_deleted)
+    if membership is None:
+        raise chat_not_found()
+    return membership
+
+
+async def require_message(
+    session: AsyncSession, message_id: int, user_id: int
+) -> tuple[Message, Membership]:
+    """A message in a chat the user is an active member of."""
+    message = await session.get(Message, message_id)
+    if message is None:
+        raise message_not_found()
+    membership = await find_membership(session, message.chat_id, user_id)
+    if membership is None:
+        raise message_not_found()
+    return message, membership

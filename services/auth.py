@@ -1,0 +1,168 @@
+"""Authentication: Telegram initData and session tokens, for the API and the WebSocket alike."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.errors import Unauthorized
+from core.settings import Settings
+from core.telegram_auth import WebAppUser, validate_init_data
+from core.tokens import (
+    ACCESS_TOKEN_TTL,
+    REFRESH_TOKEN_TTL,
+    hash_refresh_token,
+    issue_access_token,
+    new_refresh_token,
+    new_session_id,
+    read_access_token,
+)
+from models import AuthSession, RefreshToken, User
+from services.users import TelegramProfile, sync_telegram_user
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedTokens:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    user: User
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    user: User
+    session_id: str | None  # None when authenticated by initData
+
+
+def profile_from_web_app_user(web_user: WebAppUser) -> TelegramProfile:
+    return TelegramProfile(
+        telegram_id=web_user.id,
+        first_name=web_user.first_name,
+        last_name=web_user.last_name,
+        username=web_user.username,
+        language_code=web_user.language_code,
+        is_premium=web_user.is_premium,
+        photo_url=web_user.photo_url,
+        allows_write_to_pm=web_user.allows_write_to_pm,
+        is_bot=web_user.is_bot,
+    )
+
+
+async def authenticate_init_data(session: AsyncSession, settings: Settings, raw: str) -> User:
+    init_data = validate_init_data(
+        raw,
+        bot_token=settings.bot_token_value(),
+        bot_id=settings.bot_id,
+        test_env=settings.telegram_test_env,
+        max_age=settings.init_data_max_age,
+    )
+    if init_data.user is None:
+        raise Unauthorized("initData carries no user", code="init_data_malformed")
+    return await sync_telegram_user(
+        session,
+        profile_from_web_app_user(init_data.user),
+        admin_ids=settings.admin_telegram_ids,
+    )
+
+
+async def authenticate_access_token(session: AsyncSession, secret_key: str, token: str) -> Identity:
+    claims = read_access_token(secret_key, token)
+    user = await session.scalar(
+        select(User)
+        .join(AuthSession, AuthSession.user_id == User.id)
+        .where(
+            AuthSession.id == claims.session_id,
+            AuthSession.revoked_at.is_(None),
+            User.id == claims.user_id,
+        )
+    )
+    if user is None:
+        raise Unauthorized("Session has been revoked", code="token_revoked")
+    return Identity(user=user, session_id=claims.session_id)
+
+
+async def _issue(
+    session: AsyncSession, secret_key: str, user: User, session_id: str, now: datetime
+) -> IssuedTokens:
+    refresh_token = new_refresh_token()
+    session.add(
+        RefreshToken(
+            token_hash=hash_refresh_token(refresh_token),
+            session_id=session_id,
+            expires_at=now + REFRESH_TOKEN_TTL,
+        )
+    )
+    await session.flush()
+    return IssuedTokens(
+        access_token=issue_access_token(secret_key, user.id, session_id, now),
+        refresh_token=refresh_token,
+        expires_in=int(ACCESS_TOKEN_TTL.total_seconds()),
+        user=user,
+    )
+
+
+async def start_session(session: AsyncSession, secret_key: str, user: User) -> IssuedTokens:
+    now = datetime.now(UTC)
+    auth_session = AuthSession(id=new_session_id(), user_id=user.id, created_at=now)
+    session.add(auth_session)
+    await session.flush()
+    return await _issue(session, secret_key, user, auth_session.id, now)
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshRejected:
+    """The refresh failed; what it changed (a revoked family) must still be committed."""
+
+    message: str
+    code: str
+
+
+async def refresh_session(
+    session: AsyncSession, secret_key: str, refresh_token: str
+) -> IssuedTokens | RefreshRejected:
+    """Rotate a refresh token. A token that was already rotated is evidence of theft: the whole
+    session (every token of its family, and its access tokens) is revoked."""
+    now = datetime.now(UTC)
+    stored = await session.get(RefreshToken, hash_refresh_token(refresh_token))
+    if stored is None:
+        return RefreshRejected("Refresh token is invalid", "token_invalid")
+    auth_session = await session.get(AuthSession, stored.session_id)
+    if auth_session is None or auth_session.revoked_at is not None:
+        return RefreshRejected("Session has been revoked", "token_revoked")
+    if stored.expires_at <= now:
+        return RefreshRejected("Refresh token has expired", "token_expired")
+    # Claim the token atomically: of two concurrent refreshes with one token, one wins.
+    claimed = await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.token_hash == stored.token_hash, RefreshToken.used_at.is_(None))
+        .values(used_at=now)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        await revoke_session(session, auth_session.id)
+        return RefreshRejected(
+            "Refresh token was already used; the session has been revoked", "token_reused"
+        )
+    user = await session.get(User, auth_session.user_id)
+    assert user is not None
+    return await _issue(session, secret_key, user, auth_session.id, now)
+
+
+async def revoke_session(session: AsyncSession, session_id: str) -> None:
+    await session.execute(
+        update(AuthSession)
+        .where(AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=datetime.now(UTC))
+    )
+
+
+async def revoke_all_sessions(session: AsyncSession, user_id: int) -> int:
+    result = await session.execute(
+        update(AuthSession)
+        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=datetime.now(UTC))
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,420 @@
+"""Chats and their members: private, group and AI chats, roles, invitations and invite links."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.db import upsert_insert
+from core.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
+from models import (
+    Chat,
+    ChatInvitation,
+    ChatInviteLink,
+    ChatMember,
+    ChatType,
+    MemberRole,
+    User,
+)
+from services.access import Membership, chat_not_found, require_membership
+from services.events import EventType, record_event
+from services.views import UserBrief
+
+RESTORE_WINDOW = timedelta(days=30)
+TITLE_MAX_LENGTH = 256
+DESCRIPTION_MAX_LENGTH = 2000
+MAX_GROUP_MEMBERS_AT_CREATION = 200
+
+
+def _member_payload(member: ChatMember, user: User) -> dict[str, object]:
+    return {
+        "user_id": user.id,
+        "role": member.role.value,
+        "user": UserBrief.of(user).model_dump(mode="json"),
+    }
+
+
+def _chat_payload(chat: Chat) -> dict[str, object]:
+    return {
+        "chat": {
+            "id": chat.id,
+            "chat_type": chat.type.value,
+            "title": chat.title,
+            "description": chat.description,
+            "photo_url": chat.photo_url,
+            "is_active": chat.is_active,
+        }
+    }
+
+
+async def _users_by_id(session: AsyncSession, user_ids: Sequence[int]) -> dict[int, User]:
+    users = await session.scalars(select(User).where(User.id.in_(set(user_ids))))
+    found = {user.id: user for user in users}
+    missing = sorted(set(user_ids) - found.keys())
+    if missing:
+        raise NotFound(f"Unknown user ids: {missing}", code="user_not_found")
+    return found
+
+
+async def _add_member(
+    session: AsyncSession, chat: Chat, user: User, role: MemberRole = MemberRole.MEMBER
+) -> ChatMember:
+    member = ChatMember(chat_id=chat.id, user_id=user.id, role=role)
+    session.add(member)
+    await session.flush()
+    await record_event(session, chat.id, EventType.MEMBER_ADDED, _member_payload(member, user))
+    return member
+
+
+async def create_group(
+    session: AsyncSession,
+    creator: User,
+    *,
+    title: str,
+    description: str | None = None,
+    photo_url: str | None = None,
+    member_ids: Sequence[int] = (),
+) -> Chat:
+    title = title.strip()
+    if not title:
+        raise Unprocessable("A group needs a title", code="title_required")
+    invitees = [uid for uid in dict.fromkeys(member_ids) if uid != creator.id]
+    if len(invitees) > MAX_GROUP_MEMBERS_AT_CREATION:
+        raise Unprocessable("Too many members for one request", code="too_many_members")
+    users = await _users_by_id(session, invitees)
+    chat = Chat(
+        type=ChatType.GROUP,
+        title=title,
+        description=description,
+        photo_url=photo_url,
+        created_by=creator.id,
+    )
+    session.add(chat)
+    await session.flush()
+    await _add_member(session, chat, creator, MemberRole.OWNER)
+    for user_id in invitees:
+        await _add_member(session, chat, users[user_id])
+    return chat
+
+
+async def _chat_by_pair_key(
+    session: AsyncSession, pair_key: str, chat_type: ChatType, created_by: int, members: list[User]
+) -> tuple[Chat, bool]:
+    """The one chat with this pair key, created if missing; race-free via the unique key."""
+    inserted = await session.scalar(
+        upsert_insert(session, Chat)
+        .values(type=chat_type, pair_key=pair_key, created_by=created_by)
+        .on_conflict_do_nothing(index_elements=["pair_key"])
+        .returning(Chat.id)
+    )
+    chat = await session.scalar(select(Chat).where(Chat.pair_key == pair_key))
+    assert chat is not None
+    if inserted is None:
+        if not chat.is_active:
+            chat.is_active, chat.deleted_at = True, None
+            await record_event(session, chat.id, EventType.CHAT_UPDATED, _chat_payload(chat))
+        return chat, False
+    for user in members:
+        await _add_member(session, chat, user, MemberRole.OWNER)
+    return chat, True
+
+
+async def get_or_create_private_chat(
+    session: AsyncSession, user: User, other_user_id: int
+) -> tuple[Chat, bool]:
+    if other_user_id == user.id:
+        raise Unprocessable("A private chat needs another user", code="private_chat_with_self")
+    other = (await _users_by_id(session, [other_user_id]))[other_user_id]
+    low, high = sorted((user.id, other.id))
+    return await _chat_by_pair_key(
+        session, f"private:{low}:{high}", ChatType.PRIVATE, user.id, [user, other]
+    )
+
+
+async def get_or_create_ai_chat(session: AsyncSession, user: User, bot: User) -> Chat:
+    chat, _ = await _chat_by_pair_key(session, f"ai:{user.id}", ChatType.AI, user.id, [user, bot])
+    return chat
+
+
+async def update_chat(
+    session: AsyncSession,
+    user: User,
+    chat_id: int,
+    *,
+    changes: dict[str, str | None],
+) -> Chat:
+    membership = await require_membership(session, chat_id, user.id)
+    if membership.chat.type != ChatType.GROUP:
+        raise BadRequest("Only group chats have a title and description", code="not_a_group")
+    membership.require_manager()
+    chat = membership.chat
+    if "title" in changes:
+        title = (changes["title"] or "").strip()
+        if not title:
+            raise Unprocessable("A group needs a title", code="title_required")
+        changes["title"] = title
+    changed = False
+    for field in ("title", "description", "photo_url"):
+        if field in changes and getattr(chat, field) != changes[field]:
+            setattr(chat, field, changes[field])
+            changed = True
+    if changed:
+        await session.flush()
+        await record_event(session, chat.id, EventType.CHAT_UPDATED, _chat_payload(chat))
+    return chat
+
+
+async def delete_chat(session: AsyncSession, user: User, chat_id: int) -> None:
+    membership = await require_membership(session, chat_id, user.id)
+    if membership.chat.type == ChatType.GROUP:
+        membership.require_owner()
+    chat = membership.chat
+    chat.is_active = False
+    chat.deleted_at = datetime.now(UTC)
+    await session.flush()
+    await record_event(session, chat.id, EventType.CHAT_DELETED, _chat_payload(chat))
+
+
+async def restore_chat(session: AsyncSession, user: User, chat_id: int) -> Chat:
+    membership = await require_membership(session, chat_id, user.id, include_deleted=True)
+    chat = membership.chat
+    if chat.is_active:
+        return chat
+    if chat.type == ChatType.GROUP:
+        membership.require_owner()
+    assert chat.deleted_at is not None
+    if datetime.now(UTC) - chat.deleted_at > RESTORE_WINDOW:
+        raise Conflict("The chat was deleted more than 30 days ago", code="restore_window_passed")
+    chat.is_active, chat.deleted_at = True, None
+    await session.flush()
+    await record_event(session, chat.id, EventType.CHAT_UPDATED, _chat_payload(chat))
+    return chat
+
+
+async def add_member(session: AsyncSession, actor: User, chat_id: int, user_id: int) -> ChatMember:
+    membership = await require_membership(session, chat_id, actor.id)
+    if membership.chat.type != ChatType.GROUP:
+        raise BadRequest("Members can only be added to groups", code="not_a_group")
+    membership.require_manager()
+    user = (await _users_by_id(session, [user_id]))[user_id]
+    existing = await session.scalar(
+        select(ChatMember).where(ChatMember.chat_id == chat_id, ChatMember.user_id == user_id)
+    )
+    if existing is not None:
+        raise BadRequest("User is already a member", code="already_member")
+    return await _add_member(session, membership.chat, user)
+
+
+async def _remove(session: AsyncSession, chat: Chat, member: ChatMember) -> None:
+    await session.delete(member)
+    await session.flush()
+    if member.role == MemberRole.OWNER and chat.type == ChatType.GROUP:
+        await _hand_over_ownership(session, chat)
+    await record_event(
+        session,
+        chat.id,
+        EventType.MEMBER_REMOVED,
+        {"user_id": member.user_id},
+        also_notify=[member.user_id],
+    )
+
+
+async def _hand_over_ownership(session: AsyncSession, chat: Chat) -> None:
+    """The longest-standing admin (else member) becomes owner; an empty group is closed."""
+    successor = await session.scalar(
+        select(ChatMember)
+        .where(ChatMember.chat_id == chat.id)
+        .order_by((ChatMember.role == MemberRole.ADMIN).desc(), ChatMember.joined_at, ChatMember.id)
+        .limit(1)
+    )
+    if successor is None:
+        chat.is_active = False
+        chat.deleted_at = datetime.now(UTC)
+        return
+    successor.role = MemberRole.OWNER
+    await session.flush()
+    await record_event(
+        session, chat.id, EventType.MEMBER_UPDATED, {"user_id": successor.user_id, "role": "owner"}
+    )
+
+
+async def remove_member(session: AsyncSession, actor: User, chat_id: int, user_id: int) -> None:
+    membership = await require_membership(session, chat_id, actor.id)
+    if user_id == actor.id:
+        await leave_chat(session, actor, chat_id)
+        return
+    if membership.chat.type != ChatType.GROUP:
+        raise BadRequest("Members can only be removed from groups", code="not_a_group")
+    membership.require_manager()
+    target = await session.scalar(
+        select(ChatMember).where(ChatMember.chat_id == chat_id, ChatMember.user_id == user_id)
+    )
+    if target is None:
+        raise NotFound("User is not a member", code="member_not_found")
+    if target.role == MemberRole.OWNER or (
+        target.role == MemberRole.ADMIN and membership.member.role != MemberRole.OWNER
+    ):
+        raise Forbidden("Only the owner can remove admins", code="cannot_remove_member")
+    await _remove(session, membership.chat, target)
+
+
+async def leave_chat(session: AsyncSession, user: User, chat_id: int) -> None:
+    membership = await require_membership(session, chat_id, user.id)
+    if membership.chat.type != ChatType.GROUP:
+        raise BadRequest(
+            "Private and AI chats cannot be left; delete them instead", code="not_a_group"
+        )
+    await _remove(session, membership.chat, membership.member)
+
+
+async def set_member_role(
+    session: AsyncSession, actor: User, chat_id: int, user_id: int, role: MemberRole
+) -> ChatMember:
+    membership = await require_membership(session, chat_id, actor.id)
+    if membership.chat.type != ChatType.GROUP:
+        raise BadRequest("Roles exist only in groups", code="not_a_group")
+    membership.require_owner()
+    if user_id == actor.id:
+        raise BadRequest("Hand over ownership by promoting someone else", code="own_role")
+    target = await session.scalar(
+        select(ChatMember).where(ChatMember.chat_id == chat_id, ChatMember.user_id == user_id)
+    )
+    if target is None:
+        raise NotFound("User is not a member", code="member_not_found")
+    if target.role == role:
+        return target
+    target.role = role
+    await session.flush()
+    await record_event(
+        session, chat_id, EventType.MEMBER_UPDATED, {"user_id": user_id, "role": role.value}
+    )
+    if role == MemberRole.OWNER:
+        membership.member.role = MemberRole.ADMIN
+        await session.flush()
+        await record_event(
+            session, chat_id, EventType.MEMBER_UPDATED, {"user_id": actor.id, "role": "admin"}
+        )
+    return target
+
+
+def normalize_username(username: str) -> str:
+    name = username.strip().lstrip("@").lower()
+    if not name or len(name) > 64:
+        raise Unprocessable("A username is required", code="username_required")
+    return name
+
+
+async def invite_by_username(
+    session: AsyncSession, actor: User, chat_id: int, username: str
+) -> str:
+    """Adds the user if we know them; otherwise keeps an invitation for their first sign-in.
+    Returns "added" or "invited"."""
+    name = normalize_username(username)
+    membership = await require_membership(session, chat_id, actor.id)
+    if membership.chat.type != ChatType.GROUP:
+        raise BadRequest("Only groups take invitations", code="not_a_group")
+    membership.require_manager()
+    user = await session.scalar(select(User).where(func.lower(User.username) == name))
+    if user is not None:
+        await add_member(session, actor, chat_id, user.id)
+        return "added"
+    await session.execute(
+        upsert_insert(session, ChatInvitation)
+        .values(chat_id=chat_id, username=name, invited_by=actor.id)
+        .on_conflict_do_nothing(index_elements=["chat_id", "username"])
+    )
+    return "invited"
+
+
+async def accept_invitations(session: AsyncSession, user: User) -> list[int]:
+    """Joins the user to every chat that invited their username before we knew them."""
+    if not user.username:
+        return []
+    invitations = list(
+        await session.scalars(
+            select(ChatInvitation).where(ChatInvitation.username == user.username.lower())
+        )
+    )
+    joined: list[int] = []
+    for invitation in invitations:
+        chat = await session.get(Chat, invitation.chat_id)
+        already = await session.scalar(
+            select(ChatMember.id).where(
+                ChatMember.chat_id == invitation.chat_id, ChatMember.user_id == user.id
+            )
+        )
+        if chat is not None and chat.is_active and already is None:
+            await _add_member(session, chat, user)
+            joined.append(chat.id)
+        await session.delete(invitation)
+    await session.flush()
+    return joined
+
+
+async def create_invite_link(
+    session: AsyncSession, actor: User, chat_id: int, *, expires_in: timedelta | None = None
+) -> ChatInviteLink:
+    membership = await require_membership(session, chat_id, actor.id)
+    if membership.chat.type != ChatType.GROUP:
+        raise BadRequest("Only groups have invite links", code="not_a_group")
+    membership.require_manager()
+    now = datetime.now(UTC)
+    link = ChatInviteLink(
+        token=secrets.token_urlsafe(18),
+        chat_id=chat_id,
+        created_by=actor.id,
+        created_at=now,
+        expires_at=now + expires_in if expires_in else None,
+    )
+    session.add(link)
+    await session.flush()
+    return link
+
+
+async def revoke_invite_link(session: AsyncSession, actor: User, chat_id: int, token: str) -> None:
+    membership = await require_membership(session, chat_id, actor.id)
+    membership.require_manager()
+    link = await session.get(ChatInviteLink, token)
+    if link is None or link.chat_id != chat_id:
+        raise NotFound("Invite link not found", code="invite_link_not_found")
+    if link.revoked_at is None:
+        link.revoked_at = datetime.now(UTC)
+        await session.flush()
+
+
+async def join_by_invite_link(session: AsyncSession, user: User, token: str) -> Chat:
+    link = await session.get(ChatInviteLink, token)
+    now = datetime.now(UTC)
+    if link is None or link.revoked_at is not None:
+        raise NotFound("Invite link not found", code="invite_link_not_found")
+    if link.expires_at is not None and link.expires_at <= now:
+        raise NotFound("Invite link has expired", code="invite_link_expired")
+    chat = await session.get(Chat, link.chat_id)
+    if chat is None or not chat.is_active:
+        raise chat_not_found()
+    existing = await session.scalar(
+        select(ChatMember.id).where(ChatMember.chat_id == chat.id, ChatMember.user_id == user.id)
+    )
+    if existing is None:
+        await _add_member(session, chat, user)
+    return chat
+
+
+async def update_member_settings(
+    session: AsyncSession, user: User, chat_id: int, changes: dict[str, bool]
+) -> Membership:
+    """The caller's own flags for a chat: favorite, muted, archived. Private to them."""
+    membership = await require_membership(session, chat_id, user.id)
+    for field in ("is_favorite", "is_muted", "is_archived"):
+        if field in changes:
+            setattr(membership.member, field, changes[field])
+    await session.flush()
+    return membership
+
+
+async def remove_invitations_for_chat(session: AsyncSession, chat_id: int) -> None:
+    await session.execute(delete(ChatInvitation).where(ChatInvitation.chat_id == chat_id))

@@ -1,0 +1,80 @@
+"""The chat event log: every persisted change in a chat gets the chat's next seq, in the same
+transaction as the change, so seq order is commit order and has no gaps."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.events import encode_envelope, encode_frame, stage
+from models import Chat, ChatEvent, ChatMember
+
+MAX_EVENTS_PAGE = 1000
+
+
+class EventType(StrEnum):
+    NEW_MESSAGE = "new_message"
+    MESSAGE_EDITED = "message_edited"
+    MESSAGE_DELETED = "message_deleted"
+    REACTION_CHANGED = "reaction_changed"
+    MESSAGE_PINNED = "message_pinned"
+    MESSAGE_READ = "message_read"
+    MEMBER_ADDED = "member_added"
+    MEMBER_REMOVED = "member_removed"
+    MEMBER_UPDATED = "member_updated"
+    CHAT_UPDATED = "chat_updated"
+    CHAT_DELETED = "chat_deleted"
+
+
+async def next_seq(session: AsyncSession, chat_id: int) -> int:
+    """Take the chat's next seq. The row lock (PostgreSQL) or the write lock (SQLite) this takes
+    is held to commit, so concurrent writers to one chat queue here, in commit order."""
+    seq = await session.scalar(
+        update(Chat)
+        .where(Chat.id == chat_id)
+        .values(last_seq=Chat.last_seq + 1)
+        .returning(Chat.last_seq)
+    )
+    assert seq is not None
+    return int(seq)
+
+
+def event_frame(event: ChatEvent) -> dict[str, Any]:
+    return {"type": event.type, "chat_id": event.chat_id, "seq": event.seq, **event.payload}
+
+
+async def record_event(
+    session: AsyncSession,
+    chat_id: int,
+    type_: EventType,
+    payload: dict[str, Any],
+    *,
+    seq: int | None = None,
+    also_notify: Iterable[int] = (),
+) -> ChatEvent:
+    """Append an event and stage it for delivery to the chat's members (and `also_notify`,
+    e.g. a member who was just removed). Pass `seq` when the change already took one."""
+    if seq is None:
+        seq = await next_seq(session, chat_id)
+    event = ChatEvent(chat_id=chat_id, seq=seq, type=type_.value, payload=payload)
+    session.add(event)
+    await session.flush()
+    members = await session.scalars(select(ChatMember.user_id).where(ChatMember.chat_id == chat_id))
+    stage(session, encode_envelope([*members, *also_notify], encode_frame(event_frame(event))))
+    return event
+
+
+async def events_after(
+    session: AsyncSession, chat_id: int, after_seq: int, limit: int
+) -> list[ChatEvent]:
+    result = await session.scalars(
+        select(ChatEvent)
+        .where(ChatEvent.chat_id == chat_id, ChatEvent.seq > after_seq)
+        .order_by(ChatEvent.seq)
+        .limit(min(limit, MAX_EVENTS_PAGE))
+    )
+    return list(result)

@@ -1,0 +1,130 @@
+"""Users: created on first sight from Telegram, kept in step with their Telegram profile."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, fields
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.db import upsert_insert
+from core.errors import NotFound, Unprocessable
+from models import User
+
+BIO_MAX_LENGTH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramProfile:
+    """What Telegram tells us about a user. None means "not known from this source"."""
+
+    telegram_id: int
+    first_name: str
+    last_name: str | None = None
+    username: str | None = None
+    language_code: str | None = None
+    is_premium: bool | None = None
+    photo_url: str | None = None
+    allows_write_to_pm: bool | None = None
+    is_bot: bool | None = None
+
+
+_SYNCED_FIELDS = tuple(f.name for f in fields(TelegramProfile) if f.name != "telegram_id")
+_ALWAYS_SYNCED = frozenset({"first_name", "last_name", "username"})
+
+
+def _changes(user: User, profile: TelegramProfile, is_admin: bool) -> dict[str, object]:
+    changes: dict[str, object] = {}
+    for name in _SYNCED_FIELDS:
+        value = getattr(profile, name)
+        if value is None and name not in _ALWAYS_SYNCED:
+            continue
+        if getattr(user, name) != value:
+            changes[name] = value
+    if user.is_admin != is_admin:
+        changes["is_admin"] = is_admin
+    return changes
+
+
+async def sync_telegram_user(
+    session: AsyncSession, profile: TelegramProfile, *, admin_ids: frozenset[int]
+) -> User:
+    """The user row for this Telegram user, created on first sight and updated when the profile
+    changed; no write at all when nothing changed. Safe under concurrent first requests."""
+    is_admin = profile.telegram_id in admin_ids
+    user = await session.scalar(select(User).where(User.telegram_id == profile.telegram_id))
+    if user is None:
+        await _release_username(session, profile)
+        values = {name: getattr(profile, name) for name in _SYNCED_FIELDS}
+        values = {k: v for k, v in values.items() if v is not None}
+        statement = (
+            upsert_insert(session, User)
+            .values(telegram_id=profile.telegram_id, is_admin=is_admin, **values)
+            .on_conflict_do_nothing(index_elements=["telegram_id"])
+        )
+        await session.execute(statement)
+        user = await session.scalar(
+            select(User)
+            .where(User.telegram_id == profile.telegram_id)
+            .execution_options(populate_existing=True)
+        )
+        assert user is not None
+    changes = _changes(user, profile, is_admin)
+    if changes:
+        if "username" in changes:
+            await _release_username(session, profile)
+        for name, value in changes.items():
+            setattr(user, name, value)
+        await session.flush()
+    return user
+
+
+async def _release_username(session: AsyncSession, profile: TelegramProfile) -> None:
+    """Telegram usernames move between accounts; the newest holder keeps it here too."""
+    if not profile.username:
+        return
+    holder = await session.scalar(
+        select(User).where(
+            func.lower(User.username) == profile.username.lower(),
+            User.telegram_id != profile.telegram_id,
+        )
+    )
+    if holder is not None:
+        holder.username = None
+        await session.flush()
+
+
+async def get_user(session: AsyncSession, user_id: int) -> User:
+    user = await session.get(User, user_id)
+    if user is None:
+        raise NotFound("User not found", code="user_not_found")
+    return user
+
+
+class _Unset(enum.Enum):
+    UNSET = enum.auto()
+
+
+UNSET = _Unset.UNSET
+
+
+async def update_profile(
+    session: AsyncSession,
+    user: User,
+    *,
+    bio: str | _Unset | None = UNSET,
+    notifications_enabled: bool | _Unset = UNSET,
+) -> User:
+    """Sets what the user chose to change; an empty bio clears it."""
+    if bio is not UNSET:
+        bio = (bio or "").strip()
+        if len(bio) > BIO_MAX_LENGTH:
+            raise Unprocessable(
+                f"bio is longer than {BIO_MAX_LENGTH} characters", code="bio_too_long"
+            )
+        user.bio = bio or None
+    if notifications_enabled is not UNSET:
+        user.notifications_enabled = notifications_enabled
+    await session.flush()
+    return user

@@ -1,0 +1,147 @@
+"""The shapes of domain objects as clients see them, shared by REST responses, WebSocket frames
+and stored chat events, so that every surface shows the same thing."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models import ChatMember, Message, MessageReaction, MessageType, User
+
+
+class UserBrief(BaseModel):
+    id: int
+    telegram_id: int
+    username: str | None
+    first_name: str
+    last_name: str | None
+    profile_photo_url: str | None
+    is_bot: bool
+
+    @classmethod
+    def of(cls, user: User) -> UserBrief:
+        return cls(
+            id=user.id,
+            telegram_id=user.telegram_id,
+            username=user.username,
+            first_name=user.first_name,
+            last_name=user.last_name,
+            profile_photo_url=user.photo_url,
+            is_bot=user.is_bot,
+        )
+
+
+class ReactionCount(BaseModel):
+    emoji: str
+    count: int
+
+
+class MessageView(BaseModel):
+    """Aeon's Message shape plus seq, reactions, pins and idempotency key."""
+
+    id: int
+    chat_id: int
+    seq: int
+    sender_id: int | None
+    sender: UserBrief | None
+    text: str | None
+    message_type: MessageType
+    reply_to_message_id: int | None
+    media_url: str | None = None
+    media_type: str | None = None
+    media_size: int | None = None
+    media_duration: float | None = None
+    forward_from_user_id: int | None
+    forward_from_chat_id: int | None
+    is_edited: bool
+    is_deleted: bool
+    edited_at: datetime | None
+    read_by: list[int]
+    reactions: list[ReactionCount]
+    is_pinned: bool
+    client_msg_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+def _reaction_counts(emojis: list[str]) -> list[ReactionCount]:
+    return [ReactionCount(emoji=e, count=n) for e, n in Counter(emojis).most_common()]
+
+
+async def message_views(session: AsyncSession, messages: Sequence[Message]) -> list[MessageView]:
+    """Views of messages, in the order given, with a constant number of queries."""
+    if not messages:
+        return []
+    message_ids = [m.id for m in messages]
+    chat_ids = {m.chat_id for m in messages}
+    sender_ids = {m.sender_id for m in messages if m.sender_id is not None}
+    senders = {
+        u.id: UserBrief.of(u)
+        for u in await session.scalars(select(User).where(User.id.in_(sender_ids)))
+    }
+    reactions: dict[int, list[str]] = defaultdict(list)
+    reaction_rows = await session.execute(
+        select(MessageReaction.message_id, MessageReaction.emoji)
+        .where(MessageReaction.message_id.in_(message_ids))
+        .order_by(MessageReaction.created_at)
+    )
+    for message_id, emoji in reaction_rows:
+        reactions[message_id].append(emoji)
+    markers: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    marker_rows = await session.execute(
+        select(ChatMember.chat_id, ChatMember.user_id, ChatMember.last_read_seq).where(
+            ChatMember.chat_id.in_(chat_ids),
+            ChatMember.last_read_seq >= min(m.seq for m in messages),
+        )
+    )
+    for chat_id, user_id, last_read_seq in marker_rows:
+        markers[chat_id].append((user_id, last_read_seq))
+    return [
+        _view(
+            m,
+            senders.get(m.sender_id) if m.sender_id is not None else None,
+            reactions.get(m.id, []),
+            sorted(
+                user_id
+                for user_id, seq in markers[m.chat_id]
+                if seq >= m.seq and user_id != m.sender_id
+            ),
+        )
+        for m in messages
+    ]
+
+
+def _view(
+    message: Message, sender: UserBrief | None, emojis: list[str], read_by: list[int]
+) -> MessageView:
+    return MessageView(
+        id=message.id,
+        chat_id=message.chat_id,
+        seq=message.seq,
+        sender_id=message.sender_id,
+        sender=sender,
+        text=message.text,
+        message_type=message.type,
+        reply_to_message_id=message.reply_to_id,
+        forward_from_user_id=message.forward_from_user_id,
+        forward_from_chat_id=message.forward_from_chat_id,
+        is_edited=message.edited_at is not None,
+        is_deleted=message.deleted_at is not None,
+        edited_at=message.edited_at,
+        read_by=read_by,
+        reactions=_reaction_counts(emojis),
+        is_pinned=message.pinned_at is not None,
+        client_msg_id=message.client_msg_id,
+        created_at=message.created_at,
+        updated_at=message.updated_at,
+    )
+
+
+async def message_view(session: AsyncSession, message: Message) -> MessageView:
+    (view,) = await message_views(session, [message])
+    return view
