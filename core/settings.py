@@ -123,6 +123,14 @@ class Settings(BaseSettings):
             return development_bot_token()
         return None
 
+    def bot_telegram_id(self) -> int | None:
+        """The bot's own Telegram user id: BOT_ID, else the number a bot token starts with."""
+        if self.bot_id is not None:
+            return self.bot_id
+        token = self.bot_token_value()
+        prefix = token.partition(":")[0] if token else ""
+        return int(prefix) if prefix.isdigit() else None
+
 
 def _random_secret() -> str:
     return secrets.token_urlsafe(48)

@@ -21,7 +21,31 @@ from core.tokens import (
     read_access_token,
 )
 from models import AuthSession, RefreshToken, User
+from services.chats import accept_invitations
 from services.users import TelegramProfile, sync_telegram_user
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    """What checking a credential needs, resolved once per process from the settings."""
+
+    secret_key: str
+    bot_token: str | None
+    bot_id: int | None
+    test_env: bool
+    init_data_max_age: int
+    admin_telegram_ids: frozenset[int]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AuthConfig:
+        return cls(
+            secret_key=settings.secret_key_value(),
+            bot_token=settings.bot_token_value(),
+            bot_id=settings.bot_id,
+            test_env=settings.telegram_test_env,
+            init_data_max_age=settings.init_data_max_age,
+            admin_telegram_ids=settings.admin_telegram_ids,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,25 +76,30 @@ def profile_from_web_app_user(web_user: WebAppUser) -> TelegramProfile:
     )
 
 
-async def authenticate_init_data(session: AsyncSession, settings: Settings, raw: str) -> User:
+async def authenticate_init_data(session: AsyncSession, config: AuthConfig, raw: str) -> User:
     init_data = validate_init_data(
         raw,
-        bot_token=settings.bot_token_value(),
-        bot_id=settings.bot_id,
-        test_env=settings.telegram_test_env,
-        max_age=settings.init_data_max_age,
+        bot_token=config.bot_token,
+        bot_id=config.bot_id,
+        test_env=config.test_env,
+        max_age=config.init_data_max_age,
     )
     if init_data.user is None:
         raise Unauthorized("initData carries no user", code="init_data_malformed")
-    return await sync_telegram_user(
+    synced = await sync_telegram_user(
         session,
         profile_from_web_app_user(init_data.user),
-        admin_ids=settings.admin_telegram_ids,
+        admin_ids=config.admin_telegram_ids,
     )
+    if synced.is_new or synced.username_changed:
+        await accept_invitations(session, synced.user)
+    return synced.user
 
 
-async def authenticate_access_token(session: AsyncSession, secret_key: str, token: str) -> Identity:
-    claims = read_access_token(secret_key, token)
+async def authenticate_access_token(
+    session: AsyncSession, config: AuthConfig, token: str
+) -> Identity:
+    claims = read_access_token(config.secret_key, token)
     user = await session.scalar(
         select(User)
         .join(AuthSession, AuthSession.user_id == User.id)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from core.db import upsert_insert
 from core.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
@@ -18,16 +22,19 @@ from models import (
     ChatMember,
     ChatType,
     MemberRole,
+    Message,
     User,
 )
 from services.access import Membership, chat_not_found, require_membership
 from services.events import EventType, record_event
-from services.views import UserBrief
+from services.messages import unread_counts
+from services.views import ChatListItem, ChatView, MemberView, MySettings, UserBrief, message_views
 
 RESTORE_WINDOW = timedelta(days=30)
 TITLE_MAX_LENGTH = 256
 DESCRIPTION_MAX_LENGTH = 2000
 MAX_GROUP_MEMBERS_AT_CREATION = 200
+CHAT_LIST_MAX_LIMIT = 200
 
 
 def _member_payload(member: ChatMember, user: User) -> dict[str, object]:
@@ -310,7 +317,7 @@ def normalize_username(username: str) -> str:
 
 async def invite_by_username(
     session: AsyncSession, actor: User, chat_id: int, username: str
-) -> str:
+) -> Literal["added", "invited"]:
     """Adds the user if we know them; otherwise keeps an invitation for their first sign-in.
     Returns "added" or "invited"."""
     name = normalize_username(username)
@@ -418,3 +425,183 @@ async def update_member_settings(
 
 async def remove_invitations_for_chat(session: AsyncSession, chat_id: int) -> None:
     await session.execute(delete(ChatInvitation).where(ChatInvitation.chat_id == chat_id))
+
+
+def _display_title(chat: Chat, peer: User | None) -> str | None:
+    if chat.title or peer is None:
+        return chat.title
+    return " ".join(part for part in (peer.first_name, peer.last_name) if part)
+
+
+def _encode_cursor(chat: Chat) -> str:
+    raw = f"{chat.last_activity_at.isoformat()}|{chat.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        moment, _, chat_id = raw.partition("|")
+        return datetime.fromisoformat(moment), int(chat_id)
+    except (ValueError, UnicodeDecodeError):
+        raise Unprocessable("cursor is not valid", code="bad_cursor") from None
+
+
+@dataclass(frozen=True, slots=True)
+class ChatListPage:
+    items: list[ChatListItem]
+    next_cursor: str | None
+
+
+async def list_chats(
+    session: AsyncSession,
+    user: User,
+    *,
+    limit: int = 100,
+    cursor: str | None = None,
+    query: str | None = None,
+) -> ChatListPage:
+    """The user's active chats, most recently active first, with a constant number of queries
+    whatever the page size."""
+    limit = max(1, min(limit, CHAT_LIST_MAX_LIMIT))
+    statement = (
+        select(Chat, ChatMember)
+        .join(ChatMember, ChatMember.chat_id == Chat.id)
+        .where(ChatMember.user_id == user.id, Chat.is_active.is_(True))
+    )
+    if cursor:
+        moment, chat_id = _decode_cursor(cursor)
+        statement = statement.where(
+            or_(
+                Chat.last_activity_at < moment,
+                and_(Chat.last_activity_at == moment, Chat.id < chat_id),
+            )
+        )
+    if query and query.strip():
+        pattern = f"%{query.strip().lower()}%"
+        peer_member = aliased(ChatMember)
+        peer_user = aliased(User)
+        peer_matches = (
+            select(peer_member.id)
+            .join(peer_user, peer_user.id == peer_member.user_id)
+            .where(
+                peer_member.chat_id == Chat.id,
+                peer_member.user_id != user.id,
+                or_(
+                    func.lower(peer_user.first_name).like(pattern),
+                    func.lower(peer_user.last_name).like(pattern),
+                    func.lower(peer_user.username).like(pattern),
+                ),
+            )
+        )
+        statement = statement.where(
+            or_(
+                func.lower(Chat.title).like(pattern),
+                and_(Chat.type != ChatType.GROUP, peer_matches.exists()),
+            )
+        )
+    rows = (
+        await session.execute(
+            statement.order_by(Chat.last_activity_at.desc(), Chat.id.desc()).limit(limit + 1)
+        )
+    ).all()
+    page = rows[:limit]
+    chats = [chat for chat, _ in page]
+    chat_ids = [chat.id for chat in chats]
+    last_messages = await message_views(
+        session,
+        list(
+            await session.scalars(
+                select(Message).where(
+                    Message.id.in_([c.last_message_id for c in chats if c.last_message_id])
+                )
+            )
+        ),
+    )
+    last_by_chat = {view.chat_id: view for view in last_messages}
+    unread = await unread_counts(session, user, chat_ids)
+    member_counts = dict(
+        (
+            await session.execute(
+                select(ChatMember.chat_id, func.count())
+                .where(ChatMember.chat_id.in_(chat_ids))
+                .group_by(ChatMember.chat_id)
+            )
+        ).all()
+    )
+    peers = await _peers(session, user, [c.id for c in chats if c.type != ChatType.GROUP])
+    items = []
+    for chat, member in page:
+        last = last_by_chat.get(chat.id)
+        peer = peers.get(chat.id)
+        items.append(
+            ChatListItem(
+                id=chat.id,
+                title=_display_title(chat, peer),
+                chat_type=chat.type,
+                photo_url=chat.photo_url or (peer.photo_url if peer else None),
+                last_message=last,
+                last_message_time=last.created_at if last else None,
+                unread_count=unread.get(chat.id, 0),
+                last_seq=chat.last_seq,
+                last_read_seq=member.last_read_seq,
+                is_favorite=member.is_favorite,
+                is_muted=member.is_muted,
+                is_archived=member.is_archived,
+                is_active=chat.is_active,
+                member_count=int(member_counts.get(chat.id, 0)),
+                peer=UserBrief.of(peer) if peer else None,
+            )
+        )
+    next_cursor = _encode_cursor(page[-1][0]) if len(rows) > limit else None
+    return ChatListPage(items, next_cursor)
+
+
+async def _peers(session: AsyncSession, user: User, chat_ids: Sequence[int]) -> dict[int, User]:
+    """The other member of each private or AI chat."""
+    if not chat_ids:
+        return {}
+    rows = await session.execute(
+        select(ChatMember.chat_id, User)
+        .join(User, User.id == ChatMember.user_id)
+        .where(ChatMember.chat_id.in_(chat_ids), ChatMember.user_id != user.id)
+    )
+    return {chat_id: peer for chat_id, peer in rows}
+
+
+async def chat_view(session: AsyncSession, membership: Membership, viewer: User) -> ChatView:
+    chat, me = membership.chat, membership.member
+    rows = await session.execute(
+        select(ChatMember, User)
+        .join(User, User.id == ChatMember.user_id)
+        .where(ChatMember.chat_id == chat.id)
+        .order_by(ChatMember.joined_at, ChatMember.id)
+    )
+    members = [MemberView.of(member, user) for member, user in rows]
+    peer = next((m for m in members if m.id != viewer.id and chat.type != ChatType.GROUP), None)
+    title = chat.title
+    if title is None and peer is not None:
+        title = " ".join(part for part in (peer.first_name, peer.last_name) if part)
+    return ChatView(
+        id=chat.id,
+        title=title,
+        chat_type=chat.type,
+        description=chat.description,
+        photo_url=chat.photo_url,
+        created_by=chat.created_by,
+        is_active=chat.is_active,
+        created_at=chat.created_at,
+        updated_at=chat.updated_at,
+        last_seq=chat.last_seq,
+        members=members,
+        my_settings=MySettings(
+            is_favorite=me.is_favorite,
+            is_muted=me.is_muted,
+            is_archived=me.is_archived,
+            last_read_seq=me.last_read_seq,
+        ),
+    )
+
+
+async def get_chat(session: AsyncSession, user: User, chat_id: int) -> ChatView:
+    return await chat_view(session, await require_membership(session, chat_id, user.id), user)

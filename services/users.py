@@ -47,13 +47,21 @@ def _changes(user: User, profile: TelegramProfile, is_admin: bool) -> dict[str, 
     return changes
 
 
+@dataclass(frozen=True, slots=True)
+class SyncedUser:
+    user: User
+    is_new: bool
+    username_changed: bool
+
+
 async def sync_telegram_user(
     session: AsyncSession, profile: TelegramProfile, *, admin_ids: frozenset[int]
-) -> User:
+) -> SyncedUser:
     """The user row for this Telegram user, created on first sight and updated when the profile
     changed; no write at all when nothing changed. Safe under concurrent first requests."""
     is_admin = profile.telegram_id in admin_ids
     user = await session.scalar(select(User).where(User.telegram_id == profile.telegram_id))
+    is_new = user is None
     if user is None:
         await _release_username(session, profile)
         values = {name: getattr(profile, name) for name in _SYNCED_FIELDS}
@@ -77,7 +85,7 @@ async def sync_telegram_user(
         for name, value in changes.items():
             setattr(user, name, value)
         await session.flush()
-    return user
+    return SyncedUser(user, is_new=is_new, username_changed="username" in changes)
 
 
 async def _release_username(session: AsyncSession, profile: TelegramProfile) -> None:
@@ -109,6 +117,13 @@ class _Unset(enum.Enum):
 UNSET = _Unset.UNSET
 
 
+async def get_user_by_username(session: AsyncSession, username: str) -> User:
+    user = await session.scalar(select(User).where(func.lower(User.username) == username.lower()))
+    if user is None:
+        raise NotFound("User not found", code="user_not_found")
+    return user
+
+
 async def update_profile(
     session: AsyncSession,
     user: User,
@@ -128,3 +143,13 @@ async def update_profile(
         user.notifications_enabled = notifications_enabled
     await session.flush()
     return user
+
+
+async def ensure_bot_user(session: AsyncSession, telegram_id: int, name: str) -> User:
+    """The AI participant's own user row."""
+    synced = await sync_telegram_user(
+        session,
+        TelegramProfile(telegram_id=telegram_id, first_name=name, is_bot=True),
+        admin_ids=frozenset(),
+    )
+    return synced.user

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import ChatMember, Message, MessageReaction, MessageType, User
+from models import ChatMember, ChatType, MemberRole, Message, MessageReaction, MessageType, User
 
 
 class UserBrief(BaseModel):
@@ -145,3 +145,80 @@ def _view(
 async def message_view(session: AsyncSession, message: Message) -> MessageView:
     (view,) = await message_views(session, [message])
     return view
+
+
+class MemberView(BaseModel):
+    """Aeon's chat member shape plus role and read marker."""
+
+    id: int
+    telegram_id: int
+    username: str | None
+    first_name: str
+    last_name: str | None
+    profile_photo_url: str | None
+    is_bot: bool
+    is_admin: bool
+    role: str
+    joined_at: datetime
+    last_read_seq: int
+
+    @classmethod
+    def of(cls, member: ChatMember, user: User) -> MemberView:
+        return cls(
+            id=user.id,
+            telegram_id=user.telegram_id,
+            username=user.username,
+            first_name=user.first_name,
+            last_name=user.last_name,
+            profile_photo_url=user.photo_url,
+            is_bot=user.is_bot,
+            is_admin=member.role in (MemberRole.OWNER, MemberRole.ADMIN),
+            role=member.role.value,
+            joined_at=member.joined_at,
+            last_read_seq=member.last_read_seq,
+        )
+
+
+class MySettings(BaseModel):
+    is_favorite: bool
+    is_muted: bool
+    is_archived: bool
+    last_read_seq: int
+
+
+class ChatView(BaseModel):
+    """Aeon's Chat shape plus the event sequence and the caller's own settings."""
+
+    id: int
+    title: str | None
+    chat_type: ChatType
+    description: str | None
+    photo_url: str | None
+    created_by: int | None
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+    last_seq: int
+    members: list[MemberView]
+    my_settings: MySettings
+
+
+class ChatListItem(BaseModel):
+    """Aeon's chat list entry (with a real unread_count) plus seqs and the caller's flags."""
+
+    id: int
+    title: str | None
+    chat_type: ChatType
+    photo_url: str | None
+    last_message: MessageView | None
+    last_message_time: datetime | None
+    unread_count: int
+    last_seq: int
+    last_read_seq: int
+    is_favorite: bool
+    is_muted: bool
+    is_archived: bool
+    is_active: bool
+    member_count: int
+    # The other person of a private or AI chat, for avatars and presence.
+    peer: UserBrief | None

@@ -14,7 +14,7 @@ from core.settings import Settings
 from webapp_api.context import AppContext
 from webapp_api.errors import install_error_handlers
 from webapp_api.middleware import RequestIdMiddleware, StripTrailingSlashMiddleware
-from webapp_api.routes import auth, health, me
+from webapp_api.routes import auth, chats, health, me, messages
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +56,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(me.router)
+    app.include_router(chats.router)
+    app.include_router(messages.router)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from core.broker import Broker, create_broker
 from core.db import create_engine, create_sessionmaker
 from core.settings import Settings
+from services.auth import AuthConfig
 
 
 @dataclass(slots=True)
@@ -17,7 +18,7 @@ class AppContext:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     broker: Broker
-    secret_key: str
+    auth: AuthConfig
 
     @classmethod
     async def open(cls, settings: Settings) -> AppContext:
@@ -25,7 +26,11 @@ class AppContext:
         broker = create_broker(settings.redis_url)
         await broker.start()
         return cls(
-            settings, engine, create_sessionmaker(engine), broker, settings.secret_key_value()
+            settings,
+            engine,
+            create_sessionmaker(engine),
+            broker,
+            AuthConfig.from_settings(settings),
         )
 
     async def close(self) -> None:

@@ -43,13 +43,13 @@ async def get_identity(
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise Unauthorized("Authorization must be 'Bearer <token>'", code="token_invalid")
-        return await authenticate_access_token(session, context.secret_key, token.strip())
+        return await authenticate_access_token(session, context.auth, token.strip())
     if init_data is None:
         raise Unauthorized(
             "Send X-Telegram-Init-Data or an Authorization bearer token",
             code="init_data_missing",
         )
-    user = await authenticate_init_data(session, context.settings, init_data)
+    user = await authenticate_init_data(session, context.auth, init_data)
     return Identity(user=user, session_id=None)
 
 

@@ -1,0 +1,466 @@
+"""Messages: send, forward, edit, delete, react, pin, read, history and search.
+
+`send_message` is the one way a message comes to exist: the REST routes, the WebSocket, the bot
+and the AI participant all call it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, func, literal_column, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import ColumnElement
+
+from core.db import upsert_insert
+from core.errors import BadRequest, Forbidden, Unprocessable
+from models import Chat, ChatMember, ChatType, Message, MessageReaction, MessageType, User
+from models.message import FTS_CONFIG
+from services.access import (
+    Membership,
+    message_not_found,
+    require_membership,
+    require_message,
+)
+from services.events import EventType, next_seq, record_event
+from services.views import MessageView, message_view, message_views
+
+TEXT_MAX_LENGTH = 4096
+CLIENT_MSG_ID_MAX_LENGTH = 64
+EMOJI_MAX_LENGTH = 32
+HISTORY_MAX_LIMIT = 100
+SEARCH_MAX_LIMIT = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    message: Message
+    view: MessageView
+    created: bool  # False when a retry with the same client_msg_id found the original
+
+
+def clean_text(text: str | None, *, required: bool) -> str | None:
+    cleaned = (text or "").strip()
+    if not cleaned:
+        if required:
+            raise Unprocessable("Message text must not be empty", code="text_required")
+        return None
+    if len(cleaned) > TEXT_MAX_LENGTH:
+        raise Unprocessable(
+            f"Message text is longer than {TEXT_MAX_LENGTH} characters", code="text_too_long"
+        )
+    return cleaned
+
+
+async def _find_by_client_msg_id(
+    session: AsyncSession, sender_id: int, client_msg_id: str
+) -> Message | None:
+    return await session.scalar(
+        select(Message).where(
+            Message.sender_id == sender_id, Message.client_msg_id == client_msg_id
+        )
+    )
+
+
+async def send_message(
+    session: AsyncSession,
+    sender: User,
+    chat_id: int,
+    *,
+    text: str | None,
+    reply_to_message_id: int | None = None,
+    client_msg_id: str | None = None,
+    message_type: MessageType = MessageType.TEXT,
+    forward_from: Message | None = None,
+) -> Sent:
+    """Persist a message with the chat's next seq and stage its `new_message` event.
+
+    A retry with a `client_msg_id` the sender already used returns the original message and
+    records nothing, also when the two attempts race each other."""
+    membership = await require_membership(session, chat_id, sender.id)
+    if client_msg_id is not None:
+        if not 0 < len(client_msg_id) <= CLIENT_MSG_ID_MAX_LENGTH:
+            raise Unprocessable("client_msg_id must be 1..64 characters", code="bad_client_msg_id")
+        original = await _find_by_client_msg_id(session, sender.id, client_msg_id)
+        if original is not None:
+            return Sent(original, await message_view(session, original), created=False)
+    text = clean_text(text, required=forward_from is None)
+    if reply_to_message_id is not None:
+        reply_to = await session.get(Message, reply_to_message_id)
+        if reply_to is None or reply_to.chat_id != chat_id:
+            raise Unprocessable(
+                "reply_to_message_id must be a message of the same chat", code="bad_reply_to"
+            )
+    try:
+        async with session.begin_nested():
+            message = await _insert_message(
+                session,
+                membership.chat,
+                sender,
+                text=text,
+                message_type=message_type,
+                reply_to_message_id=reply_to_message_id,
+                client_msg_id=client_msg_id,
+                forward_from=forward_from,
+            )
+    except IntegrityError:
+        # A concurrent attempt with the same client_msg_id committed first.
+        assert client_msg_id is not None
+        original = await _find_by_client_msg_id(session, sender.id, client_msg_id)
+        if original is None:
+            raise
+        return Sent(original, await message_view(session, original), created=False)
+    view = await message_view(session, message)
+    await record_event(
+        session,
+        chat_id,
+        EventType.NEW_MESSAGE,
+        {"message": view.model_dump(mode="json")},
+        seq=message.seq,
+    )
+    return Sent(message, view, created=True)
+
+
+async def _insert_message(
+    session: AsyncSession,
+    chat: Chat,
+    sender: User,
+    *,
+    text: str | None,
+    message_type: MessageType,
+    reply_to_message_id: int | None,
+    client_msg_id: str | None,
+    forward_from: Message | None,
+) -> Message:
+    seq = await next_seq(session, chat.id)
+    now = datetime.now(UTC)
+    message = Message(
+        chat_id=chat.id,
+        sender_id=sender.id,
+        seq=seq,
+        type=forward_from.type if forward_from else message_type,
+        text=forward_from.text if forward_from else text,
+        reply_to_id=reply_to_message_id,
+        client_msg_id=client_msg_id,
+        forward_from_user_id=forward_from.sender_id if forward_from else None,
+        forward_from_chat_id=forward_from.chat_id if forward_from else None,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(message)
+    await session.flush()
+    await session.execute(
+        update(Chat)
+        .where(Chat.id == chat.id)
+        .values(last_message_id=message.id, last_activity_at=now)
+    )
+    return message
+
+
+async def forward_message(
+    session: AsyncSession, user: User, message_id: int, to_chat_id: int
+) -> Sent:
+    original, _ = await require_message(session, message_id, user.id)
+    if original.deleted_at is not None:
+        raise BadRequest("A deleted message cannot be forwarded", code="message_deleted")
+    return await send_message(session, user, to_chat_id, text=None, forward_from=original)
+
+
+async def edit_message(
+    session: AsyncSession, user: User, message_id: int, text: str
+) -> MessageView:
+    message, _ = await require_message(session, message_id, user.id)
+    if message.sender_id != user.id:
+        raise Forbidden("Only the sender can edit a message", code="not_message_sender")
+    if message.deleted_at is not None:
+        raise BadRequest("A deleted message cannot be edited", code="message_deleted")
+    cleaned = clean_text(text, required=message.type == MessageType.TEXT)
+    if cleaned == message.text:
+        return await message_view(session, message)
+    now = datetime.now(UTC)
+    message.text, message.edited_at, message.updated_at = cleaned, now, now
+    await session.flush()
+    view = await message_view(session, message)
+    await record_event(
+        session,
+        message.chat_id,
+        EventType.MESSAGE_EDITED,
+        {"message": view.model_dump(mode="json")},
+    )
+    return view
+
+
+async def delete_message(session: AsyncSession, user: User, message_id: int) -> MessageView:
+    message, membership = await require_message(session, message_id, user.id)
+    if message.sender_id != user.id and not (
+        membership.chat.type == ChatType.GROUP and membership.is_manager
+    ):
+        raise Forbidden("Only the sender or a group admin can delete", code="cannot_delete")
+    if message.deleted_at is None:
+        now = datetime.now(UTC)
+        message.text, message.deleted_at, message.updated_at = None, now, now
+        message.pinned_at = None
+        await session.execute(
+            delete(MessageReaction).where(MessageReaction.message_id == message.id)
+        )
+        await session.flush()
+        await record_event(
+            session,
+            message.chat_id,
+            EventType.MESSAGE_DELETED,
+            {"message_id": message.id, "deleted_by": user.id},
+        )
+    return await message_view(session, message)
+
+
+async def set_reaction(
+    session: AsyncSession, user: User, message_id: int, emoji: str | None
+) -> MessageView:
+    """Sets (or with None removes) the user's one reaction to a message."""
+    message, _ = await require_message(session, message_id, user.id)
+    if message.deleted_at is not None:
+        raise BadRequest("A deleted message cannot take reactions", code="message_deleted")
+    current = await session.get(MessageReaction, (message.id, user.id))
+    if emoji is not None:
+        emoji = emoji.strip()
+        if not 0 < len(emoji) <= EMOJI_MAX_LENGTH:
+            raise Unprocessable("emoji must be 1..32 characters", code="bad_emoji")
+    if (current.emoji if current else None) == emoji:
+        return await message_view(session, message)
+    if emoji is None:
+        await session.execute(
+            delete(MessageReaction).where(
+                MessageReaction.message_id == message.id, MessageReaction.user_id == user.id
+            )
+        )
+    else:
+        await session.execute(
+            upsert_insert(session, MessageReaction)
+            .values(message_id=message.id, user_id=user.id, emoji=emoji)
+            .on_conflict_do_update(index_elements=["message_id", "user_id"], set_={"emoji": emoji})
+        )
+    view = await message_view(session, message)
+    await record_event(
+        session,
+        message.chat_id,
+        EventType.REACTION_CHANGED,
+        {
+            "message_id": message.id,
+            "user_id": user.id,
+            "emoji": emoji,
+            "reactions": [r.model_dump() for r in view.reactions],
+        },
+    )
+    return view
+
+
+async def set_pinned(
+    session: AsyncSession, user: User, message_id: int, *, pinned: bool
+) -> MessageView:
+    message, membership = await require_message(session, message_id, user.id)
+    membership.require_manager()
+    if message.deleted_at is not None:
+        raise BadRequest("A deleted message cannot be pinned", code="message_deleted")
+    if (message.pinned_at is not None) != pinned:
+        message.pinned_at = datetime.now(UTC) if pinned else None
+        message.pinned_by = user.id if pinned else None
+        await session.flush()
+        await record_event(
+            session,
+            message.chat_id,
+            EventType.MESSAGE_PINNED,
+            {"message_id": message.id, "is_pinned": pinned, "user_id": user.id},
+        )
+    return await message_view(session, message)
+
+
+async def list_pinned(session: AsyncSession, user: User, chat_id: int) -> list[MessageView]:
+    await require_membership(session, chat_id, user.id)
+    messages = await session.scalars(
+        select(Message)
+        .where(Message.chat_id == chat_id, Message.pinned_at.is_not(None))
+        .order_by(Message.pinned_at.desc())
+        .limit(HISTORY_MAX_LIMIT)
+    )
+    return await message_views(session, list(messages))
+
+
+@dataclass(frozen=True, slots=True)
+class HistorySlice:
+    messages: list[MessageView]  # oldest first
+    has_more: bool
+
+
+async def history(
+    session: AsyncSession,
+    user: User,
+    chat_id: int,
+    *,
+    before_id: int | None = None,
+    after_id: int | None = None,
+    limit: int = 50,
+) -> HistorySlice:
+    """A window of the chat's history: the newest `limit` messages, or those just before
+    `before_id` (scrolling up), or just after `after_id` (catching up)."""
+    await require_membership(session, chat_id, user.id)
+    limit = max(1, min(limit, HISTORY_MAX_LIMIT))
+    statement = select(Message).where(Message.chat_id == chat_id)
+    if after_id is not None:
+        statement = statement.where(Message.id > after_id).order_by(Message.id)
+    else:
+        if before_id is not None:
+            statement = statement.where(Message.id < before_id)
+        statement = statement.order_by(Message.id.desc())
+    rows = list(await session.scalars(statement.limit(limit + 1)))
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    if after_id is None:
+        rows.reverse()
+    return HistorySlice(await message_views(session, rows), has_more)
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    messages: list[MessageView]
+    total: int
+    page: int
+    per_page: int
+    has_next: bool
+    has_prev: bool
+
+
+async def history_page(
+    session: AsyncSession, user: User, chat_id: int, *, page: int, per_page: int
+) -> HistoryPage:
+    """Aeon's pages: page 1 holds the newest `per_page` messages, oldest first within it."""
+    await require_membership(session, chat_id, user.id)
+    total = await session.scalar(
+        select(func.count()).select_from(Message).where(Message.chat_id == chat_id)
+    )
+    total = int(total or 0)
+    rows = list(
+        await session.scalars(
+            select(Message)
+            .where(Message.chat_id == chat_id)
+            .order_by(Message.id.desc())
+            .offset((page - 1) * per_page)
+            .limit(per_page)
+        )
+    )
+    rows.reverse()
+    return HistoryPage(
+        messages=await message_views(session, rows),
+        total=total,
+        page=page,
+        per_page=per_page,
+        has_next=page * per_page < total,
+        has_prev=page > 1,
+    )
+
+
+async def _advance_read_marker(
+    session: AsyncSession, membership: Membership, user: User, seq: int, message_id: int | None
+) -> bool:
+    """Moves the read marker forward only; a concurrent or stale receipt changes nothing."""
+    result = await session.execute(
+        update(ChatMember)
+        .where(
+            ChatMember.chat_id == membership.chat.id,
+            ChatMember.user_id == user.id,
+            ChatMember.last_read_seq < seq,
+        )
+        .values(last_read_seq=seq)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    await record_event(
+        session,
+        membership.chat.id,
+        EventType.MESSAGE_READ,
+        {"message_id": message_id, "user_id": user.id, "last_read_seq": seq},
+    )
+    return True
+
+
+async def mark_read(session: AsyncSession, user: User, chat_id: int, message_id: int) -> int:
+    """Marks everything up to and including `message_id` read; returns the read marker."""
+    membership = await require_membership(session, chat_id, user.id)
+    message = await session.get(Message, message_id)
+    if message is None or message.chat_id != chat_id:
+        raise message_not_found()
+    await _advance_read_marker(session, membership, user, message.seq, message.id)
+    await session.refresh(membership.member)
+    return membership.member.last_read_seq
+
+
+async def mark_message_read(session: AsyncSession, user: User, message_id: int) -> tuple[int, int]:
+    """Aeon's read-by-message-id; returns the chat id and the read marker."""
+    message, _ = await require_message(session, message_id, user.id)
+    return message.chat_id, await mark_read(session, user, message.chat_id, message.id)
+
+
+async def mark_all_read(session: AsyncSession, user: User, chat_id: int) -> int:
+    membership = await require_membership(session, chat_id, user.id)
+    last = await session.scalar(
+        select(Message.id).where(Message.chat_id == chat_id).order_by(Message.id.desc()).limit(1)
+    )
+    if last is None:
+        return membership.member.last_read_seq
+    return await mark_read(session, user, chat_id, int(last))
+
+
+def _like_pattern(query: str) -> str:
+    escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+async def search_messages(
+    session: AsyncSession, user: User, query: str, *, limit: int = 20, chat_id: int | None = None
+) -> list[MessageView]:
+    """Messages matching `query` in the user's chats, newest first."""
+    query = query.strip()
+    if not query:
+        raise Unprocessable("Search query must not be empty", code="query_required")
+    my_chats = select(ChatMember.chat_id).join(Chat, Chat.id == ChatMember.chat_id)
+    my_chats = my_chats.where(ChatMember.user_id == user.id, Chat.is_active.is_(True))
+    statement = select(Message).where(Message.chat_id.in_(my_chats), Message.deleted_at.is_(None))
+    if chat_id is not None:
+        statement = statement.where(Message.chat_id == chat_id)
+    if session.get_bind().dialect.name == "postgresql":
+        # The same expression as the GIN index, so that the index serves the search.
+        config: ColumnElement[Any] = literal_column(FTS_CONFIG)
+        document = func.to_tsvector(config, func.coalesce(Message.text, literal_column("''")))
+        statement = statement.where(document.bool_op("@@")(func.plainto_tsquery(config, query)))
+    else:
+        statement = statement.where(Message.text.like(_like_pattern(query), escape="\\"))
+    rows = await session.scalars(
+        statement.order_by(Message.id.desc()).limit(max(1, min(limit, SEARCH_MAX_LIMIT)))
+    )
+    return await message_views(session, list(rows))
+
+
+async def unread_counts(
+    session: AsyncSession, user: User, chat_ids: Sequence[int]
+) -> dict[int, int]:
+    """Others' messages after the user's read marker, per chat, in one query."""
+    if not chat_ids:
+        return {}
+    rows = await session.execute(
+        select(Message.chat_id, func.count())
+        .join(
+            ChatMember,
+            and_(ChatMember.chat_id == Message.chat_id, ChatMember.user_id == user.id),
+        )
+        .where(
+            Message.chat_id.in_(chat_ids),
+            Message.seq > ChatMember.last_read_seq,
+            or_(Message.sender_id.is_(None), Message.sender_id != user.id),
+            Message.deleted_at.is_(None),
+        )
+        .group_by(Message.chat_id)
+    )
+    return {chat_id: int(count) for chat_id, count in rows}

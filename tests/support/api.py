@@ -1,0 +1,66 @@
+"""A signed-in test user talking to the live server over real HTTP."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from tests.support.telegram import auth_headers
+
+
+@dataclass
+class ApiUser:
+    client: httpx.AsyncClient
+    telegram_id: int
+    first_name: str
+    username: str | None
+    id: int = 0
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return auth_headers(self.telegram_id, self.first_name, username=self.username)
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return await self.client.request(method, path, headers=self.headers, **kwargs)
+
+    async def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return await self.request("GET", path, **kwargs)
+
+    async def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        return await self.request("POST", path, **kwargs)
+
+    async def ok(self, method: str, path: str, **kwargs: Any) -> Any:
+        """The JSON body of a request that must succeed."""
+        response = await self.request(method, path, **kwargs)
+        assert response.status_code == 200, (method, path, response.status_code, response.text)
+        return response.json()
+
+    async def create_group(self, title: str, *members: ApiUser) -> dict[str, Any]:
+        body: dict[str, Any] = await self.ok(
+            "POST",
+            "/api/v1/chats",
+            json={"chat_type": "group", "title": title, "member_ids": [m.id for m in members]},
+        )
+        return body
+
+    async def private_chat_with(self, other: ApiUser) -> dict[str, Any]:
+        body: dict[str, Any] = await self.ok(
+            "POST", "/api/v1/chats", json={"chat_type": "private", "member_ids": [other.id]}
+        )
+        return body
+
+    async def send(self, chat_id: int, text: str, **extra: Any) -> dict[str, Any]:
+        body: dict[str, Any] = await self.ok(
+            "POST", f"/api/v1/chats/{chat_id}/messages", json={"text": text, **extra}
+        )
+        return body
+
+
+async def sign_up(
+    client: httpx.AsyncClient, telegram_id: int, first_name: str, username: str | None = None
+) -> ApiUser:
+    user = ApiUser(client, telegram_id, first_name, username)
+    user.id = (await user.ok("GET", "/api/v1/me"))["id"]
+    return user

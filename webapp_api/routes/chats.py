@@ -1,0 +1,283 @@
+"""Chats, members, invitations, per-chat reads and the event difference."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from core.errors import ServiceUnavailable, Unprocessable
+from services import chats, events, messages, users
+from services.access import require_membership
+from services.events import event_frame
+from services.views import ChatListItem, ChatView, MemberView, MessageView, MySettings
+from webapp_api.deps import Context, CurrentUser, Session
+from webapp_api.schemas.chats import (
+    EVENTS_PAGE_LIMIT,
+    ChatCreate,
+    ChatUpdate,
+    EventOut,
+    EventsOut,
+    HistoryOut,
+    InviteByUsername,
+    InviteLinkCreate,
+    InviteLinkOut,
+    InviteResult,
+    MemberRoleUpdate,
+    MemberSettingsUpdate,
+    MessageCreate,
+    ReadRequest,
+    ReadState,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["chats"])
+
+Ok = dict[str, bool]
+AI_BOT_NAME = "AI Assistant"
+
+
+@router.get("/chats", response_model=list[ChatListItem])
+async def list_chats(
+    user: CurrentUser,
+    session: Session,
+    response: Response,
+    limit: Annotated[int, Query(ge=1, le=chats.CHAT_LIST_MAX_LIMIT)] = 100,
+    cursor: str | None = None,
+    q: Annotated[str | None, Query(max_length=100)] = None,
+) -> list[ChatListItem]:
+    """My active chats, most recently active first. When more exist, the `X-Next-Cursor`
+    header holds the `cursor` for the next page (the body stays Aeon's plain list)."""
+    page = await chats.list_chats(session, user, limit=limit, cursor=cursor, query=q)
+    if page.next_cursor:
+        response.headers["X-Next-Cursor"] = page.next_cursor
+    return page.items
+
+
+@router.get("/chats/search", response_model=list[ChatListItem])
+async def search_chats(
+    user: CurrentUser,
+    session: Session,
+    q: Annotated[str, Query(min_length=1, max_length=100)],
+    limit: Annotated[int, Query(ge=1, le=chats.CHAT_LIST_MAX_LIMIT)] = 50,
+) -> list[ChatListItem]:
+    """My chats whose title (or, for private chats, the other person's name) matches `q`."""
+    return (await chats.list_chats(session, user, limit=limit, query=q)).items
+
+
+@router.post("/chats", response_model=ChatView)
+async def create_chat(body: ChatCreate, user: CurrentUser, session: Session) -> ChatView:
+    """A group (the creator becomes its owner), or the private chat with one other user
+    (the existing one if there is one)."""
+    if body.chat_type == "group":
+        chat = await chats.create_group(
+            session,
+            user,
+            title=body.title or "",
+            description=body.description,
+            photo_url=body.photo_url,
+            member_ids=body.member_ids,
+        )
+    else:
+        others = [uid for uid in dict.fromkeys(body.member_ids) if uid != user.id]
+        if len(others) != 1:
+            raise Unprocessable(
+                "A private chat needs exactly one other member", code="private_chat_members"
+            )
+        chat, _ = await chats.get_or_create_private_chat(session, user, others[0])
+    return await chats.get_chat(session, user, chat.id)
+
+
+@router.post("/chats/ai", response_model=ChatView)
+async def my_ai_chat(user: CurrentUser, session: Session, context: Context) -> ChatView:
+    """My direct chat with the AI, created on first request."""
+    bot_telegram_id = context.settings.bot_telegram_id()
+    if bot_telegram_id is None:
+        raise ServiceUnavailable("The AI bot is not configured", code="bot_not_configured")
+    bot = await users.ensure_bot_user(session, bot_telegram_id, AI_BOT_NAME)
+    chat = await chats.get_or_create_ai_chat(session, user, bot)
+    return await chats.get_chat(session, user, chat.id)
+
+
+@router.get("/chats/{chat_id}", response_model=ChatView)
+async def get_chat(chat_id: int, user: CurrentUser, session: Session) -> ChatView:
+    return await chats.get_chat(session, user, chat_id)
+
+
+@router.put("/chats/{chat_id}", response_model=ChatView)
+@router.patch("/chats/{chat_id}", response_model=ChatView)
+async def update_chat(
+    chat_id: int, body: ChatUpdate, user: CurrentUser, session: Session
+) -> ChatView:
+    await chats.update_chat(session, user, chat_id, changes=body.model_dump(exclude_unset=True))
+    return await chats.get_chat(session, user, chat_id)
+
+
+@router.delete("/chats/{chat_id}")
+async def delete_chat(chat_id: int, user: CurrentUser, session: Session) -> Ok:
+    """Soft delete; the owner can restore it within 30 days."""
+    await chats.delete_chat(session, user, chat_id)
+    return {"ok": True}
+
+
+@router.post("/chats/{chat_id}/restore", response_model=ChatView)
+async def restore_chat(chat_id: int, user: CurrentUser, session: Session) -> ChatView:
+    await chats.restore_chat(session, user, chat_id)
+    return await chats.get_chat(session, user, chat_id)
+
+
+@router.post("/chats/{chat_id}/leave")
+async def leave_chat(chat_id: int, user: CurrentUser, session: Session) -> Ok:
+    await chats.leave_chat(session, user, chat_id)
+    return {"ok": True}
+
+
+@router.post("/chats/{chat_id}/members/{user_id}", response_model=ChatView)
+async def add_member(chat_id: int, user_id: int, user: CurrentUser, session: Session) -> ChatView:
+    await chats.add_member(session, user, chat_id, user_id)
+    return await chats.get_chat(session, user, chat_id)
+
+
+@router.delete("/chats/{chat_id}/members/{user_id}")
+async def remove_member(chat_id: int, user_id: int, user: CurrentUser, session: Session) -> Ok:
+    """Chat admins remove members; a member may remove themself (leave)."""
+    await chats.remove_member(session, user, chat_id, user_id)
+    return {"ok": True}
+
+
+@router.patch("/chats/{chat_id}/members/{user_id}", response_model=MemberView)
+async def set_member_role(
+    chat_id: int, user_id: int, body: MemberRoleUpdate, user: CurrentUser, session: Session
+) -> MemberView:
+    """The owner sets roles; making someone owner hands ownership over."""
+    member = await chats.set_member_role(session, user, chat_id, user_id, body.role)
+    return MemberView.of(member, await users.get_user(session, user_id))
+
+
+@router.post("/chats/{chat_id}/invite-by-username", response_model=InviteResult)
+async def invite_by_username(
+    chat_id: int, body: InviteByUsername, user: CurrentUser, session: Session
+) -> InviteResult:
+    status = await chats.invite_by_username(session, user, chat_id, body.username)
+    message = "User added to the chat" if status == "added" else "Invitation saved"
+    return InviteResult(message=message, status=status)
+
+
+@router.post("/chats/{chat_id}/invite-link", response_model=InviteLinkOut)
+async def create_invite_link(
+    chat_id: int,
+    user: CurrentUser,
+    session: Session,
+    context: Context,
+    body: InviteLinkCreate | None = None,
+) -> InviteLinkOut:
+    """A link to join the group; open the Mini App with `startapp=join_<token>`."""
+    expires_in = body.expires_in_seconds if body else None
+    link = await chats.create_invite_link(
+        session, user, chat_id, expires_in=timedelta(seconds=expires_in) if expires_in else None
+    )
+    start_param = f"join_{link.token}"
+    webapp = context.settings.webapp_url
+    return InviteLinkOut(
+        token=link.token,
+        start_param=start_param,
+        url=f"{webapp}?startapp={start_param}" if webapp else None,
+        expires_at=link.expires_at,
+    )
+
+
+@router.delete("/chats/{chat_id}/invite-link/{token}")
+async def revoke_invite_link(chat_id: int, token: str, user: CurrentUser, session: Session) -> Ok:
+    await chats.revoke_invite_link(session, user, chat_id, token)
+    return {"ok": True}
+
+
+@router.post("/join/{token}", response_model=ChatView)
+async def join_by_invite_link(token: str, user: CurrentUser, session: Session) -> ChatView:
+    chat = await chats.join_by_invite_link(session, user, token)
+    return await chats.get_chat(session, user, chat.id)
+
+
+@router.patch("/chats/{chat_id}/settings", response_model=MySettings)
+async def update_my_chat_settings(
+    chat_id: int, body: MemberSettingsUpdate, user: CurrentUser, session: Session
+) -> MySettings:
+    """My own flags for this chat: favorite, muted, archived."""
+    membership = await chats.update_member_settings(
+        session, user, chat_id, body.model_dump(exclude_unset=True)
+    )
+    member = membership.member
+    return MySettings(
+        is_favorite=member.is_favorite,
+        is_muted=member.is_muted,
+        is_archived=member.is_archived,
+        last_read_seq=member.last_read_seq,
+    )
+
+
+@router.get("/chats/{chat_id}/messages", response_model=HistoryOut)
+async def chat_history(
+    chat_id: int,
+    user: CurrentUser,
+    session: Session,
+    before_id: int | None = None,
+    after_id: int | None = None,
+    limit: Annotated[int, Query(ge=1, le=messages.HISTORY_MAX_LIMIT)] = 50,
+) -> HistoryOut:
+    """Messages oldest first: the newest `limit`, or those before `before_id` (scroll up), or
+    after `after_id` (catch up). `has_more` says whether more lie in that direction."""
+    if before_id is not None and after_id is not None:
+        raise Unprocessable("Give before_id or after_id, not both", code="bad_cursor")
+    window = await messages.history(
+        session, user, chat_id, before_id=before_id, after_id=after_id, limit=limit
+    )
+    return HistoryOut(messages=window.messages, has_more=window.has_more)
+
+
+@router.post("/chats/{chat_id}/messages", response_model=MessageView)
+async def send_message(
+    chat_id: int, body: MessageCreate, user: CurrentUser, session: Session
+) -> MessageView:
+    """Send a message. Retrying with the same `client_msg_id` returns the original."""
+    sent = await messages.send_message(
+        session,
+        user,
+        chat_id,
+        text=body.text,
+        reply_to_message_id=body.reply_to_message_id,
+        client_msg_id=body.client_msg_id,
+    )
+    return sent.view
+
+
+@router.post("/chats/{chat_id}/read", response_model=ReadState)
+async def mark_read(
+    chat_id: int, body: ReadRequest, user: CurrentUser, session: Session
+) -> ReadState:
+    """Moves my read marker up to this message; never back."""
+    seq = await messages.mark_read(session, user, chat_id, body.message_id)
+    return ReadState(chat_id=chat_id, last_read_seq=seq)
+
+
+@router.get("/chats/{chat_id}/pinned", response_model=list[MessageView])
+async def pinned_messages(chat_id: int, user: CurrentUser, session: Session) -> list[MessageView]:
+    return await messages.list_pinned(session, user, chat_id)
+
+
+@router.get("/chats/{chat_id}/events", response_model=EventsOut)
+async def chat_events(
+    chat_id: int,
+    user: CurrentUser,
+    session: Session,
+    after_seq: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=EVENTS_PAGE_LIMIT)] = 100,
+) -> EventsOut:
+    """The events after `after_seq`, in order: what a client that missed some needs. Each has
+    the same shape the WebSocket pushes."""
+    membership = await require_membership(session, chat_id, user.id)
+    found = await events.events_after(session, chat_id, after_seq, limit)
+    return EventsOut(
+        events=[EventOut.model_validate(event_frame(event)) for event in found],
+        last_seq=membership.chat.last_seq,
+        has_more=bool(found) and found[-1].seq < membership.chat.last_seq,
+    )

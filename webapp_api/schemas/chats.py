@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from models import MemberRole
+from services.chats import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH
+from services.events import MAX_EVENTS_PAGE
+from services.messages import CLIENT_MSG_ID_MAX_LENGTH, TEXT_MAX_LENGTH
+from services.views import MessageView
+
+
+class ChatCreate(BaseModel):
+    """Aeon's create-chat body: a group, or a private chat with exactly one other member."""
+
+    title: str | None = Field(default=None, max_length=TITLE_MAX_LENGTH)
+    chat_type: Literal["private", "group"] = "private"
+    description: str | None = Field(default=None, max_length=DESCRIPTION_MAX_LENGTH)
+    photo_url: str | None = Field(default=None, max_length=1024)
+    member_ids: list[int] = Field(default_factory=list, max_length=200)
+
+
+class ChatUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = Field(default=None, max_length=TITLE_MAX_LENGTH)
+    description: str | None = Field(default=None, max_length=DESCRIPTION_MAX_LENGTH)
+    photo_url: str | None = Field(default=None, max_length=1024)
+
+
+class MemberRoleUpdate(BaseModel):
+    role: MemberRole
+
+
+class InviteByUsername(BaseModel):
+    username: str = Field(min_length=1, max_length=65)
+
+
+class InviteResult(BaseModel):
+    message: str
+    status: Literal["added", "invited"]
+
+
+class InviteLinkCreate(BaseModel):
+    expires_in_seconds: int | None = Field(default=None, gt=0, le=365 * 86400)
+
+
+class InviteLinkOut(BaseModel):
+    token: str
+    start_param: str
+    url: str | None
+    expires_at: datetime | None
+
+
+class MemberSettingsUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    is_favorite: bool = False
+    is_muted: bool = False
+    is_archived: bool = False
+
+
+class MessageCreate(BaseModel):
+    text: str | None = Field(default=None, max_length=TEXT_MAX_LENGTH + 1024)
+    reply_to_message_id: int | None = None
+    client_msg_id: str | None = Field(
+        default=None, min_length=1, max_length=CLIENT_MSG_ID_MAX_LENGTH
+    )
+
+
+class AeonMessageCreate(MessageCreate):
+    chat_id: int
+    message_type: Literal["text"] = "text"
+
+
+class MessageEdit(BaseModel):
+    text: str = Field(max_length=TEXT_MAX_LENGTH + 1024)
+
+
+class ReadRequest(BaseModel):
+    message_id: int
+
+
+class ReadState(BaseModel):
+    chat_id: int
+    last_read_seq: int
+
+
+class ReactionSet(BaseModel):
+    emoji: str = Field(min_length=1, max_length=32)
+
+
+class HistoryOut(BaseModel):
+    messages: list[MessageView]
+    has_more: bool
+
+
+class MessageList(BaseModel):
+    """Aeon's page of messages: page 1 is the newest, oldest first within a page."""
+
+    messages: list[MessageView]
+    total: int
+    page: int
+    per_page: int
+    has_next: bool
+    has_prev: bool
+
+
+class EventOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    chat_id: int
+    seq: int
+
+
+class EventsOut(BaseModel):
+    events: list[EventOut]
+    last_seq: int
+    has_more: bool
+
+
+EVENTS_PAGE_LIMIT = MAX_EVENTS_PAGE
