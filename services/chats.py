@@ -566,7 +566,7 @@ async def _peers(session: AsyncSession, user: User, chat_ids: Sequence[int]) -> 
         .join(User, User.id == ChatMember.user_id)
         .where(ChatMember.chat_id.in_(chat_ids), ChatMember.user_id != user.id)
     )
-    return {chat_id: peer for chat_id, peer in rows}
+    return {row[0]: row[1] for row in rows}
 
 
 async def chat_view(session: AsyncSession, membership: Membership, viewer: User) -> ChatView:
