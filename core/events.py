@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,15 +23,25 @@ def encode_frame(frame: dict[str, Any]) -> bytes:
     return json.dumps(frame, ensure_ascii=False, separators=(",", ":"), default=str).encode()
 
 
-def encode_envelope(user_ids: Iterable[int], frame: bytes) -> bytes:
-    header = json.dumps(sorted(set(user_ids)), separators=(",", ":")).encode()
-    return header + b"\n" + frame
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    user_ids: list[int]
+    chat_id: int | None
+    seq: int | None  # None for ephemeral events (typing, presence, AI deltas): never stored
+    frame: bytes
 
 
-def decode_envelope(data: bytes) -> tuple[list[int], bytes]:
+def encode_envelope(
+    user_ids: Iterable[int], frame: bytes, *, chat_id: int | None = None, seq: int | None = None
+) -> bytes:
+    header = {"u": sorted(set(user_ids)), "c": chat_id, "s": seq}
+    return json.dumps(header, separators=(",", ":")).encode() + b"\n" + frame
+
+
+def decode_envelope(data: bytes) -> Envelope:
     header, _, frame = data.partition(b"\n")
-    user_ids: list[int] = json.loads(header)
-    return user_ids, frame
+    fields = json.loads(header)
+    return Envelope(user_ids=fields["u"], chat_id=fields["c"], seq=fields["s"], frame=frame)
 
 
 def stage(session: AsyncSession, envelope: bytes) -> None:

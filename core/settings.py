@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     workers: int = Field(default=1, ge=1)
+    ws_per_message_deflate: bool = False
+    ws_ping_interval: float = Field(default=20.0, gt=0)
+    ws_ping_timeout: float = Field(default=20.0, gt=0)
+    ws_send_queue: int = Field(default=256, ge=8)
+    ws_max_frame_bytes: int = Field(default=64 * 1024, ge=1024)
 
     @field_validator("database_url")
     @classmethod

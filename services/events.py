@@ -64,7 +64,10 @@ async def record_event(
     session.add(event)
     await session.flush()
     members = await session.scalars(select(ChatMember.user_id).where(ChatMember.chat_id == chat_id))
-    stage(session, encode_envelope([*members, *also_notify], encode_frame(event_frame(event))))
+    envelope = encode_envelope(
+        [*members, *also_notify], encode_frame(event_frame(event)), chat_id=chat_id, seq=seq
+    )
+    stage(session, envelope)
     return event
 
 

@@ -6,6 +6,7 @@ import uvicorn
 
 from core.logging import setup_logging
 from core.settings import get_settings
+from webapp_api.app import uvicorn_options
 
 
 def main() -> None:
@@ -17,9 +18,8 @@ def main() -> None:
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
-        log_config=None,
-        ws_per_message_deflate=False,
         proxy_headers=True,
+        **uvicorn_options(settings),
     )
 
 

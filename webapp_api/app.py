@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -14,9 +15,20 @@ from core.settings import Settings
 from webapp_api.context import AppContext
 from webapp_api.errors import install_error_handlers
 from webapp_api.middleware import RequestIdMiddleware, StripTrailingSlashMiddleware
-from webapp_api.routes import auth, chats, health, me, messages
+from webapp_api.routes import auth, chats, health, me, messages, ws
 
 logger = logging.getLogger(__name__)
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """Server options that are part of the protocol (used by `python -m webapp_api` and tests)."""
+    return {
+        "ws_per_message_deflate": settings.ws_per_message_deflate,
+        "ws_ping_interval": settings.ws_ping_interval,
+        "ws_ping_timeout": settings.ws_ping_timeout,
+        "ws_max_size": settings.ws_max_frame_bytes,
+        "log_config": None,
+    }
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -52,12 +64,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         redirect_slashes=False,
     )
+    app.state.settings = settings
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(me.router)
     app.include_router(chats.router)
     app.include_router(messages.router)
+    app.include_router(ws.router)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

@@ -10,6 +10,7 @@ from core.broker import Broker, create_broker
 from core.db import create_engine, create_sessionmaker
 from core.settings import Settings
 from services.auth import AuthConfig
+from ws.hub import Hub
 
 
 @dataclass(slots=True)
@@ -19,20 +20,18 @@ class AppContext:
     sessionmaker: async_sessionmaker[AsyncSession]
     broker: Broker
     auth: AuthConfig
+    hub: Hub
 
     @classmethod
     async def open(cls, settings: Settings) -> AppContext:
         engine = create_engine(settings.database_url)
         broker = create_broker(settings.redis_url)
         await broker.start()
-        return cls(
-            settings,
-            engine,
-            create_sessionmaker(engine),
-            broker,
-            AuthConfig.from_settings(settings),
-        )
+        sessionmaker = create_sessionmaker(engine)
+        hub = Hub(sessionmaker, broker, queue_size=settings.ws_send_queue)
+        return cls(settings, engine, sessionmaker, broker, AuthConfig.from_settings(settings), hub)
 
     async def close(self) -> None:
+        await self.hub.close()
         await self.broker.close()
         await self.engine.dispose()

@@ -7,9 +7,13 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
-from starlette.types import ASGIApp
+from fastapi import FastAPI
+
+from core.settings import Settings
+from webapp_api.app import uvicorn_options
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,11 +38,13 @@ def bind_free_port() -> socket.socket:
 
 
 @asynccontextmanager
-async def live_server(app: ASGIApp) -> AsyncIterator[LiveServer]:
+async def live_server(app: FastAPI, **options: Any) -> AsyncIterator[LiveServer]:
+    """Serve the app as `python -m webapp_api` would, with its settings' protocol options."""
     sock = bind_free_port()
     host, port = sock.getsockname()
+    settings: Settings = app.state.settings
     config = uvicorn.Config(
-        app, lifespan="on", log_config=None, ws_per_message_deflate=False, access_log=False
+        app, lifespan="on", access_log=False, **{**uvicorn_options(settings), **options}
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))

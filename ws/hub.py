@@ -1,0 +1,231 @@
+"""The connection hub of one API process.
+
+One broker listener per process fans every envelope out to the local sockets of the users it
+names. Presence and typing are ephemeral: they travel the same way but are never stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.broker import Broker
+from core.db import session_scope
+from core.events import decode_envelope, encode_envelope, encode_frame
+from services import presence
+from services.events import event_frame, events_after
+from ws.connection import Connection
+from ws.protocol import CLOSE_GOING_AWAY
+
+logger = logging.getLogger(__name__)
+
+REPLAY_PAGE = 500
+REPLAY_MAX_ROUNDS = 20
+PRESENCE_GRACE_SECONDS = 5.0
+TYPING_TTL_SECONDS = 6.0
+TYPING_MIN_INTERVAL_SECONDS = 2.0
+
+
+class Hub:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        broker: Broker,
+        *,
+        queue_size: int = 256,
+        presence_grace: float = PRESENCE_GRACE_SECONDS,
+        typing_ttl: float = TYPING_TTL_SECONDS,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._broker = broker
+        self.queue_size = queue_size
+        self._presence_grace = presence_grace
+        self._typing_ttl = typing_ttl
+        self._by_user: dict[int, set[Connection]] = defaultdict(set)
+        self._going_offline: dict[int, asyncio.TimerHandle] = {}
+        self._typing_expiry: dict[tuple[int, int], asyncio.TimerHandle] = {}
+        self._typing_sent_at: dict[tuple[int, int], float] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._remove_listener = broker.add_listener(self._on_envelope)
+
+    @property
+    def connection_count(self) -> int:
+        return sum(len(connections) for connections in self._by_user.values())
+
+    def is_connected(self, user_id: int) -> bool:
+        """Whether the user has a socket open on this process."""
+        return bool(self._by_user.get(user_id))
+
+    async def close(self) -> None:
+        self._remove_listener()
+        for handle in (*self._going_offline.values(), *self._typing_expiry.values()):
+            handle.cancel()
+        for connections in list(self._by_user.values()):
+            for connection in list(connections):
+                connection.close(CLOSE_GOING_AWAY)
+        for task in list(self._tasks):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _spawn(self, coroutine: object, name: str) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coroutine, name=name)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("hub task failed", exc_info=task.exception())
+
+    # -- delivery ----------------------------------------------------------------------------
+
+    def _on_envelope(self, data: bytes) -> None:
+        envelope = decode_envelope(data)
+        frame: str | None = None
+        for user_id in envelope.user_ids:
+            for connection in self._by_user.get(user_id, ()):
+                if not connection.receives(envelope.chat_id):
+                    continue
+                frame = frame or envelope.frame.decode()
+                if envelope.seq is None or envelope.chat_id is None:
+                    connection.offer_ephemeral(frame)
+                else:
+                    connection.offer_event(envelope.chat_id, envelope.seq, frame)
+
+    async def publish_ephemeral(
+        self, user_ids: set[int], frame: dict[str, object], *, chat_id: int | None = None
+    ) -> None:
+        if user_ids:
+            await self._broker.publish(
+                encode_envelope(user_ids, encode_frame(frame), chat_id=chat_id)
+            )
+
+    # -- connections and presence --------------------------------------------------------------
+
+    def new_connection(self, websocket: object, user_id: int) -> Connection:
+        return Connection(
+            websocket,  # type: ignore[arg-type]
+            user_id,
+            queue_size=self.queue_size,
+            on_gap=self._fill_gap,
+        )
+
+    async def register(self, connection: Connection) -> None:
+        user_id = connection.user_id
+        first = not self._by_user.get(user_id)
+        self._by_user[user_id].add(connection)
+        connection.start()
+        pending_offline = self._going_offline.pop(user_id, None)
+        if pending_offline is not None:
+            pending_offline.cancel()  # a quick reconnect: nobody saw them leave
+        elif first:
+            await self._announce(user_id, is_online=True)
+
+    async def unregister(self, connection: Connection) -> None:
+        user_id = connection.user_id
+        connections = self._by_user.get(user_id)
+        if connections is not None:
+            connections.discard(connection)
+            if not connections:
+                del self._by_user[user_id]
+                self._going_offline[user_id] = asyncio.get_running_loop().call_later(
+                    self._presence_grace, self._went_offline, user_id
+                )
+        await connection.stop_writer()
+        for key in [key for key in self._typing_expiry if key[0] == user_id]:
+            if not self._by_user.get(user_id):
+                self._typing_expiry.pop(key).cancel()
+                self._spawn(self._send_typing(user_id, key[1], False), "typing-stop")
+
+    def _went_offline(self, user_id: int) -> None:
+        self._going_offline.pop(user_id, None)
+        if not self._by_user.get(user_id):
+            self._spawn(self._announce(user_id, is_online=False), "presence-offline")
+
+    async def _announce(self, user_id: int, *, is_online: bool) -> None:
+        now = datetime.now(UTC)
+        async with session_scope(self._sessionmaker) as session:
+            if not is_online:
+                await presence.touch_last_seen(session, user_id, now)
+            peers = await presence.peers_of(session, user_id)
+        await self.publish_ephemeral(
+            peers,
+            {
+                "type": "user_status",
+                "user_id": user_id,
+                "is_online": is_online,
+                "last_seen_at": now.isoformat(),
+            },
+        )
+
+    # -- typing ----------------------------------------------------------------------------------
+
+    async def typing(self, user_id: int, chat_id: int, is_typing: bool) -> None:
+        """Forward a typing state, at most every couple of seconds; it expires by itself."""
+        key = (user_id, chat_id)
+        expiry = self._typing_expiry.pop(key, None)
+        if expiry is not None:
+            expiry.cancel()
+        if is_typing:
+            self._typing_expiry[key] = asyncio.get_running_loop().call_later(
+                self._typing_ttl, self._typing_expired, key
+            )
+            now = time.monotonic()
+            if expiry is not None and now - self._typing_sent_at.get(key, 0) < (
+                TYPING_MIN_INTERVAL_SECONDS
+            ):
+                return
+            self._typing_sent_at[key] = now
+        elif expiry is None:
+            return  # not typing: nothing to stop
+        await self._send_typing(user_id, chat_id, is_typing)
+
+    def _typing_expired(self, key: tuple[int, int]) -> None:
+        self._typing_expiry.pop(key, None)
+        self._spawn(self._send_typing(key[0], key[1], False), "typing-expired")
+
+    async def _send_typing(self, user_id: int, chat_id: int, is_typing: bool) -> None:
+        async with session_scope(self._sessionmaker) as session:
+            members = await presence.chat_member_ids(session, chat_id)
+        members.discard(user_id)
+        await self.publish_ephemeral(
+            members,
+            {
+                "type": "typing",
+                "chat_id": chat_id,
+                "user_id": user_id,
+                "is_typing": is_typing,
+                "expires_in": self._typing_ttl if is_typing else 0,
+            },
+            chat_id=chat_id,
+        )
+
+    # -- replay ----------------------------------------------------------------------------------
+
+    async def replay(self, connection: Connection, chat_id: int, after_seq: int | None) -> None:
+        """Send the chat's events after `after_seq` from the database, then continue live:
+        live frames are held meanwhile, so the seam has neither a gap nor a duplicate."""
+        start = connection.hold(chat_id, after_seq)
+        try:
+            for _ in range(REPLAY_MAX_ROUNDS):
+                async with self._sessionmaker() as session:
+                    found = await events_after(session, chat_id, start, REPLAY_PAGE)
+                for event in found:
+                    frame = encode_frame(event_frame(event)).decode()
+                    connection.replayed(chat_id, event.seq, frame)
+                if len(found) < REPLAY_PAGE and connection.release(chat_id):
+                    return
+                start = connection.hold(chat_id)
+        finally:
+            # Whatever is still held goes out in order; the client can resume past a gap.
+            connection.release(chat_id, force=True)
+
+    def _fill_gap(self, connection: Connection, chat_id: int) -> None:
+        self._spawn(self.replay(connection, chat_id, None), "gap-fill")
