@@ -68,6 +68,7 @@ class Settings(BaseSettings):
     ws_ping_timeout: float = Field(default=20.0, gt=0)
     ws_send_queue: int = Field(default=256, ge=8)
     ws_max_frame_bytes: int = Field(default=64 * 1024, ge=1024)
+    ws_auth_timeout: float = Field(default=10.0, gt=0)
 
     @field_validator("database_url")
     @classmethod

@@ -117,7 +117,11 @@ class Connection:
     # -- join_chat / leave_chat ----------------------------------------------------------------
 
     def leave_chat(self, chat_id: int) -> None:
+        # Forget the chat's position too: after join_chat it continues from the live edge
+        # (a client that wants what it skipped sends `resume`).
         self._left_chats.add(chat_id)
+        self._sent_seq.pop(chat_id, None)
+        self._held.pop(chat_id, None)
 
     def join_chat(self, chat_id: int) -> None:
         self._left_chats.discard(chat_id)

@@ -58,6 +58,9 @@ class Hub:
     def connection_count(self) -> int:
         return sum(len(connections) for connections in self._by_user.values())
 
+    def connections_of(self, user_id: int) -> list[Connection]:
+        return list(self._by_user.get(user_id, ()))
+
     def is_connected(self, user_id: int) -> bool:
         """Whether the user has a socket open on this process."""
         return bool(self._by_user.get(user_id))

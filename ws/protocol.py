@@ -14,8 +14,6 @@ CLOSE_UNAUTHORIZED = 4001
 CLOSE_TOO_SLOW = 4008  # "reconnect and resume": the socket fell too far behind
 CLOSE_GOING_AWAY = 1001
 
-AUTH_TIMEOUT_SECONDS = 10.0
-
 
 class _Frame(BaseModel):
     model_config = ConfigDict(extra="ignore")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -31,16 +31,23 @@ class LiveServer:
 
 
 def bind_free_port() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted sockets only when the
+    # listening socket says so, and without it every response waits ~40 ms for a delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     return sock
 
 
 @asynccontextmanager
-async def live_server(app: FastAPI, **options: Any) -> AsyncIterator[LiveServer]:
-    """Serve the app as `python -m webapp_api` would, with its settings' protocol options."""
+async def live_server(
+    app: FastAPI, *, send_buffer: int | None = None, **options: Any
+) -> AsyncIterator[LiveServer]:
+    """Serve the app as `python -m webapp_api` would, with its settings' protocol options.
+    `send_buffer` shrinks the kernel send buffer of accepted sockets (a slow network)."""
     sock = bind_free_port()
+    if send_buffer is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
     host, port = sock.getsockname()
     settings: Settings = app.state.settings
     config = uvicorn.Config(
@@ -59,3 +66,10 @@ async def live_server(app: FastAPI, **options: Any) -> AsyncIterator[LiveServer]
         server.should_exit = True
         await task
         sock.close()
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll server-side state that has no event to await (e.g. the hub's socket count)."""
+    async with asyncio.timeout(timeout):
+        while not predicate():  # noqa: ASYNC110 (no event exists to await)
+            await asyncio.sleep(0.01)

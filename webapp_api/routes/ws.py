@@ -20,7 +20,6 @@ from services.auth import authenticate_access_token, authenticate_init_data
 from webapp_api.context import AppContext
 from ws.connection import Connection
 from ws.protocol import (
-    AUTH_TIMEOUT_SECONDS,
     CLOSE_UNAUTHORIZED,
     AuthFrame,
     ClientFrame,
@@ -54,7 +53,7 @@ async def _authenticate(context: AppContext, init_data: str | None, token: str |
 
 async def _authenticate_by_first_frame(websocket: WebSocket, context: AppContext) -> int | None:
     try:
-        text = await asyncio.wait_for(websocket.receive_text(), AUTH_TIMEOUT_SECONDS)
+        text = await asyncio.wait_for(websocket.receive_text(), context.settings.ws_auth_timeout)
         auth = parse_client_frame(text)
         if not isinstance(auth, AuthFrame):
             raise Unauthorized("The first frame must be auth", code="auth_required")
