@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     media_dir: Path = DATA_DIR / "media"
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+    media_quota_bytes: int = Field(default=1024 * 1024 * 1024, gt=0)
+    media_uploads_per_minute: int = Field(default=30, gt=0)
+    media_url_ttl: int = Field(default=86400, gt=0)
+    public_base_url: str | None = None
     admin_telegram_ids: Annotated[frozenset[int], NoDecode] = frozenset()
     log_level: str = "INFO"
     host: str = "127.0.0.1"
@@ -69,6 +73,8 @@ class Settings(BaseSettings):
     ws_send_queue: int = Field(default=256, ge=8)
     ws_max_frame_bytes: int = Field(default=64 * 1024, ge=1024)
     ws_auth_timeout: float = Field(default=10.0, gt=0)
+    ws_presence_grace: float = Field(default=5.0, ge=0)
+    ws_typing_ttl: float = Field(default=6.0, gt=0)
 
     @field_validator("database_url")
     @classmethod
@@ -79,6 +85,15 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("public_base_url", mode="before")
+    @classmethod
+    def _absolute_base_url(cls, value: object) -> object:
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str) or not value.startswith(("https://", "http://")):
+            raise ValueError("PUBLIC_BASE_URL must be an absolute http(s) URL")
+        return value.rstrip("/")
 
     @field_validator("bot_id", mode="before")
     @classmethod

@@ -28,7 +28,13 @@ class AppContext:
         broker = create_broker(settings.redis_url)
         await broker.start()
         sessionmaker = create_sessionmaker(engine)
-        hub = Hub(sessionmaker, broker, queue_size=settings.ws_send_queue)
+        hub = Hub(
+            sessionmaker,
+            broker,
+            queue_size=settings.ws_send_queue,
+            presence_grace=settings.ws_presence_grace,
+            typing_ttl=settings.ws_typing_ttl,
+        )
         return cls(settings, engine, sessionmaker, broker, AuthConfig.from_settings(settings), hub)
 
     async def close(self) -> None:

@@ -27,8 +27,6 @@ logger = logging.getLogger(__name__)
 
 REPLAY_PAGE = 500
 REPLAY_MAX_ROUNDS = 20
-PRESENCE_GRACE_SECONDS = 5.0
-TYPING_TTL_SECONDS = 6.0
 TYPING_MIN_INTERVAL_SECONDS = 2.0
 
 
@@ -38,9 +36,9 @@ class Hub:
         sessionmaker: async_sessionmaker[AsyncSession],
         broker: Broker,
         *,
-        queue_size: int = 256,
-        presence_grace: float = PRESENCE_GRACE_SECONDS,
-        typing_ttl: float = TYPING_TTL_SECONDS,
+        queue_size: int,
+        presence_grace: float,
+        typing_ttl: float,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._broker = broker
