@@ -16,6 +16,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 logger = logging.getLogger(__name__)
@@ -66,34 +68,58 @@ class RedisBroker(Broker):
     """Events cross processes through one Redis pub/sub channel.
 
     Local listeners are called at once on publish; the copy that comes back from Redis to the
-    publishing process is recognised by its node id and skipped. If Redis is unreachable the
-    process keeps serving its own listeners and resubscribes when Redis returns.
+    publishing process is recognised by its node id and skipped. Publishing to Redis happens in
+    the background, in order, so that a slow or absent Redis never holds up a request. If Redis
+    is unreachable the process keeps serving its own listeners, drops what it cannot send, and
+    resubscribes when Redis returns.
     """
 
-    def __init__(self, url: str, channel: str = "aimessenger:events") -> None:
+    def __init__(
+        self, url: str, channel: str = "aimessenger:events", *, outbox_size: int = 10_000
+    ) -> None:
         super().__init__()
-        self._redis: Redis = Redis.from_url(url, health_check_interval=15)
+        self._redis: Redis = Redis.from_url(
+            url, socket_connect_timeout=2, socket_timeout=5, retry=Retry(NoBackoff(), retries=1)
+        )
+        # The subscriber waits on a quiet channel for as long as it is quiet: no read timeout;
+        # health checks find a dead peer instead.
+        self._subscriber: Redis = Redis.from_url(
+            url, socket_connect_timeout=2, health_check_interval=15
+        )
         self._channel = channel
         self._node = uuid.uuid4().hex.encode()
-        self._task: asyncio.Task[None] | None = None
+        self._outbox: asyncio.Queue[bytes] = asyncio.Queue(outbox_size)
+        self._tasks: list[asyncio.Task[None]] = []
         self.subscribed = asyncio.Event()
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._listen_forever(), name="redis-broker")
+        self._tasks = [
+            asyncio.create_task(self._listen_forever(), name="redis-broker-listen"),
+            asyncio.create_task(self._send_forever(), name="redis-broker-send"),
+        ]
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
         await self._redis.aclose()
+        await self._subscriber.aclose()
 
     async def publish(self, data: bytes) -> None:
         self._deliver_locally(data)
         try:
-            await self._redis.publish(self._channel, self._node + b"|" + data)
-        except (RedisError, OSError) as exc:
-            logger.warning("redis publish failed, other processes miss this event: %s", exc)
+            self._outbox.put_nowait(self._node + b"|" + data)
+        except asyncio.QueueFull:
+            logger.warning("redis outbox full, other processes miss this event")
+
+    async def _send_forever(self) -> None:
+        while True:
+            message = await self._outbox.get()
+            try:
+                await self._redis.publish(self._channel, message)
+            except (RedisError, OSError) as exc:
+                logger.warning("redis publish failed, other processes miss this event: %s", exc)
 
     async def ping(self) -> bool:
         try:
@@ -105,9 +131,11 @@ class RedisBroker(Broker):
         delay = 0.1
         while True:
             try:
-                async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+                async with self._subscriber.pubsub(ignore_subscribe_messages=True) as pubsub:
                     await pubsub.subscribe(self._channel)
                     self.subscribed.set()
+                    if delay > 0.1:
+                        logger.info("redis subscription restored")
                     delay = 0.1
                     async for message in pubsub.listen():
                         self._on_message(message["data"])
