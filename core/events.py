@@ -29,24 +29,42 @@ class Envelope:
     chat_id: int | None
     seq: int | None  # None for ephemeral events (typing, presence, AI deltas): never stored
     frame: bytes
+    # Addressed to a part of the server (e.g. "ai": a reply job to run or cancel), not to users.
+    service: str | None = None
 
 
 def encode_envelope(
-    user_ids: Iterable[int], frame: bytes, *, chat_id: int | None = None, seq: int | None = None
+    user_ids: Iterable[int],
+    frame: bytes,
+    *,
+    chat_id: int | None = None,
+    seq: int | None = None,
+    service: str | None = None,
 ) -> bytes:
-    header = {"u": sorted(set(user_ids)), "c": chat_id, "s": seq}
+    header = {"u": sorted(set(user_ids)), "c": chat_id, "s": seq, "k": service}
     return json.dumps(header, separators=(",", ":")).encode() + b"\n" + frame
 
 
 def decode_envelope(data: bytes) -> Envelope:
     header, _, frame = data.partition(b"\n")
     fields = json.loads(header)
-    return Envelope(user_ids=fields["u"], chat_id=fields["c"], seq=fields["s"], frame=frame)
+    return Envelope(
+        user_ids=fields["u"],
+        chat_id=fields["c"],
+        seq=fields["s"],
+        frame=frame,
+        service=fields.get("k"),
+    )
 
 
-def stage(session: AsyncSession, envelope: bytes) -> None:
-    """Queue an envelope to publish once this session's transaction has committed."""
-    session.info.setdefault(_OUTBOX, []).append(envelope)
+def stage(session: AsyncSession, envelope: bytes, *, first: bool = False) -> None:
+    """Queue an envelope to publish once this session's transaction has committed; `first`
+    puts it ahead of what is already staged."""
+    outbox: list[bytes] = session.info.setdefault(_OUTBOX, [])
+    if first:
+        outbox.insert(0, envelope)
+    else:
+        outbox.append(envelope)
 
 
 def discard_staged(session: AsyncSession) -> None:

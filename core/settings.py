@@ -75,13 +75,40 @@ class Settings(BaseSettings):
     ws_auth_timeout: float = Field(default=10.0, gt=0)
     ws_presence_grace: float = Field(default=5.0, ge=0)
     ws_typing_ttl: float = Field(default=6.0, gt=0)
+    bot_username: str | None = None
+    ai_max_reply_tokens: int = Field(default=1024, ge=16)
+    ai_max_concurrent_replies: int = Field(default=8, ge=1)
+    ai_daily_token_allowance: int = Field(default=200_000, ge=0)
+    ai_user_replies_per_minute: int = Field(default=10, ge=1)
+    ai_group_always_replies_per_minute: int = Field(default=6, ge=1)
+    ai_reply_stale_after: float = Field(default=30.0, gt=0)
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    anthropic_api_key: SecretStr | None = None
+    anthropic_base_url: str | None = None
+    llm_models: str | None = None
+    llm_models_file: Path | None = None
+    llm_default_model: str | None = None
+    llm_request_timeout: float = Field(default=60.0, gt=0)
 
     @field_validator("database_url")
     @classmethod
     def _normalize_database_url(cls, value: str) -> str:
         return normalize_database_url(value)
 
-    @field_validator("redis_url", "webapp_url", mode="before")
+    @field_validator(
+        "redis_url",
+        "webapp_url",
+        "bot_username",
+        "openai_api_key",
+        "openai_base_url",
+        "anthropic_api_key",
+        "anthropic_base_url",
+        "llm_models",
+        "llm_models_file",
+        "llm_default_model",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value

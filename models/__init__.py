@@ -1,7 +1,9 @@
 """SQLAlchemy 2.0 models only: tables, columns, constraints; no behaviour beyond defaults."""
 
+from models.ai import ACTIVE_REPLY_STATUSES, AiReply, AiReplyStatus, UserProfile
 from models.base import Base
 from models.chat import (
+    AiMode,
     Chat,
     ChatInvitation,
     ChatInviteLink,
@@ -9,10 +11,15 @@ from models.chat import (
     ChatType,
     MemberRole,
 )
+from models.media import Media, MediaKind, MessageMedia
 from models.message import ChatEvent, Message, MessageReaction, MessageType
 from models.user import AuthSession, RefreshToken, User
 
 __all__ = [
+    "ACTIVE_REPLY_STATUSES",
+    "AiMode",
+    "AiReply",
+    "AiReplyStatus",
     "AuthSession",
     "Base",
     "Chat",
@@ -21,10 +28,14 @@ __all__ = [
     "ChatInviteLink",
     "ChatMember",
     "ChatType",
+    "Media",
+    "MediaKind",
     "MemberRole",
     "Message",
+    "MessageMedia",
     "MessageReaction",
     "MessageType",
     "RefreshToken",
     "User",
+    "UserProfile",
 ]

@@ -3,7 +3,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint, func
+from sqlalchemy import Float, ForeignKey, String, Text, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, BigIntId, IdPk, TimestampMixin, str_enum, utcnow
@@ -13,6 +13,12 @@ class ChatType(enum.StrEnum):
     PRIVATE = "private"
     GROUP = "group"
     AI = "ai"
+
+
+class AiMode(enum.StrEnum):
+    OFF = "off"
+    MENTION = "mention"  # answers when mentioned, replied to, or asked with /ask
+    ALWAYS = "always"
 
 
 class MemberRole(enum.StrEnum):
@@ -42,6 +48,13 @@ class Chat(TimestampMixin, Base):
         default=utcnow, server_default=func.current_timestamp()
     )
     deleted_at: Mapped[datetime | None]
+    # The AI participant in this chat. None means the default for the chat type.
+    ai_mode: Mapped[AiMode | None] = mapped_column(str_enum(AiMode, "ai_mode"))
+    ai_model: Mapped[str | None] = mapped_column(String(128))
+    ai_persona: Mapped[str | None] = mapped_column(Text)
+    ai_temperature: Mapped[float | None] = mapped_column(Float)
+    # The AI's memory of this chat starts at this message (a "/new" context).
+    ai_context_from_id: Mapped[int | None] = mapped_column(BigIntId)
 
 
 class ChatMember(Base):

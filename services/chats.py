@@ -27,7 +27,7 @@ from models import (
 )
 from services.access import Membership, chat_not_found, require_membership
 from services.events import EventType, record_event
-from services.messages import unread_counts
+from services.messages import like_pattern, unread_counts
 from services.views import ChatListItem, ChatView, MemberView, MySettings, UserBrief, message_views
 
 RESTORE_WINDOW = timedelta(days=30)
@@ -295,13 +295,15 @@ async def set_member_role(
     if target.role == role:
         return target
     target.role = role
+    if role == MemberRole.OWNER:
+        membership.member.role = MemberRole.ADMIN
+    # Both member rows are written before the chat row is locked for a seq: the lock order of
+    # every writer (member, then chat), so that a concurrent read receipt cannot deadlock us.
     await session.flush()
     await record_event(
         session, chat_id, EventType.MEMBER_UPDATED, {"user_id": user_id, "role": role.value}
     )
     if role == MemberRole.OWNER:
-        membership.member.role = MemberRole.ADMIN
-        await session.flush()
         await record_event(
             session, chat_id, EventType.MEMBER_UPDATED, {"user_id": actor.id, "role": "admin"}
         )
@@ -478,7 +480,7 @@ async def list_chats(
             )
         )
     if query and query.strip():
-        pattern = f"%{query.strip().lower()}%"
+        pattern = like_pattern(query.strip().lower())
         peer_member = aliased(ChatMember)
         peer_user = aliased(User)
         peer_matches = (
@@ -488,15 +490,15 @@ async def list_chats(
                 peer_member.chat_id == Chat.id,
                 peer_member.user_id != user.id,
                 or_(
-                    func.lower(peer_user.first_name).like(pattern),
-                    func.lower(peer_user.last_name).like(pattern),
-                    func.lower(peer_user.username).like(pattern),
+                    func.lower(peer_user.first_name).like(pattern, escape="\\"),
+                    func.lower(peer_user.last_name).like(pattern, escape="\\"),
+                    func.lower(peer_user.username).like(pattern, escape="\\"),
                 ),
             )
         )
         statement = statement.where(
             or_(
-                func.lower(Chat.title).like(pattern),
+                func.lower(Chat.title).like(pattern, escape="\\"),
                 and_(Chat.type != ChatType.GROUP, peer_matches.exists()),
             )
         )

@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 
 from core.db import upsert_insert
-from core.errors import BadRequest, Forbidden, Unprocessable
-from models import Chat, ChatMember, ChatType, Message, MessageReaction, MessageType, User
+from core.errors import BadRequest, Conflict, Forbidden, Unprocessable
+from models import AiReply, Chat, ChatMember, ChatType, Message, MessageReaction, MessageType, User
 from models.message import FTS_CONFIG
 from services.access import (
     Membership,
@@ -26,7 +26,9 @@ from services.access import (
     require_membership,
     require_message,
 )
+from services.ai import AiRuntime, maybe_reply
 from services.events import EventType, next_seq, record_event
+from services.media import attach_media
 from services.views import MessageView, message_view, message_views
 
 TEXT_MAX_LENGTH = 4096
@@ -41,6 +43,8 @@ class Sent:
     message: Message
     view: MessageView
     created: bool  # False when a retry with the same client_msg_id found the original
+    chat: Chat
+    ai_reply: AiReply | None = None  # the AI participant's reply job, when it answers
 
 
 def clean_text(text: str | None, *, required: bool) -> str | None:
@@ -66,6 +70,18 @@ async def _find_by_client_msg_id(
     )
 
 
+async def _retried(session: AsyncSession, original: Message, chat_id: int) -> Sent:
+    """The answer to a retry. An id reused for another chat is a client bug, and answering with
+    that message would show a chat the sender may have left."""
+    if original.chat_id != chat_id:
+        raise Conflict(
+            "client_msg_id was already used for another chat", code="client_msg_id_reused"
+        )
+    chat = await session.get(Chat, chat_id)
+    assert chat is not None
+    return Sent(original, await message_view(session, original), created=False, chat=chat)
+
+
 async def send_message(
     session: AsyncSession,
     sender: User,
@@ -76,8 +92,11 @@ async def send_message(
     client_msg_id: str | None = None,
     message_type: MessageType = MessageType.TEXT,
     forward_from: Message | None = None,
+    media_ids: Sequence[int] = (),
+    ai: AiRuntime | None,
 ) -> Sent:
-    """Persist a message with the chat's next seq and stage its `new_message` event.
+    """Persist a message with the chat's next seq and stage its `new_message` event; queue the
+    AI participant's reply when it should answer (`ai` is None only for the AI's own messages).
 
     A retry with a `client_msg_id` the sender already used returns the original message and
     records nothing, also when the two attempts race each other."""
@@ -87,8 +106,8 @@ async def send_message(
             raise Unprocessable("client_msg_id must be 1..64 characters", code="bad_client_msg_id")
         original = await _find_by_client_msg_id(session, sender.id, client_msg_id)
         if original is not None:
-            return Sent(original, await message_view(session, original), created=False)
-    text = clean_text(text, required=forward_from is None)
+            return await _retried(session, original, chat_id)
+    text = clean_text(text, required=forward_from is None and not media_ids)
     if reply_to_message_id is not None:
         reply_to = await session.get(Message, reply_to_message_id)
         if reply_to is None or reply_to.chat_id != chat_id:
@@ -113,7 +132,10 @@ async def send_message(
         original = await _find_by_client_msg_id(session, sender.id, client_msg_id)
         if original is None:
             raise
-        return Sent(original, await message_view(session, original), created=False)
+        return await _retried(session, original, chat_id)
+    if media_ids:
+        message.type = await attach_media(session, sender, message.id, media_ids)
+        await session.flush()
     view = await message_view(session, message)
     await record_event(
         session,
@@ -122,7 +144,8 @@ async def send_message(
         {"message": view.model_dump(mode="json")},
         seq=message.seq,
     )
-    return Sent(message, view, created=True)
+    ai_reply = await maybe_reply(session, ai, membership.chat, message, sender)
+    return Sent(message, view, created=True, chat=membership.chat, ai_reply=ai_reply)
 
 
 async def _insert_message(
@@ -138,6 +161,14 @@ async def _insert_message(
 ) -> Message:
     seq = await next_seq(session, chat.id)
     now = datetime.now(UTC)
+    forward_source: tuple[int | None, int | None] = (None, None)
+    if forward_from is not None:
+        # A forward of a forward names the original author and chat, as Telegram does.
+        forward_source = (
+            (forward_from.forward_from_user_id, forward_from.forward_from_chat_id)
+            if forward_from.forward_from_chat_id is not None
+            else (forward_from.sender_id, forward_from.chat_id)
+        )
     message = Message(
         chat_id=chat.id,
         sender_id=sender.id,
@@ -146,8 +177,8 @@ async def _insert_message(
         text=forward_from.text if forward_from else text,
         reply_to_id=reply_to_message_id,
         client_msg_id=client_msg_id,
-        forward_from_user_id=forward_from.sender_id if forward_from else None,
-        forward_from_chat_id=forward_from.chat_id if forward_from else None,
+        forward_from_user_id=forward_source[0],
+        forward_from_chat_id=forward_source[1],
         created_at=now,
         updated_at=now,
     )
@@ -162,12 +193,12 @@ async def _insert_message(
 
 
 async def forward_message(
-    session: AsyncSession, user: User, message_id: int, to_chat_id: int
+    session: AsyncSession, user: User, message_id: int, to_chat_id: int, *, ai: AiRuntime | None
 ) -> Sent:
     original, _ = await require_message(session, message_id, user.id)
     if original.deleted_at is not None:
         raise BadRequest("A deleted message cannot be forwarded", code="message_deleted")
-    return await send_message(session, user, to_chat_id, text=None, forward_from=original)
+    return await send_message(session, user, to_chat_id, text=None, forward_from=original, ai=ai)
 
 
 async def edit_message(
@@ -413,7 +444,8 @@ async def mark_all_read(session: AsyncSession, user: User, chat_id: int) -> int:
     return await mark_read(session, user, chat_id, int(last))
 
 
-def _like_pattern(query: str) -> str:
+def like_pattern(query: str) -> str:
+    """A LIKE pattern that finds `query` as a substring, its wildcards taken literally."""
     escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
 
@@ -429,6 +461,7 @@ async def search_messages(
     my_chats = my_chats.where(ChatMember.user_id == user.id, Chat.is_active.is_(True))
     statement = select(Message).where(Message.chat_id.in_(my_chats), Message.deleted_at.is_(None))
     if chat_id is not None:
+        await require_membership(session, chat_id, user.id)
         statement = statement.where(Message.chat_id == chat_id)
     if session.get_bind().dialect.name == "postgresql":
         # The same expression as the GIN index, so that the index serves the search.
@@ -436,7 +469,7 @@ async def search_messages(
         document = func.to_tsvector(config, func.coalesce(Message.text, literal_column("''")))
         statement = statement.where(document.bool_op("@@")(func.plainto_tsquery(config, query)))
     else:
-        statement = statement.where(Message.text.like(_like_pattern(query), escape="\\"))
+        statement = statement.where(Message.text.like(like_pattern(query), escape="\\"))
     rows = await session.scalars(
         statement.order_by(Message.id.desc()).limit(max(1, min(limit, SEARCH_MAX_LIMIT)))
     )

@@ -145,11 +145,13 @@ async def update_profile(
     return user
 
 
-async def ensure_bot_user(session: AsyncSession, telegram_id: int, name: str) -> User:
+async def ensure_bot_user(
+    session: AsyncSession, telegram_id: int, name: str, *, username: str | None = None
+) -> User:
     """The AI participant's own user row."""
     synced = await sync_telegram_user(
         session,
-        TelegramProfile(telegram_id=telegram_id, first_name=name, is_bot=True),
+        TelegramProfile(telegram_id=telegram_id, first_name=name, username=username, is_bot=True),
         admin_ids=frozenset(),
     )
     return synced.user

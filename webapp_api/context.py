@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from core.broker import Broker, create_broker
 from core.db import create_engine, create_sessionmaker
 from core.settings import Settings
+from services.ai_runner import AiServices
 from services.auth import AuthConfig
 from ws.hub import Hub
 
@@ -21,6 +22,7 @@ class AppContext:
     broker: Broker
     auth: AuthConfig
     hub: Hub
+    ai: AiServices | None
 
     @classmethod
     async def open(cls, settings: Settings) -> AppContext:
@@ -35,9 +37,14 @@ class AppContext:
             presence_grace=settings.ws_presence_grace,
             typing_ttl=settings.ws_typing_ttl,
         )
-        return cls(settings, engine, sessionmaker, broker, AuthConfig.from_settings(settings), hub)
+        ai = AiServices.open(settings, sessionmaker, broker)
+        return cls(
+            settings, engine, sessionmaker, broker, AuthConfig.from_settings(settings), hub, ai
+        )
 
     async def close(self) -> None:
+        if self.ai is not None:
+            await self.ai.close()
         await self.hub.close()
         await self.broker.close()
         await self.engine.dispose()

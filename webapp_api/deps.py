@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.db import session_scope
 from core.errors import Unauthorized
 from models import User
+from services.ai import AiRuntime
 from services.auth import Identity, authenticate_access_token, authenticate_init_data
 from webapp_api.context import AppContext
 
@@ -29,7 +30,9 @@ async def get_session(context: Context) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-Session = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": the session commits when the endpoint returns, before the response is
+# sent, so a client never sees a success that was not committed.
+Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
 async def get_identity(
@@ -61,3 +64,11 @@ async def get_current_user(identity: CurrentIdentity) -> User:
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def get_ai(context: Context) -> AiRuntime | None:
+    """The AI participant's configuration (None when this server has no bot identity)."""
+    return context.ai.runtime if context.ai is not None else None
+
+
+Ai = Annotated[AiRuntime | None, Depends(get_ai)]

@@ -5,38 +5,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.tokens import issue_access_token
 from models import User
 from tests.conftest import TEST_SECRET_KEY
+from tests.support.sql import count_statements
 from tests.support.telegram import auth_headers, init_data_for
-
-
-@contextmanager
-def count_statements(app: FastAPI, prefix: str) -> Iterator[list[str]]:
-    """Records the SQL statements the live server runs that start with `prefix`."""
-    seen: list[str] = []
-    engine = app.state.context.engine.sync_engine
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement.lstrip().upper().startswith(prefix):
-            seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 async def _users(sessionmaker: async_sessionmaker[AsyncSession]) -> list[User]:

@@ -12,7 +12,7 @@ from services import chats, events, messages, users
 from services.access import require_membership
 from services.events import event_frame
 from services.views import ChatListItem, ChatView, MemberView, MessageView, MySettings
-from webapp_api.deps import Context, CurrentUser, Session
+from webapp_api.deps import Ai, Context, CurrentUser, Session
 from webapp_api.schemas.chats import (
     EVENTS_PAGE_LIMIT,
     ChatCreate,
@@ -34,7 +34,6 @@ from webapp_api.schemas.chats import (
 router = APIRouter(prefix="/api/v1", tags=["chats"])
 
 Ok = dict[str, bool]
-AI_BOT_NAME = "AI Assistant"
 
 
 @router.get("/chats", response_model=list[ChatListItem])
@@ -89,13 +88,11 @@ async def create_chat(body: ChatCreate, user: CurrentUser, session: Session) -> 
 
 
 @router.post("/chats/ai", response_model=ChatView)
-async def my_ai_chat(user: CurrentUser, session: Session, context: Context) -> ChatView:
+async def my_ai_chat(user: CurrentUser, session: Session, ai: Ai) -> ChatView:
     """My direct chat with the AI, created on first request."""
-    bot_telegram_id = context.settings.bot_telegram_id()
-    if bot_telegram_id is None:
+    if ai is None:
         raise ServiceUnavailable("The AI bot is not configured", code="bot_not_configured")
-    bot = await users.ensure_bot_user(session, bot_telegram_id, AI_BOT_NAME)
-    chat = await chats.get_or_create_ai_chat(session, user, bot)
+    chat = await chats.get_or_create_ai_chat(session, user, await ai.bot_user(session))
     return await chats.get_chat(session, user, chat.id)
 
 
@@ -236,9 +233,11 @@ async def chat_history(
 
 @router.post("/chats/{chat_id}/messages", response_model=MessageView)
 async def send_message(
-    chat_id: int, body: MessageCreate, user: CurrentUser, session: Session
+    chat_id: int, body: MessageCreate, user: CurrentUser, session: Session, ai: Ai
 ) -> MessageView:
-    """Send a message. Retrying with the same `client_msg_id` returns the original."""
+    """Send a message (text and/or uploaded `media_ids`). Retrying with the same
+    `client_msg_id` returns the original. Where the AI answers, its reply streams on the
+    socket (`ai_reply_*`)."""
     sent = await messages.send_message(
         session,
         user,
@@ -246,6 +245,8 @@ async def send_message(
         text=body.text,
         reply_to_message_id=body.reply_to_message_id,
         client_msg_id=body.client_msg_id,
+        media_ids=body.media_ids,
+        ai=ai,
     )
     return sent.view
 

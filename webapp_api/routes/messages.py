@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from services import messages, users
 from services.chats import normalize_username
 from services.views import MessageView, UserBrief
-from webapp_api.deps import CurrentUser, Session
+from webapp_api.deps import Ai, CurrentUser, Session
 from webapp_api.schemas.chats import (
     AeonMessageCreate,
     MessageEdit,
@@ -22,7 +22,9 @@ router = APIRouter(prefix="/api/v1", tags=["messages"])
 
 
 @router.post("/messages", response_model=MessageView)
-async def send_message(body: AeonMessageCreate, user: CurrentUser, session: Session) -> MessageView:
+async def send_message(
+    body: AeonMessageCreate, user: CurrentUser, session: Session, ai: Ai
+) -> MessageView:
     sent = await messages.send_message(
         session,
         user,
@@ -30,6 +32,8 @@ async def send_message(body: AeonMessageCreate, user: CurrentUser, session: Sess
         text=body.text,
         reply_to_message_id=body.reply_to_message_id,
         client_msg_id=body.client_msg_id,
+        media_ids=body.media_ids,
+        ai=ai,
     )
     return sent.view
 
@@ -56,10 +60,10 @@ async def message_page(
 
 @router.post("/messages/forward", response_model=MessageView)
 async def forward_message(
-    message_id: int, chat_id: int, user: CurrentUser, session: Session
+    message_id: int, chat_id: int, user: CurrentUser, session: Session, ai: Ai
 ) -> MessageView:
     """Copies a message into another chat; the caller must be a member of both."""
-    return (await messages.forward_message(session, user, message_id, chat_id)).view
+    return (await messages.forward_message(session, user, message_id, chat_id, ai=ai)).view
 
 
 @router.post("/messages/chat/{chat_id}/read-all", response_model=ReadState)

@@ -173,6 +173,7 @@ async def _send_message(
                 text=client_frame.text,
                 reply_to_message_id=client_frame.reply_to_message_id,
                 client_msg_id=client_frame.client_msg_id,
+                ai=context.ai.runtime if context.ai else None,
             )
     except AppError as exc:
         connection.send(

@@ -64,6 +64,7 @@ class MemberSettingsUpdate(BaseModel):
 
 class MessageCreate(BaseModel):
     text: str | None = Field(default=None, max_length=TEXT_MAX_LENGTH + 1024)
+    media_ids: list[int] = Field(default_factory=list, max_length=10)
     reply_to_message_id: int | None = None
     client_msg_id: str | None = Field(
         default=None, min_length=1, max_length=CLIENT_MSG_ID_MAX_LENGTH
@@ -72,7 +73,8 @@ class MessageCreate(BaseModel):
 
 class AeonMessageCreate(MessageCreate):
     chat_id: int
-    message_type: Literal["text"] = "text"
+    # Aeon sends it; the type actually follows the attached media.
+    message_type: str = "text"
 
 
 class MessageEdit(BaseModel):

@@ -1,0 +1,279 @@
+"""The models the AI participant can use, their limits and prices, and a provider for each.
+
+A built-in list covers current OpenAI and Anthropic models, so an API key alone is enough.
+`LLM_MODELS` (inline JSON) and `LLM_MODELS_FILE` (a JSON file) add models, for example an
+OpenAI-compatible server by base URL, or replace built-in ones with the same id.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+
+from core.settings import ConfigurationError, Settings
+from llm.anthropic_provider import AnthropicProvider
+from llm.base import LLMError, Provider
+from llm.openai_provider import OpenAIProvider
+
+ProviderKind = Literal["openai", "anthropic", "openai_compatible"]
+
+PRICE_UNIT_TOKENS = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    id: str  # our id, e.g. "gpt-4o-mini", "claude-haiku-4-5", "ollama/llama3.1"
+    provider: ProviderKind
+    vendor_model: str  # the name sent to the API
+    display_name: str
+    context_window: int  # tokens
+    max_output_tokens: int
+    input_price: int  # micro-credits per 1,000,000 input tokens (1 credit = 1 USD)
+    output_price: int  # micro-credits per 1,000,000 output tokens
+    base_url: str | None = None  # openai_compatible servers
+    # openai_compatible servers (may be empty for a local Ollama); kept out of repr and logs
+    api_key: str | None = field(default=None, repr=False)
+
+
+def cost_micros(model: ModelInfo, input_tokens: int, output_tokens: int) -> int:
+    """What the tokens cost in micro-credits, rounded up to a whole micro-credit."""
+    numerator = input_tokens * model.input_price + output_tokens * model.output_price
+    return -(-numerator // PRICE_UNIT_TOKENS)
+
+
+DEFAULT_MODELS: tuple[ModelInfo, ...] = (
+    ModelInfo(
+        id="gpt-4o-mini",
+        provider="openai",
+        vendor_model="gpt-4o-mini",
+        display_name="GPT-4o mini",
+        context_window=128_000,
+        max_output_tokens=16_384,
+        input_price=150_000,
+        output_price=600_000,
+    ),
+    ModelInfo(
+        id="gpt-4.1-mini",
+        provider="openai",
+        vendor_model="gpt-4.1-mini",
+        display_name="GPT-4.1 mini",
+        context_window=1_047_576,
+        max_output_tokens=32_768,
+        input_price=400_000,
+        output_price=1_600_000,
+    ),
+    ModelInfo(
+        id="gpt-4.1",
+        provider="openai",
+        vendor_model="gpt-4.1",
+        display_name="GPT-4.1",
+        context_window=1_047_576,
+        max_output_tokens=32_768,
+        input_price=2_000_000,
+        output_price=8_000_000,
+    ),
+    ModelInfo(
+        id="claude-haiku-4-5",
+        provider="anthropic",
+        vendor_model="claude-haiku-4-5",
+        display_name="Claude Haiku 4.5",
+        context_window=200_000,
+        max_output_tokens=64_000,
+        input_price=1_000_000,
+        output_price=5_000_000,
+    ),
+    ModelInfo(
+        id="claude-sonnet-4-5",
+        provider="anthropic",
+        vendor_model="claude-sonnet-4-5",
+        display_name="Claude Sonnet 4.5",
+        context_window=200_000,
+        max_output_tokens=64_000,
+        input_price=3_000_000,
+        output_price=15_000_000,
+    ),
+)
+
+
+class _ModelEntry(BaseModel):
+    """One model of LLM_MODELS / LLM_MODELS_FILE, checked before it is used."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(min_length=1)
+    provider: ProviderKind
+    vendor_model: str = Field(min_length=1)
+    display_name: str = Field(min_length=1)
+    context_window: int = Field(gt=0)
+    max_output_tokens: int = Field(gt=0)
+    input_price: int = Field(ge=0)
+    output_price: int = Field(ge=0)
+    base_url: str | None = None
+    api_key: str | None = None
+
+    @model_validator(mode="after")
+    def _endpoint_only_for_compatible_servers(self) -> _ModelEntry:
+        if self.provider == "openai_compatible" and not self.base_url:
+            raise ValueError(f"model {self.id!r}: an openai_compatible model needs base_url")
+        if self.provider != "openai_compatible" and (self.base_url or self.api_key):
+            raise ValueError(
+                f"model {self.id!r}: base_url and api_key apply to openai_compatible models only"
+                " (OpenAI and Anthropic use their own settings)"
+            )
+        return self
+
+    def model_info(self) -> ModelInfo:
+        return ModelInfo(**self.model_dump())
+
+
+_ENTRIES = TypeAdapter(list[_ModelEntry])
+
+
+class Catalogue:
+    def __init__(
+        self,
+        models: list[ModelInfo],
+        *,
+        openai_api_key: str | None,
+        openai_base_url: str | None,
+        anthropic_api_key: str | None,
+        anthropic_base_url: str | None,
+        default_model: str | None,
+        request_timeout: float,
+    ) -> None:
+        self._models = {model.id: model for model in models}
+        self._openai_api_key = openai_api_key
+        self._openai_base_url = openai_base_url
+        self._anthropic_api_key = anthropic_api_key
+        self._anthropic_base_url = anthropic_base_url
+        self._default_model = default_model
+        self._request_timeout = request_timeout
+        self._providers: dict[tuple[str, str | None, str | None], Provider] = {}
+
+    def _is_usable(self, model: ModelInfo) -> bool:
+        if model.provider == "openai":
+            return bool(self._openai_api_key)
+        if model.provider == "anthropic":
+            return bool(self._anthropic_api_key)
+        return bool(model.base_url)
+
+    def usable(self) -> list[ModelInfo]:
+        """The models whose provider is configured, in catalogue order."""
+        return [model for model in self._models.values() if self._is_usable(model)]
+
+    def get(self, model_id: str) -> ModelInfo:
+        model = self._models.get(model_id)
+        if model is None or not self._is_usable(model):
+            raise LLMError("not_configured", f"Model {model_id!r} is not available")
+        return model
+
+    def default(self) -> ModelInfo | None:
+        """LLM_DEFAULT_MODEL if it is usable, else the first usable model."""
+        usable = self.usable()
+        for model in usable:
+            if model.id == self._default_model:
+                return model
+        return usable[0] if usable else None
+
+    def provider_for(self, model: ModelInfo) -> Provider:
+        """One provider (and HTTP connection pool) per vendor endpoint and key."""
+        if not self._is_usable(model):
+            raise LLMError("not_configured", f"Model {model.id!r} is not available")
+        key: tuple[ProviderKind, str | None, str | None]
+        if model.provider == "openai":
+            key = (model.provider, self._openai_base_url, self._openai_api_key)
+        elif model.provider == "anthropic":
+            key = (model.provider, self._anthropic_base_url, self._anthropic_api_key)
+        else:
+            key = (model.provider, model.base_url, model.api_key or "")
+        provider = self._providers.get(key)
+        if provider is None:
+            provider = self._providers[key] = self._make_provider(*key)
+        return provider
+
+    def _make_provider(
+        self, kind: ProviderKind, base_url: str | None, api_key: str | None
+    ) -> Provider:
+        if kind == "anthropic":
+            return AnthropicProvider(
+                api_key=api_key or "", base_url=base_url, timeout=self._request_timeout
+            )
+        return OpenAIProvider(
+            api_key=api_key or "",
+            base_url=base_url,
+            kind=kind,
+            timeout=self._request_timeout,
+        )
+
+    async def close(self) -> None:
+        providers = list(self._providers.values())
+        self._providers.clear()
+        for provider in providers:
+            await provider.close()
+
+
+def _parse_models(text: str, variable: str) -> list[ModelInfo]:
+    try:
+        entries = _ENTRIES.validate_python(json.loads(text))
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(f"{variable} is not valid JSON: {exc}") from exc
+    except ValidationError as exc:
+        # Without the input values: an entry may hold a server's API key.
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'value'}: {error['msg']}"
+            for error in exc.errors(include_url=False, include_input=False)
+        )
+        raise ConfigurationError(f"{variable} is not a valid list of models: {problems}") from None
+    ids = [entry.id for entry in entries]
+    duplicates = sorted({model_id for model_id in ids if ids.count(model_id) > 1})
+    if duplicates:
+        raise ConfigurationError(f"{variable} lists a model id more than once: {duplicates}")
+    return [entry.model_info() for entry in entries]
+
+
+def _read_models_file(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(f"LLM_MODELS_FILE cannot be read: {exc}") from exc
+
+
+def load_catalogue(settings: Settings) -> Catalogue:
+    """The built-in models, then LLM_MODELS_FILE's, then LLM_MODELS' (a later one with the same
+    id replaces an earlier one). Raises ConfigurationError naming the variable on bad input,
+    including an LLM_DEFAULT_MODEL that names no model at all."""
+    models = {model.id: model for model in DEFAULT_MODELS}
+    if settings.llm_models_file is not None:
+        text = _read_models_file(settings.llm_models_file)
+        models.update((m.id, m) for m in _parse_models(text, "LLM_MODELS_FILE"))
+    if settings.llm_models is not None:
+        models.update((m.id, m) for m in _parse_models(settings.llm_models, "LLM_MODELS"))
+    if settings.llm_default_model is not None and settings.llm_default_model not in models:
+        raise ConfigurationError(
+            f"LLM_DEFAULT_MODEL names no known model: {settings.llm_default_model!r}"
+        )
+    return Catalogue(
+        list(models.values()),
+        openai_api_key=_secret(settings.openai_api_key),
+        openai_base_url=settings.openai_base_url,
+        anthropic_api_key=_secret(settings.anthropic_api_key),
+        anthropic_base_url=settings.anthropic_base_url,
+        default_model=settings.llm_default_model,
+        request_timeout=settings.llm_request_timeout,
+    )
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None

@@ -1,0 +1,494 @@
+"""Runs AI reply jobs: claims them (one process each), streams, persists, recovers.
+
+A process runs at most `concurrency` replies at once. While a reply streams, its deltas go to
+the chat's sockets coalesced (one frame per ~50 ms, never more behind the provider), its text
+so far is saved with a heartbeat every second, and a cancellation stops the upstream request.
+A reply whose process died (no heartbeat for `stale_after`) is run again once, then failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.broker import Broker
+from core.db import session_scope
+from core.events import decode_envelope, encode_envelope, encode_frame, stage
+from core.settings import Settings
+from llm.base import CompletionRequest, LLMError, Provider, TextDelta, Usage
+from llm.catalogue import ModelInfo, cost_micros, load_catalogue
+from llm.tokens import estimate_tokens
+from models import AiReply, AiReplyStatus, Chat, Message
+from services.ai import AI_SERVICE, AiRuntime, publish_reply_event
+from services.ai_context import build_request, prompt_tokens
+from services.messages import TEXT_MAX_LENGTH, send_message
+from services.presence import chat_member_ids
+from services.quota import DailyTokenAllowance, QuotaPolicy
+from services.text_split import split_text
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 3  # per stream, while nothing has been produced yet
+MAX_RETRY_DELAY = 10.0
+
+
+@dataclass(slots=True)
+class LiveReply:
+    reply_id: int
+    chat_id: int
+    members: set[int]
+    text: str = ""
+    flushed: int = 0  # characters already sent as deltas
+    cancel: asyncio.Event = field(default_factory=asyncio.Event)
+    usage: Usage | None = None
+
+
+class Cancelled(Exception):
+    pass
+
+
+class AiRunner:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        broker: Broker,
+        ai: AiRuntime,
+        *,
+        concurrency: int = 8,
+        stale_after: float = 30.0,
+        heartbeat_interval: float = 1.0,
+        coalesce_seconds: float = 0.05,
+        poll_interval: float = 1.0,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._broker = broker
+        self.ai = ai
+        self._concurrency = concurrency
+        self._running = 0
+        self._stale_after = stale_after
+        self._heartbeat_interval = heartbeat_interval
+        self._coalesce = coalesce_seconds
+        self._poll_interval = poll_interval
+        self._node = uuid.uuid4().hex[:16]
+        self._wake = asyncio.Event()
+        self._live: dict[int, LiveReply] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._remove_listener = broker.add_listener(self._on_envelope)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._loop_task = asyncio.create_task(self._run_forever(), name="ai-runner")
+
+    async def close(self) -> None:
+        self._remove_listener()
+        tasks = [t for t in (self._loop_task, *self._tasks) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.ai.catalogue.close()
+
+    def _on_envelope(self, data: bytes) -> None:
+        if not data.startswith(b'{"u":[],'):
+            return  # cheap filter: service envelopes have no user recipients
+        envelope = decode_envelope(data)
+        if envelope.service != AI_SERVICE:
+            return
+        reply_id = int(json.loads(envelope.frame)["reply_id"])
+        live = self._live.get(reply_id)
+        if live is not None:
+            self._spawn(self._check_cancel(live))
+        self._wake.set()
+
+    def _spawn(self, coroutine: object) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coroutine)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_forever(self) -> None:
+        last_sweep = 0.0
+        while True:
+            try:
+                if time.monotonic() - last_sweep > self._stale_after / 3:
+                    last_sweep = time.monotonic()
+                    await self._recover_stale()
+                while self._running < self._concurrency:
+                    reply_id = await self._claim()
+                    if reply_id is None:
+                        break
+                    self._running += 1
+                    self._spawn(self._run_claimed(reply_id))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("AI runner loop failed; continuing")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+
+    async def _run_claimed(self, reply_id: int) -> None:
+        try:
+            await self._execute(reply_id)
+        except Exception:
+            logger.exception("AI reply %s crashed", reply_id)
+            await self._fail(reply_id, "internal_error", "The reply failed unexpectedly")
+        finally:
+            self._running -= 1
+            self._wake.set()
+
+    # -- claiming and recovery ------------------------------------------------------------------
+
+    async def _claim(self) -> int | None:
+        now = datetime.now(UTC)
+        async with session_scope(self._sessionmaker) as session:
+            candidate = (
+                select(AiReply.id)
+                .where(AiReply.status == AiReplyStatus.QUEUED)
+                .order_by(AiReply.id)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+                .scalar_subquery()
+            )
+            claimed = await session.scalar(
+                update(AiReply)
+                .where(AiReply.id == candidate, AiReply.status == AiReplyStatus.QUEUED)
+                .values(
+                    status=AiReplyStatus.RUNNING,
+                    claimed_by=self._node,
+                    heartbeat_at=now,
+                    started_at=now,
+                    attempts=AiReply.attempts + 1,
+                )
+                .returning(AiReply.id)
+            )
+        return int(claimed) if claimed is not None else None
+
+    async def _recover_stale(self) -> None:
+        """Replies whose process stopped beating: run once more, or fail with a clear code."""
+        cutoff = datetime.now(UTC) - timedelta(seconds=self._stale_after)
+        async with session_scope(self._sessionmaker) as session:
+            stale = list(
+                await session.execute(
+                    select(AiReply.id, AiReply.attempts).where(
+                        AiReply.status == AiReplyStatus.RUNNING, AiReply.heartbeat_at < cutoff
+                    )
+                )
+            )
+            retried = [reply_id for reply_id, attempts in stale if attempts < 2]
+            if retried:
+                await session.execute(
+                    update(AiReply)
+                    .where(AiReply.id.in_(retried), AiReply.heartbeat_at < cutoff)
+                    .values(status=AiReplyStatus.QUEUED, claimed_by=None, text="")
+                )
+        for reply_id, attempts in stale:
+            if attempts >= 2:
+                await self._fail(
+                    reply_id,
+                    "interrupted",
+                    "The server answering this reply stopped; please try again",
+                    only_if_stale_before=cutoff,
+                )
+        if stale:
+            self._wake.set()
+
+    # -- running one reply ----------------------------------------------------------------------
+
+    async def _execute(self, reply_id: int) -> None:
+        async with self._sessionmaker() as session:
+            reply = await session.get(AiReply, reply_id)
+            assert reply is not None
+            chat = await session.get(Chat, reply.chat_id)
+            if chat is None or not chat.is_active:
+                raise LLMError("bad_request", "The chat is gone")
+            model = self.ai.catalogue.get(reply.model)
+            request = await build_request(
+                session,
+                chat,
+                reply.trigger_message_id,
+                model,
+                bot_user_id=(await self.ai.bot_user(session)).id,
+                requester_id=reply.requested_by,
+                max_tokens=reply.max_tokens,
+                temperature=chat.ai_temperature,
+            )
+            live = LiveReply(reply_id, chat.id, await chat_member_ids(session, chat.id))
+            trigger_id = reply.trigger_message_id
+        self._live[reply_id] = live
+        try:
+            await self._publish(
+                live,
+                {
+                    "type": "ai_reply_started",
+                    "reply_id": reply_id,
+                    "chat_id": live.chat_id,
+                    "reply_to_message_id": trigger_id,
+                    "model": model.id,
+                },
+            )
+            try:
+                await self._stream(live, model, request)
+            except Cancelled:
+                await self._finish(live, model, request, cancelled=True)
+                return
+            except LLMError as exc:
+                await self._fail(reply_id, exc.code, exc.message)
+                return
+            await self._finish(live, model, request, cancelled=False)
+        finally:
+            self._live.pop(reply_id, None)
+
+    async def _stream(self, live: LiveReply, model: ModelInfo, request: CompletionRequest) -> None:
+        provider = self.ai.catalogue.provider_for(model)
+        flusher = asyncio.create_task(self._flush_forever(live))
+        beater = asyncio.create_task(self._beat_forever(live))
+        consumer = asyncio.create_task(self._consume(live, provider, request))
+        cancelled = asyncio.create_task(live.cancel.wait())
+        try:
+            await asyncio.wait({consumer, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+            if not consumer.done():
+                consumer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await consumer
+                raise Cancelled
+            consumer.result()
+        finally:
+            for task in (flusher, beater, cancelled):
+                task.cancel()
+            await asyncio.gather(flusher, beater, cancelled, return_exceptions=True)
+            await self._flush(live)
+
+    async def _consume(
+        self, live: LiveReply, provider: Provider, request: CompletionRequest
+    ) -> None:
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                async for event in provider.stream(request):
+                    if isinstance(event, TextDelta):
+                        live.text += event.text
+                    else:
+                        live.usage = event
+                return
+            except LLMError as exc:
+                if not exc.retryable or live.text or attempt == MAX_ATTEMPTS - 1:
+                    raise
+                delay = min(exc.retry_after or 0.5 * 2**attempt, MAX_RETRY_DELAY)
+                logger.info("AI reply %s: %s, retrying in %.1fs", live.reply_id, exc.code, delay)
+                await asyncio.sleep(delay)
+
+    async def _flush_forever(self, live: LiveReply) -> None:
+        while True:
+            await asyncio.sleep(self._coalesce)
+            await self._flush(live)
+
+    async def _flush(self, live: LiveReply) -> None:
+        if len(live.text) == live.flushed:
+            return
+        offset, live.flushed = live.flushed, len(live.text)
+        await self._publish(
+            live,
+            {
+                "type": "ai_reply_delta",
+                "reply_id": live.reply_id,
+                "chat_id": live.chat_id,
+                "text": live.text[offset : live.flushed],
+                "offset": offset,
+            },
+        )
+
+    async def _beat_forever(self, live: LiveReply) -> None:
+        while True:
+            await asyncio.sleep(self._heartbeat_interval)
+            await self._check_cancel(live, save_text=True)
+
+    async def _check_cancel(self, live: LiveReply, *, save_text: bool = False) -> None:
+        async with session_scope(self._sessionmaker) as session:
+            values: dict[str, object] = {"heartbeat_at": datetime.now(UTC)}
+            if save_text:
+                values["text"] = live.text
+            cancel = await session.scalar(
+                update(AiReply)
+                .where(AiReply.id == live.reply_id, AiReply.claimed_by == self._node)
+                .values(**values)
+                .returning(AiReply.cancel_requested)
+            )
+        if cancel:
+            live.cancel.set()
+
+    async def _publish(self, live: LiveReply, frame: dict[str, object]) -> None:
+        await self._broker.publish(
+            encode_envelope(live.members, encode_frame(frame), chat_id=live.chat_id)
+        )
+
+    # -- endings --------------------------------------------------------------------------------
+
+    async def _finish(
+        self, live: LiveReply, model: ModelInfo, request: CompletionRequest, *, cancelled: bool
+    ) -> None:
+        text = live.text.strip()
+        if not text and not cancelled:
+            await self._fail(live.reply_id, "upstream_error", "The model returned no text")
+            return
+        usage = live.usage or Usage(
+            input_tokens=prompt_tokens(request), output_tokens=estimate_tokens(live.text)
+        )
+        async with session_scope(self._sessionmaker, self._broker) as session:
+            reply = await session.get(AiReply, live.reply_id)
+            bot = await self.ai.bot_user(session)
+            assert reply is not None
+            message_ids = []
+            reply_to = await self._live_message_id(session, reply.trigger_message_id)
+            for part in split_text(text, TEXT_MAX_LENGTH):
+                sent = await send_message(
+                    session, bot, reply.chat_id, text=part, reply_to_message_id=reply_to, ai=None
+                )
+                message_ids.append(sent.message.id)
+                reply_to = None
+            reply.status = AiReplyStatus.CANCELLED if cancelled else AiReplyStatus.DONE
+            reply.incomplete = cancelled
+            reply.text = live.text
+            reply.input_tokens = usage.input_tokens
+            reply.output_tokens = usage.output_tokens
+            reply.cost_micros = cost_micros(model, usage.input_tokens, usage.output_tokens)
+            reply.reply_message_id = message_ids[0] if message_ids else None
+            reply.finished_at = datetime.now(UTC)
+            await session.flush()
+            await self.ai.quota.settle(session, reply)
+            envelope = await publish_reply_event(
+                session,
+                reply.chat_id,
+                {
+                    "type": "ai_reply_done",
+                    "reply_id": reply.id,
+                    "chat_id": reply.chat_id,
+                    "message_id": reply.reply_message_id,
+                    "message_ids": message_ids,
+                    "incomplete": cancelled,
+                },
+                staged=False,
+            )
+            # Clients see "done" before the persisted new_message it announces.
+            stage(session, envelope, first=True)
+
+    @staticmethod
+    async def _live_message_id(session: AsyncSession, message_id: int | None) -> int | None:
+        if message_id is None:
+            return None
+        message = await session.get(Message, message_id)
+        return message_id if message is not None and message.deleted_at is None else None
+
+    async def _fail(
+        self,
+        reply_id: int,
+        code: str,
+        message: str,
+        *,
+        only_if_stale_before: datetime | None = None,
+    ) -> None:
+        async with session_scope(self._sessionmaker, self._broker) as session:
+            statement = (
+                update(AiReply)
+                .where(
+                    AiReply.id == reply_id,
+                    AiReply.status.in_((AiReplyStatus.QUEUED, AiReplyStatus.RUNNING)),
+                )
+                .values(
+                    status=AiReplyStatus.FAILED,
+                    error_code=code,
+                    error_message=message,
+                    finished_at=datetime.now(UTC),
+                )
+                .returning(AiReply.chat_id)
+            )
+            if only_if_stale_before is not None:
+                statement = statement.where(AiReply.heartbeat_at < only_if_stale_before)
+            chat_id = await session.scalar(statement)
+            if chat_id is None:
+                return
+            reply = await session.get(AiReply, reply_id)
+            assert reply is not None
+            await self.ai.quota.release(session, reply)
+            await publish_reply_event(
+                session,
+                chat_id,
+                {
+                    "type": "ai_reply_failed",
+                    "reply_id": reply_id,
+                    "chat_id": chat_id,
+                    "code": code,
+                    "message": message,
+                },
+                staged=True,
+            )
+
+    # -- what the API asks of a running reply ------------------------------------------------------
+
+    def live_text(self, reply_id: int) -> str | None:
+        live = self._live.get(reply_id)
+        return live.text if live is not None else None
+
+    def cancel_locally(self, reply_id: int) -> bool:
+        live = self._live.get(reply_id)
+        if live is None:
+            return False
+        live.cancel.set()
+        return True
+
+
+AI_BOT_NAME = "AI Assistant"
+
+
+@dataclass(slots=True)
+class AiServices:
+    """The AI participant of one process: its configuration and its job runner."""
+
+    runtime: AiRuntime
+    runner: AiRunner
+
+    @classmethod
+    def open(
+        cls,
+        settings: Settings,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        broker: Broker,
+        *,
+        quota: QuotaPolicy | None = None,
+    ) -> AiServices | None:
+        """None when this server cannot tell who its bot is (no BOT_TOKEN or BOT_ID)."""
+        bot_telegram_id = settings.bot_telegram_id()
+        if bot_telegram_id is None:
+            return None
+        runtime = AiRuntime(
+            catalogue=load_catalogue(settings),
+            quota=quota or DailyTokenAllowance(settings.ai_daily_token_allowance),
+            bot_telegram_id=bot_telegram_id,
+            bot_name=AI_BOT_NAME,
+            bot_username=settings.bot_username,
+            max_reply_tokens=settings.ai_max_reply_tokens,
+            user_replies_per_minute=settings.ai_user_replies_per_minute,
+            chat_always_replies_per_minute=settings.ai_group_always_replies_per_minute,
+        )
+        runner = AiRunner(
+            sessionmaker,
+            broker,
+            runtime,
+            concurrency=settings.ai_max_concurrent_replies,
+            stale_after=settings.ai_reply_stale_after,
+        )
+        runner.start()
+        return cls(runtime, runner)
+
+    async def close(self) -> None:
+        await self.runner.close()

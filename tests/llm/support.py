@@ -1,0 +1,52 @@
+"""Helpers shared by the provider tests."""
+
+from __future__ import annotations
+
+from llm.base import ChatTurn, CompletionRequest, LLMError, Provider, StreamEvent, TextDelta, Usage
+
+
+def completion(
+    *,
+    model: str = "test-model",
+    system: str = "You are a helpful assistant.",
+    turns: list[ChatTurn] | None = None,
+    max_tokens: int = 256,
+    temperature: float | None = None,
+) -> CompletionRequest:
+    return CompletionRequest(
+        model=model,
+        system=system,
+        turns=turns if turns is not None else [ChatTurn("user", "Say hello.")],
+        max_tokens=max_tokens,
+        temperature=temperature,
+    )
+
+
+async def collect(provider: Provider, request: CompletionRequest) -> list[StreamEvent]:
+    return [event async for event in provider.stream(request)]
+
+
+async def collect_until_error(
+    provider: Provider, request: CompletionRequest
+) -> tuple[list[str], LLMError]:
+    """The deltas that arrived before the stream failed, and its error."""
+    deltas: list[str] = []
+    try:
+        async for event in provider.stream(request):
+            assert isinstance(event, TextDelta), f"unexpected {event!r} before the error"
+            deltas.append(event.text)
+    except LLMError as error:
+        return deltas, error
+    raise AssertionError("the stream did not fail")
+
+
+def split(events: list[StreamEvent]) -> tuple[list[str], Usage]:
+    """The text deltas and the one Usage, which must come last."""
+    assert events, "no events"
+    *deltas, usage = events
+    assert isinstance(usage, Usage), f"the stream did not end with a Usage: {usage!r}"
+    texts = []
+    for event in deltas:
+        assert isinstance(event, TextDelta), f"{event!r} before the end"
+        texts.append(event.text)
+    return texts, usage

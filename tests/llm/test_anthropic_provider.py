@@ -1,0 +1,284 @@
+"""AnthropicProvider through the real `anthropic` SDK against the fake vendor."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+import pytest
+
+from llm.anthropic_provider import AnthropicProvider, alternating_messages
+from llm.base import ChatTurn, LLMError, LLMErrorCode, StreamEvent, TextDelta, Usage
+from tests.llm.support import collect, collect_until_error, completion, split
+from tests.support.fake_llm import FakeLLM, FakeReply
+from tests.support.server import bind_free_port, wait_until
+
+
+@pytest.fixture
+async def provider(fake_llm: FakeLLM) -> AsyncIterator[AnthropicProvider]:
+    provider = AnthropicProvider(api_key="sk-ant-test", base_url=fake_llm.base_url, timeout=5)
+    yield provider
+    await provider.close()
+
+
+async def test_text_streams_as_several_deltas_then_cumulative_usage(
+    fake_llm: FakeLLM, provider: AnthropicProvider
+) -> None:
+    # message_start reports 1 output token, message_delta the cumulative 9: 9 is the answer.
+    fake_llm.script(FakeReply(text="Hello there, human!", input_tokens=31, output_tokens=9))
+    deltas, usage = split(await collect(provider, completion()))
+    assert "".join(deltas) == "Hello there, human!"
+    assert len(deltas) == 7
+    assert usage == Usage(input_tokens=31, output_tokens=9)
+
+
+async def test_ping_events_are_ignored(fake_llm: FakeLLM, provider: AnthropicProvider) -> None:
+    fake_llm.script(FakeReply(pings=True), FakeReply(pings=False))
+    with_pings = await collect(provider, completion())
+    without_pings = await collect(provider, completion())
+    assert with_pings == without_pings
+
+
+async def test_request_carries_the_exact_wire_fields(
+    fake_llm: FakeLLM, provider: AnthropicProvider
+) -> None:
+    turns = [
+        ChatTurn("user", "Hi"),
+        ChatTurn("assistant", "Hello! How can I help?"),
+        ChatTurn("user", "Tell me a joke."),
+    ]
+    request = completion(model="claude-haiku-4-5", system="Be brief.", turns=turns, temperature=0.3)
+    await collect(provider, request)
+    [recorded] = fake_llm.requests
+    assert recorded.path == "/v1/messages"
+    # This SDK sends the API key as a bearer token (older ones used x-api-key).
+    assert recorded.headers["authorization"] == "Bearer sk-ant-test"
+    assert recorded.headers["anthropic-version"]
+    assert recorded.json == {
+        "model": "claude-haiku-4-5",
+        "system": "Be brief.",
+        "messages": [
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello! How can I help?"},
+            {"role": "user", "content": "Tell me a joke."},
+        ],
+        "max_tokens": 256,
+        "temperature": 0.3,
+        "stream": True,
+    }
+
+
+async def test_no_system_and_no_temperature_are_left_out(
+    fake_llm: FakeLLM, provider: AnthropicProvider
+) -> None:
+    await collect(provider, completion(system=""))
+    body = fake_llm.requests[0].json
+    assert "system" not in body
+    assert "temperature" not in body
+    assert body["max_tokens"] == 256
+
+
+async def test_turns_are_made_to_alternate_starting_with_the_user(
+    fake_llm: FakeLLM, provider: AnthropicProvider
+) -> None:
+    turns = [
+        ChatTurn("assistant", "Welcome!"),
+        ChatTurn("user", "a"),
+        ChatTurn("user", "b"),
+        ChatTurn("assistant", "c"),
+        ChatTurn("assistant", "d"),
+        ChatTurn("user", "e"),
+    ]
+    await collect(provider, completion(turns=turns))
+    assert fake_llm.requests[0].json["messages"] == [
+        {"role": "user", "content": "a\n\nb"},
+        {"role": "assistant", "content": "c\n\nd"},
+        {"role": "user", "content": "e"},
+    ]
+
+
+def test_a_conversation_without_a_user_turn_is_refused() -> None:
+    with pytest.raises(LLMError) as caught:
+        alternating_messages([ChatTurn("assistant", "Welcome!")])
+    assert caught.value.code == "bad_request"
+
+
+@pytest.mark.parametrize(
+    ("reply", "code", "retryable"),
+    [
+        (FakeReply(status=529), "overloaded", True),
+        (FakeReply(status=529, error_type="overloaded_error", retry_after=2), "overloaded", True),
+        (FakeReply(status=429, retry_after=12), "rate_limited", True),
+        (FakeReply(status=500), "upstream_error", True),
+        (FakeReply(status=503, error_type="api_error"), "upstream_error", True),
+        (FakeReply(status=400, error_type="context_length_exceeded"), "context_too_long", False),
+        (FakeReply(status=413), "context_too_long", False),
+        (FakeReply(status=400), "bad_request", False),
+        (FakeReply(status=404), "bad_request", False),
+        (FakeReply(status=401), "auth_failed", False),
+        (FakeReply(status=403), "auth_failed", False),
+    ],
+)
+async def test_error_statuses_map_to_llm_errors(
+    fake_llm: FakeLLM,
+    provider: AnthropicProvider,
+    reply: FakeReply,
+    code: LLMErrorCode,
+    retryable: bool,
+) -> None:
+    fake_llm.script(reply)
+    deltas, error = await collect_until_error(provider, completion())
+    assert deltas == []
+    assert (error.code, error.retryable) == (code, retryable)
+    assert error.retry_after == reply.retry_after
+    assert len(fake_llm.requests) == 1, "the SDK must not retry on its own"
+
+
+async def test_vendor_message_is_passed_on(fake_llm: FakeLLM, provider: AnthropicProvider) -> None:
+    fake_llm.script(FakeReply(status=529))
+    _, error = await collect_until_error(provider, completion())
+    assert error.message == "Overloaded"
+
+
+@pytest.mark.parametrize(
+    ("error_type", "code"),
+    [("overloaded_error", "overloaded"), ("api_error", "upstream_error")],
+)
+async def test_error_event_in_the_stream(
+    fake_llm: FakeLLM, provider: AnthropicProvider, error_type: str, code: LLMErrorCode
+) -> None:
+    fake_llm.script(
+        FakeReply(text="abcdefghijkl", chunk_size=2, fail_after_chunks=2, error_type=error_type)
+    )
+    deltas, error = await collect_until_error(provider, completion())
+    assert deltas == ["ab", "cd"]
+    assert (error.code, error.retryable) == (code, True)
+
+
+async def test_dropped_connection_mid_stream(
+    fake_llm: FakeLLM, provider: AnthropicProvider
+) -> None:
+    fake_llm.script(FakeReply(text="abcdefghijkl", chunk_size=2, drop_after_chunks=2))
+    deltas, error = await collect_until_error(provider, completion())
+    assert deltas == ["ab", "cd"]
+    assert (error.code, error.retryable) == ("connection_lost", True)
+
+
+async def test_unreachable_server() -> None:
+    sock = bind_free_port()
+    port = sock.getsockname()[1]
+    sock.close()
+    provider = AnthropicProvider(api_key="sk-ant-test", base_url=f"http://127.0.0.1:{port}")
+    try:
+        _, error = await collect_until_error(provider, completion())
+    finally:
+        await provider.close()
+    assert (error.code, error.retryable) == ("upstream_error", True)
+
+
+async def test_a_server_that_never_answers_is_a_timeout() -> None:
+    with bind_free_port() as sock:
+        sock.listen()  # the kernel accepts the connection; nobody ever answers
+        port = sock.getsockname()[1]
+        provider = AnthropicProvider(
+            api_key="sk-ant-test", base_url=f"http://127.0.0.1:{port}", timeout=5, stall_timeout=0.2
+        )
+        try:
+            deltas, error = await collect_until_error(provider, completion())
+        finally:
+            await provider.close()
+    assert deltas == []
+    assert (error.code, error.retryable) == ("timeout", True)
+
+
+async def test_no_first_chunk_in_time_is_a_timeout(fake_llm: FakeLLM) -> None:
+    fake_llm.script(FakeReply(gate=asyncio.Event()))
+    provider = AnthropicProvider(
+        api_key="sk-ant-test", base_url=fake_llm.base_url, timeout=5, stall_timeout=0.2
+    )
+    try:
+        deltas, error = await collect_until_error(provider, completion())
+    finally:
+        await provider.close()
+    assert deltas == []
+    assert (error.code, error.retryable) == ("timeout", True)
+    await wait_until(lambda: fake_llm.disconnects == 1)
+
+
+async def test_stalled_stream_is_a_timeout(fake_llm: FakeLLM) -> None:
+    fake_llm.script(FakeReply(text="abcdef", chunk_size=3, delay=30))
+    provider = AnthropicProvider(
+        api_key="sk-ant-test", base_url=fake_llm.base_url, timeout=5, stall_timeout=0.2
+    )
+    try:
+        deltas, error = await collect_until_error(provider, completion())
+    finally:
+        await provider.close()
+    assert deltas == ["abc"]
+    assert (error.code, error.retryable) == ("timeout", True)
+    await wait_until(lambda: fake_llm.disconnects == 1)
+
+
+async def test_closing_the_stream_early_disconnects_upstream(
+    fake_llm: FakeLLM, provider: AnthropicProvider
+) -> None:
+    fake_llm.script(FakeReply(text="x" * 300, chunk_size=1, delay=0.05))
+    events = provider.stream(completion())
+    assert await anext(events) == TextDelta("x")
+    await events.aclose()
+    await wait_until(lambda: fake_llm.disconnects == 1, timeout=2)
+
+
+async def test_cancelling_the_consumer_mid_stream_disconnects_upstream(
+    fake_llm: FakeLLM, provider: AnthropicProvider
+) -> None:
+    fake_llm.script(FakeReply(text="abcdef", chunk_size=3, delay=30))
+    received: list[StreamEvent] = []
+
+    async def consume() -> None:
+        async for event in provider.stream(completion()):
+            received.append(event)
+
+    task = asyncio.create_task(consume())
+    await wait_until(lambda: received == [TextDelta("abc")])
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await wait_until(lambda: fake_llm.disconnects == 1, timeout=2)
+
+
+async def test_cancelling_the_consumer_before_the_first_chunk_disconnects_upstream(
+    fake_llm: FakeLLM, provider: AnthropicProvider
+) -> None:
+    fake_llm.script(FakeReply(gate=asyncio.Event()))
+    task = asyncio.create_task(collect(provider, completion()))
+    await wait_until(lambda: len(fake_llm.requests) == 1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await wait_until(lambda: fake_llm.disconnects == 1, timeout=2)
+
+
+async def test_provider_is_reusable_after_an_error(
+    fake_llm: FakeLLM, provider: AnthropicProvider
+) -> None:
+    fake_llm.script(FakeReply(status=529), FakeReply(text="fine"))
+    with pytest.raises(LLMError):
+        await collect(provider, completion())
+    deltas, _ = split(await collect(provider, completion()))
+    assert "".join(deltas) == "fine"
+
+
+async def test_prompts_and_keys_never_reach_the_logs(
+    fake_llm: FakeLLM, provider: AnthropicProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    fake_llm.script(FakeReply(), FakeReply(status=400))
+    request = completion(system="classified system", turns=[ChatTurn("user", "classified turn")])
+    await collect(provider, request)
+    with pytest.raises(LLMError):
+        await collect(provider, request)
+    assert caplog.records, "DEBUG logging is on"
+    assert "classified" not in caplog.text
+    assert "sk-ant-test" not in caplog.text

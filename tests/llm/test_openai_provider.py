@@ -1,0 +1,275 @@
+"""OpenAIProvider through the real `openai` SDK against the fake vendor."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+import pytest
+
+from llm.base import ChatTurn, LLMError, LLMErrorCode, StreamEvent, TextDelta, Usage
+from llm.openai_provider import OpenAIProvider
+from llm.tokens import estimate_prompt_tokens, estimate_tokens
+from tests.llm.support import collect, collect_until_error, completion, split
+from tests.support.fake_llm import FakeLLM, FakeReply
+from tests.support.server import bind_free_port, wait_until
+
+
+@pytest.fixture
+async def provider(fake_llm: FakeLLM) -> AsyncIterator[OpenAIProvider]:
+    provider = OpenAIProvider(api_key="sk-test", base_url=f"{fake_llm.base_url}/v1", timeout=5)
+    yield provider
+    await provider.close()
+
+
+async def test_text_streams_as_several_deltas_then_usage(
+    fake_llm: FakeLLM, provider: OpenAIProvider
+) -> None:
+    fake_llm.script(
+        FakeReply(text="The quick brown fox jumps.", chunk_size=4, input_tokens=42, output_tokens=7)
+    )
+    deltas, usage = split(await collect(provider, completion()))
+    assert "".join(deltas) == "The quick brown fox jumps."
+    assert len(deltas) == 7
+    assert usage == Usage(input_tokens=42, output_tokens=7)
+
+
+async def test_request_carries_the_exact_wire_fields(
+    fake_llm: FakeLLM, provider: OpenAIProvider
+) -> None:
+    turns = [
+        ChatTurn("user", "Hi"),
+        ChatTurn("assistant", "Hello! How can I help?"),
+        ChatTurn("user", "Tell me a joke."),
+    ]
+    request = completion(model="gpt-4o-mini", system="Be brief.", turns=turns, temperature=0.3)
+    await collect(provider, request)
+    [recorded] = fake_llm.requests
+    assert recorded.path == "/v1/chat/completions"
+    assert recorded.headers["authorization"] == "Bearer sk-test"
+    body = recorded.json
+    assert body["model"] == "gpt-4o-mini"
+    assert body["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello! How can I help?"},
+        {"role": "user", "content": "Tell me a joke."},
+    ]
+    assert body["max_completion_tokens"] == 256
+    assert "max_tokens" not in body
+    assert body["temperature"] == 0.3
+    assert body["stream"] is True
+    assert body["stream_options"] == {"include_usage": True}
+
+
+async def test_compatible_server_gets_max_tokens_and_works_without_a_key(
+    fake_llm: FakeLLM,
+) -> None:
+    provider = OpenAIProvider(
+        api_key="", base_url=f"{fake_llm.base_url}/v1", kind="openai_compatible", timeout=5
+    )
+    try:
+        await collect(provider, completion(system=""))
+    finally:
+        await provider.close()
+    [recorded] = fake_llm.requests
+    assert recorded.json["max_tokens"] == 256
+    assert "max_completion_tokens" not in recorded.json
+    assert "temperature" not in recorded.json
+    assert recorded.json["messages"] == [{"role": "user", "content": "Say hello."}]
+    assert provider.name == "openai_compatible"
+
+
+async def test_usage_is_estimated_when_the_server_reports_none(
+    fake_llm: FakeLLM, provider: OpenAIProvider
+) -> None:
+    fake_llm.script(FakeReply(text="Привет, мир!", report_usage=False))
+    request = completion()
+    deltas, usage = split(await collect(provider, request))
+    assert "".join(deltas) == "Привет, мир!"
+    assert usage == Usage(
+        estimate_prompt_tokens(request.system, request.turns), estimate_tokens("Привет, мир!")
+    )
+
+
+@pytest.mark.parametrize(
+    ("reply", "code", "retryable"),
+    [
+        (FakeReply(status=429, retry_after=7), "rate_limited", True),
+        (FakeReply(status=429, error_type="insufficient_quota"), "rate_limited", False),
+        (FakeReply(status=500), "upstream_error", True),
+        (FakeReply(status=502, error_message="Bad gateway"), "upstream_error", True),
+        (FakeReply(status=503), "overloaded", True),
+        (FakeReply(status=400, error_type="context_length_exceeded"), "context_too_long", False),
+        (
+            # vLLM words it so, with no code
+            FakeReply(
+                status=400,
+                error_type="BadRequestError",
+                error_message="This model's maximum context length is 4096 tokens. However, "
+                "you requested 5000 tokens (4000 in the messages, 1000 in the completion).",
+            ),
+            "context_too_long",
+            False,
+        ),
+        (FakeReply(status=400), "bad_request", False),
+        (FakeReply(status=404), "bad_request", False),
+        (FakeReply(status=422), "bad_request", False),
+        (FakeReply(status=401), "auth_failed", False),
+        (FakeReply(status=403), "auth_failed", False),
+    ],
+)
+async def test_error_statuses_map_to_llm_errors(
+    fake_llm: FakeLLM,
+    provider: OpenAIProvider,
+    reply: FakeReply,
+    code: LLMErrorCode,
+    retryable: bool,
+) -> None:
+    fake_llm.script(reply)
+    deltas, error = await collect_until_error(provider, completion())
+    assert deltas == []
+    assert (error.code, error.retryable) == (code, retryable)
+    assert error.retry_after == reply.retry_after
+    assert len(fake_llm.requests) == 1, "the SDK must not retry on its own"
+
+
+async def test_vendor_message_is_passed_on(fake_llm: FakeLLM, provider: OpenAIProvider) -> None:
+    fake_llm.script(FakeReply(status=400, error_message="Unsupported parameter: 'temperature'"))
+    _, error = await collect_until_error(provider, completion())
+    assert error.message == "Unsupported parameter: 'temperature'"
+
+
+async def test_error_event_in_the_stream(fake_llm: FakeLLM, provider: OpenAIProvider) -> None:
+    fake_llm.script(FakeReply(text="abcdefghijkl", chunk_size=2, fail_after_chunks=2))
+    deltas, error = await collect_until_error(provider, completion())
+    assert deltas == ["ab", "cd"]
+    assert (error.code, error.retryable) == ("upstream_error", True)
+
+
+async def test_dropped_connection_mid_stream(fake_llm: FakeLLM, provider: OpenAIProvider) -> None:
+    fake_llm.script(FakeReply(text="abcdefghijkl", chunk_size=2, drop_after_chunks=2))
+    deltas, error = await collect_until_error(provider, completion())
+    assert deltas == ["ab", "cd"]
+    assert (error.code, error.retryable) == ("connection_lost", True)
+
+
+async def test_unreachable_server() -> None:
+    sock = bind_free_port()
+    port = sock.getsockname()[1]
+    sock.close()
+    provider = OpenAIProvider(api_key="sk-test", base_url=f"http://127.0.0.1:{port}/v1")
+    try:
+        _, error = await collect_until_error(provider, completion())
+    finally:
+        await provider.close()
+    assert (error.code, error.retryable) == ("upstream_error", True)
+
+
+async def test_a_server_that_never_answers_is_a_timeout() -> None:
+    with bind_free_port() as sock:
+        sock.listen()  # the kernel accepts the connection; nobody ever answers
+        port = sock.getsockname()[1]
+        provider = OpenAIProvider(
+            api_key="sk-test", base_url=f"http://127.0.0.1:{port}/v1", timeout=5, stall_timeout=0.2
+        )
+        try:
+            deltas, error = await collect_until_error(provider, completion())
+        finally:
+            await provider.close()
+    assert deltas == []
+    assert (error.code, error.retryable) == ("timeout", True)
+
+
+async def test_no_first_chunk_in_time_is_a_timeout(fake_llm: FakeLLM) -> None:
+    fake_llm.script(FakeReply(gate=asyncio.Event()))
+    provider = OpenAIProvider(
+        api_key="sk-test", base_url=f"{fake_llm.base_url}/v1", timeout=5, stall_timeout=0.2
+    )
+    try:
+        deltas, error = await collect_until_error(provider, completion())
+    finally:
+        await provider.close()
+    assert deltas == []
+    assert (error.code, error.retryable) == ("timeout", True)
+    await wait_until(lambda: fake_llm.disconnects == 1)
+
+
+async def test_stalled_stream_is_a_timeout(fake_llm: FakeLLM) -> None:
+    fake_llm.script(FakeReply(text="abcdef", chunk_size=3, delay=30))
+    provider = OpenAIProvider(
+        api_key="sk-test", base_url=f"{fake_llm.base_url}/v1", timeout=5, stall_timeout=0.2
+    )
+    try:
+        deltas, error = await collect_until_error(provider, completion())
+    finally:
+        await provider.close()
+    assert deltas == ["abc"]
+    assert (error.code, error.retryable) == ("timeout", True)
+    await wait_until(lambda: fake_llm.disconnects == 1)
+
+
+async def test_closing_the_stream_early_disconnects_upstream(
+    fake_llm: FakeLLM, provider: OpenAIProvider
+) -> None:
+    fake_llm.script(FakeReply(text="x" * 300, chunk_size=1, delay=0.05))
+    events = provider.stream(completion())
+    assert await anext(events) == TextDelta("x")
+    await events.aclose()
+    await wait_until(lambda: fake_llm.disconnects == 1, timeout=2)
+
+
+async def test_cancelling_the_consumer_mid_stream_disconnects_upstream(
+    fake_llm: FakeLLM, provider: OpenAIProvider
+) -> None:
+    fake_llm.script(FakeReply(text="abcdef", chunk_size=3, delay=30))
+    received: list[StreamEvent] = []
+
+    async def consume() -> None:
+        async for event in provider.stream(completion()):
+            received.append(event)
+
+    task = asyncio.create_task(consume())
+    await wait_until(lambda: received == [TextDelta("abc")])
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await wait_until(lambda: fake_llm.disconnects == 1, timeout=2)
+
+
+async def test_cancelling_the_consumer_before_the_first_chunk_disconnects_upstream(
+    fake_llm: FakeLLM, provider: OpenAIProvider
+) -> None:
+    gate = asyncio.Event()
+    fake_llm.script(FakeReply(gate=gate))
+    task = asyncio.create_task(collect(provider, completion()))
+    await wait_until(lambda: len(fake_llm.requests) == 1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await wait_until(lambda: fake_llm.disconnects == 1, timeout=2)
+
+
+async def test_provider_is_reusable_after_an_error(
+    fake_llm: FakeLLM, provider: OpenAIProvider
+) -> None:
+    fake_llm.script(FakeReply(status=500), FakeReply(text="fine"))
+    with pytest.raises(LLMError):
+        await collect(provider, completion())
+    deltas, _ = split(await collect(provider, completion()))
+    assert "".join(deltas) == "fine"
+
+
+async def test_prompts_and_keys_never_reach_the_logs(
+    fake_llm: FakeLLM, provider: OpenAIProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    fake_llm.script(FakeReply(), FakeReply(status=400))
+    request = completion(system="classified system", turns=[ChatTurn("user", "classified turn")])
+    await collect(provider, request)
+    with pytest.raises(LLMError):
+        await collect(provider, request)
+    assert caplog.records, "DEBUG logging is on"
+    assert "classified" not in caplog.text
+    assert "sk-test" not in caplog.text

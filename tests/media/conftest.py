@@ -1,0 +1,102 @@
+"""Users, uploads and servers with their own settings for the media tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from core.db import session_scope
+from core.settings import Settings
+from models import MessageType, User
+from services import media
+from tests.conftest import make_settings
+from tests.support.api import ApiUser, sign_up
+from tests.support.server import live_server
+from webapp_api.app import create_app
+
+
+async def upload(
+    user: ApiUser,
+    data: bytes,
+    filename: str = "file.bin",
+    *,
+    content_type: str = "application/octet-stream",
+    kind: str | None = None,
+    path: str = "/api/v1/media",
+) -> httpx.Response:
+    form = {"kind": kind} if kind is not None else None
+    return await user.post(path, files={"file": (filename, data, content_type)}, data=form)
+
+
+async def uploaded(user: ApiUser, data: bytes, filename: str = "file.bin", **kwargs: Any) -> Any:
+    response = await upload(user, data, filename, **kwargs)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def attach(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    user: ApiUser,
+    message_id: int,
+    media_ids: list[int],
+) -> MessageType:
+    """Shows uploads in a message, as sending a message with `media_ids` does."""
+    async with session_scope(sessionmaker) as session:
+        sender = await session.get(User, user.id)
+        assert sender is not None
+        return await media.attach_media(session, sender, message_id, media_ids)
+
+
+def stored_files(media_dir: Path) -> list[Path]:
+    """Every file under the media directory, spooled uploads and temporary files included."""
+    return sorted(path for path in media_dir.rglob("*") if path.is_file())
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    client: httpx.AsyncClient
+    settings: Settings
+
+    async def sign_up(self, telegram_id: int, first_name: str) -> ApiUser:
+        return await sign_up(self.client, telegram_id, first_name)
+
+
+ServerFactory = Callable[..., AbstractAsyncContextManager[Served]]
+
+
+@pytest.fixture
+def media_server(database_url: str, engine: AsyncEngine, tmp_path: Path) -> ServerFactory:
+    """A server of its own (own settings, own empty MEDIA_DIR) on the suite's database."""
+
+    @asynccontextmanager
+    async def start(**overrides: object) -> AsyncIterator[Served]:
+        settings = make_settings(database_url, tmp_path, **overrides)
+        async with (
+            live_server(create_app(settings)) as server,
+            httpx.AsyncClient(base_url=server.base_url, timeout=10) as client,
+        ):
+            yield Served(client, settings)
+
+    return start
+
+
+@pytest.fixture
+async def alice(client: httpx.AsyncClient) -> ApiUser:
+    return await sign_up(client, 201, "Alice", "alice")
+
+
+@pytest.fixture
+async def bob(client: httpx.AsyncClient) -> ApiUser:
+    return await sign_up(client, 202, "Bob", "bob")
+
+
+@pytest.fixture
+async def carol(client: httpx.AsyncClient) -> ApiUser:
+    return await sign_up(client, 203, "Carol", "carol")

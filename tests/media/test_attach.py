@@ -1,0 +1,160 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.db import session_scope
+from core.errors import AppError
+from core.settings import Settings
+from models import Message, MessageType
+from services import media
+from tests.conftest import TEST_SECRET_KEY
+from tests.media.conftest import attach, uploaded
+from tests.media.samples import iso_media, mp3_bytes, png_bytes, wav_bytes
+from tests.support.api import ApiUser
+
+
+async def new_message(user: ApiUser, *members: ApiUser) -> dict[str, Any]:
+    chat = await user.create_group("Media", *members)
+    return await user.send(chat["id"], "with media")
+
+
+async def attach_error(
+    sessionmaker: async_sessionmaker[AsyncSession], user: ApiUser, message_id: int, ids: list[int]
+) -> AppError:
+    with pytest.raises(AppError) as raised:
+        await attach(sessionmaker, user, message_id, ids)
+    return raised.value
+
+
+async def test_one_item_gives_the_message_its_kind(
+    alice: ApiUser, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    voice = await uploaded(alice, wav_bytes(), kind="voice")
+    message = await new_message(alice)
+    assert await attach(sessionmaker, alice, message["id"], [voice["id"]]) is MessageType.VOICE
+
+
+async def test_several_photos_and_videos_are_an_album(
+    alice: ApiUser, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    photo = await uploaded(alice, png_bytes())
+    video = await uploaded(alice, iso_media(b"mp42"))
+    message = await new_message(alice)
+    kind = await attach(sessionmaker, alice, message["id"], [video["id"], photo["id"]])
+    assert kind is MessageType.ALBUM
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ((png_bytes(), None), (mp3_bytes(), None)),
+        ((wav_bytes(), "voice"), (wav_bytes(0.3), "voice")),
+        ((png_bytes(), "document"), (png_bytes(color=(1, 1, 1)), None)),
+    ],
+    ids=["photo-and-audio", "voices", "document-and-photo"],
+)
+async def test_an_album_does_not_mix_kinds(
+    alice: ApiUser,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    first: tuple[bytes, str | None],
+    second: tuple[bytes, str | None],
+) -> None:
+    items = [await uploaded(alice, data, kind=kind) for data, kind in (first, second)]
+    message = await new_message(alice)
+    error = await attach_error(sessionmaker, alice, message["id"], [i["id"] for i in items])
+    assert (error.status_code, error.code) == (422, "album_mixed_media")
+
+
+async def test_only_the_uploader_can_send_an_upload(
+    alice: ApiUser, bob: ApiUser, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    item = await uploaded(alice, png_bytes())
+    message = await new_message(bob, alice)
+    error = await attach_error(sessionmaker, bob, message["id"], [item["id"]])
+    assert (error.status_code, error.code) == (404, "media_not_found")
+
+
+async def test_an_upload_is_sent_once(
+    alice: ApiUser, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    item = await uploaded(alice, png_bytes())
+    first, second = await new_message(alice), await new_message(alice)
+    await attach(sessionmaker, alice, first["id"], [item["id"]])
+    error = await attach_error(sessionmaker, alice, second["id"], [item["id"]])
+    assert (error.status_code, error.code) == (409, "media_already_attached")
+
+
+@pytest.mark.parametrize(
+    ("ids", "code"),
+    [([], "media_ids_empty"), ([0, 0], "media_ids_duplicate"), (list(range(11)), "too_many_media")],
+)
+async def test_malformed_media_ids_are_refused(
+    alice: ApiUser, sessionmaker: async_sessionmaker[AsyncSession], ids: list[int], code: str
+) -> None:
+    message = await new_message(alice)
+    error = await attach_error(sessionmaker, alice, message["id"], ids)
+    assert (error.status_code, error.code) == (422, code)
+
+
+async def test_media_fields_load_every_message_in_album_order(
+    alice: ApiUser,
+    client: httpx.AsyncClient,
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    photos = [await uploaded(alice, png_bytes(color=(n, n, n)), f"{n}.png") for n in range(3)]
+    song = await uploaded(alice, wav_bytes(0.5), "song.wav")
+    album, single, plain, deleted = [await new_message(alice) for _ in range(4)]
+    order = [photos[2]["id"], photos[0]["id"], photos[1]["id"]]
+    await attach(sessionmaker, alice, album["id"], order)
+    await attach(sessionmaker, alice, single["id"], [song["id"]])
+    extra = await uploaded(alice, png_bytes(color=(50, 50, 50)))
+    await attach(sessionmaker, alice, deleted["id"], [extra["id"]])
+    await alice.ok("DELETE", f"/api/v1/messages/{deleted['id']}")
+    urls = media.media_urls(settings, TEST_SECRET_KEY, f"{client.base_url}/")
+
+    async with sessionmaker() as session:
+        ids = [album["id"], single["id"], plain["id"], deleted["id"]]
+        messages = list(await session.scalars(select(Message).where(Message.id.in_(ids))))
+        fields = await media.media_fields(session, messages, urls)
+
+    assert set(fields) == {album["id"], single["id"]}
+    assert [view.id for view in fields[album["id"]]] == order
+    [song_view] = fields[single["id"]]
+    assert (song_view.kind, song_view.duration, song_view.filename) == ("audio", 0.5, "song.wav")
+    assert song_view.url.startswith(f"{client.base_url}/media/{song['id']}?exp=")
+    assert (await client.get(song_view.url)).content == wav_bytes(0.5)
+    assert media.aeon_media_fields(fields[single["id"]]) == {
+        "media_url": song_view.url,
+        "media_type": "audio/wav",
+        "media_size": song["size"],
+        "media_duration": 0.5,
+    }
+    assert media.aeon_media_fields([])["media_url"] is None
+
+
+async def test_a_forwarded_copy_shares_its_media_with_the_other_chat(
+    alice: ApiUser, bob: ApiUser, carol: ApiUser, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    item = await uploaded(alice, png_bytes())
+    original = await new_message(alice, bob)
+    await attach(sessionmaker, alice, original["id"], [item["id"]])
+    copy = await new_message(bob, carol)
+    async with session_scope(sessionmaker) as session:
+        await media.copy_attachments(session, original["id"], copy["id"])
+    assert (await carol.get(f"/api/v1/media/{item['id']}")).status_code == 200
+
+
+def test_urls_over_a_websocket_base_are_http(no_env_file: Path) -> None:
+    settings = Settings(secret_key=TEST_SECRET_KEY)
+    urls = media.media_urls(settings, TEST_SECRET_KEY, "wss://api.example.com/")
+    assert urls.media(5).startswith("https://api.example.com/media/5?exp=")
+    assert (
+        media.media_urls(settings, TEST_SECRET_KEY).thumbnail(5).startswith("/media/5/thumbnail?")
+    )

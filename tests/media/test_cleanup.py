@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.settings import Settings
+from core.storage import LocalStorage, blob_key, thumbnail_key
+from models import Media
+from models.base import utcnow
+from services.media import MediaConfig, run_media_cleanup, run_media_cleanup_forever
+from tests.media.conftest import attach, uploaded
+from tests.media.samples import png_bytes
+from tests.support.api import ApiUser
+
+A_DAY_LATER = timedelta(days=1, minutes=1)
+
+
+async def media_ids(sessionmaker: async_sessionmaker[AsyncSession]) -> set[int]:
+    async with sessionmaker() as session:
+        return set(await session.scalars(select(Media.id)))
+
+
+async def test_unattached_uploads_older_than_a_day_go_with_their_files(
+    alice: ApiUser, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    kept_data, dropped_data = png_bytes(color=(9, 9, 9)), png_bytes(color=(8, 8, 8))
+    kept = await uploaded(alice, kept_data)
+    dropped = await uploaded(alice, dropped_data)
+    chat = await alice.create_group("Album")
+    message = await alice.send(chat["id"], "kept")
+    await attach(sessionmaker, alice, message["id"], [kept["id"]])
+    storage = LocalStorage(settings.media_dir)
+
+    assert await run_media_cleanup(sessionmaker, storage) == 0
+    removed = await run_media_cleanup(sessionmaker, storage, now=utcnow() + A_DAY_LATER)
+
+    assert removed == 1
+    assert await media_ids(sessionmaker) == {kept["id"]}
+    dropped_sha = hashlib.sha256(dropped_data).hexdigest()
+    assert not (settings.media_dir / blob_key(dropped_sha)).exists()
+    assert not (settings.media_dir / thumbnail_key(dropped_sha)).exists()
+    kept_sha = hashlib.sha256(kept_data).hexdigest()
+    assert (settings.media_dir / blob_key(kept_sha)).read_bytes() == kept_data
+    assert (await alice.get(f"/api/v1/media/{dropped['id']}")).status_code == 404
+
+
+async def test_a_file_another_upload_shares_is_kept(
+    alice: ApiUser, bob: ApiUser, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    data = png_bytes(color=(7, 7, 7))
+    abandoned = await uploaded(alice, data)
+    sent = await uploaded(bob, data)
+    chat = await bob.create_group("Shared")
+    message = await bob.send(chat["id"], "same picture")
+    await attach(sessionmaker, bob, message["id"], [sent["id"]])
+
+    await run_media_cleanup(
+        sessionmaker, LocalStorage(settings.media_dir), now=utcnow() + A_DAY_LATER
+    )
+
+    assert await media_ids(sessionmaker) == {sent["id"]}
+    assert abandoned["id"] != sent["id"]
+    assert (await bob.get(f"/api/v1/media/{sent['id']}")).content == data
+
+
+async def test_stale_spooled_uploads_are_swept(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    spool_dir = MediaConfig.from_settings(settings).spool_dir
+    spool_dir.mkdir(parents=True, exist_ok=True)
+    stale, fresh = spool_dir / "upload-stale", spool_dir / "upload-fresh"
+    stale.write_bytes(b"left by a crash")
+    fresh.write_bytes(b"being received")
+    two_days_ago = (utcnow() - timedelta(days=2)).timestamp()
+    os.utime(stale, (two_days_ago, two_days_ago))
+
+    await run_media_cleanup(sessionmaker, LocalStorage(settings.media_dir), spool_dir=spool_dir)
+
+    assert (stale.exists(), fresh.exists()) == (False, True)
+    fresh.unlink()
+
+
+async def test_the_periodic_cleanup_runs_until_cancelled(
+    alice: ApiUser, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    await uploaded(alice, png_bytes(color=(6, 6, 6)))
+    task = asyncio.create_task(
+        run_media_cleanup_forever(
+            sessionmaker, LocalStorage(settings.media_dir), interval=3600, max_age=timedelta(0)
+        )
+    )
+    try:
+        async with asyncio.timeout(5):
+            # The loop signals nothing when a pass is done; its effect is in the database.
+            while await media_ids(sessionmaker):  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert await media_ids(sessionmaker) == set()

@@ -1,0 +1,577 @@
+"""A fake LLM vendor: OpenAI's `POST /v1/chat/completions` and Anthropic's `POST /v1/messages`
+in their real wire formats (JSON, SSE streams, error bodies and statuses), served by a real
+uvicorn on a loopback port so that the official SDKs talk to it unpatched.
+
+Each request takes the next scripted `FakeReply` (a default one when none is left) and is
+recorded. One server runs for the session (starting one per test would cost 0.2 s); the
+`fake_llm` fixture gives each test a fresh FakeLLM: its own script, requests and disconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from llm.base import ChatTurn
+from llm.tokens import estimate_prompt_tokens, estimate_tokens
+from tests.support.server import bind_free_port
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRequest:
+    path: str
+    headers: dict[str, str]  # lower-case names
+    json: Json
+
+
+@dataclass
+class FakeReply:
+    text: str = "Hello from the fake model."
+    chunk_size: int = 3  # characters per delta
+    delay: float = 0.0  # seconds between chunks
+    input_tokens: int | None = None  # reported usage; default: estimated from the request
+    output_tokens: int | None = None
+    status: int = 200  # an error status, answered before any streaming
+    # The vendor's error code (OpenAI) or type (Anthropic), e.g. "overloaded_error",
+    # "rate_limit_error", "insufficient_quota"; "context_length_exceeded" scripts a prompt
+    # that does not fit on both endpoints.
+    error_type: str | None = None
+    error_message: str | None = None  # instead of the vendor's usual wording
+    retry_after: float | None = None
+    fail_after_chunks: int | None = None  # an error event in the stream after N chunks
+    drop_after_chunks: int | None = None  # the connection closes abruptly after N chunks
+    gate: asyncio.Event | None = None  # streaming waits for it before the first chunk
+    pings: bool = True  # Anthropic ping events
+    report_usage: bool = True  # False: an OpenAI-compatible server that ignores include_usage
+
+
+class _Stream(Protocol):
+    """One vendor's SSE frames."""
+
+    def opening(self) -> list[bytes]: ...  # before the gate
+    def start(self) -> list[bytes]: ...  # after the gate, before the first chunk
+    def delta(self, text: str) -> bytes: ...
+    def failure(self) -> bytes: ...
+    def closing(self) -> list[bytes]: ...
+
+
+class FakeLLM:
+    """One test's view of the fake vendor: its script, and what the server saw."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.requests: list[RecordedRequest] = []
+        self.disconnects = 0
+        self._replies: deque[FakeReply] = deque()
+        self._ids = itertools.count(1)
+        self._closed = asyncio.Event()
+
+    def script(self, *replies: FakeReply) -> None:
+        """Queue replies; each request consumes one."""
+        self._replies.extend(replies)
+
+    def close(self) -> None:
+        """End the streams still open (a gate never set, a long delay)."""
+        self._closed.set()
+
+    async def _record(self, request: Request) -> Json:
+        body: Json = await request.json()
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        self.requests.append(RecordedRequest(request.url.path, headers, body))
+        return body
+
+    def _next_reply(self) -> FakeReply:
+        return self._replies.popleft() if self._replies else FakeReply()
+
+    def _next_id(self) -> str:
+        return f"{next(self._ids):024x}"
+
+    async def openai(self, request: Request) -> Response:
+        body = await self._record(request)
+        reply = self._next_reply()
+        if reply.status != 200:
+            return _openai_error(reply)
+        system, turns = _openai_prompt(body)
+        usage = _usage(reply, system, turns)
+        completion_id = f"chatcmpl-{self._next_id()}"
+        model = str(body.get("model", ""))
+        if not body.get("stream"):
+            return JSONResponse(
+                {
+                    "id": completion_id,
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": model,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": reply.text},
+                            "logprobs": None,
+                            "finish_reason": "stop",
+                        }
+                    ],
+                    "usage": _openai_usage(usage),
+                    "system_fingerprint": "fp_fake",
+                }
+            )
+        include_usage = reply.report_usage and bool(
+            (body.get("stream_options") or {}).get("include_usage")
+        )
+        stream = _OpenAIStream(completion_id, model, reply, usage, include_usage=include_usage)
+        return _EventStream(self, reply, stream, {"x-request-id": f"req_{self._next_id()}"})
+
+    async def anthropic(self, request: Request) -> Response:
+        body = await self._record(request)
+        reply = self._next_reply()
+        if reply.status != 200:
+            return _anthropic_error(reply, f"req_{self._next_id()}")
+        system, turns = _anthropic_prompt(body)
+        usage = _usage(reply, system, turns)
+        message_id = f"msg_{self._next_id()}"
+        model = str(body.get("model", ""))
+        if not body.get("stream"):
+            return JSONResponse(
+                {
+                    "id": message_id,
+                    "type": "message",
+                    "role": "assistant",
+                    "model": model,
+                    "content": [{"type": "text", "text": reply.text}],
+                    "stop_reason": "end_turn",
+                    "stop_sequence": None,
+                    "usage": {"input_tokens": usage[0], "output_tokens": usage[1]},
+                }
+            )
+        stream = _AnthropicStream(message_id, model, reply, usage)
+        return _EventStream(self, reply, stream, {"request-id": f"req_{self._next_id()}"})
+
+
+class _EventStream(Response):
+    """An SSE response driven by a FakeReply, which notices the client going away."""
+
+    def __init__(
+        self, fake: FakeLLM, reply: FakeReply, stream: _Stream, headers: dict[str, str]
+    ) -> None:
+        # As StreamingResponse does: no body, so no content-length header.
+        self.status_code = 200
+        self.media_type = "text/event-stream"
+        self.background = None
+        self.init_headers({"cache-control": "no-cache", **headers})
+        self._fake = fake
+        self._reply = reply
+        self._stream = stream
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        produce = asyncio.ensure_future(self._produce(send))
+        disconnect = asyncio.ensure_future(_disconnected(receive))
+        closing = asyncio.ensure_future(self._fake._closed.wait())
+        done, _ = await asyncio.wait(
+            {produce, disconnect, closing}, return_when=asyncio.FIRST_COMPLETED
+        )
+        interrupted = produce not in done
+        if interrupted and disconnect in done:
+            self._fake.disconnects += 1
+        for task in (produce, disconnect, closing):
+            task.cancel()
+        await asyncio.gather(produce, disconnect, closing, return_exceptions=True)
+        if not interrupted:
+            produce.result()  # a failure of the fake itself must show
+        elif disconnect not in done:
+            # The test is over: end the response so that uvicorn can shut down.
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _produce(self, send: Send) -> None:
+        reply = self._reply
+        stream = self._stream
+
+        async def body(*frames: bytes) -> None:
+            for frame in frames:
+                await send({"type": "http.response.body", "body": frame, "more_body": True})
+
+        async def end() -> None:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+        await body(*stream.opening())
+        if reply.gate is not None:
+            await reply.gate.wait()
+        await body(*stream.start())
+        pieces = [
+            reply.text[start : start + reply.chunk_size]
+            for start in range(0, len(reply.text), reply.chunk_size)
+        ]
+        for sent in range(len(pieces) + 1):
+            if reply.drop_after_chunks == sent:
+                # Returning without ending the response makes uvicorn close the connection.
+                return
+            if reply.fail_after_chunks == sent:
+                await body(stream.failure())
+                await end()
+                return
+            if sent == len(pieces):
+                break
+            if sent and reply.delay:
+                await asyncio.sleep(reply.delay)
+            await body(stream.delta(pieces[sent]))
+        await body(*stream.closing())
+        await end()
+
+
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+def _sse(data: Json, event: str | None = None) -> bytes:
+    prefix = f"event: {event}\n" if event else ""
+    return f"{prefix}data: {json.dumps(data)}\n\n".encode()
+
+
+def _usage(reply: FakeReply, system: str, turns: list[ChatTurn]) -> tuple[int, int]:
+    input_tokens = reply.input_tokens
+    if input_tokens is None:
+        input_tokens = estimate_prompt_tokens(system, turns)
+    output_tokens = reply.output_tokens
+    if output_tokens is None:
+        output_tokens = estimate_tokens(reply.text)
+    return input_tokens, output_tokens
+
+
+def _text(content: object) -> str:
+    """The text of a message's content: a string or a list of content blocks."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(str(block.get("text", "")) for block in content if isinstance(block, dict))
+    return ""
+
+
+def _turns(messages: object) -> list[ChatTurn]:
+    turns: list[ChatTurn] = []
+    for message in messages if isinstance(messages, list) else []:
+        role = message.get("role")
+        if role == "user" or role == "assistant":
+            turns.append(ChatTurn(role, _text(message.get("content"))))
+    return turns
+
+
+def _openai_prompt(body: Json) -> tuple[str, list[ChatTurn]]:
+    messages = body.get("messages") or []
+    system = "\n".join(
+        _text(message.get("content"))
+        for message in messages
+        if message.get("role") in ("system", "developer")
+    )
+    return system, _turns(messages)
+
+
+def _anthropic_prompt(body: Json) -> tuple[str, list[ChatTurn]]:
+    return _text(body.get("system", "")), _turns(body.get("messages"))
+
+
+def _openai_usage(usage: tuple[int, int]) -> Json:
+    return {
+        "prompt_tokens": usage[0],
+        "completion_tokens": usage[1],
+        "total_tokens": usage[0] + usage[1],
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    }
+
+
+def _retry_headers(reply: FakeReply) -> dict[str, str]:
+    if reply.retry_after is None:
+        return {}
+    return {"retry-after": f"{reply.retry_after:g}"}
+
+
+_OPENAI_ERRORS: dict[int, tuple[str, str | None, str]] = {
+    400: ("invalid_request_error", None, "Invalid request."),
+    401: (
+        "invalid_request_error",
+        "invalid_api_key",
+        "Incorrect API key provided: sk-fake***. You can find your API key at "
+        "https://platform.openai.com/account/api-keys.",
+    ),
+    403: ("invalid_request_error", "unsupported_country_region_territory", "Forbidden."),
+    404: (
+        "invalid_request_error",
+        "model_not_found",
+        "The model does not exist or you do not have access to it.",
+    ),
+    429: (
+        "requests",
+        "rate_limit_exceeded",
+        "Rate limit reached for requests per min (RPM): Limit 3, Used 3, Requested 1. "
+        "Please try again in 20s.",
+    ),
+    500: (
+        "server_error",
+        None,
+        "The server had an error while processing your request. Sorry about that!",
+    ),
+    503: ("server_error", None, "The engine is currently overloaded, please try again later."),
+}
+_OPENAI_CONTEXT_MESSAGE = (
+    "This model's maximum context length is 128000 tokens. However, your messages resulted in "
+    "131072 tokens. Please reduce the length of the messages."
+)
+
+
+def _openai_error(reply: FakeReply) -> Response:
+    fallback = _OPENAI_ERRORS[400 if reply.status < 500 else 500]
+    error_type, code, message = _OPENAI_ERRORS.get(reply.status, fallback)
+    if reply.error_type == "context_length_exceeded":
+        message = _OPENAI_CONTEXT_MESSAGE
+    if reply.error_type == "insufficient_quota":
+        error_type = "insufficient_quota"
+    error = {
+        "message": reply.error_message or message,
+        "type": error_type,
+        "param": "messages" if reply.error_type == "context_length_exceeded" else None,
+        "code": reply.error_type or code,
+    }
+    return JSONResponse({"error": error}, status_code=reply.status, headers=_retry_headers(reply))
+
+
+_ANTHROPIC_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    529: "overloaded_error",
+}
+_ANTHROPIC_MESSAGES = {
+    "invalid_request_error": "messages: text content blocks must be non-empty",
+    "authentication_error": "invalid x-api-key",
+    "permission_error": "Your API key does not have permission to use the specified resource.",
+    "not_found_error": "model: claude-unknown",
+    "request_too_large": "Request exceeds the maximum allowed number of bytes.",
+    "rate_limit_error": "Number of request tokens has exceeded your per-minute rate limit.",
+    "api_error": "Internal server error",
+    "overloaded_error": "Overloaded",
+}
+_ANTHROPIC_CONTEXT_MESSAGE = "prompt is too long: 210000 tokens > 200000 maximum"
+
+
+def _anthropic_error_body(reply: FakeReply, status: int) -> Json:
+    if reply.error_type == "context_length_exceeded":
+        error_type, message = "invalid_request_error", _ANTHROPIC_CONTEXT_MESSAGE
+    else:
+        error_type = reply.error_type or _ANTHROPIC_TYPES.get(status, "api_error")
+        message = _ANTHROPIC_MESSAGES.get(error_type, "Internal server error")
+    return {
+        "type": "error",
+        "error": {"type": error_type, "message": reply.error_message or message},
+    }
+
+
+def _anthropic_error(reply: FakeReply, request_id: str) -> Response:
+    body = {**_anthropic_error_body(reply, reply.status), "request_id": request_id}
+    headers = {"request-id": request_id, **_retry_headers(reply)}
+    return JSONResponse(body, status_code=reply.status, headers=headers)
+
+
+@dataclass
+class _OpenAIStream:
+    completion_id: str
+    model: str
+    reply: FakeReply
+    usage: tuple[int, int]
+    include_usage: bool
+    created: int = field(default_factory=lambda: int(time.time()))
+
+    def _chunk(self, choices: list[Json], usage: Json | None = None) -> bytes:
+        chunk: Json = {
+            "id": self.completion_id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": "fp_fake",
+            "choices": choices,
+        }
+        if self.include_usage:
+            chunk["usage"] = usage
+        return _sse(chunk)
+
+    def _choice(self, delta: Json, finish_reason: str | None = None) -> Json:
+        return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+
+    def opening(self) -> list[bytes]:
+        return []
+
+    def start(self) -> list[bytes]:
+        return [self._chunk([self._choice({"role": "assistant", "content": "", "refusal": None})])]
+
+    def delta(self, text: str) -> bytes:
+        return self._chunk([self._choice({"content": text})])
+
+    def failure(self) -> bytes:
+        error = {
+            "message": self.reply.error_message or "The server had an error while processing.",
+            "type": self.reply.error_type or "server_error",
+            "param": None,
+            "code": None,
+        }
+        return _sse({"error": error})
+
+    def closing(self) -> list[bytes]:
+        frames = [self._chunk([self._choice({}, "stop")])]
+        if self.include_usage:
+            frames.append(self._chunk([], _openai_usage(self.usage)))
+        frames.append(b"data: [DONE]\n\n")
+        return frames
+
+
+@dataclass
+class _AnthropicStream:
+    message_id: str
+    model: str
+    reply: FakeReply
+    usage: tuple[int, int]
+
+    def _ping(self) -> list[bytes]:
+        return [_sse({"type": "ping"}, "ping")] if self.reply.pings else []
+
+    def opening(self) -> list[bytes]:
+        message: Json = {
+            "id": self.message_id,
+            "type": "message",
+            "role": "assistant",
+            "model": self.model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": self.usage[0], "output_tokens": 1},
+        }
+        return [
+            _sse({"type": "message_start", "message": message}, "message_start"),
+            _sse(
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "text", "text": ""},
+                },
+                "content_block_start",
+            ),
+            *self._ping(),
+        ]
+
+    def start(self) -> list[bytes]:
+        return []
+
+    def delta(self, text: str) -> bytes:
+        event = {
+            "type": "content_block_delta",
+            "index": 0,
+            "delta": {"type": "text_delta", "text": text},
+        }
+        return _sse(event, "content_block_delta")
+
+    def failure(self) -> bytes:
+        return _sse(_anthropic_error_body(self.reply, 529), "error")
+
+    def closing(self) -> list[bytes]:
+        message_delta = {
+            "type": "message_delta",
+            "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+            "usage": {"output_tokens": self.usage[1]},
+        }
+        return [
+            _sse({"type": "content_block_stop", "index": 0}, "content_block_stop"),
+            *self._ping(),
+            _sse(message_delta, "message_delta"),
+            _sse({"type": "message_stop"}, "message_stop"),
+        ]
+
+
+class FakeLLMServer:
+    """The uvicorn server, shared by the session. Requests go to the current test's FakeLLM;
+    between tests, to one that gives default replies. Its base_url stays the same for the whole
+    session, so a session-wide app can be configured with it."""
+
+    def __init__(self) -> None:
+        self.base_url = ""
+        self.current = FakeLLM(self.base_url)
+        self.app = Starlette(
+            routes=[
+                Route("/v1/chat/completions", self._openai, methods=["POST"]),
+                Route("/v1/messages", self._anthropic, methods=["POST"]),
+            ]
+        )
+
+    async def _openai(self, request: Request) -> Response:
+        return await self.current.openai(request)
+
+    async def _anthropic(self, request: Request) -> Response:
+        return await self.current.anthropic(request)
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[FakeLLMServer]:
+        sock = bind_free_port()
+        host, port = sock.getsockname()
+        config = uvicorn.Config(
+            self.app, lifespan="off", access_log=False, log_config=None, timeout_graceful_shutdown=2
+        )
+        server = uvicorn.Server(config)
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        try:
+            while not server.started:
+                if task.done():
+                    task.result()
+                    raise RuntimeError("the fake LLM stopped during start-up")
+                await asyncio.sleep(0.01)
+            self.base_url = self.current.base_url = f"http://{host}:{port}"
+            yield self
+        finally:
+            self.current.close()
+            server.should_exit = True
+            await task
+            sock.close()
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[FakeLLM]:
+        """A fresh FakeLLM that takes the requests until the block ends."""
+        previous = self.current
+        fake = self.current = FakeLLM(self.base_url)
+        try:
+            yield fake
+        finally:
+            self.current = previous
+            fake.close()
+
+
+@pytest.fixture(scope="session")
+async def fake_llm_server() -> AsyncIterator[FakeLLMServer]:
+    async with FakeLLMServer().running() as server:
+        yield server
+
+
+@pytest.fixture
+async def fake_llm(fake_llm_server: FakeLLMServer) -> AsyncIterator[FakeLLM]:
+    async with fake_llm_server.session() as fake:
+        yield fake

@@ -1,0 +1,246 @@
+"""The AI participant: models, per-chat settings, replies, usage, personalisation, and the
+seed project's LLM chat routes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+
+from core.db import session_scope
+from core.errors import ServiceUnavailable
+from core.events import decode_envelope
+from models import ACTIVE_REPLY_STATUSES, AiReply, Message, User
+from services import ai, messages, profile, users
+from services.ai import AiRuntime
+from services.views import MessageView, message_view
+from webapp_api.context import AppContext
+from webapp_api.deps import Context, CurrentUser, Session
+from webapp_api.schemas.ai import (
+    AiReplyOut,
+    AiSettingsOut,
+    AiSettingsUpdate,
+    LlmChatMessage,
+    LlmChatResult,
+    ModelOut,
+    ProfileAnalyzeRequest,
+    ProfileOut,
+    ProfileUpdate,
+    UsageOut,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["ai"])
+
+WAIT_FOR_REPLY_SECONDS = 180.0
+FrameQueue = asyncio.Queue[dict[str, Any]]
+
+
+def _runtime(context: AppContext) -> AiRuntime:
+    if context.ai is None:
+        raise ServiceUnavailable("AI is not configured", code="ai_not_configured")
+    return context.ai.runtime
+
+
+@router.get("/llm/models", response_model=list[ModelOut])
+async def list_models(context: Context, _user: CurrentUser) -> list[ModelOut]:
+    """The models that are configured and usable, with their prices (micro-credits per million
+    tokens)."""
+    if context.ai is None:
+        return []
+    return [ModelOut.of(model) for model in context.ai.runtime.catalogue.usable()]
+
+
+@router.get("/chats/{chat_id}/ai", response_model=AiSettingsOut)
+async def get_chat_ai(chat_id: int, user: CurrentUser, session: Session) -> AiSettingsOut:
+    return AiSettingsOut.of(await ai.get_ai_settings(session, user, chat_id))
+
+
+@router.put("/chats/{chat_id}/ai", response_model=AiSettingsOut)
+async def put_chat_ai(
+    chat_id: int, body: AiSettingsUpdate, user: CurrentUser, session: Session, context: Context
+) -> AiSettingsOut:
+    """Mode (off, mention, always), model, persona and temperature; in groups, admins only."""
+    runtime = context.ai.runtime if context.ai else None
+    updated = await ai.update_ai_settings(
+        session, runtime, user, chat_id, body.model_dump(exclude_unset=True)
+    )
+    return AiSettingsOut.of(updated)
+
+
+def _reply_out(reply: Any, context: AppContext) -> AiReplyOut:
+    live = context.ai.runner.live_text(reply.id) if context.ai else None
+    return AiReplyOut.of(reply, live_text=live)
+
+
+@router.get("/ai/replies/{reply_id}", response_model=AiReplyOut)
+async def get_ai_reply(
+    reply_id: int, user: CurrentUser, session: Session, context: Context
+) -> AiReplyOut:
+    """A reply's state and its text so far: a client that joins late starts from here and
+    applies the `ai_reply_delta` frames past `len(text)`."""
+    return _reply_out(await ai.get_reply(session, user, reply_id), context)
+
+
+@router.post("/ai/replies/{reply_id}/cancel", response_model=AiReplyOut)
+async def cancel_ai_reply(
+    reply_id: int, user: CurrentUser, session: Session, context: Context
+) -> AiReplyOut:
+    """Stops the reply; the text produced so far is kept as an incomplete message."""
+    reply = await ai.request_cancel(session, user, reply_id)
+    if context.ai is not None:
+        context.ai.runner.cancel_locally(reply.id)
+    return _reply_out(reply, context)
+
+
+@router.post("/messages/{message_id}/regenerate", response_model=AiReplyOut)
+async def regenerate_reply(
+    message_id: int, user: CurrentUser, session: Session, context: Context
+) -> AiReplyOut:
+    """A new AI reply to this message (or, given an AI message, to what it answered)."""
+    reply = await ai.regenerate(session, _runtime(context), user, message_id)
+    return _reply_out(reply, context)
+
+
+@router.get("/ai/usage", response_model=list[UsageOut])
+async def ai_usage(
+    user: CurrentUser, session: Session, days: Annotated[int, Query(ge=1, le=366)] = 30
+) -> list[UsageOut]:
+    """My AI usage per day and model: replies, tokens and cost in micro-credits."""
+    return [UsageOut.of(row) for row in await ai.usage(session, user, days=days)]
+
+
+@router.get("/profile", response_model=ProfileOut)
+async def get_profile(user: CurrentUser, session: Session) -> ProfileOut:
+    return ProfileOut.of(await profile.get_profile(session, user))
+
+
+@router.put("/profile", response_model=ProfileOut)
+async def put_profile(body: ProfileUpdate, user: CurrentUser, session: Session) -> ProfileOut:
+    """My values, beliefs, interests, skills, desires and intentions, and whether the AI may
+    use them in my direct chat."""
+    saved = await profile.save_profile(session, user, enabled=body.enabled, data=body.data)
+    return ProfileOut.of(saved)
+
+
+@router.post("/profile/analyze", response_model=profile.ProfileData)
+async def analyze_profile(
+    body: ProfileAnalyzeRequest, user: CurrentUser, context: Context
+) -> profile.ProfileData:
+    """Suggestions for my profile from a text of mine; nothing is saved until I PUT it."""
+    return await profile.suggest(_runtime(context).catalogue, body.text)
+
+
+# -- the seed project's LLM chat routes -----------------------------------------------------------
+
+
+@asynccontextmanager
+async def _reply_frames(context: AppContext, chat_id: int) -> AsyncIterator[FrameQueue]:
+    """The chat's ai_reply_* frames as this process's broker sees them."""
+    frames: FrameQueue = asyncio.Queue()
+
+    def listen(data: bytes) -> None:
+        envelope = decode_envelope(data)
+        if envelope.chat_id == chat_id and envelope.seq is None and b'"ai_reply_' in envelope.frame:
+            frames.put_nowait(json.loads(envelope.frame))
+
+    remove = context.broker.add_listener(listen)
+    try:
+        yield frames
+    finally:
+        remove()
+
+
+async def _ask(
+    context: AppContext, user_id: int, chat_id: int, body: LlmChatMessage
+) -> tuple[MessageView, int]:
+    """Post the user's message and make sure the AI answers it; returns the reply id."""
+    runtime = _runtime(context)
+    async with session_scope(context.sessionmaker, context.broker) as session:
+        user = await users.get_user(session, user_id)
+        if body.model is not None:
+            await ai.update_ai_settings(session, runtime, user, chat_id, {"model": body.model})
+        sent = await messages.send_message(session, user, chat_id, text=body.content, ai=runtime)
+        reply = sent.ai_reply or await ai.request_reply(
+            session, runtime, sent.chat, sent.message, user
+        )
+        assert reply is not None
+        return sent.view, reply.id
+
+
+async def _finished_reply(
+    context: AppContext, user: User, reply_id: int, frames: FrameQueue
+) -> AiReply:
+    """Wait for the reply to end. Frames wake us; the database decides (a frame from another
+    process may be lost on the way)."""
+    async with asyncio.timeout(WAIT_FOR_REPLY_SECONDS):
+        while True:
+            async with context.sessionmaker() as session:
+                reply = await ai.get_reply(session, user, reply_id)
+            if reply.status not in ACTIVE_REPLY_STATUSES:
+                return reply
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(frames.get(), 1.0)
+
+
+@router.post("/llm/chat/{chat_id}/message", response_model=LlmChatResult)
+async def llm_chat_message(
+    chat_id: int, body: LlmChatMessage, user: CurrentUser, context: Context
+) -> LlmChatResult:
+    """Send `content` to the AI in this chat and answer with both messages when it is done."""
+    async with _reply_frames(context, chat_id) as frames:
+        user_message, reply_id = await _ask(context, user.id, chat_id, body)
+        reply = await _finished_reply(context, user, reply_id, frames)
+    ai_message = None
+    if reply.reply_message_id is not None:
+        async with context.sessionmaker() as session:
+            found = await session.get(Message, reply.reply_message_id)
+            ai_message = await message_view(session, found) if found else None
+    return LlmChatResult(
+        user_message=user_message, ai_message=ai_message, reply=AiReplyOut.of(reply, live_text=None)
+    )
+
+
+@router.post("/llm/chat/{chat_id}/message/stream")
+async def llm_chat_stream(
+    chat_id: int, body: LlmChatMessage, user: CurrentUser, context: Context
+) -> StreamingResponse:
+    """The same as server-sent events: `user_message`, then `ai_reply_started`,
+    `ai_reply_delta`..., and `ai_reply_done` or `ai_reply_failed` (the WebSocket's frames)."""
+    frames_scope = _reply_frames(context, chat_id)
+    frames = await frames_scope.__aenter__()
+    try:
+        user_message, reply_id = await _ask(context, user.id, chat_id, body)
+    except BaseException:
+        await frames_scope.__aexit__(None, None, None)
+        raise
+
+    async def events() -> AsyncIterator[bytes]:
+        try:
+            yield _sse("user_message", user_message.model_dump(mode="json"))
+            async with asyncio.timeout(WAIT_FOR_REPLY_SECONDS):
+                while True:
+                    frame = await frames.get()
+                    if frame.get("reply_id") != reply_id:
+                        continue
+                    yield _sse(frame["type"], frame)
+                    if frame["type"] in ("ai_reply_done", "ai_reply_failed"):
+                        return
+        finally:
+            await frames_scope.__aexit__(None, None, None)
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _sse(event: str, data: dict[str, Any]) -> bytes:
+    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return f"event: {event}\ndata: {payload}\n\n".encode()

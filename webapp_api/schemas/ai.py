@@ -1,0 +1,151 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from llm.catalogue import ModelInfo
+from models import AiMode, AiReply, UserProfile
+from services.ai import PERSONA_MAX_LENGTH, AiSettings, UsageRow
+from services.profile import ProfileData
+from services.views import MessageView
+
+
+class ModelOut(BaseModel):
+    id: str
+    provider: str
+    display_name: str
+    context_window: int
+    max_output_tokens: int
+    input_price: int = Field(description="micro-credits per million input tokens")
+    output_price: int = Field(description="micro-credits per million output tokens")
+
+    @classmethod
+    def of(cls, model: ModelInfo) -> ModelOut:
+        return cls(
+            id=model.id,
+            provider=model.provider,
+            display_name=model.display_name,
+            context_window=model.context_window,
+            max_output_tokens=model.max_output_tokens,
+            input_price=model.input_price,
+            output_price=model.output_price,
+        )
+
+
+class AiSettingsOut(BaseModel):
+    chat_id: int
+    mode: AiMode
+    model: str | None
+    persona: str | None
+    temperature: float | None
+    can_edit: bool
+
+    @classmethod
+    def of(cls, settings: AiSettings) -> AiSettingsOut:
+        return cls(
+            chat_id=settings.chat_id,
+            mode=settings.mode,
+            model=settings.model,
+            persona=settings.persona,
+            temperature=settings.temperature,
+            can_edit=settings.can_edit,
+        )
+
+
+class AiSettingsUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: AiMode = AiMode.MENTION
+    model: str | None = Field(default=None, max_length=128)
+    persona: str | None = Field(default=None, max_length=PERSONA_MAX_LENGTH)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+
+
+class AiReplyOut(BaseModel):
+    id: int
+    chat_id: int
+    status: str
+    model: str
+    reply_to_message_id: int | None
+    message_id: int | None
+    text: str
+    incomplete: bool
+    input_tokens: int
+    output_tokens: int
+    cost_micros: int
+    error_code: str | None
+    error_message: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, reply: AiReply, *, live_text: str | None) -> AiReplyOut:
+        return cls(
+            id=reply.id,
+            chat_id=reply.chat_id,
+            status=reply.status.value,
+            model=reply.model,
+            reply_to_message_id=reply.trigger_message_id,
+            message_id=reply.reply_message_id,
+            text=live_text if live_text is not None else reply.text,
+            incomplete=reply.incomplete,
+            input_tokens=reply.input_tokens,
+            output_tokens=reply.output_tokens,
+            cost_micros=reply.cost_micros,
+            error_code=reply.error_code,
+            error_message=reply.error_message,
+            created_at=reply.created_at,
+            finished_at=reply.finished_at,
+        )
+
+
+class UsageOut(BaseModel):
+    day: str
+    model: str
+    replies: int
+    input_tokens: int
+    output_tokens: int
+    cost_micros: int
+
+    @classmethod
+    def of(cls, row: UsageRow) -> UsageOut:
+        return cls(
+            day=row.day,
+            model=row.model,
+            replies=row.replies,
+            input_tokens=row.input_tokens,
+            output_tokens=row.output_tokens,
+            cost_micros=row.cost_micros,
+        )
+
+
+class ProfileOut(BaseModel):
+    enabled: bool
+    data: ProfileData
+
+    @classmethod
+    def of(cls, profile: UserProfile) -> ProfileOut:
+        data: dict[str, Any] = profile.data or {}
+        return cls(enabled=profile.enabled, data=ProfileData.model_validate(data))
+
+
+class ProfileUpdate(BaseModel):
+    enabled: bool
+    data: ProfileData
+
+
+class ProfileAnalyzeRequest(BaseModel):
+    text: str = Field(min_length=1, max_length=8000)
+
+
+class LlmChatMessage(BaseModel):
+    content: str = Field(min_length=1, max_length=4096)
+    model: str | None = Field(default=None, max_length=128)
+
+
+class LlmChatResult(BaseModel):
+    user_message: MessageView
+    ai_message: MessageView | None
+    reply: AiReplyOut
