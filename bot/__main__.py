@@ -1,24 +1,91 @@
-"""`python -m bot`: run the Telegram bot (polling). Exits cleanly when no token is configured."""
+"""`python -m bot`: run the Telegram bot on its own, polling (for when the API runs several
+workers, or not at all). `python -m bot set-webhook` / `delete-webhook` manage webhook mode."""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import logging
 import sys
 
+from bot.app import TelegramBot
+from core.broker import create_broker
+from core.db import create_engine, create_sessionmaker
 from core.logging import setup_logging
-from core.settings import get_settings
+from core.settings import Settings, get_settings
+from services.ai_runner import AiServices
 
 logger = logging.getLogger("bot")
 
 
-def main() -> int:
+async def run_polling(settings: Settings) -> None:
+    engine = create_engine(settings.database_url)
+    broker = create_broker(settings.redis_url)
+    await broker.start()
+    telegram = TelegramBot(settings, create_sessionmaker(engine), broker)
+    # This process runs only the replies asked for in Telegram; the API runs the app's.
+    ai = AiServices.open(
+        settings,
+        create_sessionmaker(engine),
+        broker,
+        sink=telegram.relay,
+        surfaces=frozenset({"telegram"}),
+    )
+    telegram.attach(ai)
+    try:
+        await telegram.start()
+        logger.info("polling Telegram for updates")
+        await telegram.run_polling()
+    finally:
+        await telegram.stop()
+        if ai is not None:
+            await ai.close()
+        await broker.close()
+        await engine.dispose()
+
+
+async def set_webhook(settings: Settings) -> None:
+    if not settings.public_base_url or settings.webhook_secret is None:
+        raise SystemExit("set-webhook needs PUBLIC_BASE_URL and WEBHOOK_SECRET")
+    engine = create_engine(settings.database_url)
+    telegram = TelegramBot(settings, create_sessionmaker(engine), create_broker(None))
+    try:
+        await telegram.bot.set_webhook(
+            url=settings.public_base_url + settings.webhook_path,
+            secret_token=settings.webhook_secret.get_secret_value(),
+            allowed_updates=telegram.allowed_updates(),
+        )
+        logger.info("webhook set to %s%s", settings.public_base_url, settings.webhook_path)
+    finally:
+        await telegram.stop()
+        await engine.dispose()
+
+
+async def delete_webhook(settings: Settings) -> None:
+    engine = create_engine(settings.database_url)
+    telegram = TelegramBot(settings, create_sessionmaker(engine), create_broker(None))
+    try:
+        await telegram.bot.delete_webhook()
+        logger.info("webhook deleted")
+    finally:
+        await telegram.stop()
+        await engine.dispose()
+
+
+COMMANDS = {"run": run_polling, "set-webhook": set_webhook, "delete-webhook": delete_webhook}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
+    parser.add_argument("command", nargs="?", default="run", choices=sorted(COMMANDS))
+    args = parser.parse_args(argv)
     settings = get_settings()
     setup_logging(settings.log_level, json_lines=settings.environment == "production")
     if settings.bot_token is None:
         logger.info("The bot is not configured (BOT_TOKEN is not set); nothing to run.")
         return 0
-    logger.error("Polling is not available in this version yet.")
-    return 1
+    asyncio.run(COMMANDS[args.command](settings))
+    return 0
 
 
 if __name__ == "__main__":

@@ -82,6 +82,11 @@ class Settings(BaseSettings):
     ai_user_replies_per_minute: int = Field(default=10, ge=1)
     ai_group_always_replies_per_minute: int = Field(default=6, ge=1)
     ai_reply_stale_after: float = Field(default=30.0, gt=0)
+    telegram_api_base: str = "https://api.telegram.org"
+    bot_mode: Literal["auto", "off", "polling", "webhook"] = "auto"
+    webhook_secret: SecretStr | None = None
+    webhook_path: str = "/telegram/webhook"
+    notify_interval: float = Field(default=60.0, ge=0)
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
     anthropic_api_key: SecretStr | None = None
@@ -170,6 +175,13 @@ class Settings(BaseSettings):
         if self.environment == "development" and self.bot_id is None:
             return development_bot_token()
         return None
+
+    def api_bot_mode(self) -> Literal["off", "polling", "webhook"]:
+        """How the API process runs the bot. "auto": polling in a single-process server with a
+        token (so `make run` is the whole product), else off (run `python -m bot`)."""
+        if self.bot_mode != "auto":
+            return self.bot_mode
+        return "polling" if self.bot_token is not None and self.workers == 1 else "off"
 
     def bot_telegram_id(self) -> int | None:
         """The bot's own Telegram user id: BOT_ID, else the number a bot token starts with."""

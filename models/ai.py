@@ -48,6 +48,9 @@ class AiReply(Base):
     requested_by: Mapped[int | None] = mapped_column(
         BigIntId, ForeignKey("users.id", ondelete="SET NULL")
     )
+    # Where it was asked: "app" (the Mini App) or "telegram" (a chat with the bot); a Telegram
+    # reply is run by a process that also runs the bot, so it can stream into Telegram.
+    surface: Mapped[str] = mapped_column(String(16), default="app", server_default="app")
     model: Mapped[str] = mapped_column(String(128))
     provider: Mapped[str] = mapped_column(String(32))
     status: Mapped[AiReplyStatus] = mapped_column(

@@ -3,7 +3,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Float, ForeignKey, String, Text, UniqueConstraint, func
+from sqlalchemy import BigInteger, Float, ForeignKey, String, Text, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, BigIntId, IdPk, TimestampMixin, str_enum, utcnow
@@ -55,6 +55,8 @@ class Chat(TimestampMixin, Base):
     ai_temperature: Mapped[float | None] = mapped_column(Float)
     # The AI's memory of this chat starts at this message (a "/new" context).
     ai_context_from_id: Mapped[int | None] = mapped_column(BigIntId)
+    # A Telegram group the bot is in, mirrored as this chat (kept across the supergroup migration).
+    telegram_chat_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
 
 
 class ChatMember(Base):

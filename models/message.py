@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ForeignKey,
     Index,
     PrimaryKeyConstraint,
@@ -38,6 +39,7 @@ class Message(TimestampMixin, Base):
     __table_args__ = (
         UniqueConstraint("sender_id", "client_msg_id"),
         UniqueConstraint("chat_id", "seq"),
+        UniqueConstraint("chat_id", "telegram_message_id"),
         # "latest N in a chat" and "before/after id" both walk this index.
         Index("ix_messages_chat_id_id", "chat_id", "id"),
         # Full-text search (PostgreSQL only; SQLite searches with LIKE). The 'simple'
@@ -72,6 +74,8 @@ class Message(TimestampMixin, Base):
     client_msg_id: Mapped[str | None] = mapped_column(String(64))
     edited_at: Mapped[datetime | None]
     deleted_at: Mapped[datetime | None]
+    # Set for messages that came from (or were sent to) Telegram, in the chat's Telegram chat.
+    telegram_message_id: Mapped[int | None] = mapped_column(BigInteger)
     pinned_at: Mapped[datetime | None]
     pinned_by: Mapped[int | None] = mapped_column(
         BigIntId, ForeignKey("users.id", ondelete="SET NULL")

@@ -15,7 +15,14 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.errors import BadRequest, Conflict, NotFound, ServiceUnavailable, TooManyRequests
+from core.errors import (
+    BadRequest,
+    Conflict,
+    NotFound,
+    PaymentRequired,
+    ServiceUnavailable,
+    TooManyRequests,
+)
 from core.events import encode_envelope, encode_frame, stage
 from llm.base import LLMError
 from llm.catalogue import Catalogue, ModelInfo
@@ -29,7 +36,7 @@ from models import (
     Message,
     User,
 )
-from services.access import Membership, require_membership, require_message
+from services.access import Membership, find_membership, require_membership, require_message
 from services.ai_context import build_request, prompt_tokens
 from services.presence import chat_member_ids
 from services.quota import QuotaPolicy
@@ -89,8 +96,11 @@ def effective_mode(chat: Chat) -> AiMode:
 def mentions_bot(text: str | None, bot_username: str | None) -> bool:
     if not text:
         return False
-    if re.match(r"^/ask(?:@\w+)?(?:\s|$)", text, flags=re.IGNORECASE):
-        return True
+    command = re.match(r"^/ask(?:@(\w+))?(?:\s|$)", text, flags=re.IGNORECASE)
+    if command is not None:
+        # "/ask@other_bot" is a command for another bot of the group.
+        addressee = command.group(1)
+        return addressee is None or addressee.lower() == (bot_username or "").lower()
     if not bot_username:
         return False
     pattern = rf"(?<![\w@])@{re.escape(bot_username)}(?!\w)"
@@ -106,6 +116,13 @@ async def _replies_to_bot(session: AsyncSession, message: Message, bot_user_id: 
     return sender == bot_user_id
 
 
+async def _takes_part(session: AsyncSession, chat: Chat, bot_user_id: int) -> bool:
+    """A group hears the AI only once the bot was added to it as a member."""
+    if chat.type != ChatType.GROUP:
+        return True
+    return await find_membership(session, chat.id, bot_user_id) is not None
+
+
 async def wants_reply(
     session: AsyncSession, ai: AiRuntime, chat: Chat, message: Message, sender: User
 ) -> bool:
@@ -115,11 +132,15 @@ async def wants_reply(
     mode = effective_mode(chat)
     if mode == AiMode.OFF:
         return False
-    if mode == AiMode.ALWAYS:
+    if chat.type == ChatType.AI:
         return True
-    return mentions_bot(message.text, ai.bot_username) or await _replies_to_bot(
-        session, message, ai.bot_telegram_id
-    )
+    addressed = mode == AiMode.ALWAYS or mentions_bot(message.text, ai.bot_username)
+    if not addressed and message.reply_to_id is None:
+        return False  # most group messages: decided without a query
+    bot_user_id = (await ai.bot_user(session)).id
+    if not addressed and not await _replies_to_bot(session, message, bot_user_id):
+        return False
+    return await _takes_part(session, chat, bot_user_id)
 
 
 async def _recent_replies(session: AsyncSession, **where: Any) -> int:
@@ -140,8 +161,19 @@ async def request_reply(
     quiet: bool = False,
 ) -> AiReply | None:
     """Queue a reply to `trigger`, paid for by `requester`. With `quiet` (a group that did not
-    address the AI by name), a busy or rate-limited AI just stays silent."""
-    model = ai.model_for(chat)
+    address the AI by name), an AI that is busy, rate-limited, not configured or over the
+    requester's allowance just stays silent."""
+    try:
+        model = ai.model_for(chat)
+    except ServiceUnavailable:
+        if quiet:
+            return None
+        raise
+    bot_user_id = (await ai.bot_user(session)).id
+    if not await _takes_part(session, chat, bot_user_id):
+        if quiet:
+            return None
+        raise BadRequest("The AI is not a member of this group", code="ai_not_member")
     if await _recent_replies(session, requested_by=requester.id) >= ai.user_replies_per_minute:
         if quiet:
             return None
@@ -154,6 +186,7 @@ async def request_reply(
         chat_id=chat.id,
         trigger_message_id=trigger.id,
         requested_by=requester.id,
+        surface="telegram" if trigger.telegram_message_id is not None else "app",
         model=model.id,
         provider=model.provider,
         max_tokens=ai.max_tokens_for(model),
@@ -173,24 +206,50 @@ async def request_reply(
         chat,
         trigger.id,
         model,
-        bot_user_id=(await ai.bot_user(session)).id,
+        bot_user_id=bot_user_id,
         requester_id=requester.id,
         max_tokens=reply.max_tokens,
         temperature=chat.ai_temperature,
     )
-    await ai.quota.reserve(session, reply, model, prompt_tokens(request))
+    try:
+        async with session.begin_nested():
+            await ai.quota.reserve(session, reply, model, prompt_tokens(request))
+    except PaymentRequired:
+        if not quiet:
+            raise
+        # Everyone else's messages in the group must not fail because of one allowance.
+        await session.delete(reply)
+        await session.flush()
+        return None
     stage(session, wake_envelope(reply.id))
     return reply
 
 
 async def maybe_reply(
-    session: AsyncSession, ai: AiRuntime | None, chat: Chat, message: Message, sender: User
+    session: AsyncSession,
+    ai: AiRuntime | None,
+    chat: Chat,
+    message: Message,
+    sender: User,
+    *,
+    addressed: bool | None = None,
 ) -> AiReply | None:
-    """The AI participant's answer to a new message, when it should give one."""
-    if ai is None or not await wants_reply(session, ai, chat, message, sender):
+    """The AI participant's answer to a new message, when it should give one. `addressed` is
+    what a front door already knows (Telegram's mention entities); else the text decides."""
+    if ai is None:
         return None
-    addressed = chat.type == ChatType.AI or effective_mode(chat) == AiMode.MENTION
-    return await request_reply(session, ai, chat, message, sender, quiet=not addressed)
+    mode = effective_mode(chat)
+    if addressed is not None and mode == AiMode.MENTION:
+        # Telegram's entities say whether the AI was named; a reply to the AI counts too.
+        if sender.is_bot or sender.telegram_id == ai.bot_telegram_id:
+            return None
+        bot_user_id = (await ai.bot_user(session)).id
+        if not (addressed or await _replies_to_bot(session, message, bot_user_id)):
+            return None
+    elif not await wants_reply(session, ai, chat, message, sender):
+        return None
+    by_name = chat.type == ChatType.AI or mode == AiMode.MENTION
+    return await request_reply(session, ai, chat, message, sender, quiet=not by_name)
 
 
 # -- settings -------------------------------------------------------------------------------------
@@ -234,12 +293,16 @@ async def update_ai_settings(
     user: User,
     chat_id: int,
     changes: dict[str, Any],
+    *,
+    telegram_admin: bool = False,
 ) -> AiSettings:
+    """`telegram_admin`: the bot checked with Telegram that the user administers the group this
+    chat mirrors (Telegram's roles rule there, not ours)."""
     membership = await require_membership(session, chat_id, user.id)
     chat = membership.chat
     if chat.type == ChatType.PRIVATE:
         raise BadRequest("The AI takes part in groups and AI chats only", code="not_ai_capable")
-    if not _can_edit(membership):
+    if not (_can_edit(membership) or (telegram_admin and chat.telegram_chat_id is not None)):
         membership.require_manager()
     if "mode" in changes:
         if chat.type == ChatType.AI and changes["mode"] != AiMode.ALWAYS:
@@ -354,3 +417,16 @@ async def usage(session: AsyncSession, user: User, *, days: int) -> list[UsageRo
         UsageRow(str(d), m, int(n), int(i or 0), int(o or 0), int(c or 0))
         for d, m, n, i, o, c in rows
     ]
+
+
+async def reset_context(session: AsyncSession, chat: Chat) -> None:
+    """The AI forgets the chat's history so far ("/new"): its memory starts after now."""
+    last = await session.scalar(select(func.max(Message.id)).where(Message.chat_id == chat.id))
+    chat.ai_context_from_id = (last or 0) + 1
+    await session.flush()
+
+
+async def active_reply(session: AsyncSession, chat_id: int) -> AiReply | None:
+    return await session.scalar(
+        select(AiReply).where(AiReply.chat_id == chat_id, AiReply.status.in_(ACTIVE_REPLY_STATUSES))
+    )

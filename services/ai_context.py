@@ -86,7 +86,9 @@ async def build_request(
         for message in page:
             turn = _turn(chat, message, bot_user_id, names)
             cost = estimate_prompt_tokens("", [turn])
-            if cost > budget:
+            # The message being answered goes in even alone over the budget: the vendor then
+            # says context_too_long, instead of answering a prompt without the question.
+            if cost > budget and turns:
                 return _request(model, system, turns, max_tokens, temperature)
             budget -= cost
             turns.insert(0, turn)

@@ -16,6 +16,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -27,7 +28,7 @@ from core.settings import Settings
 from llm.base import CompletionRequest, LLMError, Provider, TextDelta, Usage
 from llm.catalogue import ModelInfo, cost_micros, load_catalogue
 from llm.tokens import estimate_tokens
-from models import AiReply, AiReplyStatus, Chat, Message
+from models import AiReply, AiReplyStatus, Chat, Message, User
 from services.ai import AI_SERVICE, AiRuntime, publish_reply_event
 from services.ai_context import build_request, prompt_tokens
 from services.messages import TEXT_MAX_LENGTH, send_message
@@ -46,14 +47,41 @@ class LiveReply:
     reply_id: int
     chat_id: int
     members: set[int]
+    sink: SinkReply | None = None  # where else it streams (a Telegram chat)
     text: str = ""
     flushed: int = 0  # characters already sent as deltas
+    pending: asyncio.Event = field(default_factory=asyncio.Event)  # text waits to be flushed
     cancel: asyncio.Event = field(default_factory=asyncio.Event)
     usage: Usage | None = None
 
 
 class Cancelled(Exception):
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class SinkReply:
+    """A reply that was asked for in Telegram, and where in Telegram it goes."""
+
+    reply_id: int
+    chat_id: int
+    telegram_chat_id: int
+    is_private: bool
+    reply_to_telegram_message_id: int | None
+
+
+class ReplySink(Protocol):
+    """Streams replies into another surface (Telegram). Calls return quickly: slow work (rate
+    limits, retries) happens in the sink's own tasks, except in `finished`, which returns once
+    the final text is delivered."""
+
+    def started(self, reply: SinkReply) -> None: ...
+
+    def progress(self, reply: SinkReply, text: str) -> None: ...
+
+    async def finished(self, reply: SinkReply, text: str, message_ids: list[int]) -> None: ...
+
+    async def failed(self, reply: SinkReply, code: str, message: str) -> None: ...
 
 
 class AiRunner:
@@ -68,14 +96,19 @@ class AiRunner:
         heartbeat_interval: float = 1.0,
         coalesce_seconds: float = 0.05,
         poll_interval: float = 1.0,
+        surfaces: frozenset[str] = frozenset({"app"}),
+        sink: ReplySink | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._broker = broker
         self.ai = ai
+        self._surfaces = surfaces
+        self._sink = sink
         self._concurrency = concurrency
         self._running = 0
         self._stale_after = stale_after
-        self._heartbeat_interval = heartbeat_interval
+        # A live reply must beat well within `stale_after`, or a sweep takes it for dead.
+        self._heartbeat_interval = min(heartbeat_interval, stale_after / 4)
         self._coalesce = coalesce_seconds
         self._poll_interval = poll_interval
         self._node = uuid.uuid4().hex[:16]
@@ -141,6 +174,8 @@ class AiRunner:
     async def _run_claimed(self, reply_id: int) -> None:
         try:
             await self._execute(reply_id)
+        except LLMError as exc:  # before streaming: the model went away, the chat is gone
+            await self._fail(reply_id, exc.code, exc.message)
         except Exception:
             logger.exception("AI reply %s crashed", reply_id)
             await self._fail(reply_id, "internal_error", "The reply failed unexpectedly")
@@ -155,7 +190,7 @@ class AiRunner:
         async with session_scope(self._sessionmaker) as session:
             candidate = (
                 select(AiReply.id)
-                .where(AiReply.status == AiReplyStatus.QUEUED)
+                .where(AiReply.status == AiReplyStatus.QUEUED, AiReply.surface.in_(self._surfaces))
                 .order_by(AiReply.id)
                 .limit(1)
                 .with_for_update(skip_locked=True)
@@ -224,9 +259,18 @@ class AiRunner:
                 max_tokens=reply.max_tokens,
                 temperature=chat.ai_temperature,
             )
-            live = LiveReply(reply_id, chat.id, await chat_member_ids(session, chat.id))
+            live = LiveReply(
+                reply_id,
+                chat.id,
+                await chat_member_ids(session, chat.id),
+                sink=await self._sink_reply(session, reply, chat),
+            )
+            if reply.cancel_requested:
+                live.cancel.set()
             trigger_id = reply.trigger_message_id
         self._live[reply_id] = live
+        if live.sink is not None and self._sink is not None:
+            self._sink.started(live.sink)
         try:
             await self._publish(
                 live,
@@ -278,6 +322,7 @@ class AiRunner:
                 async for event in provider.stream(request):
                     if isinstance(event, TextDelta):
                         live.text += event.text
+                        live.pending.set()
                     else:
                         live.usage = event
                 return
@@ -289,9 +334,12 @@ class AiRunner:
                 await asyncio.sleep(delay)
 
     async def _flush_forever(self, live: LiveReply) -> None:
+        """The first text goes out at once; after a flush, text gathers for `coalesce`."""
         while True:
-            await asyncio.sleep(self._coalesce)
+            await live.pending.wait()
+            live.pending.clear()
             await self._flush(live)
+            await asyncio.sleep(self._coalesce)
 
     async def _flush(self, live: LiveReply) -> None:
         if len(live.text) == live.flushed:
@@ -307,6 +355,8 @@ class AiRunner:
                 "offset": offset,
             },
         )
+        if live.sink is not None and self._sink is not None:
+            self._sink.progress(live.sink, live.text)
 
     async def _beat_forever(self, live: LiveReply) -> None:
         while True:
@@ -381,6 +431,35 @@ class AiRunner:
             )
             # Clients see "done" before the persisted new_message it announces.
             stage(session, envelope, first=True)
+        if live.sink is not None and self._sink is not None:
+            await self._sink.finished(live.sink, text, message_ids)
+
+    async def _sink_reply(
+        self, session: AsyncSession, reply: AiReply, chat: Chat
+    ) -> SinkReply | None:
+        """Where in Telegram a reply asked for there goes: the group, or the private chat with
+        the user who asked (a user's Telegram id is their private chat's id)."""
+        if reply.surface != "telegram" or self._sink is None:
+            return None
+        trigger = (
+            await session.get(Message, reply.trigger_message_id)
+            if reply.trigger_message_id
+            else None
+        )
+        if chat.telegram_chat_id is not None:
+            telegram_chat_id, is_private = chat.telegram_chat_id, False
+        else:
+            requester = await session.get(User, reply.requested_by) if reply.requested_by else None
+            if requester is None:
+                return None
+            telegram_chat_id, is_private = requester.telegram_id, True
+        return SinkReply(
+            reply_id=reply.id,
+            chat_id=chat.id,
+            telegram_chat_id=telegram_chat_id,
+            is_private=is_private,
+            reply_to_telegram_message_id=trigger.telegram_message_id if trigger else None,
+        )
 
     @staticmethod
     async def _live_message_id(session: AsyncSession, message_id: int | None) -> int | None:
@@ -432,6 +511,9 @@ class AiRunner:
                 },
                 staged=True,
             )
+        live = self._live.get(reply_id)
+        if live is not None and live.sink is not None and self._sink is not None:
+            await self._sink.failed(live.sink, code, message)
 
     # -- what the API asks of a running reply ------------------------------------------------------
 
@@ -465,7 +547,11 @@ class AiServices:
         broker: Broker,
         *,
         quota: QuotaPolicy | None = None,
+        sink: ReplySink | None = None,
+        surfaces: frozenset[str] = frozenset({"app"}),
     ) -> AiServices | None:
+        """`surfaces`: which replies this process runs ("app", "telegram": the latter only
+        where the bot runs, with its `sink`)."""
         """None when this server cannot tell who its bot is (no BOT_TOKEN or BOT_ID)."""
         bot_telegram_id = settings.bot_telegram_id()
         if bot_telegram_id is None:
@@ -486,6 +572,8 @@ class AiServices:
             runtime,
             concurrency=settings.ai_max_concurrent_replies,
             stale_after=settings.ai_reply_stale_after,
+            surfaces=surfaces,
+            sink=sink,
         )
         runner.start()
         return cls(runtime, runner)

@@ -607,3 +607,14 @@ async def chat_view(session: AsyncSession, membership: Membership, viewer: User)
 
 async def get_chat(session: AsyncSession, user: User, chat_id: int) -> ChatView:
     return await chat_view(session, await require_membership(session, chat_id, user.id), user)
+
+
+async def enroll_member(
+    session: AsyncSession, chat: Chat, user: User, role: MemberRole
+) -> ChatMember:
+    """Add a member without an actor's permission check (Telegram already let them in)."""
+    return await _add_member(session, chat, user, role)
+
+
+async def record_chat_updated(session: AsyncSession, chat: Chat) -> None:
+    await record_event(session, chat.id, EventType.CHAT_UPDATED, _chat_payload(chat))

@@ -93,6 +93,8 @@ async def send_message(
     message_type: MessageType = MessageType.TEXT,
     forward_from: Message | None = None,
     media_ids: Sequence[int] = (),
+    telegram_message_id: int | None = None,
+    addressed_to_ai: bool | None = None,
     ai: AiRuntime | None,
 ) -> Sent:
     """Persist a message with the chat's next seq and stage its `new_message` event; queue the
@@ -125,6 +127,7 @@ async def send_message(
                 reply_to_message_id=reply_to_message_id,
                 client_msg_id=client_msg_id,
                 forward_from=forward_from,
+                telegram_message_id=telegram_message_id,
             )
     except IntegrityError:
         # A concurrent attempt with the same client_msg_id committed first.
@@ -144,7 +147,9 @@ async def send_message(
         {"message": view.model_dump(mode="json")},
         seq=message.seq,
     )
-    ai_reply = await maybe_reply(session, ai, membership.chat, message, sender)
+    ai_reply = await maybe_reply(
+        session, ai, membership.chat, message, sender, addressed=addressed_to_ai
+    )
     return Sent(message, view, created=True, chat=membership.chat, ai_reply=ai_reply)
 
 
@@ -158,6 +163,7 @@ async def _insert_message(
     reply_to_message_id: int | None,
     client_msg_id: str | None,
     forward_from: Message | None,
+    telegram_message_id: int | None,
 ) -> Message:
     seq = await next_seq(session, chat.id)
     now = datetime.now(UTC)
@@ -181,6 +187,7 @@ async def _insert_message(
         forward_from_chat_id=forward_source[1],
         created_at=now,
         updated_at=now,
+        telegram_message_id=telegram_message_id,
     )
     session.add(message)
     await session.flush()

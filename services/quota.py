@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import PaymentRequired
 from llm.catalogue import ModelInfo
-from models import AiReply, AiReplyStatus
+from models import AiReply, AiReplyStatus, User
 
 
 class QuotaPolicy(ABC):
@@ -34,6 +34,14 @@ class QuotaPolicy(ABC):
     async def release(self, session: AsyncSession, reply: AiReply) -> None:
         """The reply failed: nothing is charged."""
 
+    @abstractmethod
+    async def describe(self, session: AsyncSession, user: User) -> str:
+        """What the user has left, in a sentence (the bot's /balance)."""
+
+
+def _start_of_today() -> datetime:
+    return datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
 
 class DailyTokenAllowance(QuotaPolicy):
     """Each user may spend this many tokens (input plus output) per UTC day."""
@@ -41,19 +49,22 @@ class DailyTokenAllowance(QuotaPolicy):
     def __init__(self, tokens_per_day: int) -> None:
         self.tokens_per_day = tokens_per_day
 
-    async def reserve(
-        self, session: AsyncSession, reply: AiReply, model: ModelInfo, prompt_tokens: int
-    ) -> None:
-        today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    async def used_today(self, session: AsyncSession, user_id: int | None) -> int:
         used = await session.scalar(
             select(func.coalesce(func.sum(AiReply.input_tokens + AiReply.output_tokens), 0)).where(
-                AiReply.requested_by == reply.requested_by,
-                AiReply.created_at >= today,
+                AiReply.requested_by == user_id,
+                AiReply.created_at >= _start_of_today(),
                 AiReply.status.in_((AiReplyStatus.DONE, AiReplyStatus.CANCELLED)),
             )
         )
+        return int(used or 0)
+
+    async def reserve(
+        self, session: AsyncSession, reply: AiReply, model: ModelInfo, prompt_tokens: int
+    ) -> None:
+        today = _start_of_today()
         needed = prompt_tokens + reply.max_tokens
-        if int(used or 0) + needed > self.tokens_per_day:
+        if await self.used_today(session, reply.requested_by) + needed > self.tokens_per_day:
             raise PaymentRequired(
                 "Today's AI allowance is used up",
                 code="daily_allowance_exhausted",
@@ -65,3 +76,8 @@ class DailyTokenAllowance(QuotaPolicy):
 
     async def release(self, session: AsyncSession, reply: AiReply) -> None:
         """A failed reply records no usage."""
+
+    async def describe(self, session: AsyncSession, user: User) -> str:
+        used = await self.used_today(session, user.id)
+        left = max(0, self.tokens_per_day - used)
+        return f"Today you have used {used} of {self.tokens_per_day} tokens; {left} are left."

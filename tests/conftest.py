@@ -95,6 +95,8 @@ def make_settings(database_url: str, tmp_dir: Path, **overrides: object) -> Sett
         "media_dir": tmp_dir / "media",
         "cors_origins": ["https://miniapp.example"],
         "admin_telegram_ids": frozenset({900001}),
+        # The bot's own tests turn it on against the fake Bot API server.
+        "bot_mode": "off",
     }
     values.update(overrides)
     return Settings.model_validate(values)

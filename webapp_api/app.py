@@ -15,7 +15,7 @@ from core.settings import Settings
 from webapp_api.context import AppContext
 from webapp_api.errors import install_error_handlers
 from webapp_api.middleware import RequestIdMiddleware, StripTrailingSlashMiddleware
-from webapp_api.routes import auth, chats, health, me, media, messages, ws
+from webapp_api.routes import ai, auth, chats, health, me, media, messages, telegram, ws
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +72,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(chats.router)
     app.include_router(messages.router)
     app.include_router(media.router)
+    app.include_router(ai.router)
     app.include_router(ws.router)
+    app.add_api_route(
+        settings.webhook_path,
+        telegram.telegram_webhook,
+        methods=["POST"],
+        include_in_schema=False,
+    )
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

@@ -59,12 +59,16 @@ async def fresh_database_url(server_url: str | None, tmp_dir: Path) -> AsyncIter
 async def truncate_all(engine: AsyncEngine) -> None:
     tables = [table.name for table in reversed(Base.metadata.sorted_tables)]
     async with engine.begin() as connection:
+        for name in tables:
+            await connection.execute(text(f'DELETE FROM "{name}"'))
         if engine.dialect.name == "postgresql":
-            joined = ", ".join(f'"{name}"' for name in tables)
-            await connection.execute(text(f"TRUNCATE {joined} RESTART IDENTITY CASCADE"))
-        else:
-            for name in tables:
-                await connection.execute(text(f'DELETE FROM "{name}"'))
+            # DELETE and a sequence restart: what TRUNCATE ... RESTART IDENTITY does, for a
+            # fraction of its cost on tables this small.
+            sequences = await connection.scalars(
+                text("SELECT sequence_name FROM information_schema.sequences")
+            )
+            for sequence in list(sequences):
+                await connection.execute(text(f'ALTER SEQUENCE "{sequence}" RESTART'))
 
 
 async def migrated_engine(url: str) -> AsyncEngine:

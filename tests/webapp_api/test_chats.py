@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -579,6 +580,8 @@ async def test_an_invite_link_lets_anyone_join_until_it_is_revoked(
 ) -> None:
     chat = await alice.create_group("Team")
     link = await alice.ok("POST", f"/api/v1/chats/{chat['id']}/invite-link")
+    # Telegram takes a startapp parameter of up to 64 of A-Z, a-z, 0-9, _ and -.
+    assert re.fullmatch(r"[A-Za-z0-9_-]{1,64}", link["start_param"])
     assert link["start_param"] == f"join_{link['token']}"
     assert link["expires_at"] is None
     joined = await bob.ok("POST", f"/api/v1/join/{link['token']}")

@@ -280,9 +280,9 @@ async def test_only_the_sender_edits_and_never_after_deletion(alice: ApiUser, bo
     response = await alice.put(f"/api/v1/messages/{message['id']}", json={"text": "alice's"})
     assert response.status_code == 403
     assert response.json()["code"] == "not_message_sender"
-    assert (await bob.put(f"/api/v1/messages/{message['id']}", json={"text": " "})).status_code == (
-        422
-    )
+    for text in (" ", "x" * 4097):
+        response = await bob.put(f"/api/v1/messages/{message['id']}", json={"text": text})
+        assert response.status_code == 422
     await bob.ok("DELETE", f"/api/v1/messages/{message['id']}")
     response = await bob.put(f"/api/v1/messages/{message['id']}", json={"text": "back"})
     assert response.status_code == 400
@@ -546,10 +546,10 @@ async def test_postgres_search_is_served_by_the_full_text_index(
     assert "ix_messages_text_fts" in plan_text
 
 
-async def test_search_matches_whole_words_on_every_backend(alice: ApiUser, bob: ApiUser) -> None:
+async def test_search_finds_words_in_any_script(alice: ApiUser, bob: ApiUser) -> None:
     chat = await alice.private_chat_with(bob)
     await alice.send(chat["id"], "Привет, мир")
-    await alice.send(chat["id"], "50% off")
+    await alice.send(chat["id"], "hello world")
     found = await alice.ok("GET", "/api/v1/search/messages", params={"q": "мир"})
     assert [m["text"] for m in found] == ["Привет, мир"]
 

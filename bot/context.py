@@ -1,0 +1,41 @@
+"""What the bot's handlers get besides the update: the process's shared objects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiogram.types import User as TelegramUser
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.broker import Broker
+from core.settings import Settings
+from services.ai import AiRuntime
+from services.ai_runner import AiServices
+from services.users import TelegramProfile
+
+
+@dataclass(slots=True)
+class BotContext:
+    settings: Settings
+    sessionmaker: async_sessionmaker[AsyncSession]
+    broker: Broker
+    ai: AiServices | None = None
+
+    @property
+    def runtime(self) -> AiRuntime | None:
+        return self.ai.runtime if self.ai is not None else None
+
+
+def profile_of(user: TelegramUser, *, wrote_to_bot: bool) -> TelegramProfile:
+    """A Telegram user as our services know them. A user who writes to the bot in private
+    allows it to write back."""
+    return TelegramProfile(
+        telegram_id=user.id,
+        first_name=user.first_name,
+        last_name=user.last_name,
+        username=user.username,
+        language_code=user.language_code,
+        is_premium=user.is_premium,
+        allows_write_to_pm=True if wrote_to_bot else None,
+        is_bot=user.is_bot,
+    )

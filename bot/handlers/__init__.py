@@ -1,0 +1,1 @@
+"""Routers, one per surface: the private chat with the bot, and groups."""

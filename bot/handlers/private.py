@@ -1,0 +1,210 @@
+"""The private chat with the bot: the user's direct AI chat, the same one the Mini App shows."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.filters import Command, CommandObject, CommandStart
+from aiogram.types import (
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    MessageGenerationStopped,
+    WebAppInfo,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.context import BotContext
+from core.errors import AppError
+from models import Chat, User
+from services import ai, chats, messages
+from services.telegram_groups import message_for_telegram
+
+router = Router(name="private")
+router.message.filter(F.chat.type == "private")
+
+HELP = (
+    "Write to me and I answer: this chat is the same conversation as the AI chat in the app.\n\n"
+    "/new — start a fresh conversation\n"
+    "/model — choose the AI model\n"
+    "/persona <text> — how the AI should behave (/persona reset to clear)\n"
+    "/stop — stop the answer being written\n"
+    "/balance — what you have left\n"
+    "/help — this text"
+)
+
+
+def app_button(
+    ctx: BotContext, label: str, start_param: str | None = None
+) -> InlineKeyboardMarkup | None:
+    """A button that opens the Mini App (at a chat, with a `startapp` parameter)."""
+    url = ctx.settings.webapp_url
+    if not url:
+        return None
+    if start_param:
+        url = f"{url}{'&' if '?' in url else '?'}startapp={start_param}"
+    button = InlineKeyboardButton(text=label, web_app=WebAppInfo(url=url))
+    return InlineKeyboardMarkup(inline_keyboard=[[button]])
+
+
+async def _ai_chat(ctx: BotContext, session: AsyncSession, user: User) -> Chat:
+    runtime = ctx.runtime
+    if runtime is None:
+        raise AppError("The AI is not configured on this server", code="ai_not_configured")
+    return await chats.get_or_create_ai_chat(session, user, await runtime.bot_user(session))
+
+
+@router.message(CommandStart())
+async def start(
+    message: Message, command: CommandObject, ctx: BotContext, session: AsyncSession, user: User
+) -> None:
+    payload = command.args or ""
+    text = f"Hi, {user.first_name}! I'm your AI assistant. Write to me here, or open the app."
+    start_param: str | None = None
+    if payload.startswith("join_"):
+        try:
+            joined = await chats.join_by_invite_link(session, user, payload.removeprefix("join_"))
+        except AppError:
+            text = "This invite link is no longer valid."
+        else:
+            text = f"You joined «{joined.title}»."
+            start_param = f"chat_{joined.id}"
+    elif payload.startswith("chat_") and payload.removeprefix("chat_").isdigit():
+        start_param = payload
+        text = "Open the chat in the app:"
+    await message.answer(text, reply_markup=app_button(ctx, "Open the app", start_param))
+
+
+@router.message(Command("help"))
+async def help_(message: Message) -> None:
+    await message.answer(HELP)
+
+
+@router.message(Command("new"))
+async def new_conversation(
+    message: Message, ctx: BotContext, session: AsyncSession, user: User
+) -> None:
+    await ai.reset_context(session, await _ai_chat(ctx, session, user))
+    await message.answer("Started a new conversation: I forgot what we said before.")
+
+
+@router.message(Command("model"))
+async def choose_model(
+    message: Message, ctx: BotContext, session: AsyncSession, user: User
+) -> None:
+    runtime = ctx.runtime
+    models = runtime.catalogue.usable() if runtime else []
+    if not models:
+        await message.answer("No AI model is configured on this server.")
+        return
+    current = (await _ai_chat(ctx, session, user)).ai_model
+    keyboard = InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(
+                    text=("✓ " if model.id == current else "") + model.display_name,
+                    callback_data=f"model:{model.id}"[:64],
+                )
+            ]
+            for model in models
+        ]
+    )
+    await message.answer("Choose the model for our chat:", reply_markup=keyboard)
+
+
+@router.callback_query(F.data.startswith("model:"))
+async def model_chosen(
+    query: CallbackQuery, ctx: BotContext, session: AsyncSession, user: User
+) -> None:
+    model_id = (query.data or "").removeprefix("model:")
+    chat = await _ai_chat(ctx, session, user)
+    try:
+        settings = await ai.update_ai_settings(
+            session, ctx.runtime, user, chat.id, {"model": model_id}
+        )
+    except AppError as error:
+        await query.answer(error.message, show_alert=True)
+        return
+    await query.answer(f"Model: {settings.model}")
+    if isinstance(query.message, Message):
+        await query.message.edit_text(f"Model set to {settings.model}.")
+
+
+@router.message(Command("persona"))
+async def persona(
+    message: Message, command: CommandObject, ctx: BotContext, session: AsyncSession, user: User
+) -> None:
+    chat = await _ai_chat(ctx, session, user)
+    text = (command.args or "").strip()
+    if not text:
+        await message.answer(f"Current persona: {chat.ai_persona or 'the default assistant'}.")
+        return
+    value = None if text.lower() == "reset" else text
+    try:
+        await ai.update_ai_settings(session, ctx.runtime, user, chat.id, {"persona": value})
+    except AppError as error:
+        await message.answer(error.message)
+        return
+    await message.answer("Persona cleared." if value is None else "Persona saved.")
+
+
+async def _cancel_reply(ctx: BotContext, session: AsyncSession, user: User, reply_id: int) -> bool:
+    try:
+        reply = await ai.request_cancel(session, user, reply_id)
+    except AppError:
+        return False
+    if ctx.ai is not None:
+        ctx.ai.runner.cancel_locally(reply.id)
+    return True
+
+
+@router.message(Command("stop"))
+async def stop(message: Message, ctx: BotContext, session: AsyncSession, user: User) -> None:
+    running = await ai.active_reply(session, (await _ai_chat(ctx, session, user)).id)
+    if running is None or not await _cancel_reply(ctx, session, user, running.id):
+        await message.answer("Nothing to stop.")
+        return
+    await message.answer("Stopped.")
+
+
+@router.stopped_message_generation()
+async def stopped_by_telegram(
+    event: MessageGenerationStopped, ctx: BotContext, session: AsyncSession, user: User
+) -> None:
+    """Telegram's own stop button on a draft: the draft id is the reply id."""
+    await _cancel_reply(ctx, session, user, event.draft_id)
+
+
+@router.message(Command("balance"))
+async def balance(message: Message, ctx: BotContext, session: AsyncSession, user: User) -> None:
+    runtime = ctx.runtime
+    if runtime is None:
+        await message.answer("The AI is not configured on this server.")
+        return
+    await message.answer(await runtime.quota.describe(session, user))
+
+
+@router.message(F.text)
+async def chat_with_ai(
+    message: Message, ctx: BotContext, session: AsyncSession, user: User
+) -> None:
+    """Any other text is a message in the user's direct AI chat."""
+    try:
+        chat = await _ai_chat(ctx, session, user)
+        reply_to = None
+        if message.reply_to_message is not None:
+            reply_to = await message_for_telegram(
+                session, chat.id, message.reply_to_message.message_id
+            )
+        await messages.send_message(
+            session,
+            user,
+            chat.id,
+            text=message.text,
+            reply_to_message_id=reply_to,
+            telegram_message_id=message.message_id,
+            ai=ctx.runtime,
+        )
+    except AppError as error:
+        await session.rollback()
+        await message.answer(f"⚠️ {error.message}")

@@ -1,0 +1,41 @@
+"""One unit of work per update: a session that commits once, and the sender as our user."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import BaseMiddleware
+from aiogram.types import TelegramObject
+from aiogram.types import User as TelegramUser
+
+from bot.context import BotContext, profile_of
+from core.db import session_scope
+from services.users import sync_telegram_user
+
+
+class UnitOfWorkMiddleware(BaseMiddleware):
+    def __init__(self, context: BotContext) -> None:
+        self._context = context
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        context = self._context
+        async with session_scope(context.sessionmaker, context.broker) as session:
+            data["ctx"] = context
+            data["session"] = session
+            sender: TelegramUser | None = data.get("event_from_user")
+            if sender is not None:
+                chat = data.get("event_chat")
+                private = chat is not None and chat.type == "private"
+                synced = await sync_telegram_user(
+                    session,
+                    profile_of(sender, wrote_to_bot=private),
+                    admin_ids=context.settings.admin_telegram_ids,
+                )
+                data["user"] = synced.user
+            return await handler(event, data)

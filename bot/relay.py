@@ -1,0 +1,272 @@
+"""Streams AI replies into Telegram.
+
+Private chats get a live draft (`sendMessageDraft`, draft id = reply id, so Telegram's stop
+button names the reply), finalised with `sendMessage`. Where drafts are not available, and in
+groups, the reply is sent once and then edited as text arrives, at a cadence inside Telegram's
+limits. The final text is always delivered whole: split at 4096 characters, as HTML, or as plain
+text when Telegram refuses the entities, retried after a 429.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TypeVar
+
+from aiogram import Bot
+from aiogram.enums import ChatAction, ParseMode
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramRetryAfter
+from aiogram.types import Message as TelegramMessage
+from aiogram.types import ReplyParameters
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.formatting import TELEGRAM_TEXT_LIMIT, markdown_to_html
+from core.db import session_scope
+from services.ai_runner import ReplySink, SinkReply
+from services.telegram_groups import link_telegram_message
+from services.text_split import split_text
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+TYPING_EVERY = 4.5  # Telegram shows a chat action for about 5 seconds
+FINAL_ATTEMPTS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Cadence:
+    draft_interval: float = 0.5  # between two draft updates in a private chat
+    private_edit_interval: float = 1.0  # between two edits of a private message
+    group_edit_interval: float = 3.0  # between two edits in a group
+    group_edits_per_minute: int = 20
+
+
+@dataclass(slots=True)
+class _Stream:
+    reply: SinkReply
+    text: str = ""
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    use_draft: bool = True
+    message_id: int | None = None  # the message being edited (edit mode)
+    shown: str = ""  # what Telegram shows now
+    task: asyncio.Task[None] | None = None
+
+
+def _is_not_modified(error: TelegramBadRequest) -> bool:
+    return "message is not modified" in error.message
+
+
+class TelegramRelay(ReplySink):
+    def __init__(
+        self,
+        bot: Bot,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        cadence: Cadence | None = None,
+    ) -> None:
+        self._bot = bot
+        self._sessionmaker = sessionmaker
+        self._cadence = cadence or Cadence()
+        self._streams: dict[int, _Stream] = {}
+        self._group_edits: dict[int, deque[float]] = {}
+
+    # -- ReplySink -------------------------------------------------------------------------
+
+    def started(self, reply: SinkReply) -> None:
+        stream = _Stream(reply, use_draft=reply.is_private)
+        self._streams[reply.reply_id] = stream
+        stream.task = asyncio.get_running_loop().create_task(self._follow(stream))
+
+    def progress(self, reply: SinkReply, text: str) -> None:
+        stream = self._streams.get(reply.reply_id)
+        if stream is not None:
+            stream.text = text
+            stream.changed.set()
+
+    async def finished(self, reply: SinkReply, text: str, message_ids: list[int]) -> None:
+        stream = await self._stop(reply)
+        sent = await self._deliver(stream, text)
+        if len(sent) == len(message_ids):
+            async with session_scope(self._sessionmaker) as session:
+                for ours, theirs in zip(message_ids, sent, strict=True):
+                    await link_telegram_message(session, ours, theirs)
+
+    async def failed(self, reply: SinkReply, code: str, message: str) -> None:
+        stream = await self._stop(reply)
+        notice = f"⚠️ {message} ({code})"
+        if stream.message_id is not None:
+            await self._final_call(
+                lambda: self._bot.edit_message_text(
+                    text=notice, chat_id=reply.telegram_chat_id, message_id=stream.message_id
+                )
+            )
+        else:
+            await self._final_call(lambda: self._send(reply, notice, None))
+
+    # -- while the text grows ----------------------------------------------------------------
+
+    async def _follow(self, stream: _Stream) -> None:
+        reply = stream.reply
+        while not stream.text:
+            with contextlib.suppress(TelegramAPIError):
+                await self._bot.send_chat_action(reply.telegram_chat_id, ChatAction.TYPING)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stream.changed.wait(), TYPING_EVERY)
+        while True:
+            await stream.changed.wait()
+            stream.changed.clear()
+            started = time.monotonic()
+            await self._show(stream)
+            interval = self._interval(stream)
+            await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
+
+    def _interval(self, stream: _Stream) -> float:
+        if stream.use_draft:
+            return self._cadence.draft_interval
+        if stream.reply.is_private:
+            return self._cadence.private_edit_interval
+        return self._cadence.group_edit_interval
+
+    async def _show(self, stream: _Stream) -> None:
+        """One update of the growing text; a rate limit or a refusal skips it, never blocks."""
+        reply = stream.reply
+        text = stream.text[:TELEGRAM_TEXT_LIMIT]
+        if text == stream.shown:
+            return
+        try:
+            if stream.use_draft:
+                await self._bot.send_message_draft(
+                    chat_id=reply.telegram_chat_id, draft_id=reply.reply_id, text=text
+                )
+            elif stream.message_id is None:
+                sent = await self._send(reply, text, None)
+                stream.message_id = sent.message_id
+            else:
+                if not self._group_edit_allowed(reply):
+                    stream.changed.set()  # try again at the next slot
+                    return
+                await self._bot.edit_message_text(
+                    text=text, chat_id=reply.telegram_chat_id, message_id=stream.message_id
+                )
+            stream.shown = text
+        except TelegramRetryAfter as error:
+            stream.changed.set()
+            await asyncio.sleep(error.retry_after)
+        except TelegramBadRequest as error:
+            if _is_not_modified(error):
+                stream.shown = text
+            elif stream.use_draft:
+                logger.info("drafts unavailable (%s); editing a sent message instead", error)
+                stream.use_draft = False
+                stream.changed.set()
+        except TelegramAPIError as error:
+            logger.warning("streaming update to Telegram failed: %s", error)
+
+    def _group_edit_allowed(self, reply: SinkReply) -> bool:
+        if reply.is_private:
+            return True
+        window = self._group_edits.setdefault(reply.telegram_chat_id, deque())
+        now = time.monotonic()
+        while window and now - window[0] > 60:
+            window.popleft()
+        if len(window) >= self._cadence.group_edits_per_minute:
+            return False
+        window.append(now)
+        return True
+
+    async def _stop(self, reply: SinkReply) -> _Stream:
+        stream = self._streams.pop(reply.reply_id, None) or _Stream(reply, use_draft=False)
+        if stream.task is not None:
+            stream.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await stream.task
+        return stream
+
+    # -- the final text ----------------------------------------------------------------------
+
+    async def _deliver(self, stream: _Stream, text: str) -> list[int]:
+        """Every part of the final text; returns the Telegram message ids, in order."""
+        reply = stream.reply
+        parts = split_text(text, TELEGRAM_TEXT_LIMIT) or [text]
+        sent: list[int] = []
+        for index, part in enumerate(parts):
+            if index == 0 and stream.message_id is not None:
+                await self._final_call(partial(self._edit_formatted, stream, part))
+                sent.append(stream.message_id)
+                continue
+            reply_to = reply.reply_to_telegram_message_id if index == 0 else None
+            message = await self._final_call(partial(self._send_formatted, reply, part, reply_to))
+            if message is not None:
+                sent.append(message.message_id)
+        return sent
+
+    async def _send_formatted(
+        self, reply: SinkReply, text: str, reply_to: int | None
+    ) -> TelegramMessage:
+        formatted = markdown_to_html(text)
+        if len(formatted) <= TELEGRAM_TEXT_LIMIT:
+            try:
+                return await self._send(reply, formatted, reply_to, parse_mode=ParseMode.HTML)
+            except TelegramBadRequest as error:
+                if "can't parse entities" not in error.message:
+                    raise
+        return await self._send(reply, text, reply_to)
+
+    async def _edit_formatted(self, stream: _Stream, text: str) -> None:
+        chat_id, message_id = stream.reply.telegram_chat_id, stream.message_id
+        formatted = markdown_to_html(text)
+        try:
+            if len(formatted) <= TELEGRAM_TEXT_LIMIT:
+                try:
+                    await self._bot.edit_message_text(
+                        text=formatted,
+                        chat_id=chat_id,
+                        message_id=message_id,
+                        parse_mode=ParseMode.HTML,
+                    )
+                    return
+                except TelegramBadRequest as error:
+                    if "can't parse entities" not in error.message:
+                        raise
+            await self._bot.edit_message_text(text=text, chat_id=chat_id, message_id=message_id)
+        except TelegramBadRequest as error:
+            if not _is_not_modified(error):
+                raise
+
+    async def _send(
+        self,
+        reply: SinkReply,
+        text: str,
+        reply_to: int | None,
+        *,
+        parse_mode: ParseMode | None = None,
+    ) -> TelegramMessage:
+        return await self._bot.send_message(
+            chat_id=reply.telegram_chat_id,
+            text=text,
+            parse_mode=parse_mode,
+            reply_parameters=(
+                ReplyParameters(message_id=reply_to, allow_sending_without_reply=True)
+                if reply_to
+                else None
+            ),
+        )
+
+    @staticmethod
+    async def _final_call(call: Callable[[], Awaitable[T]]) -> T | None:
+        """A call whose result must reach the user: waited out through 429s."""
+        for _ in range(FINAL_ATTEMPTS):
+            try:
+                return await call()
+            except TelegramRetryAfter as error:
+                await asyncio.sleep(error.retry_after)
+            except TelegramAPIError as error:
+                logger.warning("delivering a reply to Telegram failed: %s", error)
+                return None
+        return None
