@@ -52,8 +52,8 @@ class TelegramBot:
         self.relay = TelegramRelay(self.bot, sessionmaker, cadence)
         self.dispatcher = Dispatcher()
         self.dispatcher.update.outer_middleware(UnitOfWorkMiddleware(self.context))
-        self.dispatcher.include_router(private.router)
-        self.dispatcher.include_router(groups.router)
+        self.dispatcher.include_router(private.create_router())
+        self.dispatcher.include_router(groups.create_router())
 
     def attach(self, ai: AiServices | None) -> None:
         self.context.ai = ai

@@ -10,7 +10,16 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 logger = logging.getLogger(__name__)
@@ -41,6 +50,45 @@ def _split_csv(value: object) -> object:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
     return value
+
+
+class StarPackage(BaseModel):
+    """Credits sold for Telegram Stars (BILLING_PACKAGES)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # In invoice payloads and button data, so short and plain.
+    id: str = Field(pattern=r"^[a-z0-9_-]{1,16}$")
+    stars: int = Field(gt=0, le=100_000)
+    credits_micros: int = Field(gt=0)
+    title: str = Field(min_length=1, max_length=32)  # Telegram's limit for an invoice title
+
+
+DEFAULT_STAR_PACKAGES = (
+    StarPackage(id="small", stars=50, credits_micros=1_000_000, title="1 credit"),
+    StarPackage(id="large", stars=250, credits_micros=6_000_000, title="6 credits"),
+)
+
+
+_PACKAGES = TypeAdapter(list[StarPackage])
+
+
+def _parse_packages(value: object) -> object:
+    """BILLING_PACKAGES as JSON; every problem is reported under the variable's name."""
+    if not isinstance(value, str):
+        return value
+    try:
+        packages = _PACKAGES.validate_json(value)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'value'}: {error['msg']}"
+            for error in exc.errors(include_url=False, include_input=False)
+        )
+        raise ValueError(f"BILLING_PACKAGES is not a valid list of packages: {problems}") from None
+    ids = [package.id for package in packages]
+    if len(set(ids)) != len(ids):
+        raise ValueError("BILLING_PACKAGES lists a package id more than once")
+    return tuple(packages)
 
 
 class Settings(BaseSettings):
@@ -95,6 +143,10 @@ class Settings(BaseSettings):
     llm_models_file: Path | None = None
     llm_default_model: str | None = None
     llm_request_timeout: float = Field(default=60.0, gt=0)
+    billing_enabled: bool = True
+    billing_starting_grant_micros: int = Field(default=1_000_000, ge=0)
+    billing_daily_free_micros: int = Field(default=0, ge=0)
+    billing_packages: Annotated[tuple[StarPackage, ...], NoDecode] = DEFAULT_STAR_PACKAGES
 
     @field_validator("database_url")
     @classmethod
@@ -136,6 +188,11 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_csv(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("billing_packages", mode="before")
+    @classmethod
+    def _billing_packages(cls, value: object) -> object:
+        return _parse_packages(value)
 
     @field_validator("cors_origins")
     @classmethod

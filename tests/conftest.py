@@ -24,7 +24,7 @@ from tests.support.server import LiveServer, live_server
 from tests.support.telegram import TEST_BOT_TOKEN
 from webapp_api.app import create_app
 
-pytest_plugins = ["tests.support.fake_llm"]
+pytest_plugins = ["tests.support.fake_llm", "tests.support.fake_telegram"]
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL") or None
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL") or None
@@ -95,8 +95,9 @@ def make_settings(database_url: str, tmp_dir: Path, **overrides: object) -> Sett
         "media_dir": tmp_dir / "media",
         "cors_origins": ["https://miniapp.example"],
         "admin_telegram_ids": frozenset({900001}),
-        # The bot's own tests turn it on against the fake Bot API server.
+        # The bot's own tests turn it (and its notifications) on against the fake Bot API.
         "bot_mode": "off",
+        "notify_interval": 0,
     }
     values.update(overrides)
     return Settings.model_validate(values)

@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
+from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.app import TelegramBot
+from bot.notifications import Notifier
 from core.broker import Broker, create_broker
 from core.db import create_engine, create_sessionmaker
+from core.presence import PresenceStore, create_presence
 from core.settings import Settings
 from services.ai_runner import AiServices
 from services.auth import AuthConfig
@@ -29,7 +32,12 @@ class AppContext:
     auth: AuthConfig
     hub: Hub
     ai: AiServices | None
+    # The process's Telegram client (with a BOT_TOKEN); `bot_mode` says whether it also runs
+    # the bot's dispatcher here (polling, or webhook updates) and streams Telegram replies.
     telegram: TelegramBot | None
+    bot_mode: Literal["off", "polling", "webhook"]
+    presence: PresenceStore
+    notifier: Notifier | None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -38,21 +46,41 @@ class AppContext:
         broker = create_broker(settings.redis_url)
         await broker.start()
         sessionmaker = create_sessionmaker(engine)
+        presence = create_presence(settings.redis_url)
+        await presence.start()
         hub = Hub(
             sessionmaker,
             broker,
             queue_size=settings.ws_send_queue,
             presence_grace=settings.ws_presence_grace,
             typing_ttl=settings.ws_typing_ttl,
+            presence_store=presence,
         )
         bot_mode = settings.api_bot_mode()
-        telegram = TelegramBot(settings, sessionmaker, broker) if bot_mode != "off" else None
+        # With a token the process can always send (notifications); it runs the bot's
+        # dispatcher and streams Telegram replies only when the bot mode says so.
+        telegram = TelegramBot(settings, sessionmaker, broker) if settings.bot_token else None
+        if telegram is None:
+            bot_mode = "off"
+        runs_bot = telegram is not None and bot_mode != "off"
         ai = AiServices.open(
             settings,
             sessionmaker,
             broker,
-            sink=telegram.relay if telegram else None,
-            surfaces=APP_AND_TELEGRAM if telegram else frozenset({"app"}),
+            sink=telegram.relay if telegram is not None and runs_bot else None,
+            surfaces=APP_AND_TELEGRAM if runs_bot else frozenset({"app"}),
+        )
+        notifier = (
+            Notifier(
+                telegram.bot,
+                sessionmaker,
+                broker,
+                presence,
+                webapp_url=settings.webapp_url,
+                interval=settings.notify_interval,
+            )
+            if telegram is not None and settings.notify_interval > 0
+            else None
         )
         context = cls(
             settings,
@@ -63,8 +91,11 @@ class AppContext:
             hub,
             ai,
             telegram,
+            bot_mode,
+            presence,
+            notifier,
         )
-        if telegram is not None:
+        if telegram is not None and runs_bot:
             telegram.attach(ai)
             await telegram.start()
             if bot_mode == "polling":
@@ -72,6 +103,8 @@ class AppContext:
         return context
 
     async def close(self) -> None:
+        if self.notifier is not None:
+            await self.notifier.close()
         if self.telegram is not None:
             await self.telegram.stop()
         for task in self._tasks:
@@ -81,5 +114,6 @@ class AppContext:
         if self.ai is not None:
             await self.ai.close()
         await self.hub.close()
+        await self.presence.close()
         await self.broker.close()
         await self.engine.dispose()

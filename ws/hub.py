@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.broker import Broker
 from core.db import session_scope
 from core.events import decode_envelope, encode_envelope, encode_frame
+from core.presence import MemoryPresence, PresenceStore
 from services import presence
 from services.events import event_frame, events_after
 from ws.connection import Connection
@@ -39,9 +40,11 @@ class Hub:
         queue_size: int,
         presence_grace: float,
         typing_ttl: float,
+        presence_store: PresenceStore | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._broker = broker
+        self._presence_store = presence_store or MemoryPresence()
         self.queue_size = queue_size
         self._presence_grace = presence_grace
         self._typing_ttl = typing_ttl
@@ -123,6 +126,7 @@ class Hub:
         first = not self._by_user.get(user_id)
         self._by_user[user_id].add(connection)
         connection.start()
+        await self._presence_store.connected(user_id)
         pending_offline = self._going_offline.pop(user_id, None)
         if pending_offline is not None:
             pending_offline.cancel()  # a quick reconnect: nobody saw them leave
@@ -132,7 +136,8 @@ class Hub:
     async def unregister(self, connection: Connection) -> None:
         user_id = connection.user_id
         connections = self._by_user.get(user_id)
-        if connections is not None:
+        if connections is not None and connection in connections:
+            await self._presence_store.disconnected(user_id)
             connections.discard(connection)
             if not connections:
                 del self._by_user[user_id]

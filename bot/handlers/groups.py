@@ -20,9 +20,6 @@ from services.telegram_groups import (
     migrate_telegram_group,
 )
 
-router = Router(name="groups")
-router.message.filter(F.chat.type.in_({"group", "supergroup"}))
-
 ADMIN_STATUSES = {ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.CREATOR}
 PRESENT_STATUSES = {ChatMemberStatus.MEMBER, *ADMIN_STATUSES}
 
@@ -44,7 +41,6 @@ async def _group_chat(
     return chat
 
 
-@router.my_chat_member()
 async def bot_membership_changed(
     event: ChatMemberUpdated, ctx: BotContext, session: AsyncSession, user: User
 ) -> None:
@@ -61,7 +57,6 @@ async def bot_membership_changed(
         )
 
 
-@router.message(F.migrate_to_chat_id)
 async def migrated_to_supergroup(message: Message, session: AsyncSession) -> None:
     assert message.migrate_to_chat_id is not None
     await migrate_telegram_group(session, message.chat.id, message.migrate_to_chat_id)
@@ -98,7 +93,6 @@ async def _admin_setting(
     await message.reply(done)
 
 
-@router.message(Command("ai_mode"))
 async def set_mode(
     message: Message,
     command: CommandObject,
@@ -116,7 +110,6 @@ async def set_mode(
     )
 
 
-@router.message(Command("model"))
 async def set_model(
     message: Message,
     command: CommandObject,
@@ -134,7 +127,6 @@ async def set_model(
     await _admin_setting(message, bot, ctx, session, user, {"model": value}, f"Model: {value}.")
 
 
-@router.message(Command("persona"))
 async def set_persona(
     message: Message,
     command: CommandObject,
@@ -168,7 +160,6 @@ def addresses_bot(message: Message, bot_id: int, bot_username: str | None) -> bo
     return False
 
 
-@router.message(F.text)
 async def group_message(
     message: Message, bot: Bot, ctx: BotContext, session: AsyncSession, user: User
 ) -> None:
@@ -196,3 +187,16 @@ async def group_message(
         await session.rollback()
         if addressed:
             await message.reply(f"⚠️ {error.message}")
+
+
+def create_router() -> Router:
+    """A fresh router per Dispatcher (an aiogram router attaches to one only)."""
+    router = Router(name="groups")
+    router.message.filter(F.chat.type.in_({"group", "supergroup"}))
+    router.my_chat_member.register(bot_membership_changed)
+    router.message.register(migrated_to_supergroup, F.migrate_to_chat_id)
+    router.message.register(set_mode, Command("ai_mode"))
+    router.message.register(set_model, Command("model"))
+    router.message.register(set_persona, Command("persona"))
+    router.message.register(group_message, F.text)
+    return router

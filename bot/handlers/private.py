@@ -20,9 +20,6 @@ from models import Chat, User
 from services import ai, chats, messages
 from services.telegram_groups import message_for_telegram
 
-router = Router(name="private")
-router.message.filter(F.chat.type == "private")
-
 HELP = (
     "Write to me and I answer: this chat is the same conversation as the AI chat in the app.\n\n"
     "/new — start a fresh conversation\n"
@@ -54,7 +51,6 @@ async def _ai_chat(ctx: BotContext, session: AsyncSession, user: User) -> Chat:
     return await chats.get_or_create_ai_chat(session, user, await runtime.bot_user(session))
 
 
-@router.message(CommandStart())
 async def start(
     message: Message, command: CommandObject, ctx: BotContext, session: AsyncSession, user: User
 ) -> None:
@@ -75,12 +71,10 @@ async def start(
     await message.answer(text, reply_markup=app_button(ctx, "Open the app", start_param))
 
 
-@router.message(Command("help"))
 async def help_(message: Message) -> None:
     await message.answer(HELP)
 
 
-@router.message(Command("new"))
 async def new_conversation(
     message: Message, ctx: BotContext, session: AsyncSession, user: User
 ) -> None:
@@ -88,7 +82,6 @@ async def new_conversation(
     await message.answer("Started a new conversation: I forgot what we said before.")
 
 
-@router.message(Command("model"))
 async def choose_model(
     message: Message, ctx: BotContext, session: AsyncSession, user: User
 ) -> None:
@@ -112,7 +105,6 @@ async def choose_model(
     await message.answer("Choose the model for our chat:", reply_markup=keyboard)
 
 
-@router.callback_query(F.data.startswith("model:"))
 async def model_chosen(
     query: CallbackQuery, ctx: BotContext, session: AsyncSession, user: User
 ) -> None:
@@ -130,7 +122,6 @@ async def model_chosen(
         await query.message.edit_text(f"Model set to {settings.model}.")
 
 
-@router.message(Command("persona"))
 async def persona(
     message: Message, command: CommandObject, ctx: BotContext, session: AsyncSession, user: User
 ) -> None:
@@ -158,7 +149,6 @@ async def _cancel_reply(ctx: BotContext, session: AsyncSession, user: User, repl
     return True
 
 
-@router.message(Command("stop"))
 async def stop(message: Message, ctx: BotContext, session: AsyncSession, user: User) -> None:
     running = await ai.active_reply(session, (await _ai_chat(ctx, session, user)).id)
     if running is None or not await _cancel_reply(ctx, session, user, running.id):
@@ -167,7 +157,6 @@ async def stop(message: Message, ctx: BotContext, session: AsyncSession, user: U
     await message.answer("Stopped.")
 
 
-@router.stopped_message_generation()
 async def stopped_by_telegram(
     event: MessageGenerationStopped, ctx: BotContext, session: AsyncSession, user: User
 ) -> None:
@@ -175,7 +164,6 @@ async def stopped_by_telegram(
     await _cancel_reply(ctx, session, user, event.draft_id)
 
 
-@router.message(Command("balance"))
 async def balance(message: Message, ctx: BotContext, session: AsyncSession, user: User) -> None:
     runtime = ctx.runtime
     if runtime is None:
@@ -184,7 +172,6 @@ async def balance(message: Message, ctx: BotContext, session: AsyncSession, user
     await message.answer(await runtime.quota.describe(session, user))
 
 
-@router.message(F.text)
 async def chat_with_ai(
     message: Message, ctx: BotContext, session: AsyncSession, user: User
 ) -> None:
@@ -208,3 +195,20 @@ async def chat_with_ai(
     except AppError as error:
         await session.rollback()
         await message.answer(f"⚠️ {error.message}")
+
+
+def create_router() -> Router:
+    """A fresh router per Dispatcher (an aiogram router attaches to one only)."""
+    router = Router(name="private")
+    router.message.filter(F.chat.type == "private")
+    router.message.register(start, CommandStart())
+    router.message.register(help_, Command("help"))
+    router.message.register(new_conversation, Command("new"))
+    router.message.register(choose_model, Command("model"))
+    router.callback_query.register(model_chosen, F.data.startswith("model:"))
+    router.message.register(persona, Command("persona"))
+    router.message.register(stop, Command("stop"))
+    router.stopped_message_generation.register(stopped_by_telegram)
+    router.message.register(balance, Command("balance"))
+    router.message.register(chat_with_ai, F.text)
+    return router

@@ -20,7 +20,7 @@ async def telegram_webhook(
 ) -> dict[str, bool]:
     """Checks Telegram's secret token (constant time) and hands the update to the bot."""
     expected = context.settings.webhook_secret
-    if context.telegram is None or expected is None:
+    if context.telegram is None or context.bot_mode != "webhook" or expected is None:
         raise NotFound("Not Found")
     if secret is None or not hmac.compare_digest(
         secret.encode(), expected.get_secret_value().encode()

@@ -1,0 +1,116 @@
+"""Telegram notifications for Mini App messages that arrive while the recipient is offline.
+
+At most one per chat per interval (a cluster-wide claim, so that several API processes that all
+see the event send it once), only to users who let the bot write to them, have notifications on
+and have not muted the chat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, WebAppInfo
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.broker import Broker
+from core.events import decode_envelope
+from core.presence import PresenceStore
+from models import Chat, ChatMember, ChatType, User
+
+logger = logging.getLogger(__name__)
+
+PREVIEW_LENGTH = 120
+
+
+class Notifier:
+    def __init__(
+        self,
+        bot: Bot,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        broker: Broker,
+        presence: PresenceStore,
+        *,
+        webapp_url: str | None,
+        interval: float,
+    ) -> None:
+        self._bot = bot
+        self._sessionmaker = sessionmaker
+        self._presence = presence
+        self._webapp_url = webapp_url
+        self._interval = interval
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._remove_listener = broker.add_listener(self._on_envelope)
+
+    def _on_envelope(self, data: bytes) -> None:
+        if b'"type":"new_message"' not in data:
+            return
+        task = asyncio.get_running_loop().create_task(self._notify(data))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        self._remove_listener()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _notify(self, data: bytes) -> None:
+        envelope = decode_envelope(data)
+        frame: dict[str, Any] = json.loads(envelope.frame)
+        message = frame.get("message") or {}
+        sender_id = message.get("sender_id")
+        recipients = [user_id for user_id in envelope.user_ids if user_id != sender_id]
+        if envelope.chat_id is None or not recipients:
+            return
+        offline = set(recipients) - await self._presence.online(recipients)
+        if not offline:
+            return
+        async with self._sessionmaker() as session:
+            rows = (
+                await session.execute(
+                    select(User, Chat)
+                    .join(ChatMember, ChatMember.user_id == User.id)
+                    .join(Chat, Chat.id == ChatMember.chat_id)
+                    .where(
+                        Chat.id == envelope.chat_id,
+                        User.id.in_(offline),
+                        User.is_bot.is_(False),
+                        User.allows_write_to_pm.is_(True),
+                        User.notifications_enabled.is_(True),
+                        ChatMember.is_muted.is_(False),
+                        # Telegram groups and the AI chat live in Telegram already.
+                        Chat.type != ChatType.AI,
+                        Chat.telegram_chat_id.is_(None),
+                    )
+                )
+            ).all()
+        for user, chat in rows:
+            if await self._presence.claim(f"notify:{user.id}:{chat.id}", self._interval):
+                await self._send(user, chat, message)
+
+    async def _send(self, user: User, chat: Chat, message: dict[str, Any]) -> None:
+        sender = message.get("sender") or {}
+        who = sender.get("first_name") or "Someone"
+        where = f" in {chat.title}" if chat.type == ChatType.GROUP and chat.title else ""
+        preview = (message.get("text") or f"[{message.get('message_type', 'message')}]").strip()
+        if len(preview) > PREVIEW_LENGTH:
+            preview = preview[: PREVIEW_LENGTH - 1] + "…"
+        keyboard = None
+        if self._webapp_url:
+            separator = "&" if "?" in self._webapp_url else "?"
+            url = f"{self._webapp_url}{separator}startapp=chat_{chat.id}"
+            keyboard = InlineKeyboardMarkup(
+                inline_keyboard=[[InlineKeyboardButton(text="Open", web_app=WebAppInfo(url=url))]]
+            )
+        try:
+            await self._bot.send_message(
+                chat_id=user.telegram_id, text=f"💬 {who}{where}: {preview}", reply_markup=keyboard
+            )
+        except TelegramAPIError as error:
+            logger.info("could not notify a user: %s", error)

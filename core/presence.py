@@ -1,0 +1,139 @@
+"""Who has a socket open anywhere in the cluster, and once-only claims (notification throttles).
+
+With Redis, every process records its users' socket counts in a hash per user, keyed by the
+process's node id; a node that stops refreshing its heartbeat (a crashed process) no longer
+counts. Without Redis there is one process and plain dictionaries do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections import Counter
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+NODE_TTL_SECONDS = 60
+NODE_REFRESH_SECONDS = 20
+
+
+class PresenceStore(ABC):
+    @abstractmethod
+    async def connected(self, user_id: int) -> None: ...
+
+    @abstractmethod
+    async def disconnected(self, user_id: int) -> None: ...
+
+    @abstractmethod
+    async def online(self, user_ids: list[int]) -> set[int]:
+        """Those of `user_ids` with a socket open on any process."""
+
+    @abstractmethod
+    async def claim(self, key: str, ttl: float) -> bool:
+        """True for the first caller within `ttl` seconds, cluster-wide."""
+
+    async def start(self) -> None:
+        """Begin background upkeep."""
+
+    async def close(self) -> None:
+        """Stop background upkeep."""
+
+
+class MemoryPresence(PresenceStore):
+    def __init__(self) -> None:
+        self._sockets: Counter[int] = Counter()
+        self._claims: dict[str, float] = {}
+
+    async def connected(self, user_id: int) -> None:
+        self._sockets[user_id] += 1
+
+    async def disconnected(self, user_id: int) -> None:
+        self._sockets[user_id] -= 1
+        if self._sockets[user_id] <= 0:
+            del self._sockets[user_id]
+
+    async def online(self, user_ids: list[int]) -> set[int]:
+        return {user_id for user_id in user_ids if self._sockets.get(user_id)}
+
+    async def claim(self, key: str, ttl: float) -> bool:
+        now = time.monotonic()
+        if self._claims.get(key, 0.0) > now:
+            return False
+        self._claims[key] = now + ttl
+        if len(self._claims) > 10_000:
+            self._claims = {k: v for k, v in self._claims.items() if v > now}
+        return True
+
+
+class RedisPresence(PresenceStore):
+    def __init__(self, url: str, prefix: str = "aimessenger") -> None:
+        self._redis: Redis = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+        self._prefix = prefix
+        self._node = uuid.uuid4().hex
+        self._task: asyncio.Task[None] | None = None
+
+    def _user_key(self, user_id: int) -> str:
+        return f"{self._prefix}:presence:{user_id}"
+
+    def _node_key(self, node: str) -> str:
+        return f"{self._prefix}:node:{node}"
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._beat_forever())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._redis.aclose()
+
+    async def _beat_forever(self) -> None:
+        while True:
+            with contextlib.suppress(RedisError, OSError):
+                await self._redis.set(self._node_key(self._node), 1, ex=NODE_TTL_SECONDS)
+            await asyncio.sleep(NODE_REFRESH_SECONDS)
+
+    async def connected(self, user_id: int) -> None:
+        with contextlib.suppress(RedisError, OSError):
+            await self._redis.hincrby(self._user_key(user_id), self._node, 1)
+
+    async def disconnected(self, user_id: int) -> None:
+        with contextlib.suppress(RedisError, OSError):
+            key = self._user_key(user_id)
+            if await self._redis.hincrby(key, self._node, -1) <= 0:
+                await self._redis.hdel(key, self._node)
+
+    async def online(self, user_ids: list[int]) -> set[int]:
+        try:
+            found: set[int] = set()
+            for user_id in user_ids:
+                counts = await self._redis.hgetall(self._user_key(user_id))
+                nodes = [_text(node) for node, count in counts.items() if int(count) > 0]
+                if nodes and await self._redis.exists(*(self._node_key(n) for n in nodes)):
+                    found.add(user_id)
+            return found
+        except (RedisError, OSError):
+            return set(user_ids)  # unknown: assume online rather than notify wrongly
+
+    async def claim(self, key: str, ttl: float) -> bool:
+        try:
+            return bool(
+                await self._redis.set(
+                    f"{self._prefix}:claim:{key}", 1, nx=True, px=max(1, int(ttl * 1000))
+                )
+            )
+        except (RedisError, OSError):
+            return False
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def create_presence(redis_url: str | None) -> PresenceStore:
+    return RedisPresence(redis_url) if redis_url else MemoryPresence()
