@@ -15,7 +15,7 @@ from aiogram.types import BotCommand, MenuButtonWebApp, Update, WebAppInfo
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.context import BotContext
-from bot.handlers import groups, private
+from bot.handlers import groups, payments, private
 from bot.middleware import UnitOfWorkMiddleware
 from bot.relay import Cadence, TelegramRelay
 from core.broker import Broker
@@ -30,6 +30,7 @@ COMMANDS = [
     BotCommand(command="persona", description="How the AI should behave"),
     BotCommand(command="stop", description="Stop the answer being written"),
     BotCommand(command="balance", description="What you have left"),
+    BotCommand(command="topup", description="Buy credits with Telegram Stars"),
     BotCommand(command="help", description="How this works"),
 ]
 
@@ -40,8 +41,6 @@ class TelegramBot:
         settings: Settings,
         sessionmaker: async_sessionmaker[AsyncSession],
         broker: Broker,
-        *,
-        cadence: Cadence | None = None,
     ) -> None:
         assert settings.bot_token is not None
         self.bot = Bot(
@@ -49,9 +48,16 @@ class TelegramBot:
             session=AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_base)),
         )
         self.context = BotContext(settings, sessionmaker, broker)
+        cadence = Cadence(
+            draft_interval=settings.telegram_draft_interval,
+            private_edit_interval=settings.telegram_edit_interval,
+            group_edit_interval=settings.telegram_group_edit_interval,
+            group_edits_per_minute=settings.telegram_group_edits_per_minute,
+        )
         self.relay = TelegramRelay(self.bot, sessionmaker, cadence)
         self.dispatcher = Dispatcher()
         self.dispatcher.update.outer_middleware(UnitOfWorkMiddleware(self.context))
+        self.dispatcher.include_router(payments.create_router())  # before private's catch-all
         self.dispatcher.include_router(private.create_router())
         self.dispatcher.include_router(groups.create_router())
 
@@ -81,6 +87,9 @@ class TelegramBot:
     async def run_polling(self) -> None:
         await self.dispatcher.start_polling(
             self.bot,
+            # One update at a time, in Telegram's order: a group's history keeps its order.
+            # Handlers only write to the database; replies stream elsewhere.
+            handle_as_tasks=False,
             handle_signals=False,
             close_bot_session=False,
             allowed_updates=self.allowed_updates(),

@@ -42,10 +42,10 @@ FINAL_ATTEMPTS = 5
 
 @dataclass(frozen=True, slots=True)
 class Cadence:
-    draft_interval: float = 0.5  # between two draft updates in a private chat
-    private_edit_interval: float = 1.0  # between two edits of a private message
-    group_edit_interval: float = 3.0  # between two edits in a group
-    group_edits_per_minute: int = 20
+    draft_interval: float  # between two draft updates in a private chat
+    private_edit_interval: float  # between two edits of a private message
+    group_edit_interval: float  # between two edits in a group
+    group_edits_per_minute: int
 
 
 @dataclass(slots=True)
@@ -68,11 +68,11 @@ class TelegramRelay(ReplySink):
         self,
         bot: Bot,
         sessionmaker: async_sessionmaker[AsyncSession],
-        cadence: Cadence | None = None,
+        cadence: Cadence,
     ) -> None:
         self._bot = bot
         self._sessionmaker = sessionmaker
-        self._cadence = cadence or Cadence()
+        self._cadence = cadence
         self._streams: dict[int, _Stream] = {}
         self._group_edits: dict[int, deque[float]] = {}
 
@@ -145,7 +145,7 @@ class TelegramRelay(ReplySink):
                     chat_id=reply.telegram_chat_id, draft_id=reply.reply_id, text=text
                 )
             elif stream.message_id is None:
-                sent = await self._send(reply, text, None)
+                sent = await self._send(reply, text, reply.reply_to_telegram_message_id)
                 stream.message_id = sent.message_id
             else:
                 if not self._group_edit_allowed(reply):

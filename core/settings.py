@@ -130,11 +130,16 @@ class Settings(BaseSettings):
     ai_user_replies_per_minute: int = Field(default=10, ge=1)
     ai_group_always_replies_per_minute: int = Field(default=6, ge=1)
     ai_reply_stale_after: float = Field(default=30.0, gt=0)
+    ai_runner_enabled: bool = True
     telegram_api_base: str = "https://api.telegram.org"
     bot_mode: Literal["auto", "off", "polling", "webhook"] = "auto"
     webhook_secret: SecretStr | None = None
     webhook_path: str = "/telegram/webhook"
     notify_interval: float = Field(default=60.0, ge=0)
+    telegram_draft_interval: float = Field(default=0.5, gt=0)
+    telegram_edit_interval: float = Field(default=1.0, gt=0)
+    telegram_group_edit_interval: float = Field(default=3.0, gt=0)
+    telegram_group_edits_per_minute: int = Field(default=20, ge=1)
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
     anthropic_api_key: SecretStr | None = None

@@ -31,6 +31,7 @@ from llm.tokens import estimate_tokens
 from models import AiReply, AiReplyStatus, Chat, Message, User
 from services.ai import AI_SERVICE, AiRuntime, publish_reply_event
 from services.ai_context import build_request, prompt_tokens
+from services.billing import BillingConfig, LedgerQuota
 from services.messages import TEXT_MAX_LENGTH, send_message
 from services.presence import chat_member_ids
 from services.quota import DailyTokenAllowance, QuotaPolicy
@@ -558,7 +559,12 @@ class AiServices:
             return None
         runtime = AiRuntime(
             catalogue=load_catalogue(settings),
-            quota=quota or DailyTokenAllowance(settings.ai_daily_token_allowance),
+            quota=quota
+            or (
+                LedgerQuota(BillingConfig.from_settings(settings))
+                if settings.billing_enabled
+                else DailyTokenAllowance(settings.ai_daily_token_allowance)
+            ),
             bot_telegram_id=bot_telegram_id,
             bot_name=AI_BOT_NAME,
             bot_username=settings.bot_username,
@@ -575,7 +581,8 @@ class AiServices:
             surfaces=surfaces,
             sink=sink,
         )
-        runner.start()
+        if settings.ai_runner_enabled:
+            runner.start()
         return cls(runtime, runner)
 
     async def close(self) -> None:

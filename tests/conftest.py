@@ -98,6 +98,9 @@ def make_settings(database_url: str, tmp_dir: Path, **overrides: object) -> Sett
         # The bot's own tests turn it (and its notifications) on against the fake Bot API.
         "bot_mode": "off",
         "notify_interval": 0,
+        # Only the apps of the AI and bot tests run reply jobs: every app that runs them takes
+        # jobs from the whole database.
+        "ai_runner_enabled": False,
     }
     values.update(overrides)
     return Settings.model_validate(values)

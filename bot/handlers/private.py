@@ -12,6 +12,7 @@ from aiogram.types import (
     MessageGenerationStopped,
     WebAppInfo,
 )
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import BotContext
@@ -27,6 +28,7 @@ HELP = (
     "/persona <text> — how the AI should behave (/persona reset to clear)\n"
     "/stop — stop the answer being written\n"
     "/balance — what you have left\n"
+    "/topup — buy credits with Telegram Stars\n"
     "/help — this text"
 )
 
@@ -158,10 +160,13 @@ async def stop(message: Message, ctx: BotContext, session: AsyncSession, user: U
 
 
 async def stopped_by_telegram(
-    event: MessageGenerationStopped, ctx: BotContext, session: AsyncSession, user: User
+    event: MessageGenerationStopped, ctx: BotContext, session: AsyncSession
 ) -> None:
-    """Telegram's own stop button on a draft: the draft id is the reply id."""
-    await _cancel_reply(ctx, session, user, event.draft_id)
+    """Telegram's own stop button on a draft: the draft id is the reply id, and the private
+    chat's id is the user's Telegram id (the update names no sender)."""
+    user = await session.scalar(select(User).where(User.telegram_id == event.chat.id))
+    if user is not None:
+        await _cancel_reply(ctx, session, user, event.draft_id)
 
 
 async def balance(message: Message, ctx: BotContext, session: AsyncSession, user: User) -> None:

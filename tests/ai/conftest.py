@@ -1,15 +1,18 @@
 """The AI participant end to end: a live server whose AI talks, through the official openai and
 anthropic SDKs, to the fake LLM vendor. Nothing of ours or of the SDKs is patched.
 
-One app serves the suite (generous limits); a test that needs other settings starts its own
-with `ai_settings(...)` and `live_server(create_app(settings))`.
+One app serves the suite (generous limits). A test that needs other settings starts its own
+with the `own_app` fixture, on a database of its own: the suite's app runs every reply job of its
+database, and would otherwise take some of theirs (with its own settings, and its own sockets).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -21,8 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from core.settings import Settings
 from models import ACTIVE_REPLY_STATUSES, AiReply
 from services.ai_runner import AiRunner
-from tests.conftest import make_settings
+from tests.conftest import TEST_DATABASE_URL, make_settings
 from tests.support.api import ApiUser, sign_up
+from tests.support.database import fresh_database_url, migrated_engine, truncate_all
 from tests.support.fake_llm import FakeLLM, FakeLLMServer
 from tests.support.server import LiveServer, live_server
 from webapp_api.app import create_app
@@ -63,6 +67,7 @@ def ai_settings(
         "llm_models": TINY_MODELS,
         "bot_username": BOT_USERNAME,
         "ai_reply_stale_after": 1.0,
+        "ai_runner_enabled": True,
         "ai_user_replies_per_minute": 1000,
         "ai_group_always_replies_per_minute": 1000,
     }
@@ -128,3 +133,48 @@ async def bob(client: httpx.AsyncClient) -> ApiUser:
 @pytest.fixture
 async def carol(client: httpx.AsyncClient) -> ApiUser:
     return await sign_up(client, 203, "Carol", "carol")
+
+
+@dataclass(frozen=True, slots=True)
+class OwnApp:
+    server: LiveServer
+    client: httpx.AsyncClient
+    app: FastAPI
+
+    async def sign_up(self, telegram_id: int, name: str) -> ApiUser:
+        return await sign_up(self.client, telegram_id, name, name.lower())
+
+
+OwnAppFactory = Callable[..., AbstractAsyncContextManager[OwnApp]]
+
+
+@pytest.fixture(scope="session")
+async def own_database_url(tmp_dir: Path) -> AsyncIterator[str]:
+    async with fresh_database_url(TEST_DATABASE_URL, tmp_dir) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def own_engine(own_database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = await migrated_engine(own_database_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def own_app(
+    own_database_url: str, own_engine: AsyncEngine, tmp_dir: Path, fake_llm_server: FakeLLMServer
+) -> AsyncIterator[OwnAppFactory]:
+    """Starts an app with `ai_settings(**overrides)` on the test's own database."""
+
+    @asynccontextmanager
+    async def start(**overrides: object) -> AsyncIterator[OwnApp]:
+        app = create_app(ai_settings(own_database_url, tmp_dir, fake_llm_server, **overrides))
+        async with (
+            live_server(app) as running,
+            httpx.AsyncClient(base_url=running.base_url, timeout=15) as client,
+        ):
+            yield OwnApp(running, client, app)
+
+    yield start
+    await truncate_all(own_engine)
