@@ -14,6 +14,7 @@ from core.db import create_engine, create_sessionmaker
 from core.logging import setup_logging
 from core.settings import Settings, get_settings
 from services.ai_runner import AiServices
+from services.media import media_urls
 
 logger = logging.getLogger("bot")
 
@@ -22,11 +23,14 @@ async def run_polling(settings: Settings) -> None:
     engine = create_engine(settings.database_url)
     broker = create_broker(settings.redis_url)
     await broker.start()
-    telegram = TelegramBot(settings, create_sessionmaker(engine), broker)
+    sessionmaker = create_sessionmaker(
+        engine, info={"media_urls": media_urls(settings, settings.secret_key_value())}
+    )
+    telegram = TelegramBot(settings, sessionmaker, broker)
     # This process runs only the replies asked for in Telegram; the API runs the app's.
     ai = AiServices.open(
         settings,
-        create_sessionmaker(engine),
+        sessionmaker,
         broker,
         sink=telegram.relay,
         surfaces=frozenset({"telegram"}),

@@ -399,22 +399,30 @@ class AiRunner:
             reply = await session.get(AiReply, live.reply_id)
             bot = await self.ai.bot_user(session)
             assert reply is not None
-            message_ids = []
-            reply_to = await self._live_message_id(session, reply.trigger_message_id)
-            for part in split_text(text, TEXT_MAX_LENGTH):
-                sent = await send_message(
-                    session, bot, reply.chat_id, text=part, reply_to_message_id=reply_to, ai=None
-                )
-                message_ids.append(sent.message.id)
-                reply_to = None
+            # Usage first: the new_message announcing the reply carries it.
             reply.status = AiReplyStatus.CANCELLED if cancelled else AiReplyStatus.DONE
             reply.incomplete = cancelled
             reply.text = live.text
             reply.input_tokens = usage.input_tokens
             reply.output_tokens = usage.output_tokens
             reply.cost_micros = cost_micros(model, usage.input_tokens, usage.output_tokens)
-            reply.reply_message_id = message_ids[0] if message_ids else None
             reply.finished_at = datetime.now(UTC)
+            await session.flush()
+            message_ids: list[int] = []
+            reply_to = await self._live_message_id(session, reply.trigger_message_id)
+            for part in split_text(text, TEXT_MAX_LENGTH):
+                sent = await send_message(
+                    session,
+                    bot,
+                    reply.chat_id,
+                    text=part,
+                    reply_to_message_id=reply_to,
+                    carries_ai_reply=None if message_ids else reply,
+                    ai=None,
+                )
+                message_ids.append(sent.message.id)
+                reply_to = None
+            reply.reply_message_id = message_ids[0] if message_ids else None
             await session.flush()
             await self.ai.quota.settle(session, reply)
             envelope = await publish_reply_event(

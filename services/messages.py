@@ -95,6 +95,7 @@ async def send_message(
     media_ids: Sequence[int] = (),
     telegram_message_id: int | None = None,
     addressed_to_ai: bool | None = None,
+    carries_ai_reply: AiReply | None = None,
     ai: AiRuntime | None,
 ) -> Sent:
     """Persist a message with the chat's next seq and stage its `new_message` event; queue the
@@ -139,7 +140,7 @@ async def send_message(
     if media_ids:
         message.type = await attach_media(session, sender, message.id, media_ids)
         await session.flush()
-    view = await message_view(session, message)
+    view = await message_view(session, message, ai_reply=carries_ai_reply)
     await record_event(
         session,
         chat_id,

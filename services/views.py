@@ -4,14 +4,24 @@ and stored chat events, so that every surface shows the same thing."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import ChatMember, ChatType, MemberRole, Message, MessageReaction, MessageType, User
+from models import (
+    AiReply,
+    ChatMember,
+    ChatType,
+    MemberRole,
+    Message,
+    MessageReaction,
+    MessageType,
+    User,
+)
+from services.media import MediaUrls, MediaView, aeon_media_fields, media_fields
 
 
 class UserBrief(BaseModel):
@@ -67,14 +77,43 @@ class MessageView(BaseModel):
     client_msg_id: str | None
     created_at: datetime
     updated_at: datetime
+    media: list[MediaView] = []
+    ai: AiInfo | None = None  # on the AI's replies: the model, its usage and cost
+
+
+class AiInfo(BaseModel):
+    reply_id: int
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cost_micros: int
+    incomplete: bool
+
+    @classmethod
+    def of(cls, reply: AiReply) -> AiInfo:
+        return cls(
+            reply_id=reply.id,
+            model=reply.model,
+            input_tokens=reply.input_tokens,
+            output_tokens=reply.output_tokens,
+            cost_micros=reply.cost_micros,
+            incomplete=reply.incomplete,
+        )
 
 
 def _reaction_counts(emojis: list[str]) -> list[ReactionCount]:
     return [ReactionCount(emoji=e, count=n) for e, n in Counter(emojis).most_common()]
 
 
-async def message_views(session: AsyncSession, messages: Sequence[Message]) -> list[MessageView]:
-    """Views of messages, in the order given, with a constant number of queries."""
+async def message_views(
+    session: AsyncSession,
+    messages: Sequence[Message],
+    *,
+    ai_replies: Mapping[int, AiReply] | None = None,
+) -> list[MessageView]:
+    """Views of messages, in the order given, with a constant number of queries. Media URLs
+    are signed with the session's `media_urls` (see core.db.create_sessionmaker).
+    `ai_replies`: the AI reply a message being created carries (its row does not link yet)."""
     if not messages:
         return []
     message_ids = [m.id for m in messages]
@@ -101,8 +140,19 @@ async def message_views(session: AsyncSession, messages: Sequence[Message]) -> l
     )
     for chat_id, user_id, last_read_seq in marker_rows:
         markers[chat_id].append((user_id, last_read_seq))
-    return [
-        _view(
+    urls: MediaUrls | None = session.info.get("media_urls")
+    media = await media_fields(session, messages, urls) if urls is not None else {}
+    replies = {
+        reply.reply_message_id: reply
+        for reply in await session.scalars(
+            select(AiReply).where(AiReply.reply_message_id.in_(message_ids))
+        )
+        if reply.reply_message_id is not None
+    }
+    replies.update(ai_replies or {})
+    views = []
+    for m in messages:
+        view = _view(
             m,
             senders.get(m.sender_id) if m.sender_id is not None else None,
             reactions.get(m.id, []),
@@ -112,8 +162,13 @@ async def message_views(session: AsyncSession, messages: Sequence[Message]) -> l
                 if seq >= m.seq and user_id != m.sender_id
             ),
         )
-        for m in messages
-    ]
+        items = media.get(m.id, [])
+        if items:
+            view = view.model_copy(update={"media": items, **aeon_media_fields(items)})
+        if m.id in replies:
+            view.ai = AiInfo.of(replies[m.id])
+        views.append(view)
+    return views
 
 
 def _view(
@@ -142,8 +197,11 @@ def _view(
     )
 
 
-async def message_view(session: AsyncSession, message: Message) -> MessageView:
-    (view,) = await message_views(session, [message])
+async def message_view(
+    session: AsyncSession, message: Message, *, ai_reply: AiReply | None = None
+) -> MessageView:
+    replies = {message.id: ai_reply} if ai_reply is not None else None
+    (view,) = await message_views(session, [message], ai_replies=replies)
     return view
 
 

@@ -18,6 +18,7 @@ from core.presence import PresenceStore, create_presence
 from core.settings import Settings
 from services.ai_runner import AiServices
 from services.auth import AuthConfig
+from services.media import media_urls
 from ws.hub import Hub
 
 APP_AND_TELEGRAM = frozenset({"app", "telegram"})
@@ -45,7 +46,10 @@ class AppContext:
         engine = create_engine(settings.database_url)
         broker = create_broker(settings.redis_url)
         await broker.start()
-        sessionmaker = create_sessionmaker(engine)
+        auth = AuthConfig.from_settings(settings)
+        sessionmaker = create_sessionmaker(
+            engine, info={"media_urls": media_urls(settings, auth.secret_key)}
+        )
         presence = create_presence(settings.redis_url)
         await presence.start()
         hub = Hub(
@@ -87,7 +91,7 @@ class AppContext:
             engine,
             sessionmaker,
             broker,
-            AuthConfig.from_settings(settings),
+            auth,
             hub,
             ai,
             telegram,
