@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.events import encode_envelope, encode_frame, stage
 from models import Chat, ChatEvent, ChatMember
+from services.media import MediaUrls
 
 MAX_EVENTS_PAGE = 1000
 
@@ -43,8 +44,22 @@ async def next_seq(session: AsyncSession, chat_id: int) -> int:
     return int(seq)
 
 
-def event_frame(event: ChatEvent) -> dict[str, Any]:
-    return {"type": event.type, "chat_id": event.chat_id, "seq": event.seq, **event.payload}
+def event_frame(event: ChatEvent, urls: MediaUrls | None = None) -> dict[str, Any]:
+    """The event as clients receive it. Given `urls`, media links are signed afresh: a stored
+    event replayed later must not carry links that have expired since."""
+    frame = {"type": event.type, "chat_id": event.chat_id, "seq": event.seq, **event.payload}
+    message = frame.get("message")
+    if urls is not None and isinstance(message, dict) and message.get("media"):
+        media = [
+            {
+                **item,
+                "url": urls.media(item["id"]),
+                "thumbnail_url": urls.thumbnail(item["id"]) if item.get("thumbnail_url") else None,
+            }
+            for item in message["media"]
+        ]
+        frame["message"] = {**message, "media": media, "media_url": media[0]["url"]}
+    return frame
 
 
 async def record_event(
@@ -73,11 +88,13 @@ async def record_event(
 
 async def events_after(
     session: AsyncSession, chat_id: int, after_seq: int, limit: int
-) -> list[ChatEvent]:
+) -> list[dict[str, Any]]:
+    """The chat's events after `after_seq`, in order, as frames with fresh media links."""
     result = await session.scalars(
         select(ChatEvent)
         .where(ChatEvent.chat_id == chat_id, ChatEvent.seq > after_seq)
         .order_by(ChatEvent.seq)
         .limit(min(limit, MAX_EVENTS_PAGE))
     )
-    return list(result)
+    urls: MediaUrls | None = session.info.get("media_urls")
+    return [event_frame(event, urls) for event in result]

@@ -20,7 +20,7 @@ from core.db import session_scope
 from core.events import decode_envelope, encode_envelope, encode_frame
 from core.presence import MemoryPresence, PresenceStore
 from services import presence
-from services.events import event_frame, events_after
+from services.events import events_after
 from ws.connection import Connection
 from ws.protocol import CLOSE_GOING_AWAY
 
@@ -224,8 +224,7 @@ class Hub:
                 async with self._sessionmaker() as session:
                     found = await events_after(session, chat_id, start, REPLAY_PAGE)
                 for event in found:
-                    frame = encode_frame(event_frame(event)).decode()
-                    connection.replayed(chat_id, event.seq, frame)
+                    connection.replayed(chat_id, event["seq"], encode_frame(event).decode())
                 if len(found) < REPLAY_PAGE and connection.release(chat_id):
                     return
                 start = connection.hold(chat_id)

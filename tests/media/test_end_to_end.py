@@ -39,6 +39,12 @@ async def test_a_photo_travels_from_upload_to_the_recipients_socket(
     assert download.status_code == 200
     assert download.content == image
     assert download.headers["content-type"] == "image/png"
+    # A client that catches up later gets links signed at that time, not stored ones.
+    events = await bob.ok("GET", f"/api/v1/chats/{chat['id']}/events")
+    replayed = next(e for e in events["events"] if e["type"] == "new_message")["message"]
+    async with httpx.AsyncClient(base_url=server.base_url) as anonymous:
+        again = await anonymous.get(replayed["media"][0]["url"])
+    assert again.content == image
 
 
 async def test_voice_and_an_album_set_the_message_type(client: httpx.AsyncClient) -> None:

@@ -10,7 +10,6 @@ from fastapi import APIRouter, Query, Response
 from core.errors import ServiceUnavailable, Unprocessable
 from services import chats, events, messages, users
 from services.access import require_membership
-from services.events import event_frame
 from services.views import ChatListItem, ChatView, MemberView, MessageView, MySettings
 from webapp_api.deps import Ai, Context, CurrentUser, Session
 from webapp_api.schemas.chats import (
@@ -278,7 +277,7 @@ async def chat_events(
     membership = await require_membership(session, chat_id, user.id)
     found = await events.events_after(session, chat_id, after_seq, limit)
     return EventsOut(
-        events=[EventOut.model_validate(event_frame(event)) for event in found],
+        events=[EventOut.model_validate(frame) for frame in found],
         last_seq=membership.chat.last_seq,
-        has_more=bool(found) and found[-1].seq < membership.chat.last_seq,
+        has_more=bool(found) and found[-1]["seq"] < membership.chat.last_seq,
     )
