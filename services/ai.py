@@ -396,6 +396,9 @@ async def usage(session: AsyncSession, user: User, *, days: int) -> list[UsageRo
     """The user's AI usage per UTC day and model (replies they paid for)."""
     since = datetime.now(UTC) - timedelta(days=days)
     day = func.date(AiReply.created_at)
+    if session.get_bind().dialect.name == "postgresql":
+        # date() of a timestamptz is the day in the session's time zone, not necessarily UTC.
+        day = func.date(func.timezone("UTC", AiReply.created_at))
     rows = await session.execute(
         select(
             day,

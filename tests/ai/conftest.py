@@ -23,14 +23,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.settings import Settings
 from models import ACTIVE_REPLY_STATUSES, AiReply
-from services.ai_runner import AiRunner
 from tests.conftest import TEST_DATABASE_URL, make_settings
 from tests.support.api import ApiUser, sign_up
 from tests.support.database import fresh_database_url, migrated_engine, truncate_all
 from tests.support.fake_llm import FakeLLM, FakeLLMServer
 from tests.support.server import LiveServer, live_server
 from webapp_api.app import create_app
-from webapp_api.context import AppContext
 
 BOT_USERNAME = "test_ai_bot"
 DEFAULT_MODEL = "gpt-4o-mini"  # of the built-in catalogue
@@ -92,12 +90,6 @@ async def server(ai_app: FastAPI) -> AsyncIterator[LiveServer]:
 async def client(server: LiveServer, engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=server.base_url, timeout=15) as client:
         yield client
-
-
-def runner_of(app: FastAPI) -> AiRunner:
-    context: AppContext = app.state.context
-    assert context.ai is not None
-    return context.ai.runner
 
 
 async def active_replies(sessionmaker: async_sessionmaker[AsyncSession]) -> int:

@@ -70,10 +70,18 @@ class FollowedReply:
         return reassemble(self.deltas)
 
 
-async def follow_reply(ws: WsClient, timeout: float = 10.0) -> FollowedReply:
-    """The next reply's frames on this socket, from ai_reply_started to its end."""
-    started = await ws.wait_for("ai_reply_started", timeout=timeout)
-    deltas: list[Frame] = []
+async def follow_reply(
+    ws: WsClient,
+    timeout: float = 10.0,
+    *,
+    started: Frame | None = None,
+    deltas: list[Frame] | None = None,
+) -> FollowedReply:
+    """The next reply's frames on this socket, from ai_reply_started to its end; or the rest of
+    one whose start (and first deltas) the caller already read."""
+    if started is None:
+        started = await ws.wait_for("ai_reply_started", timeout=timeout)
+    deltas = [] if deltas is None else deltas
     early: list[Frame] = []
     async with asyncio.timeout(timeout):
         while True:

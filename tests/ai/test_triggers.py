@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.ai import mentions_bot
-from tests.ai.conftest import BOT_USERNAME, ai_settings
+from tests.ai.conftest import BOT_USERNAME, OwnAppFactory
 from tests.ai.helpers import (
     bot_message,
     follow_reply,
@@ -15,14 +14,10 @@ from tests.ai.helpers import (
     set_chat_ai,
     socket_of,
 )
-from tests.support.api import ApiUser, sign_up
-from tests.support.fake_llm import FakeLLM, FakeLLMServer
-from tests.support.server import LiveServer, live_server
+from tests.support.api import ApiUser
+from tests.support.fake_llm import FakeLLM
+from tests.support.server import LiveServer
 from tests.support.ws import WsClient
-from webapp_api.app import create_app
-
-import httpx
-from pathlib import Path
 
 
 @pytest.mark.parametrize(
@@ -131,29 +126,19 @@ async def test_mode_off_silences_the_ai_in_a_group(
 
 
 async def test_mode_always_answers_everything_up_to_the_chat_rate_limit(
-    database_url: str,
-    tmp_dir: Path,
-    fake_llm_server: FakeLLMServer,
-    fake_llm: FakeLLM,
-    sessionmaker: async_sessionmaker[AsyncSession],
+    own_app: OwnAppFactory, fake_llm: FakeLLM
 ) -> None:
-    settings = ai_settings(
-        database_url, tmp_dir, fake_llm_server, ai_group_always_replies_per_minute=2
-    )
-    async with (
-        live_server(create_app(settings)) as server,
-        httpx.AsyncClient(base_url=server.base_url, timeout=15) as client,
-    ):
-        alice = await sign_up(client, 211, "Alice", "alice")
-        bob = await sign_up(client, 212, "Bob", "bob")
+    async with own_app(ai_group_always_replies_per_minute=2) as app:
+        alice = await app.sign_up(211, "Alice")
+        bob = await app.sign_up(212, "Bob")
         group_id = await group_with_ai(alice, bob)
         await set_chat_ai(alice, group_id, mode="always")
-        async with socket_of(server, alice) as ws:
+        async with socket_of(app.server, alice) as ws:
             first = await alice.send(group_id, "no mention at all")
             await expect_reply(ws, first["id"])
             second = await bob.send(group_id, "nor here")
             await expect_reply(ws, second["id"])
-            # A third reply within the minute would exceed the chat's limit: the AI stays quiet
+            # A third reply within the minute would exceed the chat's limit: the AI stays quiet,
             # and the message itself is sent all the same.
             third = await alice.send(group_id, "and a third")
             await ws.no_frame("ai_reply_started")

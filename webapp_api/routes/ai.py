@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import StreamingResponse
 
 from core.db import session_scope
@@ -21,7 +21,7 @@ from services import ai, messages, profile, users
 from services.ai import AiRuntime
 from services.views import MessageView, message_view
 from webapp_api.context import AppContext
-from webapp_api.deps import Context, CurrentUser, Session
+from webapp_api.deps import Context, CurrentUser, Session, get_identity
 from webapp_api.schemas.ai import (
     AiReplyOut,
     AiSettingsOut,
@@ -39,6 +39,22 @@ router = APIRouter(prefix="/api/v1", tags=["ai"])
 
 WAIT_FOR_REPLY_SECONDS = 180.0
 FrameQueue = asyncio.Queue[dict[str, Any]]
+
+
+async def get_caller(
+    context: Context,
+    init_data: Annotated[str | None, Header(alias="X-Telegram-Init-Data")] = None,
+    authorization: Annotated[str | None, Header()] = None,
+) -> User:
+    """The caller, authenticated in a unit of work of its own. Routes that wait for the model
+    must not hold the request's transaction open meanwhile: on SQLite it is the write lock, and
+    the reply they wait for could never be written."""
+    async with session_scope(context.sessionmaker, context.broker) as session:
+        identity = await get_identity(context, session, init_data, authorization)
+    return identity.user
+
+
+Caller = Annotated[User, Depends(get_caller)]
 
 
 def _runtime(context: AppContext) -> AiRuntime:
@@ -130,7 +146,7 @@ async def put_profile(body: ProfileUpdate, user: CurrentUser, session: Session) 
 
 @router.post("/profile/analyze", response_model=profile.ProfileData)
 async def analyze_profile(
-    body: ProfileAnalyzeRequest, user: CurrentUser, context: Context
+    body: ProfileAnalyzeRequest, _user: Caller, context: Context
 ) -> profile.ProfileData:
     """Suggestions for my profile from a text of mine; nothing is saved until I PUT it."""
     return await profile.suggest(_runtime(context).catalogue, body.text)
@@ -190,7 +206,7 @@ async def _finished_reply(
 
 @router.post("/llm/chat/{chat_id}/message", response_model=LlmChatResult)
 async def llm_chat_message(
-    chat_id: int, body: LlmChatMessage, user: CurrentUser, context: Context
+    chat_id: int, body: LlmChatMessage, user: Caller, context: Context
 ) -> LlmChatResult:
     """Send `content` to the AI in this chat and answer with both messages when it is done."""
     async with _reply_frames(context, chat_id) as frames:
@@ -208,7 +224,7 @@ async def llm_chat_message(
 
 @router.post("/llm/chat/{chat_id}/message/stream")
 async def llm_chat_stream(
-    chat_id: int, body: LlmChatMessage, user: CurrentUser, context: Context
+    chat_id: int, body: LlmChatMessage, user: Caller, context: Context
 ) -> StreamingResponse:
     """The same as server-sent events: `user_message`, then `ai_reply_started`,
     `ai_reply_delta`..., and `ai_reply_done` or `ai_reply_failed` (the WebSocket's frames)."""
