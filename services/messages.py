@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 
 from core.db import upsert_insert
-from core.errors import BadRequest, Conflict, Forbidden, Unprocessable
+from core.errors import AppError, BadRequest, Conflict, Forbidden, Unprocessable
 from models import AiReply, Chat, ChatMember, ChatType, Message, MessageReaction, MessageType, User
 from models.message import FTS_CONFIG
 from services.access import (
@@ -26,7 +26,7 @@ from services.access import (
     require_membership,
     require_message,
 )
-from services.ai import AiRuntime, maybe_reply
+from services.ai import AiRuntime, maybe_reply, publish_reply_event
 from services.events import EventType, next_seq, record_event
 from services.media import attach_media
 from services.views import MessageView, message_view, message_views
@@ -45,6 +45,7 @@ class Sent:
     created: bool  # False when a retry with the same client_msg_id found the original
     chat: Chat
     ai_reply: AiReply | None = None  # the AI participant's reply job, when it answers
+    ai_error: AppError | None = None  # why the AI, asked in a group, will not answer
 
 
 def clean_text(text: str | None, *, required: bool) -> str | None:
@@ -148,10 +149,45 @@ async def send_message(
         {"message": view.model_dump(mode="json")},
         seq=message.seq,
     )
-    ai_reply = await maybe_reply(
-        session, ai, membership.chat, message, sender, addressed=addressed_to_ai
+    ai_reply, ai_error = await _ask_ai(
+        session, ai, membership.chat, message, sender, addressed_to_ai
     )
-    return Sent(message, view, created=True, chat=membership.chat, ai_reply=ai_reply)
+    return Sent(
+        message, view, created=True, chat=membership.chat, ai_reply=ai_reply, ai_error=ai_error
+    )
+
+
+async def _ask_ai(
+    session: AsyncSession,
+    ai: AiRuntime | None,
+    chat: Chat,
+    message: Message,
+    sender: User,
+    addressed: bool | None,
+) -> tuple[AiReply | None, AppError | None]:
+    """The AI's reply job for a new message. In the direct AI chat a refusal (busy, over a
+    limit, not configured) refuses the message too; in a group the message stands, and the
+    refusal is told to the chat as an `ai_reply_failed` without a reply id."""
+    try:
+        async with session.begin_nested():
+            return await maybe_reply(session, ai, chat, message, sender, addressed=addressed), None
+    except AppError as error:
+        if chat.type == ChatType.AI:
+            raise
+        await publish_reply_event(
+            session,
+            chat.id,
+            {
+                "type": "ai_reply_failed",
+                "reply_id": None,
+                "chat_id": chat.id,
+                "reply_to_message_id": message.id,
+                "code": error.code,
+                "message": error.message,
+            },
+            staged=True,
+        )
+        return None, error
 
 
 async def _insert_message(

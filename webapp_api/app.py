@@ -15,7 +15,18 @@ from core.settings import Settings
 from webapp_api.context import AppContext
 from webapp_api.errors import install_error_handlers
 from webapp_api.middleware import RequestIdMiddleware, StripTrailingSlashMiddleware
-from webapp_api.routes import ai, auth, chats, health, me, media, messages, telegram, ws
+from webapp_api.routes import (
+    ai,
+    auth,
+    billing,
+    chats,
+    health,
+    me,
+    media,
+    messages,
+    telegram,
+    ws,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(messages.router)
     app.include_router(media.router)
     app.include_router(ai.router)
+    app.include_router(billing.router)
     app.include_router(ws.router)
     app.add_api_route(
         settings.webhook_path,
@@ -86,7 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_credentials=True,
         allow_methods=["*"],
         allow_headers=["Authorization", "Content-Type", "X-Telegram-Init-Data", "X-Request-ID"],
-        expose_headers=["X-Request-ID"],
+        expose_headers=["X-Request-ID", "X-Next-Cursor"],
     )
     app.add_middleware(StripTrailingSlashMiddleware)
     app.add_middleware(RequestIdMiddleware)

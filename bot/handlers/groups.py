@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from aiogram import Bot, F, Router
 from aiogram.enums import ChatMemberStatus, MessageEntityType
 from aiogram.filters import Command, CommandObject
@@ -19,6 +21,8 @@ from services.telegram_groups import (
     message_for_telegram,
     migrate_telegram_group,
 )
+
+logger = logging.getLogger(__name__)
 
 ADMIN_STATUSES = {ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.CREATOR}
 PRESENT_STATUSES = {ChatMemberStatus.MEMBER, *ADMIN_STATUSES}
@@ -173,7 +177,7 @@ async def group_message(
     if message.reply_to_message is not None:
         reply_to = await message_for_telegram(session, chat.id, message.reply_to_message.message_id)
     try:
-        await messages.send_message(
+        sent = await messages.send_message(
             session,
             user,
             chat.id,
@@ -185,8 +189,10 @@ async def group_message(
         )
     except AppError as error:
         await session.rollback()
-        if addressed:
-            await message.reply(f"⚠️ {error.message}")
+        logger.info("a group message was not stored: %s", error.code)
+        return
+    if sent.ai_error is not None and addressed:
+        await message.reply(f"⚠️ {sent.ai_error.message}")
 
 
 def create_router() -> Router:

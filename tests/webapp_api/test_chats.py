@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from models import Chat, ChatInvitation, ChatInviteLink
 from tests.support.api import ApiUser, sign_up
-from tests.support.messaging import row_count, stored_events
+from tests.support.messaging import chat_row, row_count, stored_events
 
 
 def _roles(chat: dict[str, object]) -> dict[int, str]:
@@ -172,6 +172,17 @@ async def test_the_chat_list_pages_with_a_cursor(alice: ApiUser) -> None:
             break
     assert seen == list(reversed(created))
     assert pages == 3
+
+
+async def test_the_mini_app_origin_may_read_the_next_cursor(alice: ApiUser) -> None:
+    for i in range(2):
+        await alice.create_group(f"G{i}")
+    response = await alice.get(
+        "/api/v1/chats", params={"limit": 1}, headers={"Origin": "https://miniapp.example"}
+    )
+    assert response.headers.get("X-Next-Cursor")
+    exposed = response.headers.get("Access-Control-Expose-Headers", "")
+    assert "x-next-cursor" in exposed.lower()
 
 
 async def test_a_malformed_cursor_is_422(alice: ApiUser) -> None:
@@ -468,14 +479,7 @@ async def test_when_the_last_member_leaves_the_group_is_closed(
 ) -> None:
     chat = await alice.create_group("Solo")
     await alice.ok("POST", f"/api/v1/chats/{chat['id']}/leave")
-    assert (await chat_is_active(sessionmaker, chat["id"])) is False
-
-
-async def chat_is_active(sessionmaker: async_sessionmaker[AsyncSession], chat_id: int) -> bool:
-    async with sessionmaker() as session:
-        chat = await session.get(Chat, chat_id)
-        assert chat is not None
-        return chat.is_active
+    assert (await chat_row(sessionmaker, chat["id"])).is_active is False
 
 
 async def test_private_and_ai_chats_cannot_be_left(alice: ApiUser, bob: ApiUser) -> None:
@@ -685,3 +689,74 @@ async def test_a_user_is_found_by_username(alice: ApiUser, bob: ApiUser) -> None
     found = await alice.ok("GET", "/api/v1/users/by-username/@BOB")
     assert (found["id"], found["first_name"], found["username"]) == (bob.id, "Bob", "bob")
     assert (await alice.get("/api/v1/users/by-username/nobody")).status_code == 404
+
+
+async def test_concurrent_joins_by_one_link_add_the_member_once(
+    alice: ApiUser, bob: ApiUser, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    chat = await alice.create_group("Team")
+    link = await alice.ok("POST", f"/api/v1/chats/{chat['id']}/invite-link")
+    responses = await asyncio.gather(*(bob.post(f"/api/v1/join/{link['token']}") for _ in range(6)))
+    assert [r.status_code for r in responses] == [200] * 6
+    assert _roles(await alice.ok("GET", f"/api/v1/chats/{chat['id']}")) == {
+        alice.id: "owner",
+        bob.id: "member",
+    }
+    added = [e for e in await stored_events(sessionmaker, chat["id"]) if e.type == "member_added"]
+    assert [e.payload["user_id"] for e in added] == [alice.id, bob.id]
+
+
+async def test_concurrent_adds_of_one_user_add_them_once(
+    alice: ApiUser, bob: ApiUser, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    chat = await alice.create_group("Team")
+    responses = await asyncio.gather(
+        *(alice.post(f"/api/v1/chats/{chat['id']}/members/{bob.id}") for _ in range(6))
+    )
+    assert sorted(r.status_code for r in responses) == [200] + [400] * 5
+    added = [e for e in await stored_events(sessionmaker, chat["id"]) if e.type == "member_added"]
+    assert [e.payload["user_id"] for e in added] == [alice.id, bob.id]
+
+
+async def test_concurrent_removals_of_one_member_remove_them_once(
+    alice: ApiUser, bob: ApiUser, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    chat = await alice.create_group("Team", bob)
+    responses = await asyncio.gather(
+        *(alice.delete(f"/api/v1/chats/{chat['id']}/members/{bob.id}") for _ in range(3)),
+        *(bob.post(f"/api/v1/chats/{chat['id']}/leave") for _ in range(3)),
+    )
+    assert sorted(r.status_code for r in responses) == [200] + [404] * 5
+    removed = [
+        e for e in await stored_events(sessionmaker, chat["id"]) if e.type == "member_removed"
+    ]
+    assert [e.payload["user_id"] for e in removed] == [bob.id]
+
+
+async def test_concurrent_first_requests_of_an_invited_user_join_them_once(
+    client: httpx.AsyncClient, alice: ApiUser, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    chat = await alice.create_group("Team")
+    await alice.ok(
+        "POST", f"/api/v1/chats/{chat['id']}/invite-by-username", json={"username": "newbie"}
+    )
+    newbie = ApiUser(client, 555, "New", "newbie")
+    responses = await asyncio.gather(*(newbie.get("/api/v1/me") for _ in range(6)))
+    assert [r.status_code for r in responses] == [200] * 6
+    added = [e for e in await stored_events(sessionmaker, chat["id"]) if e.type == "member_added"]
+    assert [e.payload["user_id"] for e in added] == [alice.id, responses[0].json()["id"]]
+    assert await row_count(sessionmaker, ChatInvitation) == 0
+
+
+async def test_concurrent_handovers_leave_exactly_one_owner(
+    alice: ApiUser, bob: ApiUser, carol: ApiUser, dave: ApiUser
+) -> None:
+    chat = await alice.create_group("Team", bob, carol, dave)
+    base = f"/api/v1/chats/{chat['id']}/members"
+    responses = await asyncio.gather(
+        *(alice.patch(f"{base}/{user.id}", json={"role": "owner"}) for user in (bob, carol, dave))
+    )
+    assert sorted(r.status_code for r in responses) == [200, 403, 403]
+    roles = _roles(await alice.ok("GET", f"/api/v1/chats/{chat['id']}"))
+    assert sorted(roles.values()) == ["admin", "member", "member", "owner"]
+    assert roles[alice.id] == "admin"
