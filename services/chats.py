@@ -202,15 +202,35 @@ async def restore_chat(session: AsyncSession, user: User, chat_id: int) -> Chat:
     return chat
 
 
+async def _lock_joins(session: AsyncSession, chat_id: int) -> None:
+    """Serializes joins to a chat: take this, then check that someone is not a member yet,
+    then add them. Without it two concurrent joins of one person both pass the check
+    (PostgreSQL; SQLite's write lock serializes the whole transaction anyway)."""
+    await session.execute(select(Chat.id).where(Chat.id == chat_id).with_for_update(key_share=True))
+
+
+async def _member_row(
+    session: AsyncSession, chat_id: int, user_id: int, *, lock: bool = False
+) -> ChatMember | None:
+    """The current member row; `lock` holds it to the commit, so that of two concurrent
+    removals the second finds it gone. (A member row is locked before the chat row, in every
+    writer, so that this cannot deadlock with a read receipt.)"""
+    statement = select(ChatMember).where(
+        ChatMember.chat_id == chat_id, ChatMember.user_id == user_id
+    )
+    if lock:
+        statement = statement.with_for_update()
+    return await session.scalar(statement.execution_options(populate_existing=True))
+
+
 async def add_member(session: AsyncSession, actor: User, chat_id: int, user_id: int) -> ChatMember:
     membership = await require_membership(session, chat_id, actor.id)
     if membership.chat.type != ChatType.GROUP:
         raise BadRequest("Members can only be added to groups", code="not_a_group")
     membership.require_manager()
     user = (await _users_by_id(session, [user_id]))[user_id]
-    existing = await session.scalar(
-        select(ChatMember).where(ChatMember.chat_id == chat_id, ChatMember.user_id == user_id)
-    )
+    await _lock_joins(session, chat_id)
+    existing = await _member_row(session, chat_id, user_id)
     if existing is not None:
         raise BadRequest("User is already a member", code="already_member")
     return await _add_member(session, membership.chat, user)
@@ -257,9 +277,7 @@ async def remove_member(session: AsyncSession, actor: User, chat_id: int, user_i
     if membership.chat.type != ChatType.GROUP:
         raise BadRequest("Members can only be removed from groups", code="not_a_group")
     membership.require_manager()
-    target = await session.scalar(
-        select(ChatMember).where(ChatMember.chat_id == chat_id, ChatMember.user_id == user_id)
-    )
+    target = await _member_row(session, chat_id, user_id, lock=True)
     if target is None:
         raise NotFound("User is not a member", code="member_not_found")
     if target.role == MemberRole.OWNER or (
@@ -275,7 +293,10 @@ async def leave_chat(session: AsyncSession, user: User, chat_id: int) -> None:
         raise BadRequest(
             "Private and AI chats cannot be left; delete them instead", code="not_a_group"
         )
-    await _remove(session, membership.chat, membership.member)
+    member = await _member_row(session, chat_id, user.id, lock=True)
+    if member is None:  # a concurrent request removed them first
+        raise chat_not_found()
+    await _remove(session, membership.chat, member)
 
 
 async def set_member_role(
@@ -284,6 +305,10 @@ async def set_member_role(
     membership = await require_membership(session, chat_id, actor.id)
     if membership.chat.type != ChatType.GROUP:
         raise BadRequest("Roles exist only in groups", code="not_a_group")
+    # Re-read our own role under a lock: of two concurrent handovers, the second must see
+    # that we are no longer the owner.
+    if await _member_row(session, chat_id, actor.id, lock=True) is None:
+        raise chat_not_found()
     membership.require_owner()
     if user_id == actor.id:
         raise BadRequest("Hand over ownership by promoting someone else", code="own_role")
@@ -350,12 +375,9 @@ async def accept_invitations(session: AsyncSession, user: User) -> list[int]:
     )
     joined: list[int] = []
     for invitation in invitations:
+        await _lock_joins(session, invitation.chat_id)
         chat = await session.get(Chat, invitation.chat_id)
-        already = await session.scalar(
-            select(ChatMember.id).where(
-                ChatMember.chat_id == invitation.chat_id, ChatMember.user_id == user.id
-            )
-        )
+        already = await _member_row(session, invitation.chat_id, user.id)
         if chat is not None and chat.is_active and already is None:
             await _add_member(session, chat, user)
             joined.append(chat.id)
@@ -402,13 +424,11 @@ async def join_by_invite_link(session: AsyncSession, user: User, token: str) -> 
         raise NotFound("Invite link not found", code="invite_link_not_found")
     if link.expires_at is not None and link.expires_at <= now:
         raise NotFound("Invite link has expired", code="invite_link_expired")
+    await _lock_joins(session, link.chat_id)
     chat = await session.get(Chat, link.chat_id)
     if chat is None or not chat.is_active:
         raise chat_not_found()
-    existing = await session.scalar(
-        select(ChatMember.id).where(ChatMember.chat_id == chat.id, ChatMember.user_id == user.id)
-    )
-    if existing is None:
+    if await _member_row(session, chat.id, user.id) is None:
         await _add_member(session, chat, user)
     return chat
 

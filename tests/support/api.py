@@ -23,7 +23,8 @@ class ApiUser:
         return auth_headers(self.telegram_id, self.first_name, username=self.username)
 
     async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        return await self.client.request(method, path, headers=self.headers, **kwargs)
+        headers = {**self.headers, **kwargs.pop("headers", {})}
+        return await self.client.request(method, path, headers=headers, **kwargs)
 
     async def get(self, path: str, **kwargs: Any) -> httpx.Response:
         return await self.request("GET", path, **kwargs)

@@ -130,6 +130,21 @@ async def test_events_go_to_the_members_and_to_a_member_just_removed(
     ]
 
 
+async def test_the_members_of_a_deleted_chat_are_told(
+    app: FastAPI, alice: ApiUser, bob: ApiUser
+) -> None:
+    chat = await alice.create_group("Team", bob)
+    with broker_tap(app) as tap:
+        await alice.ok("DELETE", f"/api/v1/chats/{chat['id']}")
+        (published,) = await tap.chat_events(chat["id"], chat["last_seq"], 1)
+    assert published.user_ids == sorted([alice.id, bob.id])
+    assert published.frame["type"] == "chat_deleted"
+    assert (published.frame["chat"]["id"], published.frame["chat"]["is_active"]) == (
+        chat["id"],
+        False,
+    )
+
+
 async def test_a_refused_send_publishes_nothing_and_changes_nothing(
     app: FastAPI,
     alice: ApiUser,
