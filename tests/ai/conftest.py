@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from core.settings import Settings
 from models import ACTIVE_REPLY_STATUSES, AiReply
 from tests.conftest import TEST_DATABASE_URL, make_settings
-from tests.support.api import ApiUser, sign_up
+from tests.support.api import ApiUser, sign_up, user_fixture
 from tests.support.database import fresh_database_url, migrated_engine, truncate_all
 from tests.support.fake_llm import FakeLLM, FakeLLMServer
 from tests.support.server import LiveServer, live_server
@@ -112,19 +112,9 @@ async def _replies_settled(
             await asyncio.sleep(0.02)
 
 
-@pytest.fixture
-async def alice(client: httpx.AsyncClient) -> ApiUser:
-    return await sign_up(client, 201, "Alice", "alice")
-
-
-@pytest.fixture
-async def bob(client: httpx.AsyncClient) -> ApiUser:
-    return await sign_up(client, 202, "Bob", "bob")
-
-
-@pytest.fixture
-async def carol(client: httpx.AsyncClient) -> ApiUser:
-    return await sign_up(client, 203, "Carol", "carol")
+alice = user_fixture(201, "Alice")
+bob = user_fixture(202, "Bob")
+carol = user_fixture(203, "Carol")
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from core.settings import Settings
 from models import MessageType, User
 from services import media
 from tests.conftest import make_settings
-from tests.support.api import ApiUser, sign_up
+from tests.support.api import ApiUser, sign_up, user_fixture
 from tests.support.server import live_server
 from webapp_api.app import create_app
 
@@ -87,16 +87,6 @@ def media_server(database_url: str, engine: AsyncEngine, tmp_path: Path) -> Serv
     return start
 
 
-@pytest.fixture
-async def alice(client: httpx.AsyncClient) -> ApiUser:
-    return await sign_up(client, 201, "Alice", "alice")
-
-
-@pytest.fixture
-async def bob(client: httpx.AsyncClient) -> ApiUser:
-    return await sign_up(client, 202, "Bob", "bob")
-
-
-@pytest.fixture
-async def carol(client: httpx.AsyncClient) -> ApiUser:
-    return await sign_up(client, 203, "Carol", "carol")
+alice = user_fixture(201, "Alice")
+bob = user_fixture(202, "Bob")
+carol = user_fixture(203, "Carol")

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.support.telegram import auth_headers
 
@@ -74,3 +75,12 @@ async def sign_up(
     user = ApiUser(client, telegram_id, first_name, username)
     user.id = (await user.ok("GET", "/api/v1/me"))["id"]
     return user
+
+
+def user_fixture(telegram_id: int, first_name: str) -> Any:
+    """A pytest fixture for a signed-up user (with the directory's own `client`)."""
+
+    async def signed_up(client: httpx.AsyncClient) -> ApiUser:
+        return await sign_up(client, telegram_id, first_name, first_name.lower())
+
+    return pytest.fixture(signed_up, name=first_name.lower())
