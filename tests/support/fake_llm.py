@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -29,7 +28,7 @@ from starlette.types import Receive, Scope, Send
 
 from llm.base import ChatTurn
 from llm.tokens import estimate_prompt_tokens, estimate_tokens
-from tests.support.server import bind_free_port
+from tests.support.server import serve
 
 Json = dict[str, Any]
 
@@ -532,26 +531,14 @@ class FakeLLMServer:
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[FakeLLMServer]:
-        sock = bind_free_port()
-        host, port = sock.getsockname()
-        config = uvicorn.Config(
-            self.app, lifespan="off", access_log=False, log_config=None, timeout_graceful_shutdown=2
-        )
-        server = uvicorn.Server(config)
-        task = asyncio.create_task(server.serve(sockets=[sock]))
-        try:
-            while not server.started:
-                if task.done():
-                    task.result()
-                    raise RuntimeError("the fake LLM stopped during start-up")
-                await asyncio.sleep(0.01)
-            self.base_url = self.current.base_url = f"http://{host}:{port}"
-            yield self
-        finally:
-            self.current.close()
-            server.should_exit = True
-            await task
-            sock.close()
+        async with serve(
+            self.app, lifespan="off", log_config=None, timeout_graceful_shutdown=2
+        ) as running:
+            self.base_url = self.current.base_url = running.base_url
+            try:
+                yield self
+            finally:
+                self.current.close()
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[FakeLLM]:

@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pytest
-import uvicorn
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
@@ -46,7 +45,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive
 
-from tests.support.server import bind_free_port
+from tests.support.server import serve
 from tests.support.telegram import TEST_BOT_TOKEN
 
 Json = dict[str, Any]
@@ -1594,26 +1593,14 @@ class FakeTelegramServer:
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[FakeTelegramServer]:
-        sock = bind_free_port()
-        host, port = sock.getsockname()
-        config = uvicorn.Config(
-            self.app, lifespan="off", access_log=False, log_config=None, timeout_graceful_shutdown=2
-        )
-        server = uvicorn.Server(config)
-        task = asyncio.create_task(server.serve(sockets=[sock]))
-        try:
-            while not server.started:
-                if task.done():
-                    task.result()
-                    raise RuntimeError("the fake Telegram stopped during start-up")
-                await asyncio.sleep(0.01)
-            self.base_url = self.current.base_url = f"http://{host}:{port}"
-            yield self
-        finally:
-            self.current.close()
-            server.should_exit = True
-            await task
-            sock.close()
+        async with serve(
+            self.app, lifespan="off", log_config=None, timeout_graceful_shutdown=2
+        ) as running:
+            self.base_url = self.current.base_url = running.base_url
+            try:
+                yield self
+            finally:
+                self.current.close()
 
     @asynccontextmanager
     async def session(self, token: str = TEST_BOT_TOKEN) -> AsyncIterator[FakeTelegram]:

@@ -11,6 +11,7 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from core.settings import Settings
 from webapp_api.app import uvicorn_options
@@ -40,20 +41,16 @@ def bind_free_port() -> socket.socket:
 
 
 @asynccontextmanager
-async def live_server(
-    app: FastAPI, *, send_buffer: int | None = None, **options: Any
+async def serve(
+    app: ASGIApp, *, send_buffer: int | None = None, **config: Any
 ) -> AsyncIterator[LiveServer]:
-    """Serve the app as `python -m webapp_api` would, with its settings' protocol options.
+    """Any ASGI app under a real uvicorn on a free loopback port, in this event loop.
     `send_buffer` shrinks the kernel send buffer of accepted sockets (a slow network)."""
     sock = bind_free_port()
     if send_buffer is not None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
     host, port = sock.getsockname()
-    settings: Settings = app.state.settings
-    config = uvicorn.Config(
-        app, lifespan="on", access_log=False, **{**uvicorn_options(settings), **options}
-    )
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn.Config(app, access_log=False, **config))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         while not server.started:
@@ -66,6 +63,18 @@ async def live_server(
         server.should_exit = True
         await task
         sock.close()
+
+
+@asynccontextmanager
+async def live_server(
+    app: FastAPI, *, send_buffer: int | None = None, **options: Any
+) -> AsyncIterator[LiveServer]:
+    """Serve the app as `python -m webapp_api` would, with its settings' protocol options."""
+    settings: Settings = app.state.settings
+    async with serve(
+        app, send_buffer=send_buffer, lifespan="on", **{**uvicorn_options(settings), **options}
+    ) as running:
+        yield running
 
 
 async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
