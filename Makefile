@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv run test lint typecheck format migrate bot check clean
+.PHONY: venv run test lint typecheck format migrate bot check clean bench bench-quick
 
 # The environment is rebuilt whenever a pinned requirements file changes.
 $(BIN)/.installed: requirements.txt requirements-dev.txt
@@ -38,6 +38,14 @@ format: $(BIN)/.installed
 	$(BIN)/ruff format .
 
 check: lint typecheck test
+
+# Benchmarks (docs/PERFORMANCE.md). Need PostgreSQL (BENCH_DATABASE_URL, default
+# postgresql://postgres@127.0.0.1:5432/postgres) and redis-server on PATH or BENCH_REDIS_URL.
+bench: $(BIN)/.installed
+	$(BIN)/python -m bench.run
+
+bench-quick: $(BIN)/.installed
+	$(BIN)/python -m bench.run --quick
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -2,6 +2,14 @@
 
 from models.ai import ACTIVE_REPLY_STATUSES, AiReply, AiReplyStatus, UserProfile
 from models.base import Base
+from models.billing import (
+    BillingAccount,
+    BillingHold,
+    LedgerEntry,
+    LedgerKind,
+    PaymentStatus,
+    StarPayment,
+)
 from models.chat import (
     AiMode,
     Chat,
@@ -22,12 +30,16 @@ __all__ = [
     "AiReplyStatus",
     "AuthSession",
     "Base",
+    "BillingAccount",
+    "BillingHold",
     "Chat",
     "ChatEvent",
     "ChatInvitation",
     "ChatInviteLink",
     "ChatMember",
     "ChatType",
+    "LedgerEntry",
+    "LedgerKind",
     "Media",
     "MediaKind",
     "MemberRole",
@@ -35,7 +47,9 @@ __all__ = [
     "MessageMedia",
     "MessageReaction",
     "MessageType",
+    "PaymentStatus",
     "RefreshToken",
+    "StarPayment",
     "User",
     "UserProfile",
 ]

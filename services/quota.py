@@ -2,8 +2,8 @@
 
 The AI participant calls `reserve` before a reply starts and exactly one of `settle` (it produced
 something: charge what it used) or `release` (it failed: charge nothing) after it ends. The
-billing ledger implements the same interface; until a deployment turns billing on, a daily token
-allowance per user applies.
+billing ledger (`services.billing.LedgerQuota`) implements the same interface; with
+BILLING_ENABLED=false, a daily token allowance per user applies instead.
 """
 
 from __future__ import annotations

@@ -92,8 +92,8 @@ async def successful_payment(
         return
     if result.credited:
         await message.answer(
-            f"Thank you! {format_credits(result.payment.credits_micros)} credits were added;"
-            f" your balance is {format_credits(result.balance.balance)} credits."
+            f"Thank you! Your balance is now {format_credits(result.balance.balance)} credits"
+            f" (+{format_credits(result.payment.credits_micros)})."
         )
 
 

@@ -1,0 +1,94 @@
+"""Billing: my balance and its ledger, prices, Telegram Stars invoices, refunds (admins)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from bot.invoices import bot_api, create_invoice_link, star_refund
+from services import billing
+from services.billing import BillingConfig
+from webapp_api.context import AppContext
+from webapp_api.deps import Context, CurrentUser, Session
+from webapp_api.schemas.billing import (
+    BalanceOut,
+    InvoiceOut,
+    InvoiceRequest,
+    ModelPriceOut,
+    PackageOut,
+    PaymentOut,
+    PricesOut,
+    RefundOut,
+    RefundRequest,
+    TransactionOut,
+    TransactionPage,
+)
+
+router = APIRouter(prefix="/api/v1/billing", tags=["billing"])
+
+
+def _config(context: AppContext) -> BillingConfig:
+    return BillingConfig.from_settings(context.settings)
+
+
+@router.get("/balance", response_model=BalanceOut)
+async def get_balance(user: CurrentUser, session: Session, context: Context) -> BalanceOut:
+    """My balance, what replies being written hold of it, and what I may spend."""
+    return BalanceOut.of(await billing.get_balance(session, _config(context), user.id))
+
+
+@router.get("/transactions", response_model=TransactionPage)
+async def list_transactions(
+    user: CurrentUser,
+    session: Session,
+    context: Context,
+    limit: Annotated[int, Query(ge=1, le=billing.TRANSACTIONS_MAX_LIMIT)] = 50,
+    cursor: Annotated[str | None, Query(max_length=32)] = None,
+) -> TransactionPage:
+    """Every change to my balance, newest first."""
+    page = await billing.list_entries(
+        session, _config(context), user.id, limit=limit, cursor=cursor
+    )
+    return TransactionPage(
+        items=[TransactionOut.of(entry) for entry in page.items], next_cursor=page.next_cursor
+    )
+
+
+@router.get("/prices", response_model=PricesOut)
+async def get_prices(_user: CurrentUser, context: Context) -> PricesOut:
+    """What AI replies cost per model, and the packages of credits sold for Telegram Stars."""
+    config = _config(context)
+    models = context.ai.runtime.catalogue.usable() if context.ai is not None else []
+    return PricesOut(
+        billing_enabled=config.enabled,
+        models=[ModelPriceOut.of(model) for model in models],
+        packages=[PackageOut.of(package) for package in config.packages],
+        starting_grant=config.starting_grant,
+        daily_free=config.daily_free,
+    )
+
+
+@router.post("/invoice", response_model=InvoiceOut)
+async def create_invoice(body: InvoiceRequest, user: CurrentUser, context: Context) -> InvoiceOut:
+    """An invoice link (Telegram Stars) for a package, for the Mini App to open."""
+    invoice = billing.new_invoice(_config(context), body.package, user)
+    running = context.telegram.bot if context.telegram is not None else None
+    async with bot_api(context.settings, running) as bot:
+        link = await create_invoice_link(bot, invoice)
+    return InvoiceOut(invoice_link=link, package=PackageOut.of(invoice.package))
+
+
+@router.post("/admin/refund", response_model=RefundOut)
+async def refund_payment(
+    body: RefundRequest, user: CurrentUser, session: Session, context: Context
+) -> RefundOut:
+    """Administrators: give a payment's Stars back and take its credits back. Refused (409)
+    when the payer has spent them."""
+    billing.require_admin(user)
+    running = context.telegram.bot if context.telegram is not None else None
+    async with bot_api(context.settings, running) as bot:
+        result = await billing.refund_star_payment(
+            session, _config(context), body.telegram_payment_charge_id, star_refund(bot)
+        )
+    return RefundOut(payment=PaymentOut.of(result.payment), balance=BalanceOut.of(result.balance))
