@@ -21,7 +21,7 @@ logger = logging.getLogger("bot")
 
 async def run_polling(settings: Settings) -> None:
     engine = create_engine(settings.database_url)
-    broker = create_broker(settings.redis_url)
+    broker = create_broker(settings.redis_url, settings.redis_prefix)
     await broker.start()
     sessionmaker = create_sessionmaker(
         engine, info={"media_urls": media_urls(settings, settings.secret_key_value())}

@@ -29,7 +29,7 @@ Command = Callable[[Settings, argparse.Namespace], Coroutine[None, None, str]]
 
 async def _grant(settings: Settings, args: argparse.Namespace) -> str:
     engine = create_engine(settings.database_url)
-    broker = create_broker(settings.redis_url)
+    broker = create_broker(settings.redis_url, settings.redis_prefix)
     await broker.start()
     try:
         async with session_scope(create_sessionmaker(engine), broker) as session:

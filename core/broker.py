@@ -74,9 +74,7 @@ class RedisBroker(Broker):
     resubscribes when Redis returns.
     """
 
-    def __init__(
-        self, url: str, channel: str = "aimessenger:events", *, outbox_size: int = 10_000
-    ) -> None:
+    def __init__(self, url: str, channel: str, *, outbox_size: int = 10_000) -> None:
         super().__init__()
         self._redis: Redis = Redis.from_url(
             url, socket_connect_timeout=2, socket_timeout=5, retry=Retry(NoBackoff(), retries=1)
@@ -151,5 +149,6 @@ class RedisBroker(Broker):
             self._deliver_locally(data)
 
 
-def create_broker(redis_url: str | None) -> Broker:
-    return RedisBroker(redis_url) if redis_url else MemoryBroker()
+def create_broker(redis_url: str | None, prefix: str = "aimessenger") -> Broker:
+    """`prefix` names this deployment's channel: deployments sharing a Redis stay apart."""
+    return RedisBroker(redis_url, f"{prefix}:events") if redis_url else MemoryBroker()

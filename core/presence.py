@@ -70,7 +70,7 @@ class MemoryPresence(PresenceStore):
 
 
 class RedisPresence(PresenceStore):
-    def __init__(self, url: str, prefix: str = "aimessenger") -> None:
+    def __init__(self, url: str, prefix: str) -> None:
         self._redis: Redis = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
         self._prefix = prefix
         self._node = uuid.uuid4().hex
@@ -135,5 +135,5 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def create_presence(redis_url: str | None) -> PresenceStore:
-    return RedisPresence(redis_url) if redis_url else MemoryPresence()
+def create_presence(redis_url: str | None, prefix: str = "aimessenger") -> PresenceStore:
+    return RedisPresence(redis_url, prefix) if redis_url else MemoryPresence()

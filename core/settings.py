@@ -97,6 +97,7 @@ class Settings(BaseSettings):
     environment: Literal["development", "test", "production"] = "development"
     database_url: str = "sqlite+aiosqlite:///./data/app.db"
     redis_url: str | None = None
+    redis_prefix: str = Field(default="aimessenger", pattern=r"^[\w.-]{1,64}$")
     secret_key: SecretStr | None = None
     bot_token: SecretStr | None = None
     bot_id: int | None = None

@@ -9,6 +9,7 @@ and Redis.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -90,6 +91,8 @@ def make_settings(database_url: str, tmp_dir: Path, **overrides: object) -> Sett
         "environment": "test",
         "database_url": database_url,
         "redis_url": TEST_REDIS_URL,
+        # Each app its own Redis namespace: apps of other tests must not hear its events.
+        "redis_prefix": f"test-{uuid.uuid4().hex[:12]}",
         "secret_key": TEST_SECRET_KEY,
         "bot_token": TEST_BOT_TOKEN,
         "media_dir": tmp_dir / "media",

@@ -44,13 +44,13 @@ class AppContext:
     @classmethod
     async def open(cls, settings: Settings) -> AppContext:
         engine = create_engine(settings.database_url)
-        broker = create_broker(settings.redis_url)
+        broker = create_broker(settings.redis_url, settings.redis_prefix)
         await broker.start()
         auth = AuthConfig.from_settings(settings)
         sessionmaker = create_sessionmaker(
             engine, info={"media_urls": media_urls(settings, auth.secret_key)}
         )
-        presence = create_presence(settings.redis_url)
+        presence = create_presence(settings.redis_url, settings.redis_prefix)
         await presence.start()
         hub = Hub(
             sessionmaker,

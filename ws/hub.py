@@ -125,8 +125,9 @@ class Hub:
         user_id = connection.user_id
         first = not self._by_user.get(user_id)
         self._by_user[user_id].add(connection)
-        connection.start()
+        # Counted as online before the client can see connection_established and act on it.
         await self._presence_store.connected(user_id)
+        connection.start()
         pending_offline = self._going_offline.pop(user_id, None)
         if pending_offline is not None:
             pending_offline.cancel()  # a quick reconnect: nobody saw them leave

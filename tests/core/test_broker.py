@@ -61,7 +61,7 @@ async def test_redis_broker_crosses_processes_once_each() -> None:
 
 
 async def test_unreachable_redis_still_serves_local_listeners() -> None:
-    broker = RedisBroker("redis://127.0.0.1:1/0")
+    broker = RedisBroker("redis://127.0.0.1:1/0", "test:unreachable")
     received: list[bytes] = []
     broker.add_listener(received.append)
     await broker.start()

@@ -4,6 +4,7 @@ outage degrades to per-process delivery plus resume, never to a broken API."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ async def cluster(database_url: str, engine: AsyncEngine, tmp_path: Path) -> Asy
         "SECRET_KEY": TEST_SECRET_KEY,
         "BOT_TOKEN": TEST_BOT_TOKEN,
         "WS_PRESENCE_GRACE": "0.2",
+        "REDIS_PREFIX": f"cluster-{uuid.uuid4().hex[:8]}",
     }
     async with AsyncExitStack() as stack:
         a = await stack.enter_async_context(api_process(tmp_path, **env))
