@@ -53,6 +53,7 @@ class LiveReply:
     flushed: int = 0  # characters already sent as deltas
     pending: asyncio.Event = field(default_factory=asyncio.Event)  # text waits to be flushed
     cancel: asyncio.Event = field(default_factory=asyncio.Event)
+    streaming_over: asyncio.Event = field(default_factory=asyncio.Event)
     usage: Usage | None = None
 
 
@@ -310,7 +311,10 @@ class AiRunner:
                 raise Cancelled
             consumer.result()
         finally:
-            for task in (flusher, beater, cancelled):
+            # The heartbeat is stopped, not cancelled: cancelling it inside its transaction
+            # would leave SQLite's write lock held by a connection that cannot roll back.
+            live.streaming_over.set()
+            for task in (flusher, cancelled):
                 task.cancel()
             await asyncio.gather(flusher, beater, cancelled, return_exceptions=True)
             await self._flush(live)
@@ -360,8 +364,10 @@ class AiRunner:
             self._sink.progress(live.sink, live.text)
 
     async def _beat_forever(self, live: LiveReply) -> None:
-        while True:
-            await asyncio.sleep(self._heartbeat_interval)
+        while not live.streaming_over.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(live.streaming_over.wait(), self._heartbeat_interval)
+                return
             await self._check_cancel(live, save_text=True)
 
     async def _check_cancel(self, live: LiveReply, *, save_text: bool = False) -> None:

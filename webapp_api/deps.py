@@ -16,7 +16,7 @@ from services.auth import Identity, authenticate_access_token, authenticate_init
 from webapp_api.context import AppContext
 
 
-def get_context(request: Request) -> AppContext:
+async def get_context(request: Request) -> AppContext:
     context: AppContext = request.app.state.context
     return context
 
@@ -66,7 +66,7 @@ async def get_current_user(identity: CurrentIdentity) -> User:
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
-def get_ai(context: Context) -> AiRuntime | None:
+async def get_ai(context: Context) -> AiRuntime | None:
     """The AI participant's configuration (None when this server has no bot identity)."""
     return context.ai.runtime if context.ai is not None else None
 
