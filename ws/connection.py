@@ -21,6 +21,7 @@ from ws.protocol import CLOSE_TOO_SLOW
 logger = logging.getLogger(__name__)
 
 CLOSE_TIMEOUT_SECONDS = 5.0
+REPLAY_ROOM_TIMEOUT = 10.0
 
 
 class Connection:
@@ -93,11 +94,18 @@ class Connection:
             self._sent_seq[chat_id] = max(after_seq, self._sent_seq.get(chat_id, 0))
         return self._sent_seq.get(chat_id, 0)
 
-    def replayed(self, chat_id: int, seq: int, frame: str) -> None:
+    async def replayed(self, chat_id: int, seq: int, frame: str) -> None:
+        """A replayed event. A replay may be longer than the queue: it waits for room (the
+        writer drains it), and a client that takes no frames for that long is too slow."""
         if chat_id in self._left_chats or seq <= self._sent_seq.get(chat_id, 0):
             return
+        if self.close_code is not None:
+            return
         self._sent_seq[chat_id] = seq
-        self._put(frame)
+        try:
+            await asyncio.wait_for(self._queue.put(frame), REPLAY_ROOM_TIMEOUT)
+        except TimeoutError:
+            self.close(CLOSE_TOO_SLOW)
 
     def release(self, chat_id: int, *, force: bool = False) -> bool:
         """Pass on the held frames that continue the sequence. Returns False when a gap remains

@@ -225,7 +225,7 @@ class Hub:
                 async with self._sessionmaker() as session:
                     found = await events_after(session, chat_id, start, REPLAY_PAGE)
                 for event in found:
-                    connection.replayed(chat_id, event["seq"], encode_frame(event).decode())
+                    await connection.replayed(chat_id, event["seq"], encode_frame(event).decode())
                 if len(found) < REPLAY_PAGE and connection.release(chat_id):
                     return
                 start = connection.hold(chat_id)

@@ -187,9 +187,10 @@ async def test_resume_replays_what_was_missed_exactly_once_in_order(
             for index in range(10):
                 await alice.send(chat_id, f"during resume {index}")
 
-        await asyncio.gather(
-            bob_ws.send(type="resume", chats={str(chat_id): last_seen}), keep_sending()
-        )
+        # `resume` is the client's first frame (as the protocol asks); events sent while the
+        # replay runs meet it at the seam.
+        await bob_ws.send(type="resume", chats={str(chat_id): last_seen})
+        await keep_sending()
         final = await _last_seq(alice, chat_id)
         frames = await _chat_frames(bob_ws, chat_id, final)
     assert [f["seq"] for f in frames] == list(range(last_seen + 1, final + 1))
@@ -247,3 +248,23 @@ async def test_a_client_that_never_reads_is_closed_with_4008_and_slows_nobody(
                 await slow_ws.collect(sent + 1, "new_message", timeout=30)
             assert closed.value.rcvd is not None
             assert closed.value.rcvd.code == 4008
+
+
+async def test_a_replay_longer_than_the_send_queue_arrives_whole(
+    database_url: str, tmp_dir: Path
+) -> None:
+    settings = make_settings(database_url, tmp_dir, ws_send_queue=8)
+    async with (
+        live_server(create_app(settings)) as small,
+        httpx.AsyncClient(base_url=small.base_url) as http,
+    ):
+        alice, bob = await sign_up(http, 61, "Ana"), await sign_up(http, 62, "Ben")
+        chat = await alice.private_chat_with(bob)
+        start = await _last_seq(alice, chat["id"])
+        for index in range(40):
+            await alice.send(chat["id"], f"missed {index}")
+        final = await _last_seq(alice, chat["id"])
+        async with ws_user(small, 62, "Ben") as bob_ws:
+            await bob_ws.send(type="resume", chats={str(chat["id"]): start})
+            frames = await _chat_frames(bob_ws, chat["id"], final)
+    assert [f["seq"] for f in frames] == list(range(start + 1, final + 1))
