@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, WebAppInfo
 from aiogram.types import User as TelegramUser
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.broker import Broker
-from core.settings import Settings
+from core.settings import Settings, webapp_link
 from services.ai import AiRuntime
 from services.ai_runner import AiServices
 from services.users import TelegramProfile
@@ -39,3 +40,14 @@ def profile_of(user: TelegramUser, *, wrote_to_bot: bool) -> TelegramProfile:
         allows_write_to_pm=True if wrote_to_bot else None,
         is_bot=user.is_bot,
     )
+
+
+def app_button(
+    webapp_url: str | None, label: str, start_param: str | None = None
+) -> InlineKeyboardMarkup | None:
+    """A button that opens the Mini App (at a chat, with a `startapp` parameter)."""
+    url = webapp_link(webapp_url, start_param)
+    if url is None:
+        return None
+    button = InlineKeyboardButton(text=label, web_app=WebAppInfo(url=url))
+    return InlineKeyboardMarkup(inline_keyboard=[[button]])

@@ -14,10 +14,10 @@ from typing import Any
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
-from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, WebAppInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.context import app_button
 from core.broker import Broker
 from core.events import decode_envelope
 from core.presence import PresenceStore
@@ -101,13 +101,7 @@ class Notifier:
         preview = (message.get("text") or f"[{message.get('message_type', 'message')}]").strip()
         if len(preview) > PREVIEW_LENGTH:
             preview = preview[: PREVIEW_LENGTH - 1] + "…"
-        keyboard = None
-        if self._webapp_url:
-            separator = "&" if "?" in self._webapp_url else "?"
-            url = f"{self._webapp_url}{separator}startapp=chat_{chat.id}"
-            keyboard = InlineKeyboardMarkup(
-                inline_keyboard=[[InlineKeyboardButton(text="Open", web_app=WebAppInfo(url=url))]]
-            )
+        keyboard = app_button(self._webapp_url, "Open", f"chat_{chat.id}")
         try:
             await self._bot.send_message(
                 chat_id=user.telegram_id, text=f"💬 {who}{where}: {preview}", reply_markup=keyboard

@@ -285,6 +285,13 @@ def _development_secret(name: str, *, generate: Callable[[], str] = _random_secr
         return value
 
 
+def webapp_link(webapp_url: str | None, start_param: str | None = None) -> str | None:
+    """The Mini App's URL, opened with a `startapp` parameter (e.g. `chat_12`, `join_<token>`)."""
+    if not webapp_url or not start_param:
+        return webapp_url or None
+    return f"{webapp_url}{'&' if '?' in webapp_url else '?'}startapp={start_param}"
+
+
 @lru_cache
 def get_settings() -> Settings:
     """Settings for entry points (CLI, `python -m ...`); the app receives its own explicitly."""

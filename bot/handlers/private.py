@@ -10,12 +10,11 @@ from aiogram.types import (
     InlineKeyboardMarkup,
     Message,
     MessageGenerationStopped,
-    WebAppInfo,
 )
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.context import BotContext
+from bot.context import BotContext, app_button
 from core.errors import AppError
 from models import Chat, User
 from services import ai, chats, messages
@@ -31,19 +30,6 @@ HELP = (
     "/topup — buy credits with Telegram Stars\n"
     "/help — this text"
 )
-
-
-def app_button(
-    ctx: BotContext, label: str, start_param: str | None = None
-) -> InlineKeyboardMarkup | None:
-    """A button that opens the Mini App (at a chat, with a `startapp` parameter)."""
-    url = ctx.settings.webapp_url
-    if not url:
-        return None
-    if start_param:
-        url = f"{url}{'&' if '?' in url else '?'}startapp={start_param}"
-    button = InlineKeyboardButton(text=label, web_app=WebAppInfo(url=url))
-    return InlineKeyboardMarkup(inline_keyboard=[[button]])
 
 
 async def _ai_chat(ctx: BotContext, session: AsyncSession, user: User) -> Chat:
@@ -70,7 +56,9 @@ async def start(
     elif payload.startswith("chat_") and payload.removeprefix("chat_").isdigit():
         start_param = payload
         text = "Open the chat in the app:"
-    await message.answer(text, reply_markup=app_button(ctx, "Open the app", start_param))
+    await message.answer(
+        text, reply_markup=app_button(ctx.settings.webapp_url, "Open the app", start_param)
+    )
 
 
 async def help_(message: Message) -> None:

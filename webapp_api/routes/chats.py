@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from core.errors import ServiceUnavailable, Unprocessable
+from core.settings import webapp_link
 from services import chats, events, messages, users
 from services.access import require_membership
 from services.views import ChatListItem, ChatView, MemberView, MessageView, MySettings
@@ -173,11 +174,10 @@ async def create_invite_link(
         session, user, chat_id, expires_in=timedelta(seconds=expires_in) if expires_in else None
     )
     start_param = f"join_{link.token}"
-    webapp = context.settings.webapp_url
     return InviteLinkOut(
         token=link.token,
         start_param=start_param,
-        url=f"{webapp}?startapp={start_param}" if webapp else None,
+        url=webapp_link(context.settings.webapp_url, start_param),
         expires_at=link.expires_at,
     )
 
