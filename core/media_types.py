@@ -43,10 +43,15 @@ MP3 = SniffedType("mp3", "MP3", "audio/mpeg", MediaFamily.AUDIO, ".mp3")
 OGG_OPUS = SniffedType("opus", "Ogg/Opus", "audio/ogg", MediaFamily.AUDIO, ".ogg")
 OGG_VORBIS = SniffedType("vorbis", "Ogg/Vorbis", "audio/ogg", MediaFamily.AUDIO, ".ogg")
 WAV = SniffedType("wav", "WAV", "audio/wav", MediaFamily.AUDIO, ".wav")
+WEBM_AUDIO = SniffedType("webm", "WebM", "audio/webm", MediaFamily.AUDIO, ".webm")
+
+# Browsers record voice (MediaRecorder) into video containers: Chromium and Firefox into WebM
+# with Opus, Safari into MP4 with AAC. Declared as audio, such a file is stored as audio.
+AUDIO_IN_VIDEO_CONTAINER = {WEBM: WEBM_AUDIO, MP4: M4A}
 
 EXTENSIONS = {
     t.mime_type: t.extension
-    for t in (JPEG, PNG, GIF, WEBP, MP4, QUICKTIME, WEBM, M4A, MP3, OGG_OPUS, WAV)
+    for t in (JPEG, PNG, GIF, WEBP, MP4, QUICKTIME, WEBM, WEBM_AUDIO, M4A, MP3, OGG_OPUS, WAV)
 }
 
 # ISO base media files name their flavour in the `ftyp` box's major brand.

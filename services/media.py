@@ -35,6 +35,7 @@ from core.errors import (
 )
 from core.media_probe import MediaProbe, probe
 from core.media_types import (
+    AUDIO_IN_VIDEO_CONTAINER,
     EXTENSIONS,
     HEAD_BYTES,
     OCTET_STREAM,
@@ -70,7 +71,7 @@ _KIND_OF_FAMILY = {
 _ALLOWED = {
     MediaFamily.IMAGE: "a JPEG, PNG, WebP or GIF image",
     MediaFamily.VIDEO: "an MP4, WebM or QuickTime video",
-    MediaFamily.AUDIO: "an Ogg/Opus, MP3, M4A or WAV audio file",
+    MediaFamily.AUDIO: "an Ogg/Opus, MP3, M4A, WAV or WebM audio file",
 }
 # A decoded image may take MAX_IMAGE_PIXELS * 4 bytes: bound how many are decoded at once.
 _PROBE_SLOTS = asyncio.Semaphore(2)
@@ -201,13 +202,18 @@ def download_filename(media: Media) -> str:
     return stem + EXTENSIONS.get(media.mime_type, "")
 
 
-def resolve_kind(sniffed: SniffedType | None, declared: MediaKind | None) -> MediaKind:
-    """The kind a file is stored as: the declared one if its content fits, else 415."""
+def resolve_kind(
+    sniffed: SniffedType | None, declared: MediaKind | None
+) -> tuple[MediaKind, SniffedType | None]:
+    """The kind a file is stored as and its type: the declared kind if its content fits,
+    else 415."""
     if declared is MediaKind.DOCUMENT:
-        return declared
+        return declared, None
     if declared is None:
-        return _KIND_OF_FAMILY[sniffed.family] if sniffed else MediaKind.DOCUMENT
+        return (_KIND_OF_FAMILY[sniffed.family] if sniffed else MediaKind.DOCUMENT), sniffed
     family = _FAMILY_OF_KIND[declared]
+    if family is MediaFamily.AUDIO and sniffed in AUDIO_IN_VIDEO_CONTAINER:
+        sniffed = AUDIO_IN_VIDEO_CONTAINER[sniffed]
     if sniffed is None or sniffed.family is not family:
         found = f"{sniffed.label} {sniffed.family.value}" if sniffed else "none of those"
         raise UnsupportedMediaType(
@@ -215,7 +221,7 @@ def resolve_kind(sniffed: SniffedType | None, declared: MediaKind | None) -> Med
             "Send it as a document instead.",
             code="media_type_mismatch",
         )
-    return declared
+    return declared, sniffed
 
 
 async def spool_upload(chunks: AsyncIterable[bytes], config: MediaConfig) -> SpooledUpload:
@@ -292,10 +298,9 @@ async def store_upload(
 ) -> Media:
     """Types, probes and stores a spooled upload (consuming it) and adds its row."""
     try:
-        sniffed = sniff(upload.head)
-        kind = resolve_kind(sniffed, declared_kind)
+        kind, sniffed = resolve_kind(sniff(upload.head), declared_kind)
         metadata, mime_type = MediaProbe(), OCTET_STREAM
-        if sniffed is not None and kind is not MediaKind.DOCUMENT:
+        if sniffed is not None:
             async with _PROBE_SLOTS:
                 metadata = await asyncio.to_thread(probe, upload.path, sniffed)
             mime_type = sniffed.mime_type

@@ -87,6 +87,24 @@ async def test_a_voice_message_is_audio_declared_as_voice(alice: ApiUser) -> Non
     assert (body["kind"], body["duration"]) == ("voice", 0.25)
 
 
+@pytest.mark.parametrize(
+    ("data", "mime_type", "duration"),
+    [(webm_bytes(1500), "audio/webm", 1.5), (iso_media(b"iso5"), "audio/mp4", 3.0)],
+    ids=["webm-from-chromium-or-firefox", "mp4-from-safari"],
+)
+async def test_a_voice_recorded_by_a_browser_is_stored_as_audio(
+    alice: ApiUser, data: bytes, mime_type: str, duration: float
+) -> None:
+    body = await uploaded(alice, data, "voice", kind="voice")
+    assert (body["kind"], body["mime_type"], body["duration"]) == ("voice", mime_type, duration)
+
+
+async def test_a_webm_declared_as_a_photo_is_refused(alice: ApiUser) -> None:
+    response = await upload(alice, webm_bytes(), "clip.webm", kind="photo")
+    assert response.status_code == 415
+    assert response.json()["code"] == "media_type_mismatch"
+
+
 async def test_png_bytes_named_exe_are_a_photo_named_png(alice: ApiUser) -> None:
     body = await uploaded(alice, png_bytes(), "setup.exe", content_type="application/x-msdownload")
     assert (body["kind"], body["mime_type"], body["filename"]) == (
