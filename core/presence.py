@@ -109,14 +109,23 @@ class RedisPresence(PresenceStore):
                 await self._redis.hdel(key, self._node)
 
     async def online(self, user_ids: list[int]) -> set[int]:
+        """Two round trips however many users (a large group's members): their counts, then
+        which of the nodes holding their sockets are alive."""
         try:
-            found: set[int] = set()
-            for user_id in user_ids:
-                counts = await self._redis.hgetall(self._user_key(user_id))
-                nodes = [_text(node) for node, count in counts.items() if int(count) > 0]
-                if nodes and await self._redis.exists(*(self._node_key(n) for n in nodes)):
-                    found.add(user_id)
-            return found
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for user_id in user_ids:
+                    pipe.hgetall(self._user_key(user_id))
+                counts: list[dict[bytes | str, bytes | str]] = await pipe.execute()
+            nodes_of = {
+                user_id: {_text(node) for node, count in by_node.items() if int(count) > 0}
+                for user_id, by_node in zip(user_ids, counts, strict=True)
+            }
+            nodes = sorted({node for held in nodes_of.values() for node in held})
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for node in nodes:
+                    pipe.exists(self._node_key(node))
+                alive = {node for node, up in zip(nodes, await pipe.execute(), strict=True) if up}
+            return {user_id for user_id, held in nodes_of.items() if held & alive}
         except (RedisError, OSError):
             return set(user_ids)  # unknown: assume online rather than notify wrongly
 

@@ -104,6 +104,7 @@ class Settings(BaseSettings):
     telegram_test_env: bool = False
     init_data_max_age: int = Field(default=86400, gt=0)
     webapp_url: str | None = None
+    dev_login: bool | None = None
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     media_dir: Path = DATA_DIR / "media"
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
@@ -123,6 +124,8 @@ class Settings(BaseSettings):
     ws_max_frame_bytes: int = Field(default=64 * 1024, ge=1024)
     ws_auth_timeout: float = Field(default=10.0, gt=0)
     ws_presence_grace: float = Field(default=5.0, ge=0)
+    ws_gap_grace: float = Field(default=0.15, ge=0)
+    presence_max_group_size: int = Field(default=100, ge=0)
     ws_typing_ttl: float = Field(default=6.0, gt=0)
     bot_username: str | None = None
     ai_max_reply_tokens: int = Field(default=1024, ge=16)
@@ -162,6 +165,7 @@ class Settings(BaseSettings):
     @field_validator(
         "redis_url",
         "webapp_url",
+        "dev_login",
         "bot_username",
         "openai_api_key",
         "openai_base_url",
@@ -218,7 +222,14 @@ class Settings(BaseSettings):
             )
         if self.bot_token is None and self.bot_id is None:
             raise ConfigurationError("BOT_TOKEN or BOT_ID must be set in production")
+        if self.dev_login:
+            raise ConfigurationError("DEV_LOGIN signs initData for anyone: never in production")
         return self
+
+    @property
+    def dev_login_enabled(self) -> bool:
+        """`/app/dev` answers: DEV_LOGIN, which defaults to on in development only."""
+        return self.environment == "development" if self.dev_login is None else self.dev_login
 
     @property
     def is_sqlite(self) -> bool:

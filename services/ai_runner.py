@@ -51,6 +51,7 @@ class LiveReply:
     sink: SinkReply | None = None  # where else it streams (a Telegram chat)
     text: str = ""
     flushed: int = 0  # characters already sent as deltas
+    flushed_at: float = 0.0  # time.monotonic() of the last delta sent
     pending: asyncio.Event = field(default_factory=asyncio.Event)  # text waits to be flushed
     cancel: asyncio.Event = field(default_factory=asyncio.Event)
     streaming_over: asyncio.Event = field(default_factory=asyncio.Event)
@@ -327,7 +328,7 @@ class AiRunner:
                 async for event in provider.stream(request):
                     if isinstance(event, TextDelta):
                         live.text += event.text
-                        live.pending.set()
+                        await self._text_arrived(live)
                     else:
                         live.usage = event
                 return
@@ -338,18 +339,29 @@ class AiRunner:
                 logger.info("AI reply %s: %s, retrying in %.1fs", live.reply_id, exc.code, delay)
                 await asyncio.sleep(delay)
 
+    async def _text_arrived(self, live: LiveReply) -> None:
+        """The first text goes out at once, then at most one delta per `coalesce`. Flushed
+        here, not only by the flusher: an SDK parses every chunk of a network read (hundreds
+        of tokens) without yielding, and the flusher would wait for all of them."""
+        if live.flushed and time.monotonic() - live.flushed_at < self._coalesce:
+            live.pending.set()  # the flusher sends it if no more text comes soon
+            return
+        await self._flush(live)
+        await asyncio.sleep(0)  # the sockets' writers send it before parsing goes on
+
     async def _flush_forever(self, live: LiveReply) -> None:
-        """The first text goes out at once; after a flush, text gathers for `coalesce`."""
+        """Text that waits for more sends itself `coalesce` after the last delta."""
         while True:
             await live.pending.wait()
+            await asyncio.sleep(live.flushed_at + self._coalesce - time.monotonic())
             live.pending.clear()
             await self._flush(live)
-            await asyncio.sleep(self._coalesce)
 
     async def _flush(self, live: LiveReply) -> None:
         if len(live.text) == live.flushed:
             return
         offset, live.flushed = live.flushed, len(live.text)
+        live.flushed_at = time.monotonic()
         await self._publish(
             live,
             {

@@ -4,22 +4,35 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from models import Chat, ChatMember, User
+from models import Chat, ChatMember, ChatType, User
 
 
-async def peers_of(session: AsyncSession, user_id: int) -> set[int]:
-    """Everyone who shares an active chat with the user."""
-    mine, theirs = aliased(ChatMember), aliased(ChatMember)
+async def peers_of(session: AsyncSession, user_id: int, *, max_group_size: int) -> set[int]:
+    """Everyone who shares an active private chat, or a group of at most `max_group_size`
+    members, with the user: announcing presence to every member of large groups would cost the
+    square of their size. Clients ask for a large group's online members instead."""
+    theirs = aliased(ChatMember)
+    my_chats = select(ChatMember.chat_id).where(ChatMember.user_id == user_id)
+    small_chats = (
+        select(ChatMember.chat_id)
+        .where(ChatMember.chat_id.in_(my_chats))
+        .group_by(ChatMember.chat_id)
+        .having(func.count() <= max_group_size)
+    )
     rows = await session.scalars(
         select(theirs.user_id)
         .distinct()
-        .join(mine, mine.chat_id == theirs.chat_id)
         .join(Chat, Chat.id == theirs.chat_id)
-        .where(mine.user_id == user_id, theirs.user_id != user_id, Chat.is_active.is_(True))
+        .where(
+            theirs.chat_id.in_(my_chats),
+            theirs.user_id != user_id,
+            Chat.is_active.is_(True),
+            or_(Chat.type == ChatType.PRIVATE, theirs.chat_id.in_(small_chats)),
+        )
     )
     return set(rows)
 

@@ -58,6 +58,8 @@ class AppContext:
             queue_size=settings.ws_send_queue,
             presence_grace=settings.ws_presence_grace,
             typing_ttl=settings.ws_typing_ttl,
+            gap_grace=settings.ws_gap_grace,
+            presence_max_group_size=settings.presence_max_group_size,
             presence_store=presence,
         )
         bot_mode = settings.api_bot_mode()

@@ -2,9 +2,11 @@
 
 Nothing here waits on the client: the hub offers frames without blocking, a full queue drops
 ephemeral frames first and then closes the socket with 4008 ("reconnect and resume"). Chat
-events are passed on in seq order per chat, once each: duplicates are dropped, and a gap (a
-doorbell Redis lost) holds the chat's frames while the hub replays the missing events from the
-database.
+events are passed on in seq order per chat, once each: duplicates are dropped, and a gap holds
+the chat's frames until the missing events arrive, either late through the broker (the hub waits
+a short grace for that) or replayed by the hub from the database.
+
+A socket mostly sits idle, so it keeps little: a deque and, while its writer waits, one future.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
 
 from starlette.websockets import WebSocket, WebSocketState
 
@@ -25,6 +28,23 @@ REPLAY_ROOM_TIMEOUT = 10.0
 
 
 class Connection:
+    __slots__ = (
+        "_ephemeral_room",
+        "_frames",
+        "_held",
+        "_left_chats",
+        "_on_gap",
+        "_queue_size",
+        "_replays",
+        "_room",
+        "_sent_seq",
+        "_wakeup",
+        "_writer",
+        "close_code",
+        "user_id",
+        "websocket",
+    )
+
     def __init__(
         self,
         websocket: WebSocket,
@@ -35,27 +55,39 @@ class Connection:
     ) -> None:
         self.websocket = websocket
         self.user_id = user_id
-        self._queue: asyncio.Queue[str] = asyncio.Queue(queue_size)
+        self._frames: deque[str] = deque()
+        self._queue_size = queue_size
         self._ephemeral_room = queue_size // 2
+        self._wakeup: asyncio.Future[None] | None = None  # the idle writer waits on it
+        self._room: asyncio.Future[None] | None = None  # replays wait on it for room
         self._on_gap = on_gap
         self._left_chats: set[int] = set()
         self._sent_seq: dict[int, int] = {}
         self._held: dict[int, list[tuple[int, str]]] = {}
+        self._replays: dict[int, int] = {}  # chat id -> replays running for it
         self._writer: asyncio.Task[None] | None = None
         self.close_code: int | None = None
-        self.closed = asyncio.Event()
 
     def start(self) -> None:
         self._writer = asyncio.create_task(self._write_forever(), name=f"ws-writer-{self.user_id}")
 
     async def _write_forever(self) -> None:
+        frames = self._frames
+        loop = asyncio.get_running_loop()
         try:
             while True:
-                await self.websocket.send_text(await self._queue.get())
+                if not frames:
+                    self._wakeup = loop.create_future()
+                    await self._wakeup
+                    self._wakeup = None
+                    continue
+                frame = frames.popleft()
+                self._made_room()
+                await self.websocket.send_text(frame)
         except asyncio.CancelledError:
             raise
         except Exception:  # the peer went away; the reader side notices and cleans up
-            self.closed.set()
+            return
 
     # -- what the hub and the endpoint offer -------------------------------------------------
 
@@ -65,8 +97,8 @@ class Connection:
 
     def offer_ephemeral(self, frame: str) -> None:
         """Typing, presence, AI deltas: dropped when the client is falling behind."""
-        if self.close_code is None and self._queue.qsize() < self._ephemeral_room:
-            self._queue.put_nowait(frame)
+        if self.close_code is None and len(self._frames) < self._ephemeral_room:
+            self._push(frame)
 
     def offer_event(self, chat_id: int, seq: int, frame: str) -> None:
         if chat_id in self._left_chats:
@@ -74,6 +106,8 @@ class Connection:
         held = self._held.get(chat_id)
         if held is not None:
             held.append((seq, frame))
+            if chat_id not in self._replays:
+                self.release(chat_id)  # a late event may close the gap by itself
             return
         last = self._sent_seq.get(chat_id)
         if last is not None and seq <= last:
@@ -85,31 +119,55 @@ class Connection:
         self._sent_seq[chat_id] = seq
         self._put(frame)
 
+    def waits_for_gap(self, chat_id: int) -> bool:
+        """Whether the chat's frames are held for a gap that no replay is filling yet."""
+        return chat_id in self._held and chat_id not in self._replays
+
     # -- replay (resume, gap filling) ----------------------------------------------------------
 
-    def hold(self, chat_id: int, after_seq: int | None = None) -> int:
-        """Start holding the chat's live frames for a replay; returns the seq to replay after."""
+    def hold(self, chat_id: int, after_seq: int | None = None) -> None:
+        """A replay of the chat starts: live frames are held until it ends (`unhold`)."""
         self._held.setdefault(chat_id, [])
+        self._replays[chat_id] = self._replays.get(chat_id, 0) + 1
         if after_seq is not None:
             self._sent_seq[chat_id] = max(after_seq, self._sent_seq.get(chat_id, 0))
+
+    def replay_position(self, chat_id: int) -> int | None:
+        """The seq a replay continues after; None once the socket has no use for it (it left
+        the chat or is closing)."""
+        if self.close_code is not None or chat_id not in self._held:
+            return None
         return self._sent_seq.get(chat_id, 0)
 
-    async def replayed(self, chat_id: int, seq: int, frame: str) -> None:
-        """A replayed event. A replay may be longer than the queue: it waits for room (the
-        writer drains it), and a client that takes no frames for that long is too slow."""
-        if chat_id in self._left_chats or seq <= self._sent_seq.get(chat_id, 0):
-            return
-        if self.close_code is not None:
-            return
-        self._sent_seq[chat_id] = seq
-        try:
-            await asyncio.wait_for(self._queue.put(frame), REPLAY_ROOM_TIMEOUT)
-        except TimeoutError:
-            self.close(CLOSE_TOO_SLOW)
+    async def replayed(self, chat_id: int, events: Sequence[tuple[int, str]]) -> None:
+        """Replayed events, in seq order. A replay may be longer than the queue: it waits for
+        room (the writer drains it), and a client that takes no frames for that long is too
+        slow."""
+        for seq, frame in events:
+            if seq <= self._sent_seq.get(chat_id, 0):
+                continue
+            if not await self._wait_for_room() or self.replay_position(chat_id) is None:
+                return
+            # Checked again after waiting: another replay may have sent it meanwhile.
+            if seq > self._sent_seq.get(chat_id, 0):
+                self._sent_seq[chat_id] = seq
+                self._push(frame)
+
+    def unhold(self, chat_id: int, *, force: bool = False) -> bool:
+        """End this replay if the held frames continue the sequence (or, with `force`, across
+        a gap: the client can resume past it). False: a gap remains, the replay goes on."""
+        running = self._replays.get(chat_id, 0)
+        if running > 1:
+            self._replays[chat_id] = running - 1  # the last replay running releases
+            return True
+        if not self.release(chat_id, force=force):
+            return False
+        self._replays.pop(chat_id, None)
+        return True
 
     def release(self, chat_id: int, *, force: bool = False) -> bool:
         """Pass on the held frames that continue the sequence. Returns False when a gap remains
-        (the caller replays again), unless `force` passes them on across the gap."""
+        (they stay held), unless `force` passes them on across the gap."""
         held = sorted(self._held.pop(chat_id, []))
         for index, (seq, frame) in enumerate(held):
             last = self._sent_seq.get(chat_id, 0)
@@ -130,6 +188,7 @@ class Connection:
         self._left_chats.add(chat_id)
         self._sent_seq.pop(chat_id, None)
         self._held.pop(chat_id, None)
+        self._replays.pop(chat_id, None)
 
     def join_chat(self, chat_id: int) -> None:
         self._left_chats.discard(chat_id)
@@ -137,16 +196,45 @@ class Connection:
     def receives(self, chat_id: int | None) -> bool:
         return chat_id is None or chat_id not in self._left_chats
 
-    # -- shutting down -------------------------------------------------------------------------
+    # -- the queue -----------------------------------------------------------------------------
 
     def _put(self, frame: str) -> None:
         if self.close_code is not None:
             return
-        try:
-            self._queue.put_nowait(frame)
-        except asyncio.QueueFull:
+        if len(self._frames) >= self._queue_size:
             logger.info("closing a socket of user %s that fell behind", self.user_id)
             self.close(CLOSE_TOO_SLOW)
+            return
+        self._push(frame)
+
+    def _push(self, frame: str) -> None:
+        self._frames.append(frame)
+        wakeup = self._wakeup
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
+
+    async def _wait_for_room(self) -> bool:
+        """Whether the queue has room; False when it will not get any (the socket is closing,
+        has no writer any more, or its client was too slow)."""
+        try:
+            async with asyncio.timeout(REPLAY_ROOM_TIMEOUT):
+                while len(self._frames) >= self._queue_size:
+                    if self.close_code is not None or self._writer is None:
+                        return False
+                    if self._room is None:
+                        self._room = asyncio.get_running_loop().create_future()
+                    # Shared by every waiting replay: one giving up must not cancel it.
+                    await asyncio.shield(self._room)
+        except TimeoutError:
+            self.close(CLOSE_TOO_SLOW)
+        return self.close_code is None
+
+    def _made_room(self) -> None:
+        room, self._room = self._room, None
+        if room is not None and not room.done():
+            room.set_result(None)
+
+    # -- shutting down -------------------------------------------------------------------------
 
     def close(self, code: int) -> None:
         """Close from the server side without waiting here."""
@@ -160,7 +248,6 @@ class Connection:
         if self.websocket.application_state == WebSocketState.CONNECTED:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.websocket.close(code), CLOSE_TIMEOUT_SECONDS)
-        self.closed.set()
 
     async def stop_writer(self) -> None:
         if self._writer is not None:
@@ -168,3 +255,4 @@ class Connection:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
             self._writer = None
+            self._made_room()  # waiting replays give up

@@ -2,6 +2,11 @@
 
 One broker listener per process fans every envelope out to the local sockets of the users it
 names. Presence and typing are ephemeral: they travel the same way but are never stored.
+
+A socket that sees a chat's seq jump holds that chat's frames. Usually the missing event is only
+late (published by another process, still in Redis while a local one overtook it), so the hub
+waits `gap_grace` before it reads the database, and then reads once for all the process's
+sockets of that chat whose gap is still open.
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ class Hub:
         queue_size: int,
         presence_grace: float,
         typing_ttl: float,
+        gap_grace: float,
+        presence_max_group_size: int,
         presence_store: PresenceStore | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
@@ -48,10 +55,13 @@ class Hub:
         self.queue_size = queue_size
         self._presence_grace = presence_grace
         self._typing_ttl = typing_ttl
+        self._gap_grace = gap_grace
+        self._presence_max_group_size = presence_max_group_size
         self._by_user: dict[int, set[Connection]] = defaultdict(set)
         self._going_offline: dict[int, asyncio.TimerHandle] = {}
         self._typing_expiry: dict[tuple[int, int], asyncio.TimerHandle] = {}
         self._typing_sent_at: dict[tuple[int, int], float] = {}
+        self._gaps: dict[int, set[Connection]] = {}  # chat id -> sockets waiting out a gap
         self._tasks: set[asyncio.Task[None]] = set()
         self._remove_listener = broker.add_listener(self._on_envelope)
 
@@ -65,6 +75,11 @@ class Hub:
     def is_connected(self, user_id: int) -> bool:
         """Whether the user has a socket open on this process."""
         return bool(self._by_user.get(user_id))
+
+    @property
+    def chats_with_gaps(self) -> int:
+        """Chats whose gaps this process is waiting out or replaying."""
+        return len(self._gaps)
 
     async def close(self) -> None:
         self._remove_listener()
@@ -118,7 +133,7 @@ class Hub:
             websocket,  # type: ignore[arg-type]
             user_id,
             queue_size=self.queue_size,
-            on_gap=self._fill_gap,
+            on_gap=self._gap_seen,
         )
 
     async def register(self, connection: Connection) -> None:
@@ -146,6 +161,8 @@ class Hub:
                     self._presence_grace, self._went_offline, user_id
                 )
         await connection.stop_writer()
+        for waiting in self._gaps.values():
+            waiting.discard(connection)
         for key in [key for key in self._typing_expiry if key[0] == user_id]:
             if not self._by_user.get(user_id):
                 self._typing_expiry.pop(key).cancel()
@@ -161,7 +178,9 @@ class Hub:
         async with session_scope(self._sessionmaker) as session:
             if not is_online:
                 await presence.touch_last_seen(session, user_id, now)
-            peers = await presence.peers_of(session, user_id)
+            peers = await presence.peers_of(
+                session, user_id, max_group_size=self._presence_max_group_size
+            )
         await self.publish_ephemeral(
             peers,
             {
@@ -219,19 +238,66 @@ class Hub:
     async def replay(self, connection: Connection, chat_id: int, after_seq: int | None) -> None:
         """Send the chat's events after `after_seq` from the database, then continue live:
         live frames are held meanwhile, so the seam has neither a gap nor a duplicate."""
-        start = connection.hold(chat_id, after_seq)
+        connection.hold(chat_id, after_seq)
+        await self._replay([connection], chat_id)
+
+    async def _replay(self, connections: list[Connection], chat_id: int) -> None:
+        """Replay to sockets that hold the chat (`Connection.hold`): each page is read once,
+        from the lowest position any of them needs, and each skips what it already has."""
+        pending = connections
         try:
             for _ in range(REPLAY_MAX_ROUNDS):
+                positions = {
+                    c: position
+                    for c in pending
+                    if (position := c.replay_position(chat_id)) is not None
+                }
+                pending = list(positions)
+                if not pending:
+                    return
+                start = min(positions.values())
                 async with self._sessionmaker() as session:
                     found = await events_after(session, chat_id, start, REPLAY_PAGE)
-                for event in found:
-                    await connection.replayed(chat_id, event["seq"], encode_frame(event).decode())
-                if len(found) < REPLAY_PAGE and connection.release(chat_id):
-                    return
-                start = connection.hold(chat_id)
+                events = [(event["seq"], encode_frame(event).decode()) for event in found]
+                last_page = len(found) < REPLAY_PAGE
+                # Concurrently: a socket waiting for room in its queue delays no other.
+                done = await asyncio.gather(
+                    *(_replay_page(c, chat_id, events, last_page=last_page) for c in pending)
+                )
+                pending = [c for c, finished in zip(pending, done, strict=True) if not finished]
         finally:
             # Whatever is still held goes out in order; the client can resume past a gap.
-            connection.release(chat_id, force=True)
+            for connection in pending:
+                connection.unhold(chat_id, force=True)
 
-    def _fill_gap(self, connection: Connection, chat_id: int) -> None:
-        self._spawn(self.replay(connection, chat_id, None), "gap-fill")
+    def _gap_seen(self, connection: Connection, chat_id: int) -> None:
+        waiting = self._gaps.get(chat_id)
+        if waiting is None:
+            waiting = self._gaps[chat_id] = set()
+            self._spawn(self._fill_gaps(chat_id), "gap-fill")
+        waiting.add(connection)
+
+    async def _fill_gaps(self, chat_id: int) -> None:
+        """Give late events `gap_grace` to arrive through the broker, then replay to the
+        sockets whose gap is still open; gaps seen meanwhile get their own grace next round."""
+        try:
+            while self._gaps[chat_id]:
+                await asyncio.sleep(self._gap_grace)
+                waiting, self._gaps[chat_id] = self._gaps[chat_id], set()
+                gapped = [c for c in waiting if c.waits_for_gap(chat_id)]
+                for connection in gapped:
+                    connection.hold(chat_id)
+                await self._replay(gapped, chat_id)
+        finally:
+            # Empty unless the replay failed: then nothing may stay held for good.
+            for connection in self._gaps.pop(chat_id):
+                if connection.waits_for_gap(chat_id):
+                    connection.release(chat_id, force=True)
+
+
+async def _replay_page(
+    connection: Connection, chat_id: int, events: list[tuple[int, str]], *, last_page: bool
+) -> bool:
+    """Whether the socket continues live after this page."""
+    await connection.replayed(chat_id, events)
+    return last_page and connection.unhold(chat_id)

@@ -60,6 +60,23 @@ async def test_deltas_are_coalesced_without_losing_a_character(
         assert (await bot_message(ws))["text"] == text
 
 
+async def test_the_first_delta_leaves_before_the_rest_of_a_network_read_is_parsed(
+    server: LiveServer, fake_llm: FakeLLM, alice: ApiUser
+) -> None:
+    """The fake writes the whole stream at once, so the SDK gets hundreds of tokens per read
+    and parses them without yielding; the first token must not wait for the rest."""
+    text = (string.ascii_letters * 40)[:2000]
+    tokens = len(text) // 2
+    fake_llm.script(FakeReply(text=text, chunk_size=2))
+    chat_id = await open_ai_chat(alice)
+    async with socket_of(server, alice) as ws:
+        await alice.send(chat_id, "everything at once, please")
+        reply = await follow_reply(ws)
+    assert reply.streamed_text == text
+    assert reply.deltas[0]["text"] == text[:2]  # sent as the first token came, alone
+    assert 2 <= len(reply.deltas) < tokens // 4  # and the rest batched, not token by token
+
+
 async def test_a_late_joiner_gets_the_text_so_far(
     server: LiveServer, fake_llm: FakeLLM, alice: ApiUser
 ) -> None:

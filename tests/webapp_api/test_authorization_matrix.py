@@ -88,6 +88,7 @@ ROUTES = [
     Route("DELETE", "/api/v1/chats/{chat}", 403),
     Route("POST", "/api/v1/chats/{chat}/restore", 200),
     Route("POST", "/api/v1/chats/{chat}/leave", 200),
+    Route("GET", "/api/v1/chats/{chat}/online", 200),
     Route("POST", "/api/v1/chats/{chat}/members/{outsider}", 403),
     Route("DELETE", "/api/v1/chats/{chat}/members/{owner}", 403),
     Route("PATCH", "/api/v1/chats/{chat}/members/{owner}", 403, json={"role": "member"}),

@@ -10,6 +10,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 from fastapi import FastAPI
+from starlette.types import Message, Receive, Scope, Send
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.conftest import make_settings
@@ -18,6 +19,7 @@ from tests.support.server import LiveServer, live_server, wait_until
 from tests.support.telegram import init_data_for
 from tests.support.ws import ws_connect, ws_url_for, ws_user
 from webapp_api.app import create_app
+from webapp_api.middleware import RequestIdMiddleware
 
 
 async def test_init_data_in_the_query_string_connects_and_creates_the_user(
@@ -166,3 +168,20 @@ async def test_one_user_may_hold_many_sockets(
         sent = await alice.send(chat["id"], "to both")
         for ws in (phone, desktop):
             assert (await ws.wait_for("new_message"))["message"]["id"] == sent["id"]
+
+
+async def test_request_ids_leave_a_sockets_send_unwrapped() -> None:
+    """Nothing is kept alive per socket for a header that its frames never carry."""
+    passed_on: list[Send] = []
+
+    async def app(_scope: Scope, _receive: Receive, send: Send) -> None:
+        passed_on.append(send)
+
+    async def receive() -> Message:
+        return {"type": "websocket.connect"}
+
+    async def send(_message: Message) -> None:
+        return None
+
+    await RequestIdMiddleware(app)({"type": "websocket", "headers": []}, receive, send)
+    assert passed_on == [send]

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response
 
 from core.errors import ServiceUnavailable, Unprocessable
 from core.settings import webapp_link
-from services import chats, events, messages, users
+from services import chats, events, messages, presence, users
 from services.access import require_membership
 from services.views import ChatListItem, ChatView, MemberView, MessageView, MySettings
 from webapp_api.deps import Ai, Context, CurrentUser, Session
@@ -27,6 +27,7 @@ from webapp_api.schemas.chats import (
     MemberRoleUpdate,
     MemberSettingsUpdate,
     MessageCreate,
+    OnlineMembers,
     ReadRequest,
     ReadState,
 )
@@ -127,6 +128,18 @@ async def restore_chat(chat_id: int, user: CurrentUser, session: Session) -> Cha
 async def leave_chat(chat_id: int, user: CurrentUser, session: Session) -> Ok:
     await chats.leave_chat(session, user, chat_id)
     return {"ok": True}
+
+
+@router.get("/chats/{chat_id}/online", response_model=OnlineMembers)
+async def online_members(
+    chat_id: int, user: CurrentUser, session: Session, context: Context
+) -> OnlineMembers:
+    """Who of the members is online now. Groups larger than PRESENCE_MAX_GROUP_SIZE get no
+    `user_status` frames: ask this when such a group opens."""
+    await require_membership(session, chat_id, user.id)
+    members = await presence.chat_member_ids(session, chat_id)
+    online = await context.presence.online(sorted(members))
+    return OnlineMembers(chat_id=chat_id, user_ids=sorted(online))
 
 
 @router.post("/chats/{chat_id}/members/{user_id}", response_model=ChatView)

@@ -90,6 +90,11 @@ class ReadState(BaseModel):
     last_read_seq: int
 
 
+class OnlineMembers(BaseModel):
+    chat_id: int
+    user_ids: list[int]  # members with a socket open now, ascending
+
+
 class ReactionSet(BaseModel):
     emoji: str = Field(min_length=1, max_length=32)
 
