@@ -23,21 +23,43 @@ def _configured_bot_token() -> str:
     return development_bot_token()
 
 
-def _sign_init_data(args: argparse.Namespace) -> str:
+def demo_init_data(
+    bot_token: str,
+    telegram_id: int,
+    first_name: str,
+    *,
+    username: str | None = None,
+    last_name: str | None = None,
+    language_code: str | None = "en",
+    start_param: str | None = None,
+) -> str:
+    """initData as Telegram would hand it to the Mini App of this user, signed now."""
     fields = {
         "query_id": secrets.token_urlsafe(16),
         "user": make_user_field(
-            args.user_id,
-            args.first_name,
-            username=args.username,
-            last_name=args.last_name,
-            language_code=args.language_code,
+            telegram_id,
+            first_name,
+            username=username,
+            last_name=last_name,
+            language_code=language_code,
         ),
         "auth_date": str(int(time.time())),
     }
-    if args.start_param is not None:
-        fields["start_param"] = args.start_param
-    return sign_init_data(fields, _configured_bot_token())
+    if start_param is not None:
+        fields["start_param"] = start_param
+    return sign_init_data(fields, bot_token)
+
+
+def _sign_init_data(args: argparse.Namespace) -> str:
+    return demo_init_data(
+        _configured_bot_token(),
+        args.user_id,
+        args.first_name,
+        username=args.username,
+        last_name=args.last_name,
+        language_code=args.language_code,
+        start_param=args.start_param,
+    )
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -308,6 +308,12 @@ async def update_ai_settings(
         if chat.type == ChatType.AI and changes["mode"] != AiMode.ALWAYS:
             raise BadRequest("The direct AI chat always answers", code="mode_fixed")
         chat.ai_mode = changes["mode"]
+        if chat.type == ChatType.GROUP and chat.ai_mode != AiMode.OFF and ai is not None:
+            # Here, not at the top: chats -> messages -> ai.
+            from services.chats import ensure_member
+
+            # Turning the AI on is how a Mini App group brings it in (it takes part as a member).
+            await ensure_member(session, chat, await ai.bot_user(session))
     if changes.get("model") is not None:
         if ai is None:
             raise ServiceUnavailable("AI is not configured", code="ai_not_configured")

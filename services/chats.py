@@ -636,5 +636,12 @@ async def enroll_member(
     return await _add_member(session, chat, user, role)
 
 
+async def ensure_member(session: AsyncSession, chat: Chat, user: User) -> None:
+    """Adds `user` to the group unless they are in it (the caller has decided they belong)."""
+    await _lock_joins(session, chat.id)
+    if await _member_row(session, chat.id, user.id) is None:
+        await _add_member(session, chat, user)
+
+
 async def record_chat_updated(session: AsyncSession, chat: Chat) -> None:
     await record_event(session, chat.id, EventType.CHAT_UPDATED, _chat_payload(chat))

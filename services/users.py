@@ -117,6 +117,14 @@ class _Unset(enum.Enum):
 UNSET = _Unset.UNSET
 
 
+async def list_people(session: AsyncSession, *, limit: int) -> list[User]:
+    """People (not bots), the most recently created first."""
+    rows = await session.scalars(
+        select(User).where(User.is_bot.is_(False)).order_by(User.id.desc()).limit(limit)
+    )
+    return list(rows)
+
+
 async def get_user_by_username(session: AsyncSession, username: str) -> User:
     user = await session.scalar(select(User).where(func.lower(User.username) == username.lower()))
     if user is None:

@@ -25,6 +25,7 @@ from webapp_api.routes import (
     me,
     media,
     messages,
+    miniapp,
     telegram,
     ws,
 )
@@ -91,6 +92,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ai.router)
     app.include_router(billing.router)
     app.include_router(ws.router)
+    app.include_router(miniapp.router)
+    app.mount("/app", miniapp.ClientFiles(directory=miniapp.CLIENT_DIR), name="client")
     app.add_api_route(
         settings.webhook_path,
         telegram.telegram_webhook,

@@ -8,6 +8,7 @@ from services.ai import mentions_bot
 from tests.ai.conftest import BOT_USERNAME, OwnAppFactory
 from tests.ai.helpers import (
     bot_message,
+    bot_user_id,
     follow_reply,
     group_with_ai,
     open_ai_chat,
@@ -111,6 +112,29 @@ async def test_a_group_without_the_bot_never_hears_the_ai(
         await alice.send(group["id"], "@test_ai_bot are you there?")
         await ws.no_frame("ai_reply_started")
     assert fake_llm.requests == []
+
+
+async def test_turning_the_ai_on_in_a_group_brings_it_in_once(
+    server: LiveServer, fake_llm: FakeLLM, alice: ApiUser, bob: ApiUser
+) -> None:
+    group = await alice.create_group("Bring the AI", bob)
+    path = f"/api/v1/chats/{group['id']}"
+    # Mode off does not bring it in; a member who is not an admin may not turn it on.
+    await set_chat_ai(alice, group["id"], mode="off")
+    refused = await bob.put(f"{path}/ai", json={"mode": "mention"})
+    assert refused.status_code == 403
+    assert not [m for m in (await alice.ok("GET", path))["members"] if m["is_bot"]]
+
+    async with socket_of(server, bob) as ws:
+        await set_chat_ai(alice, group["id"], mode="mention")
+        added = await ws.wait_for("member_added")
+        assert added["user_id"] == await bot_user_id(alice)
+        await set_chat_ai(alice, group["id"], mode="always")  # already in: no second member
+        await ws.no_frame("member_added")
+        sent = await bob.send(group["id"], "@test_ai_bot hello?")
+        await expect_reply(ws, sent["id"])
+    members = (await alice.ok("GET", path))["members"]
+    assert len([m for m in members if m["is_bot"]]) == 1
 
 
 async def test_mode_off_silences_the_ai_in_a_group(
