@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import String, cast, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.events import encode_envelope, encode_frame, stage
@@ -44,6 +44,14 @@ async def next_seq(session: AsyncSession, chat_id: int) -> int:
     return int(seq)
 
 
+async def give_back_seq(session: AsyncSession, chat_id: int, seq: int) -> None:
+    """Undo `next_seq` for a change that did not happen after all. The chat row stays locked
+    to commit, so nobody took a later seq: the sequence keeps no gap."""
+    await session.execute(
+        update(Chat).where(Chat.id == chat_id, Chat.last_seq == seq).values(last_seq=seq - 1)
+    )
+
+
 def event_frame(event: ChatEvent, urls: MediaUrls | None = None) -> dict[str, Any]:
     """The event as clients receive it. Given `urls`, media links are signed afresh: a stored
     event replayed later must not carry links that have expired since."""
@@ -70,20 +78,29 @@ async def record_event(
     *,
     seq: int | None = None,
     also_notify: Iterable[int] = (),
-) -> ChatEvent:
+) -> None:
     """Append an event and stage it for delivery to the chat's members (and `also_notify`,
     e.g. a member who was just removed). Pass `seq` when the change already took one."""
     if seq is None:
         seq = await next_seq(session, chat_id)
+    await session.flush()  # the change this event records, when still pending
     event = ChatEvent(chat_id=chat_id, seq=seq, type=type_.value, payload=payload)
-    session.add(event)
-    await session.flush()
-    members = await session.scalars(select(ChatMember.user_id).where(ChatMember.chat_id == chat_id))
+    # The members come back with the insert, a round trip saved. Read after the seq was
+    # taken, they include everyone whose joining took an earlier seq.
+    members = await session.scalar(
+        insert(ChatEvent)
+        .values(chat_id=chat_id, seq=seq, type=event.type, payload=payload)
+        .returning(
+            select(func.aggregate_strings(cast(ChatMember.user_id, String), ","))
+            .where(ChatMember.chat_id == chat_id)
+            .scalar_subquery()
+        )
+    )
+    member_ids = [int(user_id) for user_id in members.split(",")] if members else []
     envelope = encode_envelope(
-        [*members, *also_notify], encode_frame(event_frame(event)), chat_id=chat_id, seq=seq
+        [*member_ids, *also_notify], encode_frame(event_frame(event)), chat_id=chat_id, seq=seq
     )
     stage(session, envelope)
-    return event
 
 
 async def events_after(

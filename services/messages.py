@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, delete, func, literal_column, or_, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 
@@ -27,9 +26,9 @@ from services.access import (
     require_message,
 )
 from services.ai import AiRuntime, maybe_reply, publish_reply_event
-from services.events import EventType, next_seq, record_event
+from services.events import EventType, give_back_seq, next_seq, record_event
 from services.media import attach_media
-from services.views import MessageView, message_view, message_views
+from services.views import MessageView, message_view, message_views, new_message_view
 
 TEXT_MAX_LENGTH = 4096
 CLIENT_MSG_ID_MAX_LENGTH = 64
@@ -105,12 +104,8 @@ async def send_message(
     A retry with a `client_msg_id` the sender already used returns the original message and
     records nothing, also when the two attempts race each other."""
     membership = await require_membership(session, chat_id, sender.id)
-    if client_msg_id is not None:
-        if not 0 < len(client_msg_id) <= CLIENT_MSG_ID_MAX_LENGTH:
-            raise Unprocessable("client_msg_id must be 1..64 characters", code="bad_client_msg_id")
-        original = await _find_by_client_msg_id(session, sender.id, client_msg_id)
-        if original is not None:
-            return await _retried(session, original, chat_id)
+    if client_msg_id is not None and not 0 < len(client_msg_id) <= CLIENT_MSG_ID_MAX_LENGTH:
+        raise Unprocessable("client_msg_id must be 1..64 characters", code="bad_client_msg_id")
     text = clean_text(text, required=forward_from is None and not media_ids)
     if reply_to_message_id is not None:
         reply_to = await session.get(Message, reply_to_message_id)
@@ -118,30 +113,28 @@ async def send_message(
             raise Unprocessable(
                 "reply_to_message_id must be a message of the same chat", code="bad_reply_to"
             )
-    try:
-        async with session.begin_nested():
-            message = await _insert_message(
-                session,
-                membership.chat,
-                sender,
-                text=text,
-                message_type=message_type,
-                reply_to_message_id=reply_to_message_id,
-                client_msg_id=client_msg_id,
-                forward_from=forward_from,
-                telegram_message_id=telegram_message_id,
-            )
-    except IntegrityError:
-        # A concurrent attempt with the same client_msg_id committed first.
+    message = await _insert_message(
+        session,
+        membership.chat,
+        sender,
+        text=text,
+        message_type=message_type,
+        reply_to_message_id=reply_to_message_id,
+        client_msg_id=client_msg_id,
+        forward_from=forward_from,
+        telegram_message_id=telegram_message_id,
+    )
+    if message is None:
         assert client_msg_id is not None
         original = await _find_by_client_msg_id(session, sender.id, client_msg_id)
-        if original is None:
-            raise
+        assert original is not None
         return await _retried(session, original, chat_id)
     if media_ids:
         message.type = await attach_media(session, sender, message.id, media_ids)
         await session.flush()
-    view = await message_view(session, message, ai_reply=carries_ai_reply)
+    view = await new_message_view(
+        session, message, sender, with_media=bool(media_ids), ai_reply=carries_ai_reply
+    )
     await record_event(
         session,
         chat_id,
@@ -201,7 +194,9 @@ async def _insert_message(
     client_msg_id: str | None,
     forward_from: Message | None,
     telegram_message_id: int | None,
-) -> Message:
+) -> Message | None:
+    """The new message, or None when the sender already used `client_msg_id` (its message
+    committed, also by a concurrent attempt that this one waited for)."""
     seq = await next_seq(session, chat.id)
     now = datetime.now(UTC)
     forward_source: tuple[int | None, int | None] = (None, None)
@@ -212,22 +207,28 @@ async def _insert_message(
             if forward_from.forward_from_chat_id is not None
             else (forward_from.sender_id, forward_from.chat_id)
         )
-    message = Message(
-        chat_id=chat.id,
-        sender_id=sender.id,
-        seq=seq,
-        type=forward_from.type if forward_from else message_type,
-        text=forward_from.text if forward_from else text,
-        reply_to_id=reply_to_message_id,
-        client_msg_id=client_msg_id,
-        forward_from_user_id=forward_source[0],
-        forward_from_chat_id=forward_source[1],
-        created_at=now,
-        updated_at=now,
-        telegram_message_id=telegram_message_id,
+    message: Message | None = await session.scalar(
+        upsert_insert(session, Message)
+        .values(
+            chat_id=chat.id,
+            sender_id=sender.id,
+            seq=seq,
+            type=forward_from.type if forward_from else message_type,
+            text=forward_from.text if forward_from else text,
+            reply_to_id=reply_to_message_id,
+            client_msg_id=client_msg_id,
+            forward_from_user_id=forward_source[0],
+            forward_from_chat_id=forward_source[1],
+            created_at=now,
+            updated_at=now,
+            telegram_message_id=telegram_message_id,
+        )
+        .on_conflict_do_nothing(index_elements=["sender_id", "client_msg_id"])
+        .returning(Message)
     )
-    session.add(message)
-    await session.flush()
+    if message is None:
+        await give_back_seq(session, chat.id, seq)
+        return None
     await session.execute(
         update(Chat)
         .where(Chat.id == chat.id)

@@ -4,7 +4,7 @@ and stored chat events, so that every surface shows the same thing."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 
 from pydantic import BaseModel
@@ -108,12 +108,9 @@ def _reaction_counts(emojis: list[str]) -> list[ReactionCount]:
 async def message_views(
     session: AsyncSession,
     messages: Sequence[Message],
-    *,
-    ai_replies: Mapping[int, AiReply] | None = None,
 ) -> list[MessageView]:
     """Views of messages, in the order given, with a constant number of queries. Media URLs
-    are signed with the session's `media_urls` (see core.db.create_sessionmaker).
-    `ai_replies`: the AI reply a message being created carries (its row does not link yet)."""
+    are signed with the session's `media_urls` (see core.db.create_sessionmaker)."""
     if not messages:
         return []
     message_ids = [m.id for m in messages]
@@ -140,8 +137,7 @@ async def message_views(
     )
     for chat_id, user_id, last_read_seq in marker_rows:
         markers[chat_id].append((user_id, last_read_seq))
-    urls: MediaUrls | None = session.info.get("media_urls")
-    media = await media_fields(session, messages, urls) if urls is not None else {}
+    media = await _media(session, messages)
     replies = {
         reply.reply_message_id: reply
         for reply in await session.scalars(
@@ -149,10 +145,8 @@ async def message_views(
         )
         if reply.reply_message_id is not None
     }
-    replies.update(ai_replies or {})
-    views = []
-    for m in messages:
-        view = _view(
+    return [
+        _view(
             m,
             senders.get(m.sender_id) if m.sender_id is not None else None,
             reactions.get(m.id, []),
@@ -161,18 +155,41 @@ async def message_views(
                 for user_id, seq in markers[m.chat_id]
                 if seq >= m.seq and user_id != m.sender_id
             ),
+            media.get(m.id, []),
+            replies.get(m.id),
         )
-        items = media.get(m.id, [])
-        if items:
-            view = view.model_copy(update={"media": items, **aeon_media_fields(items)})
-        if m.id in replies:
-            view.ai = AiInfo.of(replies[m.id])
-        views.append(view)
-    return views
+        for m in messages
+    ]
+
+
+async def new_message_view(
+    session: AsyncSession,
+    message: Message,
+    sender: User,
+    *,
+    with_media: bool,
+    ai_reply: AiReply | None = None,
+) -> MessageView:
+    """`message_view` of a message this transaction created, with no query but its media's
+    (`with_media`): nobody has reacted to it yet, and read markers only move to the seq of a
+    message that existed before, so nobody has read it. `ai_reply`: the AI reply the message
+    carries (its row does not link to the message yet)."""
+    media = await _media(session, [message]) if with_media else {}
+    return _view(message, UserBrief.of(sender), [], [], media.get(message.id, []), ai_reply)
+
+
+async def _media(session: AsyncSession, messages: Sequence[Message]) -> dict[int, list[MediaView]]:
+    urls: MediaUrls | None = session.info.get("media_urls")
+    return await media_fields(session, messages, urls) if urls is not None else {}
 
 
 def _view(
-    message: Message, sender: UserBrief | None, emojis: list[str], read_by: list[int]
+    message: Message,
+    sender: UserBrief | None,
+    emojis: list[str],
+    read_by: list[int],
+    media: list[MediaView],
+    ai_reply: AiReply | None,
 ) -> MessageView:
     return MessageView(
         id=message.id,
@@ -194,14 +211,14 @@ def _view(
         client_msg_id=message.client_msg_id,
         created_at=message.created_at,
         updated_at=message.updated_at,
+        media=media,
+        **aeon_media_fields(media),
+        ai=AiInfo.of(ai_reply) if ai_reply is not None else None,
     )
 
 
-async def message_view(
-    session: AsyncSession, message: Message, *, ai_reply: AiReply | None = None
-) -> MessageView:
-    replies = {message.id: ai_reply} if ai_reply is not None else None
-    (view,) = await message_views(session, [message], ai_replies=replies)
+async def message_view(session: AsyncSession, message: Message) -> MessageView:
+    (view,) = await message_views(session, [message])
     return view
 
 

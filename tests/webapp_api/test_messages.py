@@ -10,9 +10,12 @@ from fastapi import FastAPI
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from models import Message
+from models import Media, MediaKind, Message, User
+from services import messages
+from services.views import message_view
 from tests.support.api import ApiUser
 from tests.support.messaging import row_count, stored_events
+from tests.support.sql import count_statements
 
 
 async def _history(user: ApiUser, chat_id: int, **params: int) -> dict[str, Any]:
@@ -115,6 +118,67 @@ async def test_the_sender_is_the_caller_whatever_the_body_says(
         "/api/v1/messages", json={"chat_id": chat["id"], "text": "again", "sender_id": alice.id}
     )
     assert aeon.json()["sender_id"] == bob.id
+
+
+@pytest.mark.parametrize("kind", ["text", "reply", "forward", "media"])
+async def test_a_sent_message_shows_what_reading_it_back_shows(
+    app: FastAPI, alice: ApiUser, bob: ApiUser, kind: str
+) -> None:
+    """The view of a new message is built without reading it back; it must be the same."""
+    chat = await alice.private_chat_with(bob)
+    earlier = await bob.send(chat["id"], "earlier")
+    await bob.ok("POST", f"/api/v1/chats/{chat['id']}/read", json={"message_id": earlier["id"]})
+    sessionmaker: async_sessionmaker[AsyncSession] = app.state.context.sessionmaker
+    async with sessionmaker() as session:
+        sender = await session.get(User, alice.id)
+        assert sender is not None
+        photo = Media(
+            uploader_id=alice.id,
+            kind=MediaKind.PHOTO,
+            mime_type="image/png",
+            size=68,
+            sha256="0" * 64,
+            original_filename="dot.png",
+            width=1,
+            height=1,
+            thumbnail_key="thumbnail",
+        )
+        session.add(photo)
+        await session.flush()
+        if kind == "forward":
+            sent = await messages.forward_message(
+                session, sender, earlier["id"], chat["id"], ai=None
+            )
+        else:
+            sent = await messages.send_message(
+                session,
+                sender,
+                chat["id"],
+                text="hi",
+                reply_to_message_id=earlier["id"] if kind == "reply" else None,
+                client_msg_id="view",
+                media_ids=[photo.id] if kind == "media" else (),
+                ai=None,
+            )
+        read_back = await message_view(session, sent.message)
+    assert sent.view.model_dump(mode="json") == read_back.model_dump(mode="json")
+    assert (read_back.reply_to_message_id, read_back.forward_from_user_id) == (
+        earlier["id"] if kind == "reply" else None,
+        bob.id if kind == "forward" else None,
+    )
+    assert [m.id for m in read_back.media] == ([photo.id] if kind == "media" else [])
+
+
+async def test_a_send_reads_back_nothing_it_wrote(
+    app: FastAPI, alice: ApiUser, bob: ApiUser
+) -> None:
+    chat = await alice.create_group("Team", bob)
+    await alice.send(chat["id"], "warm-up")
+    with count_statements(app, "SELECT") as selects:
+        await alice.send(chat["id"], "hello", client_msg_id="k")
+    # Authentication reads the caller; the rest is the membership check.
+    (membership,) = [statement for statement in selects if "FROM users" not in statement]
+    assert "chat_members" in membership
 
 
 # -- idempotent retries -----------------------------------------------------------------------
