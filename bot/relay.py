@@ -121,10 +121,10 @@ class TelegramRelay(ReplySink):
         while True:
             await stream.changed.wait()
             stream.changed.clear()
-            started = time.monotonic()
             await self._show(stream)
-            interval = self._interval(stream)
-            await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
+            # Counted from the answer, not the request: a request that was slow on its way must
+            # not bring the next one closer to it at Telegram's end (its limits count there).
+            await asyncio.sleep(self._interval(stream))
 
     def _interval(self, stream: _Stream) -> float:
         if stream.use_draft:
