@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -13,15 +13,17 @@ from core.logging import request_id_var
 
 
 @contextmanager
-def count_statements(app: FastAPI, prefix: str) -> Iterator[list[str]]:
-    """Records the SQL statements that the live server's requests run (not its background
-    tasks, such as the AI runner's polling) and that start with `prefix`."""
+def watch_statements(
+    app: FastAPI, keep: Callable[[str], bool], *, requests_only: bool = True
+) -> Iterator[list[str]]:
+    """Records the SQL statements the live server runs that `keep` accepts: those of its
+    requests only (not its background tasks, such as the AI runner's polling), or all."""
     seen: list[str] = []
     engine = app.state.context.engine.sync_engine
 
     def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         in_request = request_id_var.get() != "-"
-        if in_request and statement.lstrip().upper().startswith(prefix):
+        if (in_request or not requests_only) and keep(statement):
             seen.append(statement)
 
     event.listen(engine, "before_cursor_execute", record)
@@ -29,3 +31,8 @@ def count_statements(app: FastAPI, prefix: str) -> Iterator[list[str]]:
         yield seen
     finally:
         event.remove(engine, "before_cursor_execute", record)
+
+
+def count_statements(app: FastAPI, prefix: str) -> AbstractContextManager[list[str]]:
+    """The statements of the live server's requests that start with `prefix`."""
+    return watch_statements(app, lambda statement: statement.lstrip().upper().startswith(prefix))

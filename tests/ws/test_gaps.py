@@ -5,16 +5,14 @@ wait. Doorbells are held back here to play a slow or lossy Redis."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import AbstractContextManager, AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.broker import Broker
@@ -23,6 +21,7 @@ from services import messages, users
 from tests.conftest import make_settings
 from tests.support.api import ApiUser, sign_up
 from tests.support.server import LiveServer, live_server, wait_until
+from tests.support.sql import watch_statements
 from tests.support.ws import Frame, WsClient, ws_user
 from webapp_api.app import create_app
 from ws.hub import Hub
@@ -68,21 +67,15 @@ class Gappy:
         (envelope,) = held.envelopes
         return envelope
 
-    @contextmanager
-    def event_log_reads(self) -> Iterator[list[str]]:
+    def event_log_reads(self) -> AbstractContextManager[list[str]]:
         """The server's reads of the chat event log (replays), from requests and tasks alike."""
-        seen: list[str] = []
-        engine = self.app.state.context.engine.sync_engine
-
-        def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-            if statement.lstrip().upper().startswith("SELECT") and "chat_events" in statement:
-                seen.append(statement)
-
-        event.listen(engine, "before_cursor_execute", record)
-        try:
-            yield seen
-        finally:
-            event.remove(engine, "before_cursor_execute", record)
+        return watch_statements(
+            self.app,
+            lambda statement: (
+                statement.lstrip().upper().startswith("SELECT") and "chat_events" in statement
+            ),
+            requests_only=False,
+        )
 
 
 @pytest.fixture
