@@ -5,6 +5,7 @@ downloaded at test time. Without the browser these tests skip, unless BROWSER_RE
 where that is a failure. The server has the development login on and its AI at the fake LLM
 vendor; each user is opened the way `/app/dev` opens them: initData signed by the server, in
 the URL hash as Telegram passes it, so the client goes through the real signature check.
+The server's Bot API (Stars invoices) is the fake Telegram server of tests/support.
 Telegram's own script is unreachable here (as it is outside Telegram): its requests are aborted.
 Screenshots go to BROWSER_ARTIFACTS (default test-artifacts/browser/).
 """
@@ -34,6 +35,7 @@ from tests.ai.conftest import ai_settings
 from tests.conftest import TEST_DATABASE_URL
 from tests.support.database import fresh_database_url, migrated_engine, truncate_all
 from tests.support.fake_llm import FakeLLMServer
+from tests.support.fake_telegram import FakeTelegramServer
 from tests.support.server import LiveServer, live_server
 from webapp_api.app import create_app
 
@@ -94,8 +96,16 @@ async def app_server(
     browser_engine: AsyncEngine,
     tmp_dir: Path,
     fake_llm_server: FakeLLMServer,
+    fake_telegram_server: FakeTelegramServer,
 ) -> AsyncIterator[LiveServer]:
-    settings = ai_settings(browser_database_url, tmp_dir, fake_llm_server, dev_login=True)
+    # The Bot API (Stars invoices) is the fake one: a test takes `fake_telegram` to see it.
+    settings = ai_settings(
+        browser_database_url,
+        tmp_dir,
+        fake_llm_server,
+        dev_login=True,
+        telegram_api_base=fake_telegram_server.base_url,
+    )
     async with live_server(create_app(settings)) as server:
         yield server
 

@@ -120,6 +120,12 @@ export function credits(micros) {
   return value.toLocaleString([], { maximumFractionDigits: value < 1 ? 4 : 2 });
 }
 
+/** "1 credit", "2.5 credits". */
+export function creditsText(micros) {
+  const amount = credits(micros);
+  return `${amount} ${(micros || 0) === 1_000_000 ? "credit" : "credits"}`;
+}
+
 export function formatDuration(seconds) {
   if (!Number.isFinite(seconds)) return "";
   const s = Math.max(0, Math.round(seconds));

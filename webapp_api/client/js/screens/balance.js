@@ -3,7 +3,7 @@
 import { api } from "../api.js";
 import * as store from "../store.js";
 import { icon } from "../icons.js";
-import { h, mount, toast, credits, formatTime } from "../ui.js";
+import { h, mount, toast, credits, creditsText, formatTime } from "../ui.js";
 import { backButton, openInvoice, haptics } from "../telegram.js";
 
 const KIND_LABELS = { grant: "Free credits", deposit: "Top-up", usage: "AI reply", refund: "Refund", adjustment: "Adjustment" };
@@ -25,12 +25,24 @@ export function renderBalance(container, { navigate }) {
     if (!b) return;
     mount(balanceCard,
       h("h2", "Available"),
-      h("div.balance-big", { "data-testid": "balance-value", "data-micros": b.available }, `${credits(b.available)} credits`),
+      h("div.balance-big", { "data-testid": "balance-value", "data-micros": b.available }, creditsText(b.available)),
       b.reserved ? h("p.help", `${credits(b.reserved)} held for replies being written · total ${credits(b.balance)}`) : null);
   }
 
+  /** Why no invoice could be made, in words a buyer can act on. */
+  function invoiceProblem(error) {
+    if (error.code === "bot_not_configured") return "Payments are not set up on this server yet.";
+    if (error.code === "telegram_unavailable") return "Telegram could not create the invoice right now. Try again in a moment.";
+    if (error.status === 0) return "No connection: try again when you are back online.";
+    return `Could not create the invoice: ${error.message}`;
+  }
+
+  let buying = false;
   async function buy(pkg) {
+    if (buying) return;
+    buying = true;
     haptics.impact("light");
+    invoiceOut.replaceChildren();
     try {
       const invoice = await api.post("/billing/invoice", { package: pkg.id });
       const opened = openInvoice(invoice.invoice_link, (status) => {
@@ -45,12 +57,18 @@ export function renderBalance(container, { navigate }) {
         }
       });
       if (!opened) {
+        const link = String(invoice.invoice_link || "");
         mount(invoiceOut,
           h("p.help", "Open this invoice in Telegram to pay:"),
-          h("a.invoice-link", { href: invoice.invoice_link, target: "_blank", rel: "noopener", "data-testid": "invoice-link" }, invoice.invoice_link));
+          /^https:\/\//.test(link)
+            ? h("a.invoice-link", { href: link, target: "_blank", rel: "noopener", "data-testid": "invoice-link" }, link)
+            : h("p.invoice-link", { "data-testid": "invoice-link" }, link));
       }
     } catch (error) {
-      toast(error.message, "error");
+      haptics.error();
+      mount(invoiceOut, h("p.error-text", { role: "alert", "data-testid": "invoice-error" }, invoiceProblem(error)));
+    } finally {
+      buying = false;
     }
   }
 
@@ -79,7 +97,7 @@ export function renderBalance(container, { navigate }) {
         h("h2", "Top up with Telegram Stars"),
         h("div.packages", prices.packages.map((pkg) => h("button.package", {
           type: "button", "data-testid": "topup-button", "data-package": pkg.id, onclick: () => buy(pkg),
-        }, h("span.stars", icon("star", 16), ` ${pkg.stars}`), h("span", pkg.title), h("span.gets", `${credits(pkg.credits)} credits`)))),
+        }, h("span.stars", icon("star", 16), ` ${pkg.stars}`), h("span", pkg.title), h("span.gets", creditsText(pkg.credits))))),
         invoiceOut) : null,
       prices.models.length ? h("section.card",
         h("h2", "Prices per million tokens"),

@@ -24,14 +24,52 @@ function renderMedia(items) {
   return items.map((item) => {
     const kind = item.kind;
     if (kind === "photo") {
-      return h("img.photo", { src: item.thumbnail_url && item.size > 400000 ? item.thumbnail_url : item.url, alt: "Photo", loading: "lazy", "data-testid": "message-photo", width: item.width || undefined, height: item.height || undefined });
+      return h("img.photo", { "data-media-id": item.id, src: item.thumbnail_url && item.size > 400000 ? item.thumbnail_url : item.url, alt: "Photo", loading: "lazy", "data-testid": "message-photo", width: item.width || undefined, height: item.height || undefined });
     }
-    if (kind === "voice" || kind === "audio") {
-      return h("div.file", h("audio", { src: item.url, controls: true, preload: "metadata", "data-testid": kind === "voice" ? "message-voice" : "message-audio", "aria-label": kind === "voice" ? `Voice message ${formatDuration(item.duration)}` : "Audio" }));
-    }
-    if (kind === "video") return h("video", { src: item.url, controls: true, preload: "metadata", "data-testid": "message-video" });
+    if (kind === "voice" || kind === "audio") return audioPlayer(item);
+    if (kind === "video") return h("video", { "data-media-id": item.id, src: item.url, controls: true, preload: "metadata", "data-testid": "message-video" });
     return h("a.file", { href: item.url, target: "_blank", rel: "noopener", download: item.filename || "" }, icon("file", 18), item.filename || "File");
   });
+}
+
+/** A voice note or audio file with its length. A browser's recording (WebM from MediaRecorder)
+ * does not say how long it is: the player reads to the end once to learn it, then rewinds. */
+function audioPlayer(item) {
+  const voice = item.kind === "voice";
+  const known = Number.isFinite(item.duration) && item.duration > 0;
+  const length = h("span.audio-duration", { "data-testid": "audio-duration" }, known ? formatDuration(item.duration) : "");
+  const audio = h("audio", {
+    src: item.url, controls: true, preload: "metadata",
+    "data-testid": voice ? "message-voice" : "message-audio",
+    "aria-label": voice ? `Voice message${known ? ` ${formatDuration(item.duration)}` : ""}` : "Audio",
+  });
+  let probing = false;
+  const showLength = () => {
+    if (!Number.isFinite(audio.duration) || audio.duration <= 0) return false;
+    length.textContent = formatDuration(audio.duration);
+    if (voice) audio.setAttribute("aria-label", `Voice message ${formatDuration(audio.duration)}`);
+    return true;
+  };
+  audio.addEventListener("loadedmetadata", () => {
+    if (showLength() || known || probing) return;
+    probing = true;
+    audio.currentTime = Number.MAX_SAFE_INTEGER; // past the end: the browser finds the real length
+  });
+  audio.addEventListener("durationchange", () => {
+    if (!showLength() || !probing) return;
+    probing = false;
+    audio.currentTime = 0;
+  });
+  return h("div.file", { "data-media-id": item.id }, audio, length);
+}
+
+/** A message rebuilt (a read tick, a reaction, an edit) keeps its media elements as they are:
+ * a voice note being played goes on playing, a photo does not load again. */
+function keepMedia(previous, fresh) {
+  for (const node of fresh.querySelectorAll("[data-media-id]")) {
+    const kept = previous.querySelector(`[data-media-id="${CSS.escape(node.dataset.mediaId)}"]`);
+    if (kept) node.replaceWith(kept);
+  }
 }
 
 export function renderConversation(container, { params, navigate }) {
@@ -205,6 +243,19 @@ export function renderConversation(container, { params, navigate }) {
     return el;
   }
 
+  /** What of a live reply needs a new bubble; the text alone is updated in place. */
+  function aiShape(reply) {
+    return JSON.stringify([reply.status, Boolean(reply.stopping), reply.model || ""]);
+  }
+
+  /** A delta: the same bubble with its text grown, so that its Stop button stays put under a
+   * finger (a bubble rebuilt on every delta would lose the tap). */
+  function patchAi(el, reply) {
+    if (el.dataset.shape !== aiShape(reply)) return false;
+    el.querySelector('[data-testid="ai-streaming-text"]').textContent = reply.text || "";
+    return true;
+  }
+
   function buildAi(reply) {
     const streaming = reply.status === "streaming";
     const el = h("article.message.ai-bubble", {
@@ -212,11 +263,12 @@ export function renderConversation(container, { params, navigate }) {
       "data-testid": "ai-streaming",
       "data-reply-id": reply.reply_id,
       "data-status": reply.status,
+      "data-shape": aiShape(reply),
       "aria-busy": streaming ? "true" : "false",
       "aria-label": "AI reply",
     },
     reply.model ? h("div.model", reply.model) : null,
-    h("span.text", { "data-testid": "ai-streaming-text" }, reply.text || (streaming ? "" : "")),
+    h("span.text", { "data-testid": "ai-streaming-text" }, reply.text || ""),
     streaming ? h("div.ai-stop", h("button.button.small.secondary", {
       type: "button", "data-testid": "ai-stop", disabled: Boolean(reply.stopping), "aria-label": "Stop the AI reply",
       onclick: () => actions.cancelAiReply(reply.reply_id).catch((err) => toast(err.message, "error")),
@@ -250,7 +302,7 @@ export function renderConversation(container, { params, navigate }) {
       items.push({ key: `p${p.client_msg_id}`, sig: JSON.stringify([p.failed, p.uploading, p.text, Boolean(p.preview)]), build: () => buildPending(p) });
     }
     for (const reply of store.aiStreamsOf(chatId)) {
-      items.push({ key: `a${reply.reply_id}`, sig: JSON.stringify([reply.text, reply.status, reply.stopping, reply.model]), build: () => buildAi(reply) });
+      items.push({ key: `a${reply.reply_id}`, sig: JSON.stringify([reply.text, reply.status, reply.stopping, reply.model]), build: () => buildAi(reply), patch: (el) => patchAi(el, reply) });
     }
     if (!messages.length && !pendings.length && box.loaded) {
       items.push({ key: "empty", sig: "", build: () => h("p.empty", chat?.chat_type === "ai" ? "Ask the AI anything." : "No messages here yet.") });
@@ -260,10 +312,15 @@ export function renderConversation(container, { params, navigate }) {
     for (const item of items) {
       keep.add(item.key);
       let el = nodes.get(item.key);
-      if (!el || el.dataset.sig !== item.sig) {
+      if (el && el.dataset.sig !== item.sig && item.patch && item.patch(el)) {
+        el.dataset.sig = item.sig;
+      } else if (!el || el.dataset.sig !== item.sig) {
         const fresh = item.build();
         fresh.dataset.sig = item.sig;
-        if (el) el.replaceWith(fresh);
+        if (el) {
+          keepMedia(el, fresh);
+          el.replaceWith(fresh);
+        }
         el = fresh;
         nodes.set(item.key, el);
       }
@@ -490,7 +547,7 @@ export function renderConversation(container, { params, navigate }) {
     recordStart = Date.now();
     haptics.impact("medium");
     setRecordingUi(true);
-    const tick = () => { recordingEl.textContent = `● Recording ${formatDuration((Date.now() - recordStart) / 1000)}`; };
+    const tick = () => { recordingEl.textContent = `● Recording ${formatDuration(Math.floor((Date.now() - recordStart) / 1000))}`; };
     tick();
     recordTimer = setInterval(tick, 500);
   }

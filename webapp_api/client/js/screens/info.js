@@ -93,12 +93,11 @@ export function renderInfo(container, { params, navigate }) {
         haptics.error();
       }
     };
+    aiHintSlot = h("div");
+    renderAiHint(view);
     return h("section.card", { "aria-labelledby": "ai-title" },
       h("h2", { id: "ai-title" }, "AI assistant"),
-      view.chat_type === "group" && !(view.members || []).some((m) => m.is_bot)
-        ? h("p.help", { "data-testid": "ai-not-in-group" },
-          "The AI is not in this group yet: choose when it answers and save, and it joins.")
-        : null,
+      aiHintSlot,
       view.chat_type === "group" ? h("div.field", h("label", { for: "ai-mode" }, "When the AI answers"), mode) : null,
       h("div.field", h("label", { for: "ai-model" }, "Model"), model),
       h("div.field", h("label", { for: "ai-persona" }, "Persona (instructions for the AI)"), persona),
@@ -160,11 +159,31 @@ export function renderInfo(container, { params, navigate }) {
   }
 
   let membersUl = null;
+  let aiHintSlot = null;
+  let heroSub = null;
+
+  function subtitleOf(view) {
+    if (view.chat_type === "group") return `${view.members.length} ${view.members.length === 1 ? "member" : "members"}`;
+    return view.chat_type === "ai" ? "Your AI assistant" : "Private chat";
+  }
+
+  /** In a group without the AI: how to bring it in (it joins when the mode is saved). */
+  function renderAiHint(view) {
+    if (!aiHintSlot) return;
+    const absent = view.chat_type === "group" && !(view.members || []).some((m) => m.is_bot);
+    mount(aiHintSlot, absent
+      ? h("p.help", { "data-testid": "ai-not-in-group" },
+        "The AI is not in this group yet: choose when it answers and save, and it joins.")
+      : null);
+  }
 
   /** Events refresh the member list only: fields being edited stay as they are. */
   function renderMembers() {
     const view = state.details.get(chatId);
-    if (disposed || !view || !membersUl) return;
+    if (disposed || !view) return;
+    renderAiHint(view);
+    if (heroSub) heroSub.textContent = subtitleOf(view);
+    if (!membersUl) return;
     const me = view.members.find((m) => m.id === state.me?.id);
     const order = { owner: 0, admin: 1, member: 2 };
     const members = [...view.members].sort((a, b) => order[a.role] - order[b.role]);
@@ -182,7 +201,7 @@ export function renderInfo(container, { params, navigate }) {
       h("div.hero",
         avatar(title, { size: 72, photo: view.photo_url, ai: view.chat_type === "ai" }),
         h("h2", { "data-testid": "chat-info-title" }, title),
-        h("p", view.chat_type === "group" ? `${view.members.length} members` : view.chat_type === "ai" ? "Your AI assistant" : "Private chat"),
+        heroSub = h("p", { "data-testid": "chat-info-subtitle" }),
         view.description ? h("p", view.description) : null),
       view.chat_type === "group" && me && (me.role === "owner" || me.role === "admin") ? editCard(view) : null,
       view.chat_type !== "ai" ? h("section.card", h("h2", "Members"), membersUl = h("ul.chat-list", { "data-testid": "member-list" })) : null,

@@ -3,7 +3,7 @@
 import { api } from "../api.js";
 import * as store from "../store.js";
 import { icon } from "../icons.js";
-import { h, mount, avatar, userName, toast, credits } from "../ui.js";
+import { h, mount, avatar, userName, toast, creditsText } from "../ui.js";
 import { backButton, mainButton, haptics } from "../telegram.js";
 
 const LISTS = [
@@ -112,7 +112,7 @@ export function renderProfile(container, { navigate }) {
         h("div.field", h("label", { for: "bio" }, "Bio"), bio),
         h("label.check", notifications, "Notify me in Telegram about messages I miss"),
         h("button.button.secondary.small", { type: "button", "data-testid": "profile-balance-link", onclick: () => navigate("/balance") },
-          icon("star", 16), "Balance", store.state.balance ? `: ${credits(store.state.balance.available)} credits` : "")),
+          icon("star", 16), "Balance", store.state.balance ? `: ${creditsText(store.state.balance.available)}` : "")),
       h("section.card",
         h("h2", "What the AI knows about you"),
         h("p.help", "Used only in your own AI chat, and only when enabled."),
