@@ -12,6 +12,12 @@ from core.logging import request_id_var
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
+def request_id_of(scope: Scope) -> str:
+    """A sane `X-Request-ID` from the client, or a new one."""
+    incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+    return incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+
+
 class RequestIdMiddleware:
     """Takes a sane `X-Request-ID` from the client or makes one; logs and responses carry it."""
 
@@ -22,8 +28,7 @@ class RequestIdMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request_id = request_id_of(scope)
         token = request_id_var.set(request_id)
         # A socket's frames carry no headers: its `send` goes on unwrapped, so that nothing
         # more is kept alive for each of thousands of idle sockets.

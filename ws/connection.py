@@ -17,7 +17,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Sequence
 
-from starlette.websockets import WebSocket, WebSocketState
+from starlette.types import Send
 
 from ws.protocol import CLOSE_TOO_SLOW
 
@@ -37,23 +37,23 @@ class Connection:
         "_queue_size",
         "_replays",
         "_room",
+        "_send",
         "_sent_seq",
         "_wakeup",
         "_writer",
         "close_code",
         "user_id",
-        "websocket",
     )
 
     def __init__(
         self,
-        websocket: WebSocket,
+        send: Send,
         user_id: int,
         *,
         queue_size: int,
         on_gap: Callable[[Connection, int], None],
     ) -> None:
-        self.websocket = websocket
+        self._send = send  # the socket's ASGI send
         self.user_id = user_id
         self._frames: deque[str] = deque()
         self._queue_size = queue_size
@@ -83,7 +83,7 @@ class Connection:
                     continue
                 frame = frames.popleft()
                 self._made_room()
-                await self.websocket.send_text(frame)
+                await self._send({"type": "websocket.send", "text": frame})
         except asyncio.CancelledError:
             raise
         except Exception:  # the peer went away; the reader side notices and cleans up
@@ -245,9 +245,9 @@ class Connection:
 
     async def _close(self, code: int) -> None:
         await self.stop_writer()
-        if self.websocket.application_state == WebSocketState.CONNECTED:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.websocket.close(code), CLOSE_TIMEOUT_SECONDS)
+        with contextlib.suppress(Exception):  # the peer may be gone already
+            close = self._send({"type": "websocket.close", "code": code})
+            await asyncio.wait_for(close, CLOSE_TIMEOUT_SECONDS)
 
     async def stop_writer(self) -> None:
         if self._writer is not None:

@@ -19,6 +19,7 @@ from collections import defaultdict
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.types import Send
 
 from core.broker import Broker
 from core.db import session_scope
@@ -128,9 +129,10 @@ class Hub:
 
     # -- connections and presence --------------------------------------------------------------
 
-    def new_connection(self, websocket: object, user_id: int) -> Connection:
+    def new_connection(self, send: Send, user_id: int) -> Connection:
+        """A connection writing to the socket's ASGI `send`."""
         return Connection(
-            websocket,  # type: ignore[arg-type]
+            send,
             user_id,
             queue_size=self.queue_size,
             on_gap=self._gap_seen,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from pathlib import Path
 from urllib.parse import quote
 
@@ -13,6 +14,7 @@ from fastapi import FastAPI
 from starlette.types import Message, Receive, Scope, Send
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from core.logging import RedactingFilter
 from tests.conftest import make_settings
 from tests.support.api import sign_up
 from tests.support.server import LiveServer, live_server, wait_until
@@ -185,3 +187,30 @@ async def test_request_ids_leave_a_sockets_send_unwrapped() -> None:
 
     await RequestIdMiddleware(app)({"type": "websocket", "headers": []}, receive, send)
     assert passed_on == [send]
+
+
+async def test_a_trailing_slash_reaches_the_same_door(server: LiveServer) -> None:
+    async with ws_connect(ws_url_for(server, 40, "Ida").replace("/ws?", "/ws/?")) as ws:
+        assert (await ws.recv())["type"] == "connection_established"
+
+
+async def test_a_websocket_at_any_other_path_is_refused(server: LiveServer) -> None:
+    url = ws_url_for(server, 41, "Eve").replace("/ws?", "/api/v1/ws?")
+    with pytest.raises(InvalidStatus) as refused:
+        async with ws_connect(url):
+            pass
+    assert refused.value.response.status_code == 403
+
+
+async def test_a_sockets_log_lines_carry_its_request_id(
+    server: LiveServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """/ws is served ahead of the middleware stack, and still under the client's request id."""
+    caplog.handler.addFilter(RedactingFilter())
+    with caplog.at_level(logging.INFO, logger="uvicorn.error"):
+        url = ws_url_for(server, 42, "Rex")
+        async with ws_connect(url, additional_headers={"X-Request-ID": "socket-42"}) as ws:
+            assert (await ws.recv())["type"] == "connection_established"
+    (accepted,) = [r for r in caplog.records if r.getMessage().endswith("[accepted]")]
+    assert getattr(accepted, "request_id", None) == "socket-42"
+    assert "init_data=[redacted]" in accepted.getMessage()

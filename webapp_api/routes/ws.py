@@ -1,5 +1,9 @@
 """The WebSocket door at /ws: authenticate, then read client frames and call the services.
 
+A plain ASGI endpoint, served ahead of FastAPI's routing and middleware (see `MessengerApi`):
+thousands of idle sockets each keep alive only what this module and the socket's `Connection`
+hold, not a request's worth of middleware frames.
+
 No database session lives as long as the socket: each frame that needs the database opens its
 own short unit of work.
 """
@@ -8,9 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, WebSocket
-from starlette.websockets import WebSocketDisconnect
+from starlette.types import Receive, Scope, Send
 
 from core.db import session_scope
 from core.errors import AppError, Unauthorized
@@ -39,7 +43,44 @@ from ws.protocol import (
 
 logger = logging.getLogger(__name__)
 
-router = APIRouter()
+
+async def websocket_endpoint(
+    context: AppContext, scope: Scope, receive: Receive, send: Send
+) -> None:
+    user_id = await _accept(context, scope, receive, send)
+    if user_id is None:
+        return
+    # The handshake's headers and query string (initData) are done with, but uvicorn keeps
+    # this scope for the socket's life.
+    scope["headers"] = []
+    scope["query_string"] = b""
+    connection = context.hub.new_connection(send, user_id)
+    connection.send(connection_established(user_id))
+    await context.hub.register(connection)
+    try:
+        await _read_frames(receive, context, connection)
+    finally:
+        await context.hub.unregister(connection)
+
+
+async def _accept(context: AppContext, scope: Scope, receive: Receive, send: Send) -> int | None:
+    """Auth by `?init_data=`, `?token=`, or a first `auth` frame within 10 seconds: the user's
+    id once the socket is open, None if it was refused or closed."""
+    if (await receive())["type"] != "websocket.connect":
+        return None
+    query = dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
+    init_data, token = query.get("init_data"), query.get("token")
+    if not (init_data or token):
+        await send({"type": "websocket.accept"})
+        return await _authenticate_by_first_frame(context, receive, send)
+    try:
+        user_id = await _authenticate(context, init_data, token)
+    except AppError:
+        # Before accept: the handshake is refused (HTTP 403).
+        await send({"type": "websocket.close", "code": CLOSE_UNAUTHORIZED})
+        return None
+    await send({"type": "websocket.accept"})
+    return user_id
 
 
 async def _authenticate(context: AppContext, init_data: str | None, token: str | None) -> int:
@@ -51,51 +92,25 @@ async def _authenticate(context: AppContext, init_data: str | None, token: str |
     raise Unauthorized("Send init_data or token", code="init_data_missing")
 
 
-async def _authenticate_by_first_frame(websocket: WebSocket, context: AppContext) -> int | None:
+async def _authenticate_by_first_frame(
+    context: AppContext, receive: Receive, send: Send
+) -> int | None:
     try:
-        text = await asyncio.wait_for(websocket.receive_text(), context.settings.ws_auth_timeout)
-        auth = parse_client_frame(text)
+        message = await asyncio.wait_for(receive(), context.settings.ws_auth_timeout)
+        if message["type"] == "websocket.disconnect":
+            return None
+        auth = parse_client_frame(message["text"])  # KeyError: a binary frame
         if not isinstance(auth, AuthFrame):
             raise Unauthorized("The first frame must be auth", code="auth_required")
         return await _authenticate(context, auth.init_data, auth.token)
-    except WebSocketDisconnect:
-        return None
     except (TimeoutError, FrameError, AppError, KeyError):
-        await websocket.close(CLOSE_UNAUTHORIZED)
+        await send({"type": "websocket.close", "code": CLOSE_UNAUTHORIZED})
         return None
 
 
-@router.websocket("/ws")
-async def websocket_endpoint(
-    websocket: WebSocket, init_data: str | None = None, token: str | None = None
-) -> None:
-    """Auth by `?init_data=`, `?token=`, or a first `auth` frame within 10 seconds."""
-    context: AppContext = websocket.app.state.context
-    if init_data or token:
-        try:
-            user_id = await _authenticate(context, init_data, token)
-        except AppError:
-            await websocket.close(CLOSE_UNAUTHORIZED)  # before accept: the handshake is refused
-            return
-        await websocket.accept()
-    else:
-        await websocket.accept()
-        found = await _authenticate_by_first_frame(websocket, context)
-        if found is None:
-            return
-        user_id = found
-    connection = context.hub.new_connection(websocket, user_id)
-    connection.send(connection_established(user_id))
-    await context.hub.register(connection)
-    try:
-        await _read_frames(websocket, context, connection)
-    finally:
-        await context.hub.unregister(connection)
-
-
-async def _read_frames(websocket: WebSocket, context: AppContext, connection: Connection) -> None:
+async def _read_frames(receive: Receive, context: AppContext, connection: Connection) -> None:
     while connection.close_code is None:
-        message = await websocket.receive()
+        message = await receive()
         if message["type"] == "websocket.disconnect":
             return
         text = message.get("text")
