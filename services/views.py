@@ -49,6 +49,7 @@ class UserBrief(BaseModel):
 class ReactionCount(BaseModel):
     emoji: str
     count: int
+    user_ids: list[int]  # who reacted so, earliest first: a client knows its own reaction
 
 
 class MessageView(BaseModel):
@@ -101,8 +102,13 @@ class AiInfo(BaseModel):
         )
 
 
-def _reaction_counts(emojis: list[str]) -> list[ReactionCount]:
-    return [ReactionCount(emoji=e, count=n) for e, n in Counter(emojis).most_common()]
+def _reaction_counts(reactions: list[tuple[str, int]]) -> list[ReactionCount]:
+    """(emoji, user id) pairs, earliest first: the most given emoji first."""
+    by_emoji: dict[str, list[int]] = defaultdict(list)
+    for emoji, user_id in reactions:
+        by_emoji[emoji].append(user_id)
+    counts = Counter(emoji for emoji, _ in reactions).most_common()
+    return [ReactionCount(emoji=e, count=n, user_ids=by_emoji[e]) for e, n in counts]
 
 
 async def message_views(
@@ -120,14 +126,14 @@ async def message_views(
         u.id: UserBrief.of(u)
         for u in await session.scalars(select(User).where(User.id.in_(sender_ids)))
     }
-    reactions: dict[int, list[str]] = defaultdict(list)
+    reactions: dict[int, list[tuple[str, int]]] = defaultdict(list)
     reaction_rows = await session.execute(
-        select(MessageReaction.message_id, MessageReaction.emoji)
+        select(MessageReaction.message_id, MessageReaction.emoji, MessageReaction.user_id)
         .where(MessageReaction.message_id.in_(message_ids))
-        .order_by(MessageReaction.created_at)
+        .order_by(MessageReaction.created_at, MessageReaction.user_id)
     )
-    for message_id, emoji in reaction_rows:
-        reactions[message_id].append(emoji)
+    for message_id, emoji, user_id in reaction_rows:
+        reactions[message_id].append((emoji, user_id))
     markers: dict[int, list[tuple[int, int]]] = defaultdict(list)
     marker_rows = await session.execute(
         select(ChatMember.chat_id, ChatMember.user_id, ChatMember.last_read_seq).where(
@@ -186,7 +192,7 @@ async def _media(session: AsyncSession, messages: Sequence[Message]) -> dict[int
 def _view(
     message: Message,
     sender: UserBrief | None,
-    emojis: list[str],
+    reactions: list[tuple[str, int]],
     read_by: list[int],
     media: list[MediaView],
     ai_reply: AiReply | None,
@@ -206,7 +212,7 @@ def _view(
         is_deleted=message.deleted_at is not None,
         edited_at=message.edited_at,
         read_by=read_by,
-        reactions=_reaction_counts(emojis),
+        reactions=_reaction_counts(reactions),
         is_pinned=message.pinned_at is not None,
         client_msg_id=message.client_msg_id,
         created_at=message.created_at,

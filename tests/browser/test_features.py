@@ -149,7 +149,19 @@ async def test_edit_reply_reaction_and_delete_are_seen_live_by_the_other(
     await expect(bubble(iris.page, "See you at 6").get_by_test_id("reaction")).to_have_attribute(
         "aria-pressed", "true"
     )
+    await expect(reaction).to_have_attribute("aria-pressed", "false")
     await henry.screenshot("message-edited-replied-reacted")
+    # After a reload Iris's reaction is still hers: tapping it takes it back, for both.
+    await iris.page.reload()
+    await online(iris)
+    mine = bubble(iris.page, "See you at 6").get_by_test_id("reaction")
+    await expect(mine).to_have_attribute("aria-pressed", "true")
+    await mine.click()
+    await expect(reaction).to_have_count(0)
+    await expect(mine).to_have_count(0)
+    await open_actions(iris, "See you at 6")
+    await iris.page.locator('[data-testid="react-option"][data-emoji="👍"]').click()
+    await expect(reaction).to_have_text("👍 1")
 
     # Henry deletes it: gone for Iris, and her quote says so.
     message_id = await bubble(henry.page, "See you at 6").get_attribute("data-message-id")

@@ -416,20 +416,24 @@ async def test_each_user_has_one_reaction_per_message_and_counts_are_shown(
     path = f"/api/v1/messages/{message['id']}/reaction"
     await bob.ok("PUT", path, json={"emoji": "👍"})
     shown = await carol.ok("PUT", path, json={"emoji": "👍"})
-    assert shown["reactions"] == [{"emoji": "👍", "count": 2}]
+    assert shown["reactions"] == [{"emoji": "👍", "count": 2, "user_ids": [bob.id, carol.id]}]
     shown = await bob.ok("PUT", path, json={"emoji": "❤️"})
-    assert sorted((r["emoji"], r["count"]) for r in shown["reactions"]) == [("❤️", 1), ("👍", 1)]
+    assert sorted((r["emoji"], r["count"], r["user_ids"]) for r in shown["reactions"]) == [
+        ("❤️", 1, [bob.id]),
+        ("👍", 1, [carol.id]),
+    ]
     shown = await carol.ok("DELETE", path)
-    assert shown["reactions"] == [{"emoji": "❤️", "count": 1}]
+    only_bobs = [{"emoji": "❤️", "count": 1, "user_ids": [bob.id]}]
+    assert shown["reactions"] == only_bobs
     (listed,) = (await _history(alice, chat["id"]))["messages"]
-    assert listed["reactions"] == [{"emoji": "❤️", "count": 1}]
+    assert listed["reactions"] == only_bobs
     event = (await stored_events(sessionmaker, chat["id"]))[-1]
     assert event.type == "reaction_changed"
     assert event.payload == {
         "message_id": message["id"],
         "user_id": carol.id,
         "emoji": None,
-        "reactions": [{"emoji": "❤️", "count": 1}],
+        "reactions": only_bobs,
     }
 
 

@@ -246,15 +246,9 @@ export async function deleteMessage(message) {
 }
 
 export async function toggleReaction(message, emoji) {
-  const mine = state.myReactions.get(message.id);
-  let updated;
-  if (mine === emoji) {
-    updated = await api.del(`/messages/${message.id}/reaction`);
-    state.myReactions.delete(message.id);
-  } else {
-    updated = await api.put(`/messages/${message.id}/reaction`, { emoji });
-    state.myReactions.set(message.id, emoji);
-  }
+  const updated = store.myReaction(message) === emoji
+    ? await api.del(`/messages/${message.id}/reaction`)
+    : await api.put(`/messages/${message.id}/reaction`, { emoji });
   haptics.selection();
   store.upsertMessages(message.chat_id, [updated]);
 }

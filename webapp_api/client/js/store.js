@@ -28,7 +28,6 @@ export const state = {
   seqs: new Map(), // id -> last applied seq
   messages: new Map(), // chat id -> {byId: Map, hasMore, loaded}
   readMarkers: new Map(), // chat id -> Map(user id -> last_read_seq)
-  myReactions: new Map(), // message id -> emoji
   typing: new Map(), // chat id -> Map(user id -> {until, timer})
   online: new Map(), // user id -> bool
   users: new Map(), // user id -> brief (senders, members, peers)
@@ -154,6 +153,13 @@ export function pendingOf(chatId) {
 }
 
 /** "pending", "failed", "sent" or "read" for one of my messages. */
+/** The emoji this user reacted to the message with, or null (reactions list who gave them). */
+export function myReaction(message) {
+  const id = state.me && state.me.id;
+  const mine = (message.reactions || []).find((r) => (r.user_ids || []).includes(id));
+  return mine ? mine.emoji : null;
+}
+
 export function readState(message) {
   if (message.pending) return message.failed ? "failed" : "pending";
   if (message.read_by && message.read_by.some((id) => id !== message.sender_id)) return "read";
@@ -254,10 +260,6 @@ const HANDLERS = {
     updateLoaded(chat.id, event.message_id, { is_deleted: true, text: null, media: [], media_url: null, reactions: [], is_pinned: false });
   },
   reaction_changed(event, chat) {
-    if (state.me && event.user_id === state.me.id) {
-      if (event.emoji) state.myReactions.set(event.message_id, event.emoji);
-      else state.myReactions.delete(event.message_id);
-    }
     updateLoaded(chat.id, event.message_id, { reactions: event.reactions || [] });
   },
   message_pinned(event, chat) {

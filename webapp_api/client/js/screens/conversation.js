@@ -170,7 +170,7 @@ export function renderConversation(container, { params, navigate }) {
     const mine = state.me && m.sender_id === state.me.id;
     const quote = m.reply_to_message_id ? box.byId.get(m.reply_to_message_id) : null;
     return JSON.stringify([m.text, m.is_deleted, m.is_edited, m.reactions, mine ? store.readState(m) : "", (m.media || []).map((x) => x.id),
-      state.myReactions.get(m.id) || "", m.is_pinned, showSender, quote ? [quote.text, quote.is_deleted] : null, m.ai?.incomplete]);
+      store.myReaction(m) || "", m.is_pinned, showSender, quote ? [quote.text, quote.is_deleted] : null, m.ai?.incomplete]);
   }
 
   function buildMessage(m, showSender, grouped) {
@@ -203,7 +203,7 @@ export function renderConversation(container, { params, navigate }) {
       h("time", { datetime: m.created_at }, formatClock(m.created_at)),
       mine && !m.is_deleted ? readMark(m) : null));
     if (!m.is_deleted && m.reactions && m.reactions.length) {
-      const minePick = state.myReactions.get(m.id);
+      const minePick = store.myReaction(m);
       el.append(h("div.reactions", m.reactions.map((r) => h("button.reaction", {
         type: "button", class: r.emoji === minePick ? "mine" : "", "data-testid": "reaction", "data-emoji": r.emoji,
         "aria-pressed": r.emoji === minePick ? "true" : "false", "aria-label": `${r.emoji} ${r.count}`,
@@ -379,7 +379,7 @@ export function renderConversation(container, { params, navigate }) {
     const isAi = m.sender?.is_bot || Boolean(m.ai);
     let ref;
     const act = (fn) => () => { ref.close(); fn(); };
-    const myPick = state.myReactions.get(m.id);
+    const myPick = store.myReaction(m);
     const content = h("div",
       h("div.emoji-row", { role: "group", "aria-label": "React" }, REACTIONS.map((emoji) => h("button", {
         type: "button", "data-testid": "react-option", "data-emoji": emoji, "aria-label": `React ${emoji}`, "aria-pressed": myPick === emoji ? "true" : "false",
