@@ -36,6 +36,19 @@ async def open_chat(user: DemoUser, chat_id: int) -> None:
     await expect(user.page.get_by_test_id("composer-input")).to_be_visible()
 
 
+async def both_in_a_chat(
+    open_client: OpenClient, first: tuple[str, str], second: tuple[str, str]
+) -> tuple[DemoUser, DemoUser, int]:
+    """Two people (name, username), their private chat, both online with it open."""
+    one = await open_client(first[0], username=first[1])
+    two = await open_client(second[0], username=second[1])
+    chat_id = await private_chat(one, two)
+    for user in (one, two):
+        await online(user)
+        await open_chat(user, chat_id)
+    return one, two, chat_id
+
+
 async def send(page: Page, text: str) -> None:
     await page.get_by_test_id("composer-input").fill(text)
     await page.get_by_test_id("send-button").click()
@@ -148,13 +161,9 @@ async def test_ai_reply_streams_into_the_page_and_can_be_stopped(
 
 
 async def test_photo_is_uploaded_and_shown_to_both(open_client: OpenClient, tmp_path: Path) -> None:
-    dave = await open_client("Dave", username="dave_photo")
-    erin = await open_client("Erin", username="erin_photo")
-    chat_id = await private_chat(dave, erin)
-    await online(dave)
-    await online(erin)
-    for user in (dave, erin):
-        await open_chat(user, chat_id)
+    dave, erin, _ = await both_in_a_chat(
+        open_client, ("Dave", "dave_photo"), ("Erin", "erin_photo")
+    )
 
     photo_file = tmp_path / "photo.png"
     photo_file.write_bytes(png_bytes(80, 60))
@@ -182,13 +191,9 @@ async def test_photo_is_uploaded_and_shown_to_both(open_client: OpenClient, tmp_
 async def test_connection_cut_and_restored_loses_and_repeats_nothing(
     open_client: OpenClient,
 ) -> None:
-    frank = await open_client("Frank", username="frank_net")
-    grace = await open_client("Grace", username="grace_net")
-    chat_id = await private_chat(frank, grace)
-    await online(frank)
-    await online(grace)
-    for user in (frank, grace):
-        await open_chat(user, chat_id)
+    frank, grace, chat_id = await both_in_a_chat(
+        open_client, ("Frank", "frank_net"), ("Grace", "grace_net")
+    )
     await send(frank.page, "before the cut")
     await expect(message(grace.page, "before the cut")).to_have_count(1)
 

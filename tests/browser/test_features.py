@@ -12,7 +12,15 @@ from playwright.async_api import Locator, Page, expect
 
 from tests.ai.conftest import BOT_USERNAME
 from tests.browser.conftest import DemoUser, OpenClient
-from tests.browser.test_client import API, message, online, open_chat, private_chat, send
+from tests.browser.test_client import (
+    API,
+    both_in_a_chat,
+    message,
+    online,
+    open_chat,
+    private_chat,
+    send,
+)
 from tests.support.fake_llm import FakeLLM, FakeReply
 from tests.support.fake_telegram import FakeTelegram
 
@@ -111,13 +119,9 @@ async def test_ai_joins_a_group_made_in_the_ui_and_answers_a_mention_for_everyon
 async def test_edit_reply_reaction_and_delete_are_seen_live_by_the_other(
     open_client: OpenClient,
 ) -> None:
-    henry = await open_client("Henry", username="henry_edit")
-    iris = await open_client("Iris", username="iris_edit")
-    chat_id = await private_chat(henry, iris)
-    await online(henry)
-    await online(iris)
-    for user in (henry, iris):
-        await open_chat(user, chat_id)
+    henry, iris, chat_id = await both_in_a_chat(
+        open_client, ("Henry", "henry_edit"), ("Iris", "iris_edit")
+    )
     await send(henry.page, "See you at 5")
     await expect(message(iris.page, "See you at 5")).to_have_count(1)
 
