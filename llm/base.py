@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Literal
@@ -109,7 +109,7 @@ class Provider(ABC):
     name: str
 
     @abstractmethod
-    def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
+    def stream(self, request: CompletionRequest) -> AsyncGenerator[StreamEvent]:
         """Yield text deltas as they arrive, then exactly one Usage. Raise LLMError on failure.
         Closing the iterator (aclose) must stop the upstream request promptly."""
 
