@@ -15,7 +15,7 @@ import json
 import time
 from collections import deque
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -28,7 +28,7 @@ from starlette.types import Receive, Scope, Send
 
 from llm.base import ChatTurn
 from llm.tokens import estimate_prompt_tokens, estimate_tokens
-from tests.support.server import serve
+from tests.support.server import FakeServer
 
 Json = dict[str, Any]
 
@@ -508,14 +508,12 @@ class _AnthropicStream:
         ]
 
 
-class FakeLLMServer:
-    """The uvicorn server, shared by the session. Requests go to the current test's FakeLLM;
-    between tests, to one that gives default replies. Its base_url stays the same for the whole
-    session, so a session-wide app can be configured with it."""
+class FakeLLMServer(FakeServer[FakeLLM]):
+    """The fake vendor's server: both vendors' endpoints, answered by the current FakeLLM
+    (default replies between tests)."""
 
     def __init__(self) -> None:
-        self.base_url = ""
-        self.current = FakeLLM(self.base_url)
+        super().__init__(FakeLLM(""))
         self.app = Starlette(
             routes=[
                 Route("/v1/chat/completions", self._openai, methods=["POST"]),
@@ -529,27 +527,9 @@ class FakeLLMServer:
     async def _anthropic(self, request: Request) -> Response:
         return await self.current.anthropic(request)
 
-    @asynccontextmanager
-    async def running(self) -> AsyncIterator[FakeLLMServer]:
-        async with serve(
-            self.app, lifespan="off", log_config=None, timeout_graceful_shutdown=2
-        ) as running:
-            self.base_url = self.current.base_url = running.base_url
-            try:
-                yield self
-            finally:
-                self.current.close()
-
-    @asynccontextmanager
-    async def session(self) -> AsyncIterator[FakeLLM]:
+    def session(self) -> AbstractAsyncContextManager[FakeLLM]:
         """A fresh FakeLLM that takes the requests until the block ends."""
-        previous = self.current
-        fake = self.current = FakeLLM(self.base_url)
-        try:
-            yield fake
-        finally:
-            self.current = previous
-            fake.close()
+        return self.serving(FakeLLM(self.base_url))
 
 
 @pytest.fixture(scope="session")

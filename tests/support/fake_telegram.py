@@ -29,7 +29,7 @@ import secrets
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -45,7 +45,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive
 
-from tests.support.server import serve
+from tests.support.server import FakeServer
 from tests.support.telegram import TEST_BOT_TOKEN
 
 Json = dict[str, Any]
@@ -1567,13 +1567,12 @@ def _error_response(error: ApiError) -> JSONResponse:
     return JSONResponse(body, status_code=error.code)
 
 
-class FakeTelegramServer:
-    """The uvicorn server, shared by the session. Requests go to the current test's
-    FakeTelegram; between tests, to an idle one. Its base_url stays the same for the session."""
+class FakeTelegramServer(FakeServer[FakeTelegram]):
+    """The fake Bot API's server, answered by the current FakeTelegram (an idle one between
+    tests)."""
 
     def __init__(self) -> None:
-        self.base_url = ""
-        self.current = FakeTelegram(self.base_url)
+        super().__init__(FakeTelegram(""))
         methods = ["GET", "POST"]
         self.app = Starlette(
             routes=[
@@ -1591,27 +1590,9 @@ class FakeTelegramServer:
     async def _not_found(self, request: Request) -> Response:
         return _error_response(ApiError(404, "Not Found"))
 
-    @asynccontextmanager
-    async def running(self) -> AsyncIterator[FakeTelegramServer]:
-        async with serve(
-            self.app, lifespan="off", log_config=None, timeout_graceful_shutdown=2
-        ) as running:
-            self.base_url = self.current.base_url = running.base_url
-            try:
-                yield self
-            finally:
-                self.current.close()
-
-    @asynccontextmanager
-    async def session(self, token: str = TEST_BOT_TOKEN) -> AsyncIterator[FakeTelegram]:
+    def session(self, token: str = TEST_BOT_TOKEN) -> AbstractAsyncContextManager[FakeTelegram]:
         """A fresh FakeTelegram that takes the requests until the block ends."""
-        previous = self.current
-        fake = self.current = FakeTelegram(self.base_url, token=token)
-        try:
-            yield fake
-        finally:
-            self.current = previous
-            fake.close()
+        return self.serving(FakeTelegram(self.base_url, token=token))
 
     def api(self) -> TelegramAPIServer:
         return TelegramAPIServer.from_base(self.base_url)

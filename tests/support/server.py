@@ -7,7 +7,7 @@ import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, Protocol, Self, TypeVar
 
 import uvicorn
 from fastapi import FastAPI
@@ -82,3 +82,48 @@ async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> No
     async with asyncio.timeout(timeout):
         while not predicate():  # noqa: ASYNC110 (no event exists to await)
             await asyncio.sleep(0.01)
+
+
+class SessionFake(Protocol):
+    """One test's view of a fake outside service."""
+
+    base_url: str
+
+    def close(self) -> None: ...
+
+
+FakeT = TypeVar("FakeT", bound=SessionFake)
+
+
+class FakeServer(Generic[FakeT]):
+    """A fake outside service on a loopback uvicorn, shared by the test session. Requests go to
+    the current test's fake; between tests, to an idle one. Its base_url stays the same for the
+    whole session, so a session-wide app can be configured with it."""
+
+    app: ASGIApp
+
+    def __init__(self, idle: FakeT) -> None:
+        self.base_url = ""
+        self.current = idle
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[Self]:
+        async with serve(
+            self.app, lifespan="off", log_config=None, timeout_graceful_shutdown=2
+        ) as running:
+            self.base_url = self.current.base_url = running.base_url
+            try:
+                yield self
+            finally:
+                self.current.close()
+
+    @asynccontextmanager
+    async def serving(self, fake: FakeT) -> AsyncIterator[FakeT]:
+        """`fake` takes the requests until the block ends."""
+        previous = self.current
+        self.current = fake
+        try:
+            yield fake
+        finally:
+            self.current = previous
+            fake.close()
