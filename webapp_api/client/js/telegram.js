@@ -103,7 +103,10 @@ function luminance(hex) {
   return (0.299 * r + 0.587 * g + 0.114 * b) / 255;
 }
 
-/** Telegram's colours as --tg-theme-* variables; fallbacks in app.css follow prefers-color-scheme. */
+const systemDark = window.matchMedia("(prefers-color-scheme: dark)");
+
+/** Telegram's colours as --tg-theme-* variables, and the scheme app.css picks its fallbacks by:
+ * Telegram's, else the one its background implies, else the system's. */
 export function applyTheme() {
   const params = themeParams();
   const root = document.documentElement;
@@ -117,8 +120,7 @@ export function applyTheme() {
     const l = luminance(params.bg_color);
     if (l !== null) scheme = l < 0.5 ? "dark" : "light";
   }
-  if (scheme) root.dataset.theme = scheme;
-  else delete root.dataset.theme;
+  root.dataset.theme = scheme || (systemDark.matches ? "dark" : "light");
   const meta = document.querySelector('meta[name="theme-color"]');
   if (meta && params.header_bg_color) meta.setAttribute("content", params.header_bg_color);
 }
@@ -201,6 +203,7 @@ export function openTelegramLink(url) {
 /** Call once at start-up: theme, buttons, ready/expand. */
 export function setup() {
   applyTheme();
+  systemDark.addEventListener("change", applyTheme);
   document.getElementById("back-button")?.addEventListener("click", () => backButton.press());
   if (webApp && insideTelegram) {
     webApp.onEvent("themeChanged", applyTheme);
