@@ -69,12 +69,12 @@ async def list_models(context: Context, _user: CurrentUser) -> list[ModelOut]:
     tokens)."""
     if context.ai is None:
         return []
-    return [ModelOut.of(model) for model in context.ai.runtime.catalogue.usable()]
+    return [ModelOut.model_validate(model) for model in context.ai.runtime.catalogue.usable()]
 
 
 @router.get("/chats/{chat_id}/ai", response_model=AiSettingsOut)
 async def get_chat_ai(chat_id: int, user: CurrentUser, session: Session) -> AiSettingsOut:
-    return AiSettingsOut.of(await ai.get_ai_settings(session, user, chat_id))
+    return AiSettingsOut.model_validate(await ai.get_ai_settings(session, user, chat_id))
 
 
 @router.put("/chats/{chat_id}/ai", response_model=AiSettingsOut)
@@ -86,7 +86,7 @@ async def put_chat_ai(
     updated = await ai.update_ai_settings(
         session, runtime, user, chat_id, body.model_dump(exclude_unset=True)
     )
-    return AiSettingsOut.of(updated)
+    return AiSettingsOut.model_validate(updated)
 
 
 def _reply_out(reply: Any, context: AppContext) -> AiReplyOut:
@@ -128,7 +128,7 @@ async def ai_usage(
     user: CurrentUser, session: Session, days: Annotated[int, Query(ge=1, le=366)] = 30
 ) -> list[UsageOut]:
     """My AI usage per day and model: replies, tokens and cost in micro-credits."""
-    return [UsageOut.of(row) for row in await ai.usage(session, user, days=days)]
+    return [UsageOut.model_validate(row) for row in await ai.usage(session, user, days=days)]
 
 
 @router.get("/profile", response_model=ProfileOut)

@@ -62,7 +62,7 @@ async def get_prices(_user: CurrentUser, context: Context) -> PricesOut:
     models = context.ai.runtime.catalogue.usable() if context.ai is not None else []
     return PricesOut(
         billing_enabled=config.enabled,
-        models=[ModelPriceOut.of(model) for model in models],
+        models=[ModelPriceOut.model_validate(model) for model in models],
         packages=[PackageOut.of(package) for package in config.packages],
         starting_grant=config.starting_grant,
         daily_free=config.daily_free,

@@ -5,14 +5,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from llm.catalogue import ModelInfo
 from models import AiMode, AiReply, UserProfile
-from services.ai import PERSONA_MAX_LENGTH, AiSettings, UsageRow
+from services.ai import PERSONA_MAX_LENGTH
 from services.profile import ProfileData
 from services.views import MessageView
 
 
 class ModelOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: str
     provider: str
     display_name: str
@@ -21,37 +22,16 @@ class ModelOut(BaseModel):
     input_price: int = Field(description="micro-credits per million input tokens")
     output_price: int = Field(description="micro-credits per million output tokens")
 
-    @classmethod
-    def of(cls, model: ModelInfo) -> ModelOut:
-        return cls(
-            id=model.id,
-            provider=model.provider,
-            display_name=model.display_name,
-            context_window=model.context_window,
-            max_output_tokens=model.max_output_tokens,
-            input_price=model.input_price,
-            output_price=model.output_price,
-        )
-
 
 class AiSettingsOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     chat_id: int
     mode: AiMode
     model: str | None
     persona: str | None
     temperature: float | None
     can_edit: bool
-
-    @classmethod
-    def of(cls, settings: AiSettings) -> AiSettingsOut:
-        return cls(
-            chat_id=settings.chat_id,
-            mode=settings.mode,
-            model=settings.model,
-            persona=settings.persona,
-            temperature=settings.temperature,
-            can_edit=settings.can_edit,
-        )
 
 
 class AiSettingsUpdate(BaseModel):
@@ -102,23 +82,14 @@ class AiReplyOut(BaseModel):
 
 
 class UsageOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     day: str
     model: str
     replies: int
     input_tokens: int
     output_tokens: int
     cost_micros: int
-
-    @classmethod
-    def of(cls, row: UsageRow) -> UsageOut:
-        return cls(
-            day=row.day,
-            model=row.model,
-            replies=row.replies,
-            input_tokens=row.input_tokens,
-            output_tokens=row.output_tokens,
-            cost_micros=row.cost_micros,
-        )
 
 
 class ProfileOut(BaseModel):

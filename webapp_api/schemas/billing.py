@@ -2,10 +2,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from core.settings import StarPackage
-from llm.catalogue import ModelInfo
 from models import LedgerEntry, StarPayment
 from services.billing import Balance
 
@@ -66,19 +65,12 @@ class PackageOut(BaseModel):
 
 
 class ModelPriceOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: str
     display_name: str
     input_price: int = Field(description=f"per million input tokens, in {MICROS}")
     output_price: int = Field(description=f"per million output tokens, in {MICROS}")
-
-    @classmethod
-    def of(cls, model: ModelInfo) -> ModelPriceOut:
-        return cls(
-            id=model.id,
-            display_name=model.display_name,
-            input_price=model.input_price,
-            output_price=model.output_price,
-        )
 
 
 class PricesOut(BaseModel):
