@@ -449,7 +449,8 @@ async def remove_invitations_for_chat(session: AsyncSession, chat_id: int) -> No
     await session.execute(delete(ChatInvitation).where(ChatInvitation.chat_id == chat_id))
 
 
-def _display_title(chat: Chat, peer: User | None) -> str | None:
+def _display_title(chat: Chat, peer: User | MemberView | None) -> str | None:
+    """A group's title; a private or AI chat is named after the other person."""
     if chat.title or peer is None:
         return chat.title
     return " ".join(part for part in (peer.first_name, peer.last_name) if part)
@@ -601,12 +602,9 @@ async def chat_view(session: AsyncSession, membership: Membership, viewer: User)
     )
     members = [MemberView.of(member, user) for member, user in rows]
     peer = next((m for m in members if m.id != viewer.id and chat.type != ChatType.GROUP), None)
-    title = chat.title
-    if title is None and peer is not None:
-        title = " ".join(part for part in (peer.first_name, peer.last_name) if part)
     return ChatView(
         id=chat.id,
-        title=title,
+        title=_display_title(chat, peer),
         chat_type=chat.type,
         description=chat.description,
         photo_url=chat.photo_url,
