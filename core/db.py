@@ -28,10 +28,16 @@ from core.events import discard_staged, publish_staged
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
-def create_engine(database_url: str, *, echo: bool = False) -> AsyncEngine:
+def create_engine(
+    database_url: str, *, echo: bool = False, pool_size: int = 10, max_overflow: int = 10
+) -> AsyncEngine:
+    """An engine; on a server database, at most `pool_size + max_overflow` connections (the
+    server's `max_connections` is shared by every process)."""
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
-        return create_async_engine(url, echo=echo, pool_pre_ping=True, pool_size=10)
+        return create_async_engine(
+            url, echo=echo, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow
+        )
 
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)

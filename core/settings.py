@@ -96,6 +96,8 @@ class Settings(BaseSettings):
 
     environment: Literal["development", "test", "production"] = "development"
     database_url: str = "sqlite+aiosqlite:///./data/app.db"
+    database_pool_size: int = Field(default=10, ge=1)
+    database_max_overflow: int = Field(default=10, ge=0)
     redis_url: str | None = None
     redis_prefix: str = Field(default="aimessenger", pattern=r"^[\w.-]{1,64}$")
     secret_key: SecretStr | None = None

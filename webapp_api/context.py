@@ -43,7 +43,11 @@ class AppContext:
 
     @classmethod
     async def open(cls, settings: Settings) -> AppContext:
-        engine = create_engine(settings.database_url)
+        engine = create_engine(
+            settings.database_url,
+            pool_size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
+        )
         broker = create_broker(settings.redis_url, settings.redis_prefix)
         await broker.start()
         auth = AuthConfig.from_settings(settings)
