@@ -146,13 +146,14 @@ class Redis:
         self._work_dir = work_dir
         self._external_url = external_url
         self._process: asyncio.subprocess.Process | None = None
+        self._port: int | None = None  # kept across restarts: the API processes reconnect to it
         self.url = external_url or ""
         self.private = False
 
     async def start(self) -> None:
         binary = shutil.which("redis-server")
         if self._external_url is None and binary is not None:
-            port = free_port()
+            port = self._port = self._port or free_port()
             self._process = await asyncio.create_subprocess_exec(
                 binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                 "--appendonly", "no", "--dir", str(self._work_dir), "--maxclients", "10000",
@@ -186,6 +187,15 @@ class Redis:
             await writer.drain()
             await reader.readline()
             writer.close()
+
+    async def kill(self) -> None:
+        """SIGKILL, as a crash would: no shutdown, every connection cut. `start` brings it back
+        on the same port."""
+        if self._process is None:
+            raise SetupError("only a private redis-server can be killed")
+        if self._process.returncode is None:
+            self._process.kill()
+            await self._process.wait()
 
     async def stop(self) -> None:
         if self._process is not None and self._process.returncode is None:
@@ -254,6 +264,12 @@ class ServerProcess:
 
     def cpu_seconds(self) -> float:
         return process_cpu_seconds(self.pid)
+
+    async def kill(self) -> None:
+        """SIGKILL, as a crash would. `start` brings it back on the same port."""
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
 
     async def stop(self) -> None:
         if self.process is None or self.process.returncode is not None:
@@ -450,7 +466,9 @@ async def running_cluster(
     label: str,
     http_impl: HttpImpl,
     ws_send_queue: int,
+    api_settings: Mapping[str, str] | None = None,
 ) -> AsyncIterator[Cluster]:
+    """`api_settings`: environment variables of the API processes, over `api_environment`'s."""
     database = Database(admin_url)
     apis: list[ServerProcess] = []
     loaders: list[Worker] = []
@@ -473,6 +491,7 @@ async def running_cluster(
             ws_send_queue=ws_send_queue,
             media_dir=log_dir / "media",
         )
+        env.update(api_settings or {})
         apis = [
             ServerProcess(
                 f"API process {index}",

@@ -70,7 +70,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _redis_version() -> str:
+def redis_version() -> str:
     binary = shutil.which("redis-server")
     if binary is None:
         return "external"
@@ -163,7 +163,7 @@ class Runner:
         if needs_servers:
             machine["postgresql"] = await check_postgres(self.admin_url)
             await self.redis.start()
-            machine["redis"] = _redis_version() if self.redis.private else "external"
+            machine["redis"] = redis_version() if self.redis.private else "external"
         outcomes: list[Outcome] = []
         try:
             if self.sizes.quick and needs_servers:

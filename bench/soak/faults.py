@@ -1,0 +1,102 @@
+"""The phases of a soak and the fault each brings, one after the other:
+
+steady -> socket drops -> redis outage -> process kill -> slow consumer -> recovery
+
+From "socket drops" on, a random client's socket is aborted every few seconds (TCP reset, no
+close frame) until the load ends. Each fault phase goes on for a while after its fault ended,
+so that what the fault broke shows in its own phase."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+
+from bench.cluster import Redis, ServerProcess
+from bench.soak.clients import SoakClient, SocketLog
+from bench.soak.plan import SoakOptions, Timeline
+
+READY_PATH = "/health/ready"
+
+
+class Faults:
+    def __init__(
+        self,
+        options: SoakOptions,
+        timeline: Timeline,
+        redis: Redis,
+        apis: list[ServerProcess],
+        clients: list[SoakClient],
+        slow_consumer: int,
+    ) -> None:
+        self.options = options
+        self.timeline = timeline
+        self.redis = redis
+        self.apis = apis
+        self.clients = clients
+        self.slow_consumer = slow_consumer
+        self._rng = options.rng("faults")
+        self._drops: asyncio.Task[None] | None = None
+        self.slow_socket: SocketLog | None = None  # the socket open when it stopped reading
+
+    async def run(self) -> None:
+        options = self.options
+        started = time.monotonic()
+        self.timeline.begin("steady")
+        await asyncio.sleep(options.lead)
+        self.timeline.begin("socket drops")
+        self._drops = asyncio.create_task(self._drop_sockets(options.rng("drops")))
+        await asyncio.sleep(options.lead)
+        await self._redis_outage()
+        await self._process_kill()
+        await self._slow_consumer()
+        self.timeline.begin("recovery")
+        await asyncio.sleep(max(options.tail, options.duration - (time.monotonic() - started)))
+
+    async def stop(self) -> None:
+        if self._drops is not None:
+            self._drops.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._drops
+
+    async def _drop_sockets(self, rng: random.Random) -> None:
+        while True:
+            await asyncio.sleep(rng.uniform(*self.options.drop_every))
+            # A client that is reconnecting, or has stopped reading, is left alone this time.
+            self.clients[rng.randrange(len(self.clients))].abort()
+
+    async def _redis_outage(self) -> None:
+        phase = self.timeline.begin("redis outage")
+        await self.redis.kill()
+        await asyncio.sleep(self.options.redis_outage)
+        restarted = time.monotonic()
+        await self.redis.start()
+        phase.notes["redis down (s)"] = round(self.options.redis_outage, 1)
+        phase.notes["redis restart (s)"] = round(time.monotonic() - restarted, 2)
+        await asyncio.sleep(self.options.tail)
+
+    async def _process_kill(self) -> None:
+        phase = self.timeline.begin("process kill")
+        victim = self._rng.randrange(len(self.apis))
+        await self.apis[victim].kill()
+        killed = time.monotonic()
+        await self.apis[victim].start(READY_PATH)
+        phase.notes["killed"] = f"api{victim}"
+        phase.notes["back in (s)"] = round(time.monotonic() - killed, 2)
+        await asyncio.sleep(self.options.tail)
+
+    async def _slow_consumer(self) -> None:
+        phase = self.timeline.begin("slow consumer")
+        client = self.clients[self.slow_consumer]
+        await client.connected.wait()
+        log = self.slow_socket = client.stop_reading()
+        await asyncio.sleep(self.options.slow_pause)
+        client.read_again()
+        phase.notes["slow consumer"] = f"user{client.index}"
+        if log is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(log.ended.wait(), self.options.tail)
+            phase.notes["socket"] = log.id
+            phase.notes["close code"] = log.close_code if log.closed_at else "stayed open"
+        await asyncio.sleep(self.options.tail)
