@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv run test lint typecheck format migrate bot check clean bench bench-quick
+.PHONY: venv run test lint typecheck format migrate bot check clean bench bench-quick soak soak-quick
 
 # The environment is rebuilt whenever a pinned requirements file changes.
 $(BIN)/.installed: requirements.txt requirements-dev.txt
@@ -46,6 +46,15 @@ bench: $(BIN)/.installed
 
 bench-quick: $(BIN)/.installed
 	$(BIN)/python -m bench.run --quick
+
+# The soak (docs/RELIABILITY.md): delivery under faults, 5 minutes; soak-quick is CI's 3-minute
+# form. Same needs as the benchmarks, and redis-server on PATH (it kills its own). SOAK_ARGS
+# passes options, e.g. SOAK_ARGS="--seed 42" to replay a run.
+soak: $(BIN)/.installed
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
+
+soak-quick: $(BIN)/.installed
+	$(BIN)/python -m bench.soak --quick $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -11,6 +11,7 @@ sends, their transports and retries, the sockets aborted and the victims of the 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import random
@@ -30,19 +31,30 @@ logger = logging.getLogger("bench.soak")
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    defaults = SoakOptions(seed=0)
     parser = argparse.ArgumentParser(
         prog="python -m bench.soak", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--seed", type=int, help="replays a run (default: a new one, printed)")
-    parser.add_argument("--duration", type=float, default=defaults.duration, help="seconds")
-    parser.add_argument("--users", type=int, default=defaults.users)
-    parser.add_argument("--groups", type=int, default=defaults.groups)
-    parser.add_argument("--rate", type=float, default=defaults.rate, help="sends per second")
-    parser.add_argument("--redis-outage", type=float, default=defaults.redis_outage)
-    parser.add_argument("--slow-pause", type=float, default=defaults.slow_pause)
+    parser.add_argument("--quick", action="store_true", help="the bounded form CI runs")
+    parser.add_argument("--duration", type=float, help="seconds of load, faults included")
+    parser.add_argument("--users", type=int)
+    parser.add_argument("--groups", type=int)
+    parser.add_argument("--rate", type=float, help="sends per second")
+    parser.add_argument("--redis-outage", type=float, help="seconds")
+    parser.add_argument("--slow-pause", type=float, help="seconds")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     return parser.parse_args(argv)
+
+
+def _options(args: argparse.Namespace) -> SoakOptions:
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10**6)
+    base = SoakOptions.quick(seed) if args.quick else SoakOptions(seed=seed)
+    given = {
+        name: getattr(args, name)
+        for name in ("duration", "users", "groups", "rate", "redis_outage", "slow_pause")
+        if getattr(args, name) is not None
+    }
+    return dataclasses.replace(base, **given)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -51,21 +63,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr
     )
     raise_nofile_limit()
-    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10**6)
     try:
-        options = SoakOptions(
-            seed=seed,
-            duration=args.duration,
-            users=args.users,
-            groups=args.groups,
-            rate=args.rate,
-            redis_outage=args.redis_outage,
-            slow_pause=args.slow_pause,
-        )
+        options = _options(args)
     except ValueError as exc:
         logger.error("%s", exc)
         return 2
-    logger.info("soak with seed %s (replay it with --seed %s)", seed, seed)
+    logger.info("soak with seed %s (replay it with --seed %s)", options.seed, options.seed)
     soak = Soak(options, args.out)
     try:
         results = uvloop.run(soak.run())

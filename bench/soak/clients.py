@@ -52,6 +52,7 @@ class SocketLog:
     opened_at: float
     resume_from: dict[int, int]
     arrivals: list[Arrival] = field(default_factory=list)
+    resumed: dict[int, int] | None = None  # what its `resumed` frame said
     resumed_at: float | None = None
     closed_at: float | None = None
     close_code: int | None = None
@@ -66,6 +67,7 @@ class SocketLog:
             "opened_at": self.opened_at,
             "resume_from": self.resume_from,
             "events": len(self.arrivals),
+            "resumed": self.resumed,
             "resumed_at": self.resumed_at,
             "closed_at": self.closed_at,
             "close_code": self.close_code,
@@ -213,6 +215,7 @@ class SoakClient:
                 else:
                     future.set_result((f"ws_{frame.get('code')}", None, None))
         elif kind == "resumed":
+            log.resumed = {int(chat): int(seq) for chat, seq in frame["chats"].items()}
             log.resumed_at = time.time()
         elif isinstance(frame.get("seq"), int) and isinstance(frame.get("chat_id"), int):
             arrival = Arrival(frame["chat_id"], frame["seq"], time.time(), log.id)

@@ -39,6 +39,7 @@ class Faults:
         self._rng = options.rng("faults")
         self._drops: asyncio.Task[None] | None = None
         self.slow_socket: SocketLog | None = None  # the socket open when it stopped reading
+        self._read_again_at = 0.0
 
     async def run(self) -> None:
         options = self.options
@@ -89,14 +90,28 @@ class Faults:
     async def _slow_consumer(self) -> None:
         phase = self.timeline.begin("slow consumer")
         client = self.clients[self.slow_consumer]
+        phase.notes["slow consumer"] = f"user{client.index}"
         await client.connected.wait()
         log = self.slow_socket = client.stop_reading()
         await asyncio.sleep(self.options.slow_pause)
+        self._read_again_at = time.time()
         client.read_again()
-        phase.notes["slow consumer"] = f"user{client.index}"
         if log is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(log.ended.wait(), self.options.tail)
-            phase.notes["socket"] = log.id
-            phase.notes["close code"] = log.close_code if log.closed_at else "stayed open"
         await asyncio.sleep(self.options.tail)
+
+    def slow_consumer_summary(self, expected_close_code: int) -> dict[str, object]:
+        log = self.slow_socket
+        summary: dict[str, object] = {
+            "user": self.slow_consumer,
+            "expected": expected_close_code,
+            "close_code": None if log is None else log.close_code,
+        }
+        if log is not None:
+            read_at = self._read_again_at
+            summary["socket"] = log.id
+            summary["events_after_reading_again"] = sum(a.at >= read_at for a in log.arrivals)
+            if log.closed_at is not None:
+                summary["ended_after_reading_again_s"] = round(log.closed_at - read_at, 2)
+        return summary

@@ -26,6 +26,11 @@ class SoakOptions:
     resend_share: float = 0.12  # confirmed sends sent again on purpose
     ws_send_queue: int = 64
 
+    @classmethod
+    def quick(cls, seed: int) -> SoakOptions:
+        """The bounded form CI runs (about 3 minutes): the full size, shorter phases."""
+        return cls(seed=seed, duration=120.0, slow_pause=45.0)
+
     def __post_init__(self) -> None:
         if self.users < 4 or self.users % 2 or self.users % self.groups:
             raise ValueError("users must be even, at least 4, and a multiple of groups")

@@ -47,10 +47,17 @@ def markdown(results: Json) -> str:
     lines.append(_cells(["**total**", f"{results['seconds']:.0f}", *counts, ""]))
     slow = results["slow_consumer"]
     sockets = results["sockets"]
+    ended = slow.get("ended_after_reading_again_s")
     lines += [
         "",
-        f"Slow consumer: user{slow['user']}, stopped reading for {options['slow_pause']:g} s; its "
-        f"socket ended with close code {slow['close_code']} (expected {slow['expected']}).",
+        f"Slow consumer: user{slow['user']} stopped reading for {options['slow_pause']:g} s. "
+        + (
+            f"When it read again, it got {slow.get('events_after_reading_again')} events, then "
+            f"its socket ended with close code {slow['close_code']} after {ended} s "
+            if ended is not None
+            else "Its socket never ended "
+        )
+        + f"(expected: close code {slow['expected']}).",
         f"Sockets: {sockets['opened']} opened (each resumed), {sockets['aborted']} aborted by the "
         f"soak; {sockets['with a gap']} with a gap, {sockets['with a duplicate']} with a "
         f"duplicate, {sockets['out of order']} out of order; other ends by close code: "
@@ -62,7 +69,7 @@ def markdown(results: Json) -> str:
     anomalies = results["anomalies"]
     if anomalies:
         keys = ["kind", "user", "chat_id", "chat", "seqs", "phase", "socket", "api"]
-        keys += ["resumed_from", "first_on_socket", "next_seq", "socket_opened_phase"]
+        keys += ["resumed_from", "resumed_to", "first_on_socket", "next_seq", "socket_opened_phase"]
         lines += ["", f"Deliveries that went wrong ({len(anomalies)}):", ""]
         lines += [_cells(keys), _cells(["---"] * len(keys))]
         for anomaly in anomalies[:ANOMALIES_SHOWN]:

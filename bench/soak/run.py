@@ -145,11 +145,12 @@ class Soak:
             ).judge()
         finally:
             await http.close()
-        slow_code = faults.slow_socket.close_code if faults.slow_socket else None
+        slow_consumer = faults.slow_consumer_summary(CLOSE_TOO_SLOW)
         problems = list(verdict.problems)
-        if slow_code != CLOSE_TOO_SLOW:
+        if slow_consumer["close_code"] != CLOSE_TOO_SLOW:
             problems.append(
-                f"the slow consumer's socket ended with {slow_code}, not {CLOSE_TOO_SLOW}"
+                f"the slow consumer's socket ended with {slow_consumer['close_code']}, "
+                f"not {CLOSE_TOO_SLOW}"
             )
         problems += [
             f"user{client.index} at seq {client.position[chat]} of chat {chat} "
@@ -175,11 +176,7 @@ class Soak:
             "problems": problems,
             "anomalies": verdict.anomalies,
             "sockets": verdict.sockets,
-            "slow_consumer": {
-                "user": slow,
-                "close_code": slow_code,
-                "expected": CLOSE_TOO_SLOW,
-            },
+            "slow_consumer": slow_consumer,
             "sends": [record.as_dict() for record in records],
             "socket_logs": [log.as_dict() for log in self.sockets],
         }

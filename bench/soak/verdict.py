@@ -315,6 +315,7 @@ class Judge:
                     "socket": log.id,
                     "api": log.api,
                     "resumed_from": log.resume_from.get(chat_id),
+                    "resumed_to": (log.resumed or {}).get(chat_id),
                     "first_on_socket": on_socket[0] if on_socket else None,
                     "next_seq": arrival.seq,
                     "socket_opened_phase": self.timeline.phase_at(log.opened_at),
