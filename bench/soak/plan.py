@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import bisect
+import logging
 import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+
+logger = logging.getLogger("bench.soak")
 
 TRANSPORTS = ("rest", "aeon", "ws")
 TEXT_LENGTH = (20, 2000)  # big enough that a client that stops reading fills its buffers
@@ -80,6 +83,7 @@ class Timeline:
             self.phases[-1].ended = now
         phase = Phase(name, now)
         self.phases.append(phase)
+        logger.info("phase: %s", name)
         return phase
 
     def end(self) -> None:
