@@ -15,12 +15,13 @@ import json
 import random
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from bench.client import init_data
 from bench.load import first_name
@@ -76,6 +77,7 @@ class SocketLog:
 
 
 SendOutcome = tuple[str, int | None, int | None]  # outcome, message id, seq
+StatusRecorder = Callable[[str, int, bytes], None]  # request, status, body
 
 
 class SoakClient:
@@ -88,6 +90,7 @@ class SoakClient:
         rng: random.Random,
         socket_ids: itertools.count[int],
         sockets: list[SocketLog],
+        refused: StatusRecorder,
     ) -> None:
         self.index = index
         self.telegram_id = telegram_id
@@ -99,6 +102,7 @@ class SoakClient:
         self._rng = rng
         self._socket_ids = socket_ids
         self._sockets = sockets
+        self._refused = refused
         self._connection: ClientConnection | None = None
         self.log: SocketLog | None = None
         self._reading = asyncio.Event()
@@ -128,8 +132,11 @@ class SoakClient:
         while not self._stopping:
             try:
                 connection, log = await self._open(api)
-            except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed, ValueError):
+            except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed, ValueError) as exc:
                 # That process is down (or still starting): try the other one.
+                if isinstance(exc, InvalidStatus):
+                    response = exc.response
+                    self._refused("GET /ws", response.status_code, bytes(response.body or b""))
                 self.connect_failures += 1
                 api = (api + 1) % len(self._ws_bases)
                 await asyncio.sleep(self._rng.uniform(0.1, 0.5))

@@ -105,7 +105,7 @@ class Soak:
             telegram_ids = [BASE_TELEGRAM_ID + index for index in range(options.users)]
             plans = chat_plans(options)
             chat_ids = await _create_chats(Setup(http, cluster), telegram_ids, plans)
-            clients = self._clients(cluster, telegram_ids, plans, chat_ids)
+            clients = self._clients(cluster, telegram_ids, plans, chat_ids, ledger)
             for client in clients:
                 client.start()
             async with asyncio.timeout(CONNECT_TIMEOUT):
@@ -187,6 +187,7 @@ class Soak:
         telegram_ids: list[int],
         plans: list[ChatPlan],
         chat_ids: list[int],
+        ledger: HttpLedger,
     ) -> list[SoakClient]:
         socket_ids = itertools.count(1)
         return [
@@ -198,6 +199,7 @@ class Soak:
                 self.options.rng(f"client {index}"),
                 socket_ids,
                 self.sockets,
+                ledger.record,
             )
             for index, telegram_id in enumerate(telegram_ids)
         ]

@@ -81,13 +81,17 @@ class HttpLedger:
     ) -> tuple[int, bytes]:
         headers = {"X-Telegram-Init-Data": init_data(telegram_id, first_name(telegram_id))}
         status, content = await self.http.request(method, url, headers=headers, body=body)
+        self.record(f"{method} {url}", status, content)
+        return status, content
+
+    def record(self, request: str, status: int, content: bytes) -> None:
+        """An answer; the WebSocket handshakes the clients were refused are recorded too."""
         now = time.time()
         phase = self.timeline.phase_at(now)
         self.statuses[(phase, status)] += 1
         if status >= 500:
             text = content[:300].decode(errors="replace")
-            self.server_errors.append(ServerError(now, phase, f"{method} {url}", status, text))
-        return status, content
+            self.server_errors.append(ServerError(now, phase, request, status, text))
 
 
 class Sender:
