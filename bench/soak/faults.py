@@ -12,10 +12,12 @@ import asyncio
 import contextlib
 import random
 import time
+from collections.abc import Mapping
 
 from bench.cluster import Redis, ServerProcess
 from bench.soak.clients import SoakClient, SocketLog
 from bench.soak.plan import SoakOptions, Timeline
+from bench.soak.verdict import ChatTruth
 
 READY_PATH = "/health/ready"
 
@@ -39,6 +41,7 @@ class Faults:
         self._rng = options.rng("faults")
         self._drops: asyncio.Task[None] | None = None
         self.slow_socket: SocketLog | None = None  # the socket open when it stopped reading
+        self._stopped_reading_at = 0.0
         self._read_again_at = 0.0
 
     async def run(self) -> None:
@@ -93,6 +96,7 @@ class Faults:
         phase.notes["slow consumer"] = f"user{client.index}"
         await client.connected.wait()
         log = self.slow_socket = client.stop_reading()
+        self._stopped_reading_at = time.time()
         await asyncio.sleep(self.options.slow_pause)
         self._read_again_at = time.time()
         client.read_again()
@@ -101,7 +105,11 @@ class Faults:
                 await asyncio.wait_for(log.ended.wait(), self.options.tail)
         await asyncio.sleep(self.options.tail)
 
-    def slow_consumer_summary(self, expected_close_code: int) -> dict[str, object]:
+    def slow_consumer_summary(
+        self, expected_close_code: int, truths: Mapping[int, ChatTruth]
+    ) -> dict[str, object]:
+        """How the slow consumer's socket ended, and how long the server went on sending to it
+        after it stopped reading (the commit time of the last event it got)."""
         log = self.slow_socket
         summary: dict[str, object] = {
             "user": self.slow_consumer,
@@ -112,6 +120,16 @@ class Faults:
             read_at = self._read_again_at
             summary["socket"] = log.id
             summary["events_after_reading_again"] = sum(a.at >= read_at for a in log.arrivals)
+            last = max(
+                (
+                    truths[a.chat_id].events[a.seq].at
+                    for a in log.arrivals
+                    if a.seq in truths[a.chat_id].events
+                ),
+                default=None,
+            )
+            if last is not None:
+                summary["served_for_s"] = round(last - self._stopped_reading_at, 2)
             if log.closed_at is not None:
                 summary["ended_after_reading_again_s"] = round(log.closed_at - read_at, 2)
         return summary

@@ -50,7 +50,8 @@ def markdown(results: Json) -> str:
     ended = slow.get("ended_after_reading_again_s")
     lines += [
         "",
-        f"Slow consumer: user{slow['user']} stopped reading for {options['slow_pause']:g} s. "
+        f"Slow consumer: user{slow['user']} stopped reading for {options['slow_pause']:g} s; "
+        f"the last event it got was committed {slow.get('served_for_s')} s after it stopped. "
         + (
             f"When it read again, it got {slow.get('events_after_reading_again')} events, then "
             f"its socket ended with close code {slow['close_code']} after {ended} s "

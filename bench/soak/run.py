@@ -145,7 +145,7 @@ class Soak:
             ).judge()
         finally:
             await http.close()
-        slow_consumer = faults.slow_consumer_summary(CLOSE_TOO_SLOW)
+        slow_consumer = faults.slow_consumer_summary(CLOSE_TOO_SLOW, truths)
         problems = list(verdict.problems)
         if slow_consumer["close_code"] != CLOSE_TOO_SLOW:
             problems.append(
