@@ -125,6 +125,8 @@ class Settings(BaseSettings):
     ws_send_queue: int = Field(default=256, ge=8)
     ws_max_frame_bytes: int = Field(default=64 * 1024, ge=1024)
     ws_auth_timeout: float = Field(default=10.0, gt=0)
+    ws_send_timeout: float = Field(default=10.0, gt=0)
+    ws_close_timeout: float = Field(default=5.0, gt=0)
     ws_presence_grace: float = Field(default=5.0, ge=0)
     ws_gap_grace: float = Field(default=0.15, ge=0)
     ws_resume_grace: float = Field(default=2.0, ge=0)

@@ -35,7 +35,7 @@ from webapp_api.routes import (
     telegram,
     ws,
 )
-from webapp_api.socket_protocol import LeanWebSocketProtocol
+from webapp_api.socket_protocol import with_close_timeout
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class MessengerApi(FastAPI):
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """Server options that are part of the protocol (used by `python -m webapp_api` and tests)."""
     return {
-        "ws": LeanWebSocketProtocol,
+        "ws": with_close_timeout(settings.ws_close_timeout),
         "ws_per_message_deflate": settings.ws_per_message_deflate,
         "ws_ping_interval": settings.ws_ping_interval,
         "ws_ping_timeout": settings.ws_ping_timeout,

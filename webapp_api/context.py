@@ -60,6 +60,7 @@ class AppContext:
             sessionmaker,
             broker,
             queue_size=settings.ws_send_queue,
+            send_timeout=settings.ws_send_timeout,
             presence_grace=settings.ws_presence_grace,
             typing_ttl=settings.ws_typing_ttl,
             gap_grace=settings.ws_gap_grace,

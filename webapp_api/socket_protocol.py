@@ -7,17 +7,31 @@ carries initData, ~4.5 KiB) for the socket's life. This one keeps a list and, wh
 waits, one future; makes the Event only while the transport is paused; and lets the handshake
 go once it is answered (~8.7 KiB less per socket, measured with tracemalloc). uvicorn is
 pinned; tests/ws/test_socket_protocol.py checks what is replaced here.
+
+Close means close: the app's close frame is written at once, past the frames the peer has not
+taken yet (flow control would queue it behind them for as long as the peer does not read), and
+a peer that has not answered it within `close_timeout` is reset. So is one whose ping went
+unanswered and whose unread frames keep the connection from closing. uvicorn's own close only
+waits for the send buffer to drain, which a peer that stopped reading never lets happen.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import socket
+import struct
 from typing import Any
 
-from uvicorn._types import ASGIReceiveEvent
+from uvicorn._types import ASGIReceiveEvent, ASGISendEvent
 from uvicorn.config import Config
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
+
+logger = logging.getLogger(__name__)
+
+CLOSE_TIMEOUT_SECONDS = 5.0
+_RESET_ON_CLOSE = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST
 
 
 class _Inbox:
@@ -73,6 +87,10 @@ class _Writable:
 
 
 class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
+    """One instance per socket; `with_close_timeout` makes the class a server is given."""
+
+    close_seconds = CLOSE_TIMEOUT_SECONDS
+
     def __init__(
         self,
         config: Config,
@@ -83,6 +101,43 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         super().__init__(config, server_state, app_state, _loop)
         self.queue = _Inbox()  # type: ignore[assignment]
         self.writable = _Writable()  # type: ignore[assignment]
+        self.close_timeout = self.close_seconds
+
+    async def send(self, message: ASGISendEvent) -> None:
+        if message["type"] != "websocket.close" or not self.handshake_complete:
+            await super().send(message)
+            return
+        # Nothing else is sent after a close: let it past the flow control.
+        self.writable.set()
+        await super().send(message)
+        self._reset_later()
+
+    def keepalive_timeout(self) -> None:
+        closing = self.close_sent or self.transport.is_closing()
+        super().keepalive_timeout()
+        if not closing:
+            self._reset_later()
+
+    def _reset_later(self) -> None:
+        if self.close_timer is not None:
+            self.close_timer.cancel()
+        self.close_timer = self.loop.call_later(self.close_timeout, self._reset)
+
+    def _reset(self) -> None:
+        self.close_timer = None
+        if self.disconnected:
+            return
+        sent = self.conn.close_sent
+        logger.warning(
+            "WebSocket %s did not take its close frame (code %s) within %.1f s: reset",
+            f"{self.client[0]}:{self.client[1]}" if self.client else "-",
+            sent.code if sent is not None else "-",
+            self.close_timeout,
+        )
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_ON_CLOSE)
+        self.transport.abort()
 
     def start_keepalive(self) -> None:
         # Called once, right after the handshake response is written: the handshake is over.
@@ -91,3 +146,12 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         self.request.headers.clear()
         self.request.path = ""
         del self.response
+
+
+def with_close_timeout(seconds: float) -> type[LeanWebSocketProtocol]:
+    """The protocol class whose closing peers are reset after `seconds`."""
+
+    class Configured(LeanWebSocketProtocol):
+        close_seconds = seconds
+
+    return Configured

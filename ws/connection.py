@@ -1,7 +1,10 @@
 """One client socket: a bounded send queue drained by its own writer task.
 
 Nothing here waits on the client: the hub offers frames without blocking, a full queue drops
-ephemeral frames first and then closes the socket with 4008 ("reconnect and resume"). Chat
+ephemeral frames first and then closes the socket with 4008 ("reconnect and resume"), and so
+does a writer that could not hand the socket a frame for `send_timeout` (a client that stopped
+reading, however little it is sent). The close frame goes out at once, past what the client
+has not read (see webapp_api/socket_protocol.py, which resets a peer that does not take it). Chat
 events are passed on in seq order per chat, once each: duplicates are dropped, and a gap holds
 the chat's frames until the missing events arrive, either late through the broker (the hub waits
 a short grace for that) or replayed by the hub from the database.
@@ -28,9 +31,6 @@ from ws.protocol import CLOSE_TOO_SLOW
 
 logger = logging.getLogger(__name__)
 
-CLOSE_TIMEOUT_SECONDS = 5.0
-REPLAY_ROOM_TIMEOUT = 10.0
-
 
 class Connection:
     __slots__ = (
@@ -44,6 +44,7 @@ class Connection:
         "_resume_grace",
         "_room",
         "_send",
+        "_send_timeout",
         "_sent_seq",
         "_settle_timer",
         "_settled",
@@ -59,6 +60,7 @@ class Connection:
         user_id: int,
         *,
         queue_size: int,
+        send_timeout: float,
         resume_grace: float,
         on_gap: Callable[[Connection, int], None],
     ) -> None:
@@ -66,6 +68,7 @@ class Connection:
         self.user_id = user_id
         self._frames: deque[str] = deque()
         self._queue_size = queue_size
+        self._send_timeout = send_timeout
         self._ephemeral_room = queue_size // 2
         self._wakeup: asyncio.Future[None] | None = None  # the idle writer waits on it
         self._room: asyncio.Future[None] | None = None  # replays wait on it for room
@@ -96,9 +99,12 @@ class Connection:
                     continue
                 frame = frames.popleft()
                 self._made_room()
-                await self._send({"type": "websocket.send", "text": frame})
+                async with asyncio.timeout(self._send_timeout):
+                    await self._send({"type": "websocket.send", "text": frame})
         except asyncio.CancelledError:
             raise
+        except TimeoutError:
+            self._too_slow(f"took no frame for {self._send_timeout:g} s")
         except Exception:  # the peer went away; the reader side notices and cleans up
             return
 
@@ -263,10 +269,18 @@ class Connection:
         if self.close_code is not None:
             return
         if bounded and len(self._frames) >= self._queue_size:
-            logger.info("closing a socket of user %s that fell behind", self.user_id)
-            self.close(CLOSE_TOO_SLOW)
+            self._too_slow(f"{self._queue_size} frames waiting")
             return
         self._push(frame)
+
+    def _too_slow(self, reason: str) -> None:
+        logger.warning(
+            "closing a socket of user %s with %s: it fell behind (%s)",
+            self.user_id,
+            CLOSE_TOO_SLOW,
+            reason,
+        )
+        self.close(CLOSE_TOO_SLOW)
 
     def _push(self, frame: str) -> None:
         self._frames.append(frame)
@@ -276,18 +290,15 @@ class Connection:
 
     async def _wait_for_room(self) -> bool:
         """Whether the queue has room; False when it will not get any (the socket is closing,
-        has no writer any more, or its client was too slow)."""
-        try:
-            async with asyncio.timeout(REPLAY_ROOM_TIMEOUT):
-                while len(self._frames) >= self._queue_size:
-                    if self.close_code is not None or self._writer is None:
-                        return False
-                    if self._room is None:
-                        self._room = asyncio.get_running_loop().create_future()
-                    # Shared by every waiting replay: one giving up must not cancel it.
-                    await asyncio.shield(self._room)
-        except TimeoutError:
-            self.close(CLOSE_TOO_SLOW)
+        or has no writer any more). A writer that makes no progress closes the socket within
+        `send_timeout`, which wakes this."""
+        while len(self._frames) >= self._queue_size:
+            if self.close_code is not None or self._writer is None:
+                return False
+            if self._room is None:
+                self._room = asyncio.get_running_loop().create_future()
+            # Shared by every waiting replay: one giving up must not cancel it.
+            await asyncio.shield(self._room)
         return self.close_code is None
 
     def _made_room(self) -> None:
@@ -307,8 +318,8 @@ class Connection:
     async def _close(self, code: int) -> None:
         await self.stop_writer()
         with contextlib.suppress(Exception):  # the peer may be gone already
-            close = self._send({"type": "websocket.close", "code": code})
-            await asyncio.wait_for(close, CLOSE_TIMEOUT_SECONDS)
+            # Written at once; the server resets a peer that does not answer it in time.
+            await self._send({"type": "websocket.close", "code": code})
 
     async def stop_writer(self) -> None:
         if self._settle_timer is not None:

@@ -45,6 +45,7 @@ class Hub:
         broker: Broker,
         *,
         queue_size: int,
+        send_timeout: float,
         presence_grace: float,
         typing_ttl: float,
         gap_grace: float,
@@ -56,6 +57,7 @@ class Hub:
         self._broker = broker
         self._presence_store = presence_store or MemoryPresence()
         self.queue_size = queue_size
+        self._send_timeout = send_timeout
         self._presence_grace = presence_grace
         self._typing_ttl = typing_ttl
         self._gap_grace = gap_grace
@@ -138,6 +140,7 @@ class Hub:
             send,
             user_id,
             queue_size=self.queue_size,
+            send_timeout=self._send_timeout,
             resume_grace=self._resume_grace,
             on_gap=self._gap_seen,
         )

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import logging
 import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
 from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import make_settings
@@ -248,6 +253,123 @@ async def test_a_client_that_never_reads_is_closed_with_4008_and_slows_nobody(
                 await slow_ws.collect(sent + 1, "new_message", timeout=30)
             assert closed.value.rcvd is not None
             assert closed.value.rcvd.code == 4008
+
+
+@asynccontextmanager
+async def _not_reading(server: LiveServer, telegram_id: int, name: str) -> AsyncIterator[WsClient]:
+    """A socket whose client reads nothing until the test calls recv: tiny buffers on both
+    sides, so the server's frames soon wait for it."""
+    raw = socket.create_connection((server.host, server.port))
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    async with ws_connect(ws_url_for(server, telegram_id, name), sock=raw, max_queue=1) as ws:
+        yield ws
+
+
+def _reset_by_peer(ws: WsClient) -> bool:
+    """Whether the server reset the connection (the client has not read since)."""
+    sock: socket.socket = ws.connection.transport.get_extra_info("socket")
+    return sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == errno.ECONNRESET
+
+
+async def test_a_client_that_does_not_take_its_close_frame_is_reset_and_logged(
+    database_url: str, tmp_dir: Path, engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings(database_url, tmp_dir, ws_send_queue=8, ws_close_timeout=0.2)
+    app: FastAPI = create_app(settings)
+    async with (
+        live_server(app, send_buffer=4096) as small,
+        httpx.AsyncClient(base_url=small.base_url) as http,
+    ):
+        alice, slow = await sign_up(http, 63, "Ana"), await sign_up(http, 64, "Sid")
+        chat = await alice.private_chat_with(slow)
+        hub = app.state.context.hub
+        with caplog.at_level(logging.INFO):
+            async with _not_reading(small, 64, "Sid") as slow_ws:
+                await wait_until(lambda: len(hub.connections_of(slow.id)) == 1)
+                (slow_connection,) = hub.connections_of(slow.id)
+                sent = 0
+                while slow_connection.close_code is None:
+                    await alice.send(chat["id"], "x" * 4000)
+                    sent += 1
+                    assert sent < 500, "the slow socket was never closed"
+                # Never half-open until a ping timeout: reset once the close timeout is over.
+                await wait_until(lambda: _reset_by_peer(slow_ws))
+                with pytest.raises(ConnectionClosed) as closed:
+                    await slow_ws.collect(sent + 1, "new_message", timeout=30)
+    assert closed.value.rcvd is None  # no close frame: the connection was reset
+    logged = [record.getMessage() for record in caplog.records]
+    assert f"closing a socket of user {slow.id} with 4008: it fell behind (8 frames waiting)" in (
+        logged
+    )
+    assert any("did not take its close frame (code 4008) within 0.2 s" in m for m in logged)
+
+
+async def test_a_client_that_stops_reading_is_closed_however_little_it_is_sent(
+    database_url: str, tmp_dir: Path, engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Far fewer frames than the queue holds, but the client takes none: 4008 after
+    WS_SEND_TIMEOUT. Its send_message's ack waited behind them; resent with the same
+    client_msg_id on a new socket, it acks the one message."""
+    settings = make_settings(database_url, tmp_dir, ws_send_timeout=0.3)
+    app: FastAPI = create_app(settings)
+    async with (
+        live_server(app, send_buffer=4096) as small,
+        httpx.AsyncClient(base_url=small.base_url) as http,
+    ):
+        alice, slow = await sign_up(http, 65, "Ann"), await sign_up(http, 66, "Sue")
+        chat_id = (await alice.private_chat_with(slow))["id"]
+        hub = app.state.context.hub
+        mine: dict[str, Any] = {
+            "type": "send_message",
+            "chat_id": chat_id,
+            "text": "mine",
+            "client_msg_id": "sue-1",
+        }
+        with caplog.at_level(logging.INFO):
+            async with _not_reading(small, 66, "Sue") as slow_ws:
+                await wait_until(lambda: len(hub.connections_of(slow.id)) == 1)
+                (slow_connection,) = hub.connections_of(slow.id)
+                for index in range(40):  # ~160 KB, a sixth of the 256-frame queue
+                    await alice.send(chat_id, f"{index:02d} " + "x" * 4000)
+                await slow_ws.send(**mine)
+                await wait_until(lambda: slow_connection.close_code is not None)
+                with pytest.raises(ConnectionClosed) as closed:
+                    await slow_ws.collect(100, "new_message", timeout=30)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 4008
+        assert (
+            f"closing a socket of user {slow.id} with 4008: it fell behind"
+            " (took no frame for 0.3 s)"
+        ) in [record.getMessage() for record in caplog.records]
+        async with ws_user(small, 66, "Sue") as again:
+            await again.send(**mine)
+            ack = await again.wait_for("ack")
+        history = await slow.ok("GET", f"/api/v1/chats/{chat_id}/messages?limit=100")
+    stored = [m for m in history["messages"] if m["text"] == "mine"]
+    assert [m["id"] for m in stored] == [ack["message_id"]]
+
+
+async def test_a_client_whose_ping_times_out_behind_unread_frames_is_reset(
+    database_url: str, tmp_dir: Path, engine: AsyncEngine
+) -> None:
+    """The ping timeout (well before WS_SEND_TIMEOUT) closes the socket; the frames it has not
+    read keep that close from completing, and the server resets it."""
+    settings = make_settings(
+        database_url, tmp_dir, ws_ping_interval=1.0, ws_ping_timeout=0.5, ws_close_timeout=0.2
+    )
+    app: FastAPI = create_app(settings)
+    async with (
+        live_server(app, send_buffer=4096) as small,
+        httpx.AsyncClient(base_url=small.base_url) as http,
+    ):
+        alice, slow = await sign_up(http, 67, "Ari"), await sign_up(http, 68, "Sol")
+        chat_id = (await alice.private_chat_with(slow))["id"]
+        last = (await alice.send(chat_id, "seen"))["seq"]
+        async with _not_reading(small, 68, "Sol") as slow_ws:
+            await slow_ws.send(type="resume", chats={str(chat_id): last})
+            for index in range(30):  # ~120 KB: more than the buffers on the way can take
+                await alice.send(chat_id, f"{index} " + "x" * 4000)
+            await wait_until(lambda: _reset_by_peer(slow_ws))
 
 
 async def test_a_replay_longer_than_the_send_queue_arrives_whole(
