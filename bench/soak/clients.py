@@ -29,6 +29,9 @@ from bench.load import first_name
 # A phone on a slow link, not a loopback socket with megabytes of buffers: a client that stops
 # reading makes the server's queue for it fill within its pause.
 RECEIVE_BUFFER = 16 * 1024
+# Linux's TCP states (tcp_states.h), from TCP_INFO: what the server did to a socket its client
+# does not read (the client itself only learns of it when it reads again).
+TCP_STATES = {1: "established", 7: "reset", 8: "closed by the server"}
 OPEN_TIMEOUT = 10.0
 ACK_TIMEOUT = 10.0
 
@@ -104,6 +107,7 @@ class SoakClient:
         self._sockets = sockets
         self._refused = refused
         self._connection: ClientConnection | None = None
+        self._sock: socket.socket | None = None
         self.log: SocketLog | None = None
         self._reading = asyncio.Event()
         self._reading.set()
@@ -189,7 +193,7 @@ class SoakClient:
                 await connection.close()
             raise
         self._sockets.append(log)
-        self._connection, self.log = connection, log
+        self._connection, self.log, self._sock = connection, log, sock
         self.connected.set()
         return connection, log
 
@@ -250,6 +254,14 @@ class SoakClient:
         """Stop taking frames off the socket (its buffers fill); returns the socket."""
         self._reading.clear()
         return self.log if self._connection is not None else None
+
+    def tcp_state(self) -> str | None:
+        """The kernel's state of the socket's TCP connection, read without touching it."""
+        sock = self._sock
+        if sock is None or sock.fileno() < 0:
+            return None
+        state = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]
+        return TCP_STATES.get(state, f"state {state}")
 
     def read_again(self) -> None:
         self._reading.set()

@@ -20,6 +20,7 @@ from bench.soak.plan import SoakOptions, Timeline
 from bench.soak.verdict import ChatTruth
 
 READY_PATH = "/health/ready"
+SLOW_CONSUMER_POLL = 0.2
 
 
 class Faults:
@@ -42,6 +43,8 @@ class Faults:
         self._drops: asyncio.Task[None] | None = None
         self.slow_socket: SocketLog | None = None  # the socket open when it stopped reading
         self._stopped_reading_at = 0.0
+        # When (seconds after it stopped reading) and how the server ended its connection.
+        self.server_ended: tuple[float, str] | None = None
         self._read_again_at = 0.0
 
     async def run(self) -> None:
@@ -97,7 +100,12 @@ class Faults:
         await client.connected.wait()
         log = self.slow_socket = client.stop_reading()
         self._stopped_reading_at = time.time()
-        await asyncio.sleep(self.options.slow_pause)
+        until = time.monotonic() + self.options.slow_pause
+        while time.monotonic() < until:
+            state = client.tcp_state()
+            if self.server_ended is None and state not in (None, "established"):
+                self.server_ended = (round(time.time() - self._stopped_reading_at, 1), state)
+            await asyncio.sleep(SLOW_CONSUMER_POLL)
         self._read_again_at = time.time()
         client.read_again()
         if log is not None:
@@ -106,15 +114,17 @@ class Faults:
         await asyncio.sleep(self.options.tail)
 
     def slow_consumer_summary(
-        self, expected_close_code: int, truths: Mapping[int, ChatTruth]
+        self, expected_close_codes: tuple[int, ...], truths: Mapping[int, ChatTruth]
     ) -> dict[str, object]:
         """How the slow consumer's socket ended, and how long the server went on sending to it
         after it stopped reading (the commit time of the last event it got)."""
         log = self.slow_socket
         summary: dict[str, object] = {
             "user": self.slow_consumer,
-            "expected": expected_close_code,
+            "expected": list(expected_close_codes),
             "close_code": None if log is None else log.close_code,
+            "server_ended_after_s": self.server_ended[0] if self.server_ended else None,
+            "server_ended_how": self.server_ended[1] if self.server_ended else None,
         }
         if log is not None:
             read_at = self._read_again_at

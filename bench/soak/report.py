@@ -48,17 +48,23 @@ def markdown(results: Json) -> str:
     slow = results["slow_consumer"]
     sockets = results["sockets"]
     ended = slow.get("ended_after_reading_again_s")
+    server_ended = (
+        f"ended its connection after {slow['server_ended_after_s']} s ({slow['server_ended_how']})"
+        if slow.get("server_ended_after_s") is not None
+        else "did not end its connection while it did not read"
+    )
     lines += [
         "",
-        f"Slow consumer: user{slow['user']} stopped reading for {options['slow_pause']:g} s; "
-        f"the last event it got was committed {slow.get('served_for_s')} s after it stopped. "
+        f"Slow consumer: user{slow['user']} stopped reading for {options['slow_pause']:g} s. "
+        f"The server stopped sending to it after {slow.get('served_for_s')} s (when the last "
+        f"event it got was committed) and {server_ended}. "
         + (
-            f"When it read again, it got {slow.get('events_after_reading_again')} events, then "
-            f"its socket ended with close code {slow['close_code']} after {ended} s "
+            f"When it read again it got {slow.get('events_after_reading_again')} more events, "
+            f"then its socket ended with close code {slow['close_code']} "
             if ended is not None
             else "Its socket never ended "
         )
-        + f"(expected: close code {slow['expected']}).",
+        + f"(expected: one of {slow['expected']}).",
         f"Sockets: {sockets['opened']} opened (each resumed), {sockets['aborted']} aborted by the "
         f"soak; {sockets['with a gap']} with a gap, {sockets['with a duplicate']} with a "
         f"duplicate, {sockets['out of order']} out of order; other ends by close code: "
