@@ -70,8 +70,11 @@ class Faults:
     async def _drop_sockets(self, rng: random.Random) -> None:
         while True:
             await asyncio.sleep(rng.uniform(*self.options.drop_every))
-            # A client that is reconnecting, or has stopped reading, is left alone this time.
-            self.clients[rng.randrange(len(self.clients))].abort()
+            # A client that is reconnecting, or has stopped reading, is left alone this time;
+            # the slow consumer during its whole phase, so that its socket ends the server's way.
+            index = rng.randrange(len(self.clients))
+            if index != self.slow_consumer or self.timeline.current != "slow consumer":
+                self.clients[index].abort()
 
     async def _redis_outage(self) -> None:
         phase = self.timeline.begin("redis outage")
