@@ -17,6 +17,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -29,9 +30,17 @@ from bench.load import first_name
 # A phone on a slow link, not a loopback socket with megabytes of buffers: a client that stops
 # reading makes the server's queue for it fill within its pause.
 RECEIVE_BUFFER = 16 * 1024
-# Linux's TCP states (tcp_states.h), from TCP_INFO: what the server did to a socket its client
-# does not read (the client itself only learns of it when it reads again).
-TCP_STATES = {1: "established", 7: "reset", 8: "closed by the server"}
+# Linux's TCP states (include/net/tcp_states.h) as /proc/net/tcp shows them.
+TCP_STATES = {
+    1: "established",
+    4: "fin_wait1",
+    5: "fin_wait2",
+    6: "time_wait",
+    7: "close",
+    8: "close_wait",
+    9: "last_ack",
+    11: "closing",
+}
 OPEN_TIMEOUT = 10.0
 ACK_TIMEOUT = 10.0
 
@@ -255,13 +264,27 @@ class SoakClient:
         self._reading.clear()
         return self.log if self._connection is not None else None
 
-    def tcp_state(self) -> str | None:
-        """The kernel's state of the socket's TCP connection, read without touching it."""
+    def server_side_state(self) -> str | None:
+        """The state of the server's end of this client's TCP connection, as the kernel has it:
+        "established" while the server holds it, "fin_wait1" once the server closed it with
+        data the client has not read still queued, "gone" once reset. None without a socket.
+
+        The client cannot tell by itself: its own end stays established until it reads what
+        was queued before the server's FIN or reset."""
         sock = self._sock
         if sock is None or sock.fileno() < 0:
             return None
-        state = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]
-        return TCP_STATES.get(state, f"state {state}")
+        client_port = sock.getsockname()[1]
+        server_port = sock.getpeername()[1]
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+            local, remote, state = line.split()[1:4]
+            if (int(local.rsplit(":", 1)[1], 16), int(remote.rsplit(":", 1)[1], 16)) == (
+                server_port,
+                client_port,
+            ):
+                code = int(state, 16)
+                return TCP_STATES.get(code, f"state {code}")
+        return "gone"
 
     def read_again(self) -> None:
         self._reading.set()

@@ -105,7 +105,7 @@ class Faults:
         self._stopped_reading_at = time.time()
         until = time.monotonic() + self.options.slow_pause
         while time.monotonic() < until:
-            state = client.tcp_state()
+            state = client.server_side_state()
             if self.server_ended is None and state not in (None, "established"):
                 self.server_ended = (round(time.time() - self._stopped_reading_at, 1), state)
             await asyncio.sleep(SLOW_CONSUMER_POLL)
