@@ -33,8 +33,7 @@ class AppContext:
     auth: AuthConfig
     hub: Hub
     ai: AiServices | None
-    # The process's Telegram client (with a BOT_TOKEN); `bot_mode` says whether it also runs
-    # the bot's dispatcher here (polling, or webhook updates) and streams Telegram replies.
+    # The bot, when this process runs it (`bot_mode`: polling, or webhook updates).
     telegram: TelegramBot | None
     bot_mode: Literal["off", "polling", "webhook"]
     presence: PresenceStore
@@ -64,19 +63,18 @@ class AppContext:
             presence_max_group_size=settings.presence_max_group_size,
             presence_store=presence,
         )
-        bot_mode = settings.api_bot_mode()
-        # With a token the process can always send (notifications); it runs the bot's
-        # dispatcher and streams Telegram replies only when the bot mode says so.
-        telegram = TelegramBot(settings, sessionmaker, broker) if settings.bot_token else None
-        if telegram is None:
-            bot_mode = "off"
-        runs_bot = telegram is not None and bot_mode != "off"
+        bot_mode = settings.api_bot_mode() if settings.bot_token else "off"
+        # Only a process that runs the bot talks to Telegram by itself (its dispatcher, the
+        # replies it streams there, notifications); with BOT_MODE=off another process is the
+        # bot (`python -m bot`), and this one calls the Bot API only for what a request asks
+        # (an invoice link, a refund).
+        telegram = TelegramBot(settings, sessionmaker, broker) if bot_mode != "off" else None
         ai = AiServices.open(
             settings,
             sessionmaker,
             broker,
-            sink=telegram.relay if telegram is not None and runs_bot else None,
-            surfaces=APP_AND_TELEGRAM if runs_bot else frozenset({"app"}),
+            sink=telegram.relay if telegram is not None else None,
+            surfaces=APP_AND_TELEGRAM if telegram is not None else frozenset({"app"}),
         )
         notifier = (
             Notifier(
@@ -103,7 +101,7 @@ class AppContext:
             presence,
             notifier,
         )
-        if telegram is not None and runs_bot:
+        if telegram is not None:
             telegram.attach(ai)
             await telegram.start()
             if bot_mode == "polling":

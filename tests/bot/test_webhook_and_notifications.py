@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -93,3 +94,26 @@ async def test_no_notification_while_online_muted_or_turned_off(
         await alice.send(chat["id"], "now you hear me")
         note = await bot_app.telegram.wait_for_call("sendMessage")
         assert note.params["text"].endswith("now you hear me")
+
+
+async def test_with_the_bot_off_the_api_process_makes_no_bot_api_call(
+    start_bot_app: BotAppFactory,
+) -> None:
+    async with start_bot_app(bot_mode="off", notify_interval=60) as off:
+        alice = await off.sign_up(9401, "Alice")
+        bob = await off.sign_up(9402, "Bob")
+        chat = await alice.private_chat_with(bob)
+        await alice.send(chat["id"], "sent with the bot off")
+        # Then a process that runs the bot notifies the same offline user: the notification
+        # the first process must not send would have come long before this one (a whole server
+        # start-up later), and this one shows the user is one to notify.
+        second_started = time.monotonic()
+        async with start_bot_app(notify_interval=60) as running:
+            alice_there = await running.sign_up(9401, "Alice")
+            await alice_there.send(chat["id"], "sent with the bot on")
+            note = await running.telegram.wait_for_call(
+                "sendMessage", lambda call: call.params.get("chat_id") == 9402
+            )
+    assert note.params["text"] == "💬 Alice: sent with the bot on"
+    assert [call.method for call in off.telegram.calls if call.at < second_started] == []
+    assert [call for call in off.telegram.calls if call.params.get("chat_id") == 9402] == [note]
