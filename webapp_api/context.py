@@ -6,12 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.app import TelegramBot
-from bot.notifications import Notifier
 from core.broker import Broker, create_broker
 from core.db import create_engine, create_sessionmaker
 from core.presence import PresenceStore, create_presence
@@ -20,6 +18,11 @@ from services.ai_runner import AiServices
 from services.auth import AuthConfig
 from services.media import media_urls
 from ws.hub import Hub
+
+if TYPE_CHECKING:
+    # aiogram takes seconds to import: only a process that runs the bot imports it.
+    from bot.app import TelegramBot
+    from bot.notifications import Notifier
 
 APP_AND_TELEGRAM = frozenset({"app", "telegram"})
 
@@ -68,7 +71,11 @@ class AppContext:
         # replies it streams there, notifications); with BOT_MODE=off another process is the
         # bot (`python -m bot`), and this one calls the Bot API only for what a request asks
         # (an invoice link, a refund).
-        telegram = TelegramBot(settings, sessionmaker, broker) if bot_mode != "off" else None
+        telegram: TelegramBot | None = None
+        if bot_mode != "off":
+            from bot.app import TelegramBot
+
+            telegram = TelegramBot(settings, sessionmaker, broker)
         ai = AiServices.open(
             settings,
             sessionmaker,
@@ -76,8 +83,11 @@ class AppContext:
             sink=telegram.relay if telegram is not None else None,
             surfaces=APP_AND_TELEGRAM if telegram is not None else frozenset({"app"}),
         )
-        notifier = (
-            Notifier(
+        notifier: Notifier | None = None
+        if telegram is not None and settings.notify_interval > 0:
+            from bot.notifications import Notifier
+
+            notifier = Notifier(
                 telegram.bot,
                 sessionmaker,
                 broker,
@@ -85,9 +95,6 @@ class AppContext:
                 webapp_url=settings.webapp_url,
                 interval=settings.notify_interval,
             )
-            if telegram is not None and settings.notify_interval > 0
-            else None
-        )
         context = cls(
             settings,
             engine,
