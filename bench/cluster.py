@@ -239,7 +239,7 @@ class ServerProcess:
         assert self.process is not None
         return self.process.pid
 
-    async def start(self, ready_path: str) -> None:
+    async def start(self, ready_path: str, *, poll_every: float = 0.1) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as output:
             self.process = await asyncio.create_subprocess_exec(
@@ -257,7 +257,7 @@ class ServerProcess:
                             return
                 if time.monotonic() > deadline:
                     raise SetupError(f"{self.name} was not ready in {START_TIMEOUT:.0f} s")
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(poll_every)
 
     def rss_kib(self) -> int:
         return process_rss_kib(self.pid)
@@ -435,6 +435,8 @@ class Cluster:
     apis: list[ServerProcess]
     workers: list[Worker]
     fake_llm: ServerProcess | None
+    api_env: dict[str, str]  # how its API processes are configured
+    log_dir: Path
 
     @property
     def http_bases(self) -> list[str]:
@@ -520,7 +522,7 @@ async def running_cluster(
                 for worker in loaders
             )
         )
-        yield Cluster(database, apis, loaders, fake)
+        yield Cluster(database, apis, loaders, fake, env, log_dir)
     finally:
         await asyncio.gather(*(worker.stop() for worker in loaders), return_exceptions=True)
         await asyncio.gather(*(api.stop() for api in apis), return_exceptions=True)

@@ -178,6 +178,9 @@ class LoadWorker:
                     errors[f"{type(exc).__name__}: {str(exc)[:120]}"] += 1
                     return
                 handshake_ms.append((time.monotonic() - began) * 1000)
+                # As a client with no stored seqs does: else the server holds its chats'
+                # events until WS_RESUME_GRACE has passed without a resume.
+                await socket.connection.send('{"type":"resume","chats":{}}')
                 self.sockets[telegram_id] = socket
 
         await asyncio.gather(*(one(telegram_id, api) for telegram_id, api in users))

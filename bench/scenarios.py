@@ -1,17 +1,19 @@
-"""The seven scenarios of the benchmark, and their sizes (full and quick)."""
+"""The eight scenarios of the benchmark, and their sizes (full and quick)."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import statistics
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from bench.client import BENCH_BOT_TOKEN, HttpClient, init_data, request_json
-from bench.cluster import Cluster, ClusterSpec
+from bench.cluster import Cluster, ClusterSpec, ServerProcess
 from bench.load import first_name
 from bench.measure import (
     Outcome,
@@ -49,6 +51,7 @@ class Sizes:
     ai_paced_runs: int = 2
     ai_paced_delay: float = 0.002
     validations: int = 20_000
+    startup_runs: int = 5
 
 
 FULL = Sizes()
@@ -69,6 +72,7 @@ QUICK = Sizes(
     ai_runs=2,
     ai_paced_runs=0,
     validations=2_000,
+    startup_runs=2,
 )
 
 
@@ -626,6 +630,43 @@ def validation(sizes: Sizes, outcome: Outcome) -> None:
     ]  # fmt: skip
 
 
+# -- 8. start-up ----------------------------------------------------------------------------------
+
+STARTUP_GOAL_SECONDS = 2.0
+
+
+async def startup(ctx: Context, outcome: Outcome) -> None:
+    """From spawning `python -m webapp_api` (production settings, PostgreSQL and Redis, the bot
+    off) to its first 200 on /api/v1/health, polled every 10 ms; one process at a time."""
+    seconds: list[float] = []
+    load: list[float] = []
+    for index in range(ctx.sizes.startup_runs):
+        api = ServerProcess(
+            f"API process (start-up {index})",
+            [sys.executable, "-m", "webapp_api"],
+            ctx.cluster.api_env,
+            ctx.cluster.log_dir / f"startup-api{index}.log",
+        )
+        load.append(os.getloadavg()[0])
+        started = time.monotonic()
+        try:
+            await api.start("/api/v1/health", poll_every=0.01)
+            seconds.append(time.monotonic() - started)
+        finally:
+            await api.stop()
+    median = statistics.median(seconds)
+    outcome.details.update(
+        {"seconds": [round(value, 3) for value in seconds], "load_average_1m": load}
+    )
+    outcome.rows += [
+        Row("spawn to first 200 on /api/v1/health, median", round(median, 2), "s",
+            f"<= {STARTUP_GOAL_SECONDS:g} s", ctx.goal(median <= STARTUP_GOAL_SECONDS)),
+        Row("spawn to first 200 on /api/v1/health, slowest", round(max(seconds), 2), "s"),
+        Row("machine load average (1 min) at the spawns, median",
+            round(statistics.median(load), 2), ""),
+    ]  # fmt: skip
+
+
 SCENARIOS: tuple[Definition, ...] = (
     Definition("latency", "Send-to-deliver latency (REST, private chats)", latency),
     Definition("fanout", "Group fan-out", fanout),
@@ -634,4 +675,5 @@ SCENARIOS: tuple[Definition, ...] = (
     Definition("resume", "Resume after missed events", resume),
     Definition("ai", "AI streaming relay", ai_streaming, ClusterSpec(fake_llm=True, workers=1)),
     Definition("initdata", "initData validation", None, ClusterSpec(apis=0, workers=0)),
+    Definition("startup", "API process start-up", startup, ClusterSpec(apis=0, workers=0)),
 )

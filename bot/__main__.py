@@ -9,9 +9,11 @@ import logging
 import sys
 
 from bot.app import TelegramBot
+from bot.notifications import Notifier
 from core.broker import create_broker
 from core.db import create_engine, create_sessionmaker
 from core.logging import setup_logging
+from core.presence import create_presence
 from core.settings import Settings, get_settings
 from services.ai_runner import AiServices
 from services.media import media_urls
@@ -36,14 +38,33 @@ async def run_polling(settings: Settings) -> None:
         surfaces=frozenset({"telegram"}),
     )
     telegram.attach(ai)
+    # The bot notifies offline users of Mini App messages (the API processes, BOT_MODE=off,
+    # make no Bot API calls by themselves); who is online is the API's shared presence.
+    presence = create_presence(settings.redis_url, settings.redis_prefix)
+    await presence.start()
+    notifier = (
+        Notifier(
+            telegram.bot,
+            sessionmaker,
+            broker,
+            presence,
+            webapp_url=settings.webapp_url,
+            interval=settings.notify_interval,
+        )
+        if settings.notify_interval > 0
+        else None
+    )
     try:
         await telegram.start()
         logger.info("polling Telegram for updates")
         await telegram.run_polling()
     finally:
+        if notifier is not None:
+            await notifier.close()
         await telegram.stop()
         if ai is not None:
             await ai.close()
+        await presence.close()
         await broker.close()
         await engine.dispose()
 

@@ -15,7 +15,7 @@ from aiogram.types import BotCommand, MenuButtonWebApp, Update, WebAppInfo
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.context import BotContext
-from bot.handlers import groups, payments, private
+from bot.handlers import errors, groups, payments, private
 from bot.middleware import UnitOfWorkMiddleware
 from bot.relay import Cadence, TelegramRelay
 from core.broker import Broker
@@ -60,6 +60,7 @@ class TelegramBot:
         self.dispatcher.include_router(payments.create_router())  # before private's catch-all
         self.dispatcher.include_router(private.create_router())
         self.dispatcher.include_router(groups.create_router())
+        self.dispatcher.include_router(errors.create_router())
 
     def attach(self, ai: AiServices | None) -> None:
         self.context.ai = ai

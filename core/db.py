@@ -21,9 +21,10 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session, SessionTransaction
 
 from core.broker import Broker
-from core.events import discard_staged, publish_staged
+from core.events import discard_rolled_back, discard_staged, publish_staged
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -73,11 +74,27 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+class UnitOfWorkSession(Session):
+    """The sessions of our units of work: any rollback drops the events staged in what it
+    rolled back, whoever called it."""
+
+
+@event.listens_for(UnitOfWorkSession, "after_soft_rollback")
+def _drop_rolled_back_events(session: Session, transaction: SessionTransaction) -> None:
+    discard_rolled_back(session, transaction)
+
+
 def create_sessionmaker(
     engine: AsyncEngine, *, info: dict[str, Any] | None = None
 ) -> async_sessionmaker[AsyncSession]:
     """`info` reaches every session (e.g. "media_urls", how message views sign media links)."""
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False, info=info or {})
+    return async_sessionmaker(
+        engine,
+        expire_on_commit=False,
+        autoflush=False,
+        info=info or {},
+        sync_session_class=UnitOfWorkSession,
+    )
 
 
 @asynccontextmanager

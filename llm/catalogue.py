@@ -23,9 +23,7 @@ from pydantic import (
 )
 
 from core.settings import ConfigurationError, Settings
-from llm.anthropic_provider import AnthropicProvider
 from llm.base import LLMError, Provider
-from llm.openai_provider import OpenAIProvider
 
 ProviderKind = Literal["openai", "anthropic", "openai_compatible"]
 
@@ -206,10 +204,15 @@ class Catalogue:
     def _make_provider(
         self, kind: ProviderKind, base_url: str | None, api_key: str | None
     ) -> Provider:
+        # A vendor's SDK takes up to seconds to import: only when its first request is made.
         if kind == "anthropic":
+            from llm.anthropic_provider import AnthropicProvider
+
             return AnthropicProvider(
                 api_key=api_key or "", base_url=base_url, timeout=self._request_timeout
             )
+        from llm.openai_provider import OpenAIProvider
+
         return OpenAIProvider(
             api_key=api_key or "",
             base_url=base_url,

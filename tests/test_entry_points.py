@@ -78,3 +78,40 @@ def test_migrate_then_serve_on_the_embedded_default(tmp_path: Path) -> None:
         process.terminate()
         output, _ = process.communicate(timeout=30)
     assert "BOT_TOKEN is not set" in output
+
+
+def test_an_api_process_with_the_bot_off_imports_neither_aiogram_nor_the_llm_sdks(
+    tmp_path: Path,
+) -> None:
+    """They take seconds to import; a process imports them when it first needs them."""
+    script = (
+        "import asyncio, sys\n"
+        "from core.settings import Settings\n"
+        "from webapp_api.app import create_app\n"
+        "from webapp_api.context import AppContext\n"
+        "async def main():\n"
+        "    create_app()\n"
+        "    await (await AppContext.open(Settings())).close()\n"
+        "asyncio.run(main())\n"
+        "print(sorted({name.partition('.')[0] for name in sys.modules}))\n"
+    )
+    env = _env(
+        tmp_path,
+        BOT_TOKEN="123456:test-token",
+        BOT_MODE="off",
+        OPENAI_API_KEY="test-key",
+        ANTHROPIC_API_KEY="test-key",
+        AI_RUNNER_ENABLED="false",
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    imported = set(result.stdout.strip().strip("[]").replace("'", "").split(", "))
+    assert "fastapi" in imported
+    assert imported.isdisjoint({"aiogram", "openai", "anthropic"})

@@ -6,12 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.app import TelegramBot
-from bot.notifications import Notifier
 from core.broker import Broker, create_broker
 from core.db import create_engine, create_sessionmaker
 from core.presence import PresenceStore, create_presence
@@ -20,6 +18,11 @@ from services.ai_runner import AiServices
 from services.auth import AuthConfig
 from services.media import media_urls
 from ws.hub import Hub
+
+if TYPE_CHECKING:
+    # aiogram takes seconds to import: only a process that runs the bot imports it.
+    from bot.app import TelegramBot
+    from bot.notifications import Notifier
 
 APP_AND_TELEGRAM = frozenset({"app", "telegram"})
 
@@ -33,8 +36,7 @@ class AppContext:
     auth: AuthConfig
     hub: Hub
     ai: AiServices | None
-    # The process's Telegram client (with a BOT_TOKEN); `bot_mode` says whether it also runs
-    # the bot's dispatcher here (polling, or webhook updates) and streams Telegram replies.
+    # The bot, when this process runs it (`bot_mode`: polling, or webhook updates).
     telegram: TelegramBot | None
     bot_mode: Literal["off", "polling", "webhook"]
     presence: PresenceStore
@@ -68,22 +70,28 @@ class AppContext:
             presence_max_group_size=settings.presence_max_group_size,
             presence_store=presence,
         )
-        bot_mode = settings.api_bot_mode()
-        # With a token the process can always send (notifications); it runs the bot's
-        # dispatcher and streams Telegram replies only when the bot mode says so.
-        telegram = TelegramBot(settings, sessionmaker, broker) if settings.bot_token else None
-        if telegram is None:
-            bot_mode = "off"
-        runs_bot = telegram is not None and bot_mode != "off"
+        bot_mode = settings.api_bot_mode() if settings.bot_token else "off"
+        # Only a process that runs the bot talks to Telegram by itself (its dispatcher, the
+        # replies it streams there, notifications); with BOT_MODE=off another process is the
+        # bot (`python -m bot`), and this one calls the Bot API only for what a request asks
+        # (an invoice link, a refund).
+        telegram: TelegramBot | None = None
+        if bot_mode != "off":
+            from bot.app import TelegramBot
+
+            telegram = TelegramBot(settings, sessionmaker, broker)
         ai = AiServices.open(
             settings,
             sessionmaker,
             broker,
-            sink=telegram.relay if telegram is not None and runs_bot else None,
-            surfaces=APP_AND_TELEGRAM if runs_bot else frozenset({"app"}),
+            sink=telegram.relay if telegram is not None else None,
+            surfaces=APP_AND_TELEGRAM if telegram is not None else frozenset({"app"}),
         )
-        notifier = (
-            Notifier(
+        notifier: Notifier | None = None
+        if telegram is not None and settings.notify_interval > 0:
+            from bot.notifications import Notifier
+
+            notifier = Notifier(
                 telegram.bot,
                 sessionmaker,
                 broker,
@@ -91,9 +99,6 @@ class AppContext:
                 webapp_url=settings.webapp_url,
                 interval=settings.notify_interval,
             )
-            if telegram is not None and settings.notify_interval > 0
-            else None
-        )
         context = cls(
             settings,
             engine,
@@ -107,7 +112,7 @@ class AppContext:
             presence,
             notifier,
         )
-        if telegram is not None and runs_bot:
+        if telegram is not None:
             telegram.attach(ai)
             await telegram.start()
             if bot_mode == "polling":

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from aiogram import Bot, F, Router
 from aiogram.enums import ChatMemberStatus, MessageEntityType
 from aiogram.filters import Command, CommandObject
@@ -11,7 +9,6 @@ from aiogram.types import ChatMemberUpdated, Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import BotContext
-from core.errors import AppError
 from models import AiMode, Chat, User
 from services import ai, messages
 from services.telegram_groups import (
@@ -21,8 +18,6 @@ from services.telegram_groups import (
     message_for_telegram,
     migrate_telegram_group,
 )
-
-logger = logging.getLogger(__name__)
 
 ADMIN_STATUSES = {ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.CREATOR}
 PRESENT_STATUSES = {ChatMemberStatus.MEMBER, *ADMIN_STATUSES}
@@ -87,13 +82,7 @@ async def _admin_setting(
         return
     chat = await _group_chat(ctx, session, message, user)
     assert chat is not None
-    try:
-        await ai.update_ai_settings(
-            session, ctx.runtime, user, chat.id, changes, telegram_admin=True
-        )
-    except AppError as error:
-        await message.reply(error.message)
-        return
+    await ai.update_ai_settings(session, ctx.runtime, user, chat.id, changes, telegram_admin=True)
     await message.reply(done)
 
 
@@ -176,21 +165,16 @@ async def group_message(
     reply_to = None
     if message.reply_to_message is not None:
         reply_to = await message_for_telegram(session, chat.id, message.reply_to_message.message_id)
-    try:
-        sent = await messages.send_message(
-            session,
-            user,
-            chat.id,
-            text=message.text,
-            reply_to_message_id=reply_to,
-            telegram_message_id=message.message_id,
-            addressed_to_ai=addressed,
-            ai=runtime,
-        )
-    except AppError as error:
-        await session.rollback()
-        logger.info("a group message was not stored: %s", error.code)
-        return
+    sent = await messages.send_message(
+        session,
+        user,
+        chat.id,
+        text=message.text,
+        reply_to_message_id=reply_to,
+        telegram_message_id=message.message_id,
+        addressed_to_ai=addressed,
+        ai=runtime,
+    )
     if sent.ai_error is not None and addressed:
         await message.reply(f"⚠️ {sent.ai_error.message}")
 

@@ -100,13 +100,7 @@ async def model_chosen(
 ) -> None:
     model_id = (query.data or "").removeprefix("model:")
     chat = await _ai_chat(ctx, session, user)
-    try:
-        settings = await ai.update_ai_settings(
-            session, ctx.runtime, user, chat.id, {"model": model_id}
-        )
-    except AppError as error:
-        await query.answer(error.message, show_alert=True)
-        return
+    settings = await ai.update_ai_settings(session, ctx.runtime, user, chat.id, {"model": model_id})
     await query.answer(f"Model: {settings.model}")
     if isinstance(query.message, Message):
         await query.message.edit_text(f"Model set to {settings.model}.")
@@ -121,11 +115,7 @@ async def persona(
         await message.answer(f"Current persona: {chat.ai_persona or 'the default assistant'}.")
         return
     value = None if text.lower() == "reset" else text
-    try:
-        await ai.update_ai_settings(session, ctx.runtime, user, chat.id, {"persona": value})
-    except AppError as error:
-        await message.answer(error.message)
-        return
+    await ai.update_ai_settings(session, ctx.runtime, user, chat.id, {"persona": value})
     await message.answer("Persona cleared." if value is None else "Persona saved.")
 
 
@@ -169,25 +159,19 @@ async def chat_with_ai(
     message: Message, ctx: BotContext, session: AsyncSession, user: User
 ) -> None:
     """Any other text is a message in the user's direct AI chat."""
-    try:
-        chat = await _ai_chat(ctx, session, user)
-        reply_to = None
-        if message.reply_to_message is not None:
-            reply_to = await message_for_telegram(
-                session, chat.id, message.reply_to_message.message_id
-            )
-        await messages.send_message(
-            session,
-            user,
-            chat.id,
-            text=message.text,
-            reply_to_message_id=reply_to,
-            telegram_message_id=message.message_id,
-            ai=ctx.runtime,
-        )
-    except AppError as error:
-        await session.rollback()
-        await message.answer(f"⚠️ {error.message}")
+    chat = await _ai_chat(ctx, session, user)
+    reply_to = None
+    if message.reply_to_message is not None:
+        reply_to = await message_for_telegram(session, chat.id, message.reply_to_message.message_id)
+    await messages.send_message(
+        session,
+        user,
+        chat.id,
+        text=message.text,
+        reply_to_message_id=reply_to,
+        telegram_message_id=message.message_id,
+        ai=ctx.runtime,
+    )
 
 
 def create_router() -> Router:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 
+import pytest
 from sqlalchemy import select
 
 from models import AiMode, AiReply, Chat, Message
@@ -181,6 +183,28 @@ async def test_only_group_admins_change_the_ai_settings(bot_app: BotApp) -> None
     await bot_app.telegram.wait_for_call(
         "editMessageText", lambda call: call.params.get("text") == "I hear you"
     )
+
+
+async def test_a_refused_admin_command_is_answered_in_the_group(bot_app: BotApp) -> None:
+    bot_app.telegram.add_chat(GROUP)
+    bot_app.telegram.set_admins(GROUP.id, [ANNA.id])
+    bot_app.telegram.push_update(group_text(GROUP, ANNA, "/model no-such-model"))
+    refused = await _in_group(bot_app)
+    assert refused.params["text"] == "Unknown or unavailable model"
+
+
+async def test_a_refused_group_message_is_logged_not_answered(
+    bot_app: BotApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    bot_app.telegram.add_chat(GROUP)
+    with caplog.at_level(logging.INFO, logger="bot.handlers.errors"):
+        # Longer than any message may be (Telegram sends no such text): a refusal to provoke.
+        bot_app.telegram.push_update(group_text(GROUP, ANNA, "x" * 4097))
+        # Updates are handled in order: the answer to this one comes after the refusal.
+        bot_app.telegram.push_update(group_text(GROUP, BORIS, "/ai_mode always"))
+        first_answer = await _in_group(bot_app)
+    assert "Only the group's admins" in first_answer.params["text"]
+    assert "a group message was refused: text_too_long" in caplog.messages
 
 
 async def test_migration_to_a_supergroup_keeps_the_chat(bot_app: BotApp) -> None:

@@ -11,11 +11,13 @@ from tests.bot.conftest import WEBAPP_URL, BotApp
 from tests.support.fake_llm import FakeReply
 from tests.support.fake_telegram import (
     RecordedCall,
+    callback_query,
     private_text,
     stopped_message_generation,
     tg_user,
 )
 from tests.support.server import wait_until
+from tests.support.ws import Frame, ws_user
 
 ALICE = tg_user(7001, "Alice", "alice")
 
@@ -165,6 +167,54 @@ async def wait_until_done(bot_app: BotApp) -> None:
     async with asyncio.timeout(10):
         while not await settled():  # noqa: ASYNC110 (the database has no event to await)
             await asyncio.sleep(0.02)
+
+
+async def test_a_message_refused_as_ai_busy_sends_no_frame_and_takes_no_seq(
+    bot_app: BotApp,
+) -> None:
+    """The refusal rolls the update's unit of work back with the events it staged: the Mini
+    App's socket sees no frame for the refused message, and the next messages' seqs (which a
+    phantom frame would have taken first) reach it."""
+    gate = asyncio.Event()
+    bot_app.llm.script(FakeReply(text="First answer", gate=gate), FakeReply(text="Later"))
+    alice = await bot_app.sign_up(ALICE.id, "Alice")
+    chat = await alice.ok("POST", "/api/v1/chats/ai")
+    start = (await alice.ok("GET", f"/api/v1/chats/{chat['id']}"))["last_seq"]
+    async with ws_user(bot_app.server, ALICE.id, "Alice") as app_ws:
+        await app_ws.send(type="resume", chats={str(chat["id"]): start})
+        await app_ws.wait_for("resumed")
+        bot_app.telegram.push_update(private_text(ALICE, "first"))
+        frames: list[Frame] = [await app_ws.wait_for("new_message")]
+        await app_ws.wait_for("ai_reply_started")
+        bot_app.telegram.push_update(private_text(ALICE, "second"))
+        refused = await _sent_to(bot_app, ALICE.id)
+        assert refused.params["text"].startswith("⚠️ The AI is still answering")
+        gate.set()
+        await _sent_to(bot_app, ALICE.id, nth=2)  # the first answer, in Telegram
+        bot_app.telegram.push_update(private_text(ALICE, "third"))
+        async with asyncio.timeout(10):
+            while frames[-1].get("message", {}).get("text") != "third":
+                frame = await app_ws.recv()
+                if frame.get("chat_id") == chat["id"] and "seq" in frame:
+                    frames.append(frame)
+    assert [f["message"]["text"] for f in frames if f["type"] == "new_message"] == [
+        "first",
+        "First answer",
+        "third",
+    ]
+    assert [f["seq"] for f in frames] == list(range(start + 1, start + 1 + len(frames)))
+
+
+async def test_a_refused_button_press_is_answered_with_an_alert(bot_app: BotApp) -> None:
+    bot_app.telegram.push_update(private_text(ALICE, "/model"))
+    await _sent_to(bot_app, ALICE.id)
+    (keyboard,) = [
+        m for (chat_id, _), m in bot_app.telegram.messages.items() if chat_id == ALICE.id
+    ]
+    bot_app.telegram.push_update(callback_query(ALICE, "model:no-such-model", keyboard))
+    answer = await bot_app.telegram.wait_for_call("answerCallbackQuery")
+    assert answer.params["text"] == "Unknown or unavailable model"
+    assert answer.params["show_alert"] is True
 
 
 async def test_a_long_answer_is_split_at_4096_characters(bot_app: BotApp) -> None:

@@ -3,12 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
+import time
+from pathlib import Path
 
+import httpx
 import pytest
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.bot.conftest import WEBAPP_URL, BotAppFactory
-from tests.support.fake_telegram import private_text, tg_user
+from tests.conftest import TEST_REDIS_URL, TEST_SECRET_KEY, make_settings
+from tests.support.api import sign_up
+from tests.support.fake_telegram import (
+    FakeTelegram,
+    FakeTelegramServer,
+    private_text,
+    tg_user,
+)
+from tests.support.processes import ROOT
+from tests.support.server import live_server
+from tests.support.telegram import TEST_BOT_TOKEN
 from tests.support.ws import ws_user
+from webapp_api.app import create_app
 
 CAROL = tg_user(9101, "Carol", "carol")
 SECRET = "webhook-secret-for-tests"
@@ -93,3 +111,83 @@ async def test_no_notification_while_online_muted_or_turned_off(
         await alice.send(chat["id"], "now you hear me")
         note = await bot_app.telegram.wait_for_call("sendMessage")
         assert note.params["text"].endswith("now you hear me")
+
+
+async def test_with_the_bot_off_the_api_process_makes_no_bot_api_call(
+    start_bot_app: BotAppFactory,
+) -> None:
+    async with start_bot_app(bot_mode="off", notify_interval=60) as off:
+        alice = await off.sign_up(9401, "Alice")
+        bob = await off.sign_up(9402, "Bob")
+        chat = await alice.private_chat_with(bob)
+        await alice.send(chat["id"], "sent with the bot off")
+        # Then a process that runs the bot notifies the same offline user: the notification
+        # the first process must not send would have come long before this one (a whole server
+        # start-up later), and this one shows the user is one to notify.
+        second_started = time.monotonic()
+        async with start_bot_app(notify_interval=60) as running:
+            alice_there = await running.sign_up(9401, "Alice")
+            await alice_there.send(chat["id"], "sent with the bot on")
+            note = await running.telegram.wait_for_call(
+                "sendMessage", lambda call: call.params.get("chat_id") == 9402
+            )
+    assert note.params["text"] == "💬 Alice: sent with the bot on"
+    assert [call.method for call in off.telegram.calls if call.at < second_started] == []
+    assert [call for call in off.telegram.calls if call.params.get("chat_id") == 9402] == [note]
+
+
+@pytest.mark.redis
+async def test_the_bot_process_notifies_for_api_processes_whose_bot_is_off(
+    database_url: str,
+    tmp_dir: Path,
+    tmp_path: Path,
+    engine: AsyncEngine,
+    fake_telegram_server: FakeTelegramServer,
+    fake_telegram: FakeTelegram,
+) -> None:
+    settings = make_settings(database_url, tmp_dir, bot_mode="off", webapp_url=WEBAPP_URL)
+    assert TEST_REDIS_URL is not None
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("TEST_", "BOT_"))}
+    environment.update(
+        {
+            "PYTHONPATH": str(ROOT),
+            "ENVIRONMENT": "test",
+            "DATABASE_URL": database_url,
+            "REDIS_URL": TEST_REDIS_URL,
+            "REDIS_PREFIX": settings.redis_prefix,
+            "SECRET_KEY": TEST_SECRET_KEY,
+            "BOT_TOKEN": TEST_BOT_TOKEN,
+            "TELEGRAM_API_BASE": fake_telegram_server.base_url,
+            "WEBAPP_URL": WEBAPP_URL,
+            "NOTIFY_INTERVAL": "60",
+            "AI_RUNNER_ENABLED": "false",
+        }
+    )
+    redis = Redis.from_url(TEST_REDIS_URL)
+    channel = f"{settings.redis_prefix}:events"
+    log = (tmp_path / "bot.log").open("wb")
+    bot = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", cwd=tmp_path, env=environment, stdout=log, stderr=log
+    )
+    try:
+        async with (
+            live_server(create_app(settings)) as server,
+            httpx.AsyncClient(base_url=server.base_url) as http,
+        ):
+            alice, bob = await sign_up(http, 9501, "Alice"), await sign_up(http, 9502, "Bob")
+            chat = await alice.private_chat_with(bob)
+            # Both processes listen on the deployment's channel: the API and the bot.
+            async with asyncio.timeout(60):
+                while (await redis.pubsub_numsub(channel))[0][1] < 2:
+                    assert bot.returncode is None, (tmp_path / "bot.log").read_text()
+                    await asyncio.sleep(0.05)
+            await alice.send(chat["id"], "Are you there?")
+            note = await fake_telegram.wait_for_call(
+                "sendMessage", lambda call: call.params.get("chat_id") == 9502, timeout=30
+            )
+    finally:
+        bot.terminate()
+        await bot.wait()
+        log.close()
+        await redis.aclose()
+    assert note.params["text"] == "💬 Alice: Are you there?"

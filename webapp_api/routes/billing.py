@@ -6,7 +6,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from bot.invoices import bot_api, create_invoice_link, star_refund
 from services import billing
 from services.billing import BillingConfig
 from webapp_api.context import AppContext
@@ -72,6 +71,9 @@ async def get_prices(_user: CurrentUser, context: Context) -> PricesOut:
 @router.post("/invoice", response_model=InvoiceOut)
 async def create_invoice(body: InvoiceRequest, user: CurrentUser, context: Context) -> InvoiceOut:
     """An invoice link (Telegram Stars) for a package, for the Mini App to open."""
+    # aiogram is imported by a process when it first talks to Telegram (seconds of start-up).
+    from bot.invoices import bot_api, create_invoice_link
+
     invoice = billing.new_invoice(_config(context), body.package, user)
     running = context.telegram.bot if context.telegram is not None else None
     async with bot_api(context.settings, running) as bot:
@@ -86,6 +88,8 @@ async def refund_payment(
     """Administrators: give a payment's Stars back and take its credits back. Refused (409)
     when the payer has spent them."""
     billing.require_admin(user)
+    from bot.invoices import bot_api, star_refund
+
     running = context.telegram.bot if context.telegram is not None else None
     async with bot_api(context.settings, running) as bot:
         result = await billing.refund_star_payment(
