@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
+import pytest
+from websockets.sync.client import connect
 
+from tests.conftest import TEST_REDIS_URL
 from tests.support.server import bind_free_port
+from tests.support.telegram import TEST_BOT_TOKEN, init_data_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -115,3 +121,55 @@ def test_an_api_process_with_the_bot_off_imports_neither_aiogram_nor_the_llm_sdk
     imported = set(result.stdout.strip().strip("[]").replace("'", "").split(", "))
     assert "fastapi" in imported
     assert imported.isdisjoint({"aiogram", "openai", "anthropic"})
+
+
+@pytest.mark.redis
+def test_several_workers_serve_http_and_sockets(tmp_path: Path) -> None:
+    """uvicorn hands its options to each worker process (pickled): the socket protocol too."""
+    assert TEST_REDIS_URL is not None
+    sock = bind_free_port()
+    port = sock.getsockname()[1]
+    sock.close()
+    env = _env(
+        tmp_path,
+        PORT=str(port),
+        WORKERS="2",
+        REDIS_URL=TEST_REDIS_URL,
+        BOT_TOKEN=TEST_BOT_TOKEN,
+        BOT_MODE="off",
+    )
+    subprocess.run(
+        [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini"), "upgrade", "head"],
+        cwd=tmp_path,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "webapp_api"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, "the server exited during start-up"
+                assert time.monotonic() < deadline, "the server did not start in 60 s"
+                time.sleep(0.1)
+        url = f"ws://127.0.0.1:{port}/ws?init_data={quote(init_data_for(9601, 'Wes'))}"
+        with connect(url, open_timeout=10) as ws:
+            assert json.loads(ws.recv(timeout=10))["type"] == "connection_established"
+            ws.send(json.dumps({"type": "ping"}))
+            assert json.loads(ws.recv(timeout=10))["type"] == "pong"
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=30)
+    assert "Traceback" not in output, output

@@ -18,9 +18,11 @@ waits for the send buffer to drain, which a peer that stopped reading never lets
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import socket
 import struct
+from collections.abc import Callable
 from typing import Any
 
 from uvicorn._types import ASGIReceiveEvent, ASGISendEvent
@@ -87,21 +89,19 @@ class _Writable:
 
 
 class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
-    """One instance per socket; `with_close_timeout` makes the class a server is given."""
-
-    close_seconds = CLOSE_TIMEOUT_SECONDS
-
     def __init__(
         self,
         config: Config,
         server_state: ServerState,
         app_state: dict[str, Any],
         _loop: asyncio.AbstractEventLoop | None = None,
+        *,
+        close_timeout: float = CLOSE_TIMEOUT_SECONDS,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self.queue = _Inbox()  # type: ignore[assignment]
         self.writable = _Writable()  # type: ignore[assignment]
-        self.close_timeout = self.close_seconds
+        self.close_timeout = close_timeout
 
     async def send(self, message: ASGISendEvent) -> None:
         if message["type"] != "websocket.close" or not self.handshake_complete:
@@ -148,10 +148,8 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         del self.response
 
 
-def with_close_timeout(seconds: float) -> type[LeanWebSocketProtocol]:
-    """The protocol class whose closing peers are reset after `seconds`."""
-
-    class Configured(LeanWebSocketProtocol):
-        close_seconds = seconds
-
-    return Configured
+def with_close_timeout(seconds: float) -> Callable[..., LeanWebSocketProtocol]:
+    """What uvicorn is given to make each socket's protocol: one whose closing peers are reset
+    after `seconds`. A partial of the class, not a class made here: with several workers
+    uvicorn pickles it for each worker process."""
+    return functools.partial(LeanWebSocketProtocol, close_timeout=seconds)
