@@ -31,8 +31,10 @@ class SoakOptions:
 
     @classmethod
     def quick(cls, seed: int) -> SoakOptions:
-        """The bounded form CI runs (about 3 minutes): the full size, shorter phases."""
-        return cls(seed=seed, duration=120.0, slow_pause=45.0)
+        """The bounded form CI runs (about 3 minutes): the full size and faults, shorter
+        phases. The pause stays long enough for the keepalive to give up on the slow consumer
+        (ping interval + ping timeout: up to 40 s)."""
+        return cls(seed=seed, duration=120.0)
 
     def __post_init__(self) -> None:
         if self.users < 4 or self.users % 2 or self.users % self.groups:
