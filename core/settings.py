@@ -110,7 +110,7 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
     media_quota_bytes: int = Field(default=1024 * 1024 * 1024, gt=0)
     media_uploads_per_minute: int = Field(default=30, gt=0)
-    media_url_ttl: int = Field(default=86400, gt=0)
+    media_url_ttl: int = Field(default=3600, gt=0)
     public_base_url: str | None = None
     admin_telegram_ids: Annotated[frozenset[int], NoDecode] = frozenset()
     log_level: str = "INFO"
