@@ -21,6 +21,7 @@ _AUDIENCE = "aimessenger:access"
 class AccessClaims:
     user_id: int
     session_id: str
+    expires_at: datetime
 
 
 def issue_access_token(
@@ -51,8 +52,12 @@ def read_access_token(secret_key: str, token: str) -> AccessClaims:
     except jwt.PyJWTError:
         raise Unauthorized("Access token is invalid", code="token_invalid") from None
     try:
-        return AccessClaims(user_id=int(claims["sub"]), session_id=str(claims["sid"]))
-    except (TypeError, ValueError):
+        return AccessClaims(
+            user_id=int(claims["sub"]),
+            session_id=str(claims["sid"]),
+            expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+        )
+    except (TypeError, ValueError, OverflowError, OSError):
         raise Unauthorized("Access token is invalid", code="token_invalid") from None
 
 

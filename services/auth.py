@@ -1,14 +1,21 @@
-"""Authentication: Telegram initData and session tokens, for the API and the WebSocket alike."""
+"""Authentication: Telegram initData and session tokens, for the API and the WebSocket alike.
+
+Ending a session (logout, logout-all, a reused refresh token, a ban) also ends its open sockets,
+on every process: the unit of work stages a revocation that the socket hubs act on once it has
+committed.
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.errors import Unauthorized
+from core.errors import Forbidden, Unauthorized, Unprocessable
+from core.events import encode_envelope, stage
 from core.settings import Settings
 from core.telegram_auth import WebAppUser, validate_init_data
 from core.tokens import (
@@ -60,6 +67,32 @@ class IssuedTokens:
 class Identity:
     user: User
     session_id: str | None  # None when authenticated by initData
+    expires_at: datetime | None = None  # when the access token it was read from expires
+
+
+REVOCATION_SERVICE = "revocation"
+
+
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    """Sockets to close: those of these sessions, and every socket of these users (banned)."""
+
+    session_ids: tuple[str, ...] = ()
+    user_ids: tuple[int, ...] = ()
+
+    def envelope(self) -> bytes:
+        body = {"sessions": list(self.session_ids), "users": list(self.user_ids)}
+        return encode_envelope([], json.dumps(body).encode(), service=REVOCATION_SERVICE)
+
+    @classmethod
+    def of_frame(cls, frame: bytes) -> Revocation:
+        body = json.loads(frame)
+        return cls(tuple(body["sessions"]), tuple(body["users"]))
+
+
+def _stage_revocation(session: AsyncSession, revocation: Revocation) -> None:
+    if revocation.session_ids or revocation.user_ids:
+        stage(session, revocation.envelope())
 
 
 def profile_from_web_app_user(web_user: WebAppUser) -> TelegramProfile:
@@ -91,6 +124,8 @@ async def authenticate_init_data(session: AsyncSession, config: AuthConfig, raw:
         profile_from_web_app_user(init_data.user),
         admin_ids=config.admin_telegram_ids,
     )
+    if synced.user.banned_at is not None:
+        raise Forbidden("This account is banned", code="user_banned")
     if synced.is_new or synced.username_changed:
         await accept_invitations(session, synced.user)
     return synced.user
@@ -107,11 +142,23 @@ async def authenticate_access_token(
             AuthSession.id == claims.session_id,
             AuthSession.revoked_at.is_(None),
             User.id == claims.user_id,
+            User.banned_at.is_(None),
         )
     )
     if user is None:
         raise Unauthorized("Session has been revoked", code="token_revoked")
-    return Identity(user=user, session_id=claims.session_id)
+    return Identity(user=user, session_id=claims.session_id, expires_at=claims.expires_at)
+
+
+async def still_signed_in(session: AsyncSession, user_id: int, session_id: str | None) -> bool:
+    """Whether the session (or, signed in by initData, the user) has not been ended since it was
+    authenticated: what a socket checks once it can hear of revocations."""
+    statement = select(User.id).where(User.id == user_id, User.banned_at.is_(None))
+    if session_id is not None:
+        statement = statement.join(AuthSession, AuthSession.user_id == User.id).where(
+            AuthSession.id == session_id, AuthSession.revoked_at.is_(None)
+        )
+    return await session.scalar(statement) is not None
 
 
 async def _issue(
@@ -181,17 +228,46 @@ async def refresh_session(
 
 
 async def revoke_session(session: AsyncSession, session_id: str) -> None:
+    """End one session: its refresh tokens, its access tokens and its open sockets."""
     await session.execute(
         update(AuthSession)
         .where(AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
         .values(revoked_at=datetime.now(UTC))
     )
+    _stage_revocation(session, Revocation(session_ids=(session_id,)))
 
 
 async def revoke_all_sessions(session: AsyncSession, user_id: int) -> int:
-    result = await session.execute(
+    """End every session of the user (sockets opened with initData are not sessions: initData
+    signs them in again, so they stay)."""
+    revoked = await _end_sessions(session, user_id)
+    _stage_revocation(session, Revocation(session_ids=revoked))
+    return len(revoked)
+
+
+async def _end_sessions(session: AsyncSession, user_id: int) -> tuple[str, ...]:
+    revoked = await session.scalars(
         update(AuthSession)
         .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
         .values(revoked_at=datetime.now(UTC))
+        .returning(AuthSession.id)
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return tuple(revoked.all())
+
+
+async def ban_user(session: AsyncSession, user: User) -> None:
+    """An operator's ban: every session ends, every socket of the user closes (initData ones
+    too), and signing in is refused until `unban_user`."""
+    if user.is_bot:
+        raise Unprocessable("The AI participant cannot be banned", code="cannot_ban_bot")
+    if user.banned_at is None:
+        user.banned_at = datetime.now(UTC)
+        await session.flush()
+    await _end_sessions(session, user.id)
+    _stage_revocation(session, Revocation(user_ids=(user.id,)))
+
+
+async def unban_user(session: AsyncSession, user: User) -> None:
+    """Signing in works again; sessions the ban ended stay ended."""
+    user.banned_at = None
+    await session.flush()

@@ -23,6 +23,7 @@ from webapp_api.middleware import (
     request_id_of,
 )
 from webapp_api.routes import (
+    admin,
     ai,
     auth,
     billing,
@@ -111,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(media.router)
     app.include_router(ai.router)
     app.include_router(billing.router)
+    app.include_router(admin.router)
     app.include_router(miniapp.router)
     app.mount("/app", miniapp.ClientFiles(directory=miniapp.CLIENT_DIR), name="client")
     app.add_api_route(

@@ -4,55 +4,17 @@ outage degrades to per-process delivery plus resume, never to a broken API."""
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
-from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.conftest import TEST_REDIS_URL, TEST_SECRET_KEY
 from tests.support.api import ApiUser, sign_up
-from tests.support.processes import TcpProxy, api_process
+from tests.support.processes import Cluster
 from tests.support.server import LiveServer
-from tests.support.telegram import TEST_BOT_TOKEN
 from tests.support.ws import WsClient, ws_user
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
-
-
-@dataclass
-class Cluster:
-    a: LiveServer
-    b: LiveServer
-    proxy: TcpProxy
-
-
-@pytest.fixture
-async def cluster(database_url: str, engine: AsyncEngine, tmp_path: Path) -> AsyncIterator[Cluster]:
-    """Two processes on the migrated test database (`engine` migrates it and cleans up)."""
-    assert TEST_REDIS_URL
-    redis = urlsplit(TEST_REDIS_URL)
-    proxy = TcpProxy(redis.hostname or "127.0.0.1", redis.port or 6379)
-    await proxy.start()
-    env = {
-        "ENVIRONMENT": "test",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": f"redis://127.0.0.1:{proxy.port}{redis.path or '/0'}",
-        "SECRET_KEY": TEST_SECRET_KEY,
-        "BOT_TOKEN": TEST_BOT_TOKEN,
-        "WS_PRESENCE_GRACE": "0.2",
-        "REDIS_PREFIX": f"cluster-{uuid.uuid4().hex[:8]}",
-    }
-    async with AsyncExitStack() as stack:
-        a = await stack.enter_async_context(api_process(tmp_path, **env))
-        b = await stack.enter_async_context(api_process(tmp_path, **env))
-        yield Cluster(a, b, proxy)
-    await proxy.cut()
 
 
 async def _users(server: LiveServer, *names: tuple[int, str]) -> list[ApiUser]:
