@@ -111,6 +111,12 @@ class Settings(BaseSettings):
     media_quota_bytes: int = Field(default=1024 * 1024 * 1024, gt=0)
     media_uploads_per_minute: int = Field(default=30, gt=0)
     media_url_ttl: int = Field(default=3600, gt=0)
+    sends_per_minute: int = Field(default=60, ge=1)
+    send_burst: int = Field(default=30, ge=1)
+    chat_creates_per_hour: int = Field(default=30, ge=1)
+    chat_create_burst: int = Field(default=10, ge=1)
+    invites_per_hour: int = Field(default=100, ge=1)
+    invite_burst: int = Field(default=200, ge=1)
     public_base_url: str | None = None
     admin_telegram_ids: Annotated[frozenset[int], NoDecode] = frozenset()
     log_level: str = "INFO"

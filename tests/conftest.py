@@ -104,6 +104,10 @@ def make_settings(database_url: str, tmp_dir: Path, **overrides: object) -> Sett
         # Only the apps of the AI and bot tests run reply jobs: every app that runs them takes
         # jobs from the whole database.
         "ai_runner_enabled": False,
+        # Tests send and invite fast from few users; the limits' own tests set theirs low.
+        "send_burst": 100_000,
+        "chat_create_burst": 100_000,
+        "invite_burst": 100_000,
     }
     values.update(overrides)
     return Settings.model_validate(values)

@@ -90,3 +90,17 @@ def test_development_secret_key_is_generated_once_and_kept(no_env_file: Path) ->
     assert len(first) >= 32
     assert Settings().secret_key_value() == first
     assert (no_env_file / "data" / ".secret_key").stat().st_mode & 0o077 == 0
+
+
+def test_abuse_limits_have_defaults_and_must_be_positive(
+    no_env_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings()
+    assert (settings.sends_per_minute, settings.send_burst) == (60, 30)
+    assert (settings.chat_creates_per_hour, settings.chat_create_burst) == (30, 10)
+    assert (settings.invites_per_hour, settings.invite_burst) == (100, 200)
+    monkeypatch.setenv("SEND_BURST", "5")
+    assert Settings().send_burst == 5
+    monkeypatch.setenv("SEND_BURST", "0")
+    with pytest.raises(ValidationError, match="send_burst"):
+        Settings()

@@ -24,6 +24,10 @@ def _cluster(database_url: str, cwd: Path, **env: str) -> AbstractAsyncContextMa
         "SECRET_KEY": TEST_SECRET_KEY,
         "BOT_TOKEN": TEST_BOT_TOKEN,
         "ADMIN_TELEGRAM_IDS": str(ADMIN_TELEGRAM_ID),
+        # As in the suite's settings: tests send fast from few users.
+        "SEND_BURST": "100000",
+        "CHAT_CREATE_BURST": "100000",
+        "INVITE_BURST": "100000",
     }
     return two_api_processes(TEST_REDIS_URL, cwd, **{**defaults, **env})
 

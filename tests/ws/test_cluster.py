@@ -13,6 +13,7 @@ from tests.support.api import ApiUser, sign_up
 from tests.support.processes import Cluster
 from tests.support.server import LiveServer
 from tests.support.ws import WsClient, ws_user
+from tests.ws.conftest import ClusterFactory
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -98,3 +99,22 @@ async def test_redis_outage_keeps_each_process_serving_and_resume_recovers(
                     continue
                 assert frame["message"]["id"] in probes
                 break
+
+
+async def test_the_send_limit_is_one_bucket_across_processes(start_cluster: ClusterFactory) -> None:
+    async with start_cluster(SEND_BURST="3", SENDS_PER_MINUTE="1") as cluster:
+        alice, bob = await _users(cluster.a, (87, "Alice"), (88, "Bob"))
+        chat = await alice.private_chat_with(bob)
+        await alice.send(chat["id"], "on A")
+        on_b = await sign_up(
+            httpx.AsyncClient(base_url=cluster.b.base_url, timeout=10), 87, "Alice"
+        )
+        await on_b.send(chat["id"], "on B")
+        async with ws_user(cluster.b, 87, "Alice") as ws:
+            await ws.send(type="send_message", chat_id=chat["id"], text="3", client_msg_id="c3")
+            await ws.wait_for("ack")
+            await ws.send(type="send_message", chat_id=chat["id"], text="4", client_msg_id="c4")
+            error = await ws.wait_for("error")
+            assert (error["code"], error["client_msg_id"]) == ("send_rate_limited", "c4")
+        refused = await alice.post(f"/api/v1/chats/{chat['id']}/messages", json={"text": "5"})
+        assert (refused.status_code, refused.json()["code"]) == (429, "send_rate_limited")

@@ -22,6 +22,7 @@ from services.ai import AiRuntime
 from services.views import MessageView, message_view
 from webapp_api.context import AppContext
 from webapp_api.deps import Context, CurrentUser, Session, get_identity
+from webapp_api.rate_limits import RATE_LIMITED
 from webapp_api.schemas.ai import (
     AiReplyOut,
     AiSettingsOut,
@@ -177,6 +178,7 @@ async def _ask(
 ) -> tuple[MessageView, int]:
     """Post the user's message and make sure the AI answers it; returns the reply id."""
     runtime = _runtime(context)
+    await context.limits.check_send(user_id)
     async with session_scope(context.sessionmaker, context.broker) as session:
         user = await users.get_user(session, user_id)
         if body.model is not None:
@@ -204,7 +206,7 @@ async def _finished_reply(
                 await asyncio.wait_for(frames.get(), 1.0)
 
 
-@router.post("/llm/chat/{chat_id}/message", response_model=LlmChatResult)
+@router.post("/llm/chat/{chat_id}/message", response_model=LlmChatResult, responses=RATE_LIMITED)
 async def llm_chat_message(
     chat_id: int, body: LlmChatMessage, user: Caller, context: Context
 ) -> LlmChatResult:
@@ -222,7 +224,7 @@ async def llm_chat_message(
     )
 
 
-@router.post("/llm/chat/{chat_id}/message/stream")
+@router.post("/llm/chat/{chat_id}/message/stream", responses=RATE_LIMITED)
 async def llm_chat_stream(
     chat_id: int, body: LlmChatMessage, user: Caller, context: Context
 ) -> StreamingResponse:

@@ -13,6 +13,7 @@ from services import chats, events, messages, presence, users
 from services.access import require_membership
 from services.views import ChatListItem, ChatView, MemberView, MessageView, MySettings
 from webapp_api.deps import Ai, Context, CurrentUser, Session
+from webapp_api.rate_limits import INVITE_LIMIT, RATE_LIMITED, SEND_LIMIT
 from webapp_api.schemas.chats import (
     EVENTS_PAGE_LIMIT,
     ChatCreate,
@@ -65,11 +66,16 @@ async def search_chats(
     return (await chats.list_chats(session, user, limit=limit, query=q)).items
 
 
-@router.post("/chats", response_model=ChatView)
-async def create_chat(body: ChatCreate, user: CurrentUser, session: Session) -> ChatView:
+@router.post("/chats", response_model=ChatView, responses=RATE_LIMITED)
+async def create_chat(
+    body: ChatCreate, user: CurrentUser, session: Session, context: Context
+) -> ChatView:
     """A group (the creator becomes its owner), or the private chat with one other user
-    (the existing one if there is one)."""
+    (the existing one if there is one). Each new chat counts against the chat creation limit,
+    and a group's first members against the invitation limit."""
     if body.chat_type == "group":
+        await context.limits.check_invites(user.id, len(set(body.member_ids) - {user.id}))
+        await context.limits.check_chat_create(user.id)
         chat = await chats.create_group(
             session,
             user,
@@ -84,7 +90,9 @@ async def create_chat(body: ChatCreate, user: CurrentUser, session: Session) -> 
             raise Unprocessable(
                 "A private chat needs exactly one other member", code="private_chat_members"
             )
-        chat, _ = await chats.get_or_create_private_chat(session, user, others[0])
+        chat, created = await chats.get_or_create_private_chat(session, user, others[0])
+        if created:  # refused: the unit of work rolls the new chat back
+            await context.limits.check_chat_create(user.id)
     return await chats.get_chat(session, user, chat.id)
 
 
@@ -142,7 +150,12 @@ async def online_members(
     return OnlineMembers(chat_id=chat_id, user_ids=sorted(online))
 
 
-@router.post("/chats/{chat_id}/members/{user_id}", response_model=ChatView)
+@router.post(
+    "/chats/{chat_id}/members/{user_id}",
+    response_model=ChatView,
+    dependencies=[INVITE_LIMIT],
+    responses=RATE_LIMITED,
+)
 async def add_member(chat_id: int, user_id: int, user: CurrentUser, session: Session) -> ChatView:
     await chats.add_member(session, user, chat_id, user_id)
     return await chats.get_chat(session, user, chat_id)
@@ -164,7 +177,12 @@ async def set_member_role(
     return MemberView.of(member, await users.get_user(session, user_id))
 
 
-@router.post("/chats/{chat_id}/invite-by-username", response_model=InviteResult)
+@router.post(
+    "/chats/{chat_id}/invite-by-username",
+    response_model=InviteResult,
+    dependencies=[INVITE_LIMIT],
+    responses=RATE_LIMITED,
+)
 async def invite_by_username(
     chat_id: int, body: InviteByUsername, user: CurrentUser, session: Session
 ) -> InviteResult:
@@ -173,7 +191,12 @@ async def invite_by_username(
     return InviteResult(message=message, status=status)
 
 
-@router.post("/chats/{chat_id}/invite-link", response_model=InviteLinkOut)
+@router.post(
+    "/chats/{chat_id}/invite-link",
+    response_model=InviteLinkOut,
+    dependencies=[INVITE_LIMIT],
+    responses=RATE_LIMITED,
+)
 async def create_invite_link(
     chat_id: int,
     user: CurrentUser,
@@ -243,7 +266,12 @@ async def chat_history(
     return HistoryOut(messages=window.messages, has_more=window.has_more)
 
 
-@router.post("/chats/{chat_id}/messages", response_model=MessageView)
+@router.post(
+    "/chats/{chat_id}/messages",
+    response_model=MessageView,
+    dependencies=[SEND_LIMIT],
+    responses=RATE_LIMITED,
+)
 async def send_message(
     chat_id: int, body: MessageCreate, user: CurrentUser, session: Session, ai: Ai
 ) -> MessageView:

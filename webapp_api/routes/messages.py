@@ -10,6 +10,7 @@ from services import messages, users
 from services.chats import normalize_username
 from services.views import MessageView, UserBrief
 from webapp_api.deps import Ai, CurrentUser, Session
+from webapp_api.rate_limits import RATE_LIMITED, SEND_LIMIT
 from webapp_api.schemas.chats import (
     AeonMessageCreate,
     MessageEdit,
@@ -21,7 +22,9 @@ from webapp_api.schemas.chats import (
 router = APIRouter(prefix="/api/v1", tags=["messages"])
 
 
-@router.post("/messages", response_model=MessageView)
+@router.post(
+    "/messages", response_model=MessageView, dependencies=[SEND_LIMIT], responses=RATE_LIMITED
+)
 async def send_message(
     body: AeonMessageCreate, user: CurrentUser, session: Session, ai: Ai
 ) -> MessageView:
@@ -58,7 +61,12 @@ async def message_page(
     )
 
 
-@router.post("/messages/forward", response_model=MessageView)
+@router.post(
+    "/messages/forward",
+    response_model=MessageView,
+    dependencies=[SEND_LIMIT],
+    responses=RATE_LIMITED,
+)
 async def forward_message(
     message_id: int, chat_id: int, user: CurrentUser, session: Session, ai: Ai
 ) -> MessageView:

@@ -207,6 +207,7 @@ async def _send_message(
     client_frame: SendMessageFrame, context: AppContext, connection: Connection
 ) -> None:
     try:
+        await context.limits.check_send(connection.user_id)
         async with session_scope(context.sessionmaker, context.broker) as session:
             user = await users.get_user(session, connection.user_id)
             sent = await messages.send_message(
@@ -220,7 +221,9 @@ async def _send_message(
             )
     except AppError as exc:
         connection.send(
-            error_frame(exc.code, exc.message, client_msg_id=client_frame.client_msg_id)
+            error_frame(
+                exc.code, exc.message, client_msg_id=client_frame.client_msg_id, **exc.extra
+            )
         )
         return
     connection.send(
