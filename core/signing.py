@@ -43,10 +43,15 @@ class MediaUrlSigner:
         """How long one URL stays the same: a quarter of the TTL (at least a second)."""
         return max(1, self.ttl // EXPIRY_BUCKETS_PER_TTL)
 
-    def sign(self, path: str, *, now: float | None = None) -> tuple[int, str]:
-        """An expiry between 3/4 of `ttl` and `ttl` seconds away, and its signature."""
+    def expiry(self, *, now: float | None = None) -> int:
+        """The expiry URLs signed now carry: between 3/4 of `ttl` and `ttl` seconds away, the
+        same for every URL signed within one step."""
         now = time.time() if now is None else now
-        expires = (int(now) + self.ttl) // self.step * self.step
+        return (int(now) + self.ttl) // self.step * self.step
+
+    def sign(self, path: str, *, now: float | None = None) -> tuple[int, str]:
+        """The expiry and the signature of a URL for `path` signed now."""
+        expires = self.expiry(now=now)
         return expires, self.signature(path, expires)
 
     def verify(
