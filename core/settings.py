@@ -131,6 +131,7 @@ class Settings(BaseSettings):
     ws_auth_timeout: float = Field(default=10.0, gt=0)
     ws_presence_grace: float = Field(default=5.0, ge=0)
     ws_gap_grace: float = Field(default=0.15, ge=0)
+    ws_resume_grace: float = Field(default=2.0, ge=0)
     presence_max_group_size: int = Field(default=100, ge=0)
     ws_typing_ttl: float = Field(default=6.0, gt=0)
     bot_username: str | None = None

@@ -101,6 +101,8 @@ def make_settings(database_url: str, tmp_dir: Path, **overrides: object) -> Sett
         # The bot's own tests turn it (and its notifications) on against the fake Bot API.
         "bot_mode": "off",
         "notify_interval": 0,
+        # Sockets that never send `resume` (most tests' sockets) start receiving soon.
+        "ws_resume_grace": 0.2,
         # Only the apps of the AI and bot tests run reply jobs: every app that runs them takes
         # jobs from the whole database.
         "ai_runner_enabled": False,

@@ -62,6 +62,7 @@ class AppContext:
             presence_grace=settings.ws_presence_grace,
             typing_ttl=settings.ws_typing_ttl,
             gap_grace=settings.ws_gap_grace,
+            resume_grace=settings.ws_resume_grace,
             presence_max_group_size=settings.presence_max_group_size,
             presence_store=presence,
         )

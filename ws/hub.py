@@ -10,7 +10,8 @@ that token expires.
 A socket that sees a chat's seq jump holds that chat's frames. Usually the missing event is only
 late (published by another process, still in Redis while a local one overtook it), so the hub
 waits `gap_grace` before it reads the database, and then reads once for all the process's
-sockets of that chat whose gap is still open.
+sockets of that chat whose gap is still open. A socket with no position in a chat yet holds its
+first events for the same grace, so that a late earlier one still comes first.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class Hub:
         presence_grace: float,
         typing_ttl: float,
         gap_grace: float,
+        resume_grace: float,
         presence_max_group_size: int,
         presence_store: PresenceStore | None = None,
     ) -> None:
@@ -62,6 +64,7 @@ class Hub:
         self._presence_grace = presence_grace
         self._typing_ttl = typing_ttl
         self._gap_grace = gap_grace
+        self._resume_grace = resume_grace
         self._presence_max_group_size = presence_max_group_size
         self._by_user: dict[int, set[Connection]] = defaultdict(set)
         self._going_offline: dict[int, asyncio.TimerHandle] = {}
@@ -150,6 +153,7 @@ class Hub:
             send,
             user_id,
             queue_size=self.queue_size,
+            resume_grace=self._resume_grace,
             on_gap=self._gap_seen,
         )
 
@@ -288,10 +292,10 @@ class Hub:
 
     # -- replay ----------------------------------------------------------------------------------
 
-    async def replay(self, connection: Connection, chat_id: int, after_seq: int | None) -> None:
-        """Send the chat's events after `after_seq` from the database, then continue live:
-        live frames are held meanwhile, so the seam has neither a gap nor a duplicate."""
-        connection.hold(chat_id, after_seq)
+    async def replay(self, connection: Connection, chat_id: int) -> None:
+        """Send the chat's events after the socket's position from the database, then continue
+        live. The chat is held already (`Connection.resume`), so live frames wait and the seam
+        has neither a gap nor a duplicate."""
         await self._replay([connection], chat_id)
 
     async def _replay(self, connections: list[Connection], chat_id: int) -> None:
@@ -337,7 +341,7 @@ class Hub:
             while self._gaps[chat_id]:
                 await asyncio.sleep(self._gap_grace)
                 waiting, self._gaps[chat_id] = self._gaps[chat_id], set()
-                gapped = [c for c in waiting if c.waits_for_gap(chat_id)]
+                gapped = [c for c in waiting if c.gap_grace_over(chat_id)]
                 for connection in gapped:
                     connection.hold(chat_id)
                 await self._replay(gapped, chat_id)

@@ -19,7 +19,7 @@ from starlette.types import Receive, Scope, Send
 from core.db import session_scope
 from core.errors import AppError, Unauthorized
 from services import messages, users
-from services.access import find_membership, require_membership
+from services.access import chats_of_member, require_membership
 from services.auth import (
     Identity,
     authenticate_access_token,
@@ -190,17 +190,26 @@ async def _handle_chat_frame(
 
 
 async def _resume(chats: dict[int, int], context: AppContext, connection: Connection) -> None:
-    """Replays each chat's missed events in order, then the chat continues live."""
-    resumed: dict[str, int] = {}
-    for chat_id, last_seq in chats.items():
-        async with context.sessionmaker() as session:
-            membership = await find_membership(session, chat_id, connection.user_id)
-        if membership is None:
+    """Replays each chat's missed events in order, then the chat continues live. Every chat is
+    held at once, before the first query, so none meets a live event with a stale position.
+    `resumed` reports the last seq of each chat this socket has passed on before it."""
+    connection.resume(chats)
+    async with context.sessionmaker() as session:
+        member_of = await chats_of_member(session, connection.user_id, chats.keys())
+    for chat_id in chats:
+        if chat_id not in member_of:
+            connection.forget(chat_id)
             connection.send(error_frame("chat_not_found", "Chat not found", chat_id=chat_id))
-            continue
-        await context.hub.replay(connection, chat_id, last_seq)
-        resumed[str(chat_id)] = membership.chat.last_seq
-    connection.send(frame("resumed", chats=resumed))
+    resumed = [chat_id for chat_id in chats if chat_id in member_of]
+    for chat_id in resumed:
+        await context.hub.replay(connection, chat_id)
+    positions = {chat_id: connection.position(chat_id) for chat_id in resumed}
+    connection.send(
+        frame(
+            "resumed",
+            chats={str(chat_id): seq for chat_id, seq in positions.items() if seq is not None},
+        )
+    )
 
 
 async def _send_message(
