@@ -228,11 +228,20 @@ async def assert_banned(server: LiveServer, telegram_id: int, name: str, old: Si
         assert handshake.value.response.status_code == 403
 
 
-async def test_only_administrators_ban(client: httpx.AsyncClient, server: LiveServer) -> None:
+async def test_only_administrators_ban_and_never_the_ai(
+    client: httpx.AsyncClient, server: LiveServer
+) -> None:
     member = await sign_in(server, 308, "Hal")
     target = await sign_in(server, 309, "Ida")
+    admin = await sign_in(server, ADMIN, "Root")
     response = await member.post(f"/api/v1/admin/users/{target.user_id}/ban")
     assert (response.status_code, response.json()["code"]) == (403, "admin_only")
+    ai_chat = (await target.post("/api/v1/chats/ai")).json()
+    bot_id = next(m["id"] for m in ai_chat["members"] if m["is_bot"])
+    response = await admin.post(f"/api/v1/admin/users/{bot_id}/ban")
+    assert (response.status_code, response.json()["code"]) == (422, "cannot_ban_bot")
+    response = await admin.post("/api/v1/admin/users/987654321/ban")
+    assert (response.status_code, response.json()["code"]) == (404, "user_not_found")
     async with token_socket(server, target.access_token) as ws:
         await opened(ws)
         await still_open(ws)
