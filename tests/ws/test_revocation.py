@@ -15,10 +15,14 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from core.settings import Settings
 from core.tokens import ACCESS_TOKEN_TTL, issue_access_token, read_access_token
+from models import User
+from services import auth
 from tests.conftest import TEST_SECRET_KEY
 from tests.support.processes import ROOT, Cluster
 from tests.support.server import LiveServer
@@ -282,3 +286,42 @@ async def run_admin(env: dict[str, str], cwd: Path, *args: str) -> asyncio.subpr
     )
     await process.wait()
     return process
+
+
+@pytest.mark.postgres
+async def test_a_ban_committed_while_a_socket_signs_in_still_closes_it(
+    server: LiveServer, engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """The ban commits after the socket's credentials were read and nobody tells the hub (its
+    doorbell rang before the socket was watched, or was lost): the socket closes all the same."""
+    kim = await sign_in(server, 311, "Kim")
+    async with sessionmaker() as banning:
+        user = await banning.get(User, kim.user_id)
+        assert user is not None
+        await auth.ban_user(banning, user)  # the user's row stays locked until the commit
+        # A new first name: signing in writes the row, so it waits for the ban's commit.
+        url = f"{server.ws_url}/ws?init_data={quote(init_data_for(311, 'Kimberly'))}"
+        connecting = asyncio.create_task(_connect_and_read_close(url))
+        await wait_until_a_query_waits_for_a_lock(engine)
+        await banning.commit()  # nothing published
+    assert await connecting == CLOSE_SESSION_ENDED
+
+
+async def _connect_and_read_close(url: str) -> int:
+    async with ws_connect(url) as ws:
+        return await closed_with(ws)
+
+
+async def wait_until_a_query_waits_for_a_lock(engine: AsyncEngine) -> None:
+    async with asyncio.timeout(10):
+        while True:
+            async with engine.connect() as probe:
+                waiting = await probe.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity"
+                        " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                    )
+                )
+            if waiting:
+                return
+            await asyncio.sleep(0.02)

@@ -83,8 +83,11 @@ async def _open(
     # A revocation committed after the credentials were checked but published before the hub
     # watched this socket did not reach it: look once more, now that any later one will.
     async with context.sessionmaker() as session:
-        if not await still_signed_in(session, user_id, identity.session_id):
-            connection.close(CLOSE_SESSION_ENDED)
+        signed_in = await still_signed_in(session, user_id, identity.session_id)
+    if not signed_in:
+        await context.hub.unregister(connection)  # its writer stops: the close frame is last
+        await send({"type": "websocket.close", "code": CLOSE_SESSION_ENDED})
+        return None
     return connection
 
 
