@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import StreamingResponse
 
+from core.bounds import Id
 from core.db import session_scope
 from core.errors import ServiceUnavailable
 from core.events import decode_envelope
@@ -73,13 +74,13 @@ async def list_models(context: Context, _user: CurrentUser) -> list[ModelOut]:
 
 
 @router.get("/chats/{chat_id}/ai", response_model=AiSettingsOut)
-async def get_chat_ai(chat_id: int, user: CurrentUser, session: Session) -> AiSettingsOut:
+async def get_chat_ai(chat_id: Id, user: CurrentUser, session: Session) -> AiSettingsOut:
     return AiSettingsOut.model_validate(await ai.get_ai_settings(session, user, chat_id))
 
 
 @router.put("/chats/{chat_id}/ai", response_model=AiSettingsOut)
 async def put_chat_ai(
-    chat_id: int, body: AiSettingsUpdate, user: CurrentUser, session: Session, context: Context
+    chat_id: Id, body: AiSettingsUpdate, user: CurrentUser, session: Session, context: Context
 ) -> AiSettingsOut:
     """Mode (off, mention, always), model, persona and temperature; in groups, admins only."""
     runtime = context.ai.runtime if context.ai else None
@@ -96,7 +97,7 @@ def _reply_out(reply: Any, context: AppContext) -> AiReplyOut:
 
 @router.get("/ai/replies/{reply_id}", response_model=AiReplyOut)
 async def get_ai_reply(
-    reply_id: int, user: CurrentUser, session: Session, context: Context
+    reply_id: Id, user: CurrentUser, session: Session, context: Context
 ) -> AiReplyOut:
     """A reply's state and its text so far: a client that joins late starts from here and
     applies the `ai_reply_delta` frames past `len(text)`."""
@@ -105,7 +106,7 @@ async def get_ai_reply(
 
 @router.post("/ai/replies/{reply_id}/cancel", response_model=AiReplyOut)
 async def cancel_ai_reply(
-    reply_id: int, user: CurrentUser, session: Session, context: Context
+    reply_id: Id, user: CurrentUser, session: Session, context: Context
 ) -> AiReplyOut:
     """Stops the reply; the text produced so far is kept as an incomplete message."""
     reply = await ai.request_cancel(session, user, reply_id)
@@ -116,7 +117,7 @@ async def cancel_ai_reply(
 
 @router.post("/messages/{message_id}/regenerate", response_model=AiReplyOut)
 async def regenerate_reply(
-    message_id: int, user: CurrentUser, session: Session, context: Context
+    message_id: Id, user: CurrentUser, session: Session, context: Context
 ) -> AiReplyOut:
     """A new AI reply to this message (or, given an AI message, to what it answered)."""
     reply = await ai.regenerate(session, _runtime(context), user, message_id)
@@ -206,7 +207,7 @@ async def _finished_reply(
 
 @router.post("/llm/chat/{chat_id}/message", response_model=LlmChatResult)
 async def llm_chat_message(
-    chat_id: int, body: LlmChatMessage, user: Caller, context: Context
+    chat_id: Id, body: LlmChatMessage, user: Caller, context: Context
 ) -> LlmChatResult:
     """Send `content` to the AI in this chat and answer with both messages when it is done."""
     async with _reply_frames(context, chat_id) as frames:
@@ -224,7 +225,7 @@ async def llm_chat_message(
 
 @router.post("/llm/chat/{chat_id}/message/stream")
 async def llm_chat_stream(
-    chat_id: int, body: LlmChatMessage, user: Caller, context: Context
+    chat_id: Id, body: LlmChatMessage, user: Caller, context: Context
 ) -> StreamingResponse:
     """The same as server-sent events: `user_message`, then `ai_reply_started`,
     `ai_reply_delta`..., and `ai_reply_done` or `ai_reply_failed` (the WebSocket's frames)."""

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
+from core.bounds import Id, Int64, Seq
 from core.errors import ServiceUnavailable, Unprocessable
 from core.settings import webapp_link
 from services import chats, events, messages, presence, users
@@ -98,41 +99,41 @@ async def my_ai_chat(user: CurrentUser, session: Session, ai: Ai) -> ChatView:
 
 
 @router.get("/chats/{chat_id}", response_model=ChatView)
-async def get_chat(chat_id: int, user: CurrentUser, session: Session) -> ChatView:
+async def get_chat(chat_id: Id, user: CurrentUser, session: Session) -> ChatView:
     return await chats.get_chat(session, user, chat_id)
 
 
 @router.put("/chats/{chat_id}", response_model=ChatView)
 @router.patch("/chats/{chat_id}", response_model=ChatView)
 async def update_chat(
-    chat_id: int, body: ChatUpdate, user: CurrentUser, session: Session
+    chat_id: Id, body: ChatUpdate, user: CurrentUser, session: Session
 ) -> ChatView:
     await chats.update_chat(session, user, chat_id, changes=body.model_dump(exclude_unset=True))
     return await chats.get_chat(session, user, chat_id)
 
 
 @router.delete("/chats/{chat_id}")
-async def delete_chat(chat_id: int, user: CurrentUser, session: Session) -> Ok:
+async def delete_chat(chat_id: Id, user: CurrentUser, session: Session) -> Ok:
     """Soft delete; the owner can restore it within 30 days."""
     await chats.delete_chat(session, user, chat_id)
     return {"ok": True}
 
 
 @router.post("/chats/{chat_id}/restore", response_model=ChatView)
-async def restore_chat(chat_id: int, user: CurrentUser, session: Session) -> ChatView:
+async def restore_chat(chat_id: Id, user: CurrentUser, session: Session) -> ChatView:
     await chats.restore_chat(session, user, chat_id)
     return await chats.get_chat(session, user, chat_id)
 
 
 @router.post("/chats/{chat_id}/leave")
-async def leave_chat(chat_id: int, user: CurrentUser, session: Session) -> Ok:
+async def leave_chat(chat_id: Id, user: CurrentUser, session: Session) -> Ok:
     await chats.leave_chat(session, user, chat_id)
     return {"ok": True}
 
 
 @router.get("/chats/{chat_id}/online", response_model=OnlineMembers)
 async def online_members(
-    chat_id: int, user: CurrentUser, session: Session, context: Context
+    chat_id: Id, user: CurrentUser, session: Session, context: Context
 ) -> OnlineMembers:
     """Who of the members is online now. Groups larger than PRESENCE_MAX_GROUP_SIZE get no
     `user_status` frames: ask this when such a group opens."""
@@ -143,13 +144,13 @@ async def online_members(
 
 
 @router.post("/chats/{chat_id}/members/{user_id}", response_model=ChatView)
-async def add_member(chat_id: int, user_id: int, user: CurrentUser, session: Session) -> ChatView:
+async def add_member(chat_id: Id, user_id: Id, user: CurrentUser, session: Session) -> ChatView:
     await chats.add_member(session, user, chat_id, user_id)
     return await chats.get_chat(session, user, chat_id)
 
 
 @router.delete("/chats/{chat_id}/members/{user_id}")
-async def remove_member(chat_id: int, user_id: int, user: CurrentUser, session: Session) -> Ok:
+async def remove_member(chat_id: Id, user_id: Id, user: CurrentUser, session: Session) -> Ok:
     """Chat admins remove members; a member may remove themself (leave)."""
     await chats.remove_member(session, user, chat_id, user_id)
     return {"ok": True}
@@ -157,7 +158,7 @@ async def remove_member(chat_id: int, user_id: int, user: CurrentUser, session: 
 
 @router.patch("/chats/{chat_id}/members/{user_id}", response_model=MemberView)
 async def set_member_role(
-    chat_id: int, user_id: int, body: MemberRoleUpdate, user: CurrentUser, session: Session
+    chat_id: Id, user_id: Id, body: MemberRoleUpdate, user: CurrentUser, session: Session
 ) -> MemberView:
     """The owner sets roles; making someone owner hands ownership over."""
     member = await chats.set_member_role(session, user, chat_id, user_id, body.role)
@@ -166,7 +167,7 @@ async def set_member_role(
 
 @router.post("/chats/{chat_id}/invite-by-username", response_model=InviteResult)
 async def invite_by_username(
-    chat_id: int, body: InviteByUsername, user: CurrentUser, session: Session
+    chat_id: Id, body: InviteByUsername, user: CurrentUser, session: Session
 ) -> InviteResult:
     status = await chats.invite_by_username(session, user, chat_id, body.username)
     message = "User added to the chat" if status == "added" else "Invitation saved"
@@ -175,7 +176,7 @@ async def invite_by_username(
 
 @router.post("/chats/{chat_id}/invite-link", response_model=InviteLinkOut)
 async def create_invite_link(
-    chat_id: int,
+    chat_id: Id,
     user: CurrentUser,
     session: Session,
     context: Context,
@@ -196,7 +197,7 @@ async def create_invite_link(
 
 
 @router.delete("/chats/{chat_id}/invite-link/{token}")
-async def revoke_invite_link(chat_id: int, token: str, user: CurrentUser, session: Session) -> Ok:
+async def revoke_invite_link(chat_id: Id, token: str, user: CurrentUser, session: Session) -> Ok:
     await chats.revoke_invite_link(session, user, chat_id, token)
     return {"ok": True}
 
@@ -209,7 +210,7 @@ async def join_by_invite_link(token: str, user: CurrentUser, session: Session) -
 
 @router.patch("/chats/{chat_id}/settings", response_model=MySettings)
 async def update_my_chat_settings(
-    chat_id: int, body: MemberSettingsUpdate, user: CurrentUser, session: Session
+    chat_id: Id, body: MemberSettingsUpdate, user: CurrentUser, session: Session
 ) -> MySettings:
     """My own flags for this chat: favorite, muted, archived."""
     membership = await chats.update_member_settings(
@@ -226,11 +227,11 @@ async def update_my_chat_settings(
 
 @router.get("/chats/{chat_id}/messages", response_model=HistoryOut)
 async def chat_history(
-    chat_id: int,
+    chat_id: Id,
     user: CurrentUser,
     session: Session,
-    before_id: int | None = None,
-    after_id: int | None = None,
+    before_id: Int64 | None = None,
+    after_id: Int64 | None = None,
     limit: Annotated[int, Query(ge=1, le=messages.HISTORY_MAX_LIMIT)] = 50,
 ) -> HistoryOut:
     """Messages oldest first: the newest `limit`, or those before `before_id` (scroll up), or
@@ -245,7 +246,7 @@ async def chat_history(
 
 @router.post("/chats/{chat_id}/messages", response_model=MessageView)
 async def send_message(
-    chat_id: int, body: MessageCreate, user: CurrentUser, session: Session, ai: Ai
+    chat_id: Id, body: MessageCreate, user: CurrentUser, session: Session, ai: Ai
 ) -> MessageView:
     """Send a message (text and/or uploaded `media_ids`). Retrying with the same
     `client_msg_id` returns the original. Where the AI answers, its reply streams on the
@@ -265,7 +266,7 @@ async def send_message(
 
 @router.post("/chats/{chat_id}/read", response_model=ReadState)
 async def mark_read(
-    chat_id: int, body: ReadRequest, user: CurrentUser, session: Session
+    chat_id: Id, body: ReadRequest, user: CurrentUser, session: Session
 ) -> ReadState:
     """Moves my read marker up to this message; never back."""
     seq = await messages.mark_read(session, user, chat_id, body.message_id)
@@ -273,16 +274,16 @@ async def mark_read(
 
 
 @router.get("/chats/{chat_id}/pinned", response_model=list[MessageView])
-async def pinned_messages(chat_id: int, user: CurrentUser, session: Session) -> list[MessageView]:
+async def pinned_messages(chat_id: Id, user: CurrentUser, session: Session) -> list[MessageView]:
     return await messages.list_pinned(session, user, chat_id)
 
 
 @router.get("/chats/{chat_id}/events", response_model=EventsOut)
 async def chat_events(
-    chat_id: int,
+    chat_id: Id,
     user: CurrentUser,
     session: Session,
-    after_seq: Annotated[int, Query(ge=0)] = 0,
+    after_seq: Seq = 0,
     limit: Annotated[int, Query(ge=1, le=EVENTS_PAGE_LIMIT)] = 100,
 ) -> EventsOut:
     """The events after `after_seq`, in order: what a client that missed some needs. Each has

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import Response
 
+from core.bounds import Id
 from core.db import session_scope
 from core.errors import AppError, Unprocessable
 from core.signing import MediaUrlSigner
@@ -66,7 +67,8 @@ def _urls(request: Request, context: AppContext) -> MediaUrls:
 
 
 def _declared_kind(value: str | None) -> MediaKind | None:
-    if not value:
+    """The form's `kind`: absent means "tell from the bytes"; an empty one is no kind at all."""
+    if value is None:
         return None
     try:
         return MediaKind(value.strip().lower())
@@ -130,7 +132,7 @@ async def _signed(context: AppContext, media_id: int, exp: str | None, sig: str 
 
 @router.get("/api/v1/media/{media_id}", response_class=Response)
 async def download_media(
-    media_id: int, request: Request, user: Caller, context: Context
+    media_id: Id, request: Request, user: Caller, context: Context
 ) -> Response:
     item = await _readable(context, user, media_id)
     return await serve_media(request, create_storage(context.settings), item)
@@ -138,7 +140,7 @@ async def download_media(
 
 @router.get("/api/v1/media/{media_id}/thumbnail", response_class=Response)
 async def download_thumbnail(
-    media_id: int, request: Request, user: Caller, context: Context
+    media_id: Id, request: Request, user: Caller, context: Context
 ) -> Response:
     item = await _readable(context, user, media_id)
     return await serve_media(request, create_storage(context.settings), item, thumbnail=True)
@@ -146,7 +148,7 @@ async def download_thumbnail(
 
 @router.get("/media/{media_id}", response_class=Response)
 async def download_signed(
-    media_id: int,
+    media_id: Id,
     request: Request,
     context: Context,
     exp: str | None = None,
@@ -160,7 +162,7 @@ async def download_signed(
 
 @router.get("/media/{media_id}/thumbnail", response_class=Response)
 async def download_signed_thumbnail(
-    media_id: int,
+    media_id: Id,
     request: Request,
     context: Context,
     exp: str | None = None,

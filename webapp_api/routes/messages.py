@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from core.bounds import Id, Page
 from services import messages, users
 from services.chats import normalize_username
 from services.views import MessageView, UserBrief
@@ -40,10 +41,10 @@ async def send_message(
 
 @router.get("/messages/chat/{chat_id}", response_model=MessageList)
 async def message_page(
-    chat_id: int,
+    chat_id: Id,
     user: CurrentUser,
     session: Session,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Page = 1,
     per_page: Annotated[int, Query(ge=1, le=100)] = 50,
 ) -> MessageList:
     """Aeon's pages: page 1 holds the newest `per_page` messages, oldest first within it."""
@@ -60,14 +61,14 @@ async def message_page(
 
 @router.post("/messages/forward", response_model=MessageView)
 async def forward_message(
-    message_id: int, chat_id: int, user: CurrentUser, session: Session, ai: Ai
+    message_id: Id, chat_id: Id, user: CurrentUser, session: Session, ai: Ai
 ) -> MessageView:
     """Copies a message into another chat; the caller must be a member of both."""
     return (await messages.forward_message(session, user, message_id, chat_id, ai=ai)).view
 
 
 @router.post("/messages/chat/{chat_id}/read-all", response_model=ReadState)
-async def read_all(chat_id: int, user: CurrentUser, session: Session) -> ReadState:
+async def read_all(chat_id: Id, user: CurrentUser, session: Session) -> ReadState:
     seq = await messages.mark_all_read(session, user, chat_id)
     return ReadState(chat_id=chat_id, last_read_seq=seq)
 
@@ -75,19 +76,19 @@ async def read_all(chat_id: int, user: CurrentUser, session: Session) -> ReadSta
 @router.put("/messages/{message_id}", response_model=MessageView)
 @router.patch("/messages/{message_id}", response_model=MessageView)
 async def edit_message(
-    message_id: int, body: MessageEdit, user: CurrentUser, session: Session
+    message_id: Id, body: MessageEdit, user: CurrentUser, session: Session
 ) -> MessageView:
     return await messages.edit_message(session, user, message_id, body.text)
 
 
 @router.delete("/messages/{message_id}", response_model=MessageView)
-async def delete_message(message_id: int, user: CurrentUser, session: Session) -> MessageView:
+async def delete_message(message_id: Id, user: CurrentUser, session: Session) -> MessageView:
     """Soft delete: the text is cleared and `is_deleted` set, for a placeholder."""
     return await messages.delete_message(session, user, message_id)
 
 
 @router.post("/messages/{message_id}/read", response_model=ReadState)
-async def read_message(message_id: int, user: CurrentUser, session: Session) -> ReadState:
+async def read_message(message_id: Id, user: CurrentUser, session: Session) -> ReadState:
     """Marks read up to and including this message."""
     chat_id, seq = await messages.mark_message_read(session, user, message_id)
     return ReadState(chat_id=chat_id, last_read_seq=seq)
@@ -95,24 +96,24 @@ async def read_message(message_id: int, user: CurrentUser, session: Session) -> 
 
 @router.put("/messages/{message_id}/reaction", response_model=MessageView)
 async def set_reaction(
-    message_id: int, body: ReactionSet, user: CurrentUser, session: Session
+    message_id: Id, body: ReactionSet, user: CurrentUser, session: Session
 ) -> MessageView:
     """My one reaction to a message (replaces an earlier one)."""
     return await messages.set_reaction(session, user, message_id, body.emoji)
 
 
 @router.delete("/messages/{message_id}/reaction", response_model=MessageView)
-async def remove_reaction(message_id: int, user: CurrentUser, session: Session) -> MessageView:
+async def remove_reaction(message_id: Id, user: CurrentUser, session: Session) -> MessageView:
     return await messages.set_reaction(session, user, message_id, None)
 
 
 @router.post("/messages/{message_id}/pin", response_model=MessageView)
-async def pin_message(message_id: int, user: CurrentUser, session: Session) -> MessageView:
+async def pin_message(message_id: Id, user: CurrentUser, session: Session) -> MessageView:
     return await messages.set_pinned(session, user, message_id, pinned=True)
 
 
 @router.delete("/messages/{message_id}/pin", response_model=MessageView)
-async def unpin_message(message_id: int, user: CurrentUser, session: Session) -> MessageView:
+async def unpin_message(message_id: Id, user: CurrentUser, session: Session) -> MessageView:
     return await messages.set_pinned(session, user, message_id, pinned=False)
 
 
@@ -121,7 +122,7 @@ async def search_messages(
     user: CurrentUser,
     session: Session,
     q: Annotated[str, Query(min_length=1, max_length=200)],
-    chat_id: int | None = None,
+    chat_id: Id | None = None,
     limit: Annotated[int, Query(ge=1, le=messages.SEARCH_MAX_LIMIT)] = 20,
 ) -> list[MessageView]:
     """Full-text search in my chats, newest first."""
