@@ -32,13 +32,14 @@ from webapp_api.schemas.chats import (
     ReadRequest,
     ReadState,
 )
+from webapp_api.schemas.errors import errors
 
-router = APIRouter(prefix="/api/v1", tags=["chats"])
+router = APIRouter(prefix="/api/v1", tags=["chats"], responses=errors(401))
 
 Ok = dict[str, bool]
 
 
-@router.get("/chats", response_model=list[ChatListItem])
+@router.get("/chats", response_model=list[ChatListItem], responses=errors(422))
 async def list_chats(
     user: CurrentUser,
     session: Session,
@@ -55,7 +56,7 @@ async def list_chats(
     return page.items
 
 
-@router.get("/chats/search", response_model=list[ChatListItem])
+@router.get("/chats/search", response_model=list[ChatListItem], responses=errors(422))
 async def search_chats(
     user: CurrentUser,
     session: Session,
@@ -66,7 +67,7 @@ async def search_chats(
     return (await chats.list_chats(session, user, limit=limit, query=q)).items
 
 
-@router.post("/chats", response_model=ChatView)
+@router.post("/chats", response_model=ChatView, responses=errors(400, 404, 422, 429))
 async def create_chat(body: ChatCreate, user: CurrentUser, session: Session) -> ChatView:
     """A group (the creator becomes its owner), or the private chat with one other user
     (the existing one if there is one)."""
@@ -89,7 +90,7 @@ async def create_chat(body: ChatCreate, user: CurrentUser, session: Session) -> 
     return await chats.get_chat(session, user, chat.id)
 
 
-@router.post("/chats/ai", response_model=ChatView)
+@router.post("/chats/ai", response_model=ChatView, responses=errors(503))
 async def my_ai_chat(user: CurrentUser, session: Session, ai: Ai) -> ChatView:
     """My direct chat with the AI, created on first request."""
     if ai is None:
@@ -98,13 +99,13 @@ async def my_ai_chat(user: CurrentUser, session: Session, ai: Ai) -> ChatView:
     return await chats.get_chat(session, user, chat.id)
 
 
-@router.get("/chats/{chat_id}", response_model=ChatView)
+@router.get("/chats/{chat_id}", response_model=ChatView, responses=errors(404, 422))
 async def get_chat(chat_id: Id, user: CurrentUser, session: Session) -> ChatView:
     return await chats.get_chat(session, user, chat_id)
 
 
-@router.put("/chats/{chat_id}", response_model=ChatView)
-@router.patch("/chats/{chat_id}", response_model=ChatView)
+@router.put("/chats/{chat_id}", response_model=ChatView, responses=errors(400, 403, 404, 422))
+@router.patch("/chats/{chat_id}", response_model=ChatView, responses=errors(400, 403, 404, 422))
 async def update_chat(
     chat_id: Id, body: ChatUpdate, user: CurrentUser, session: Session
 ) -> ChatView:
@@ -112,26 +113,28 @@ async def update_chat(
     return await chats.get_chat(session, user, chat_id)
 
 
-@router.delete("/chats/{chat_id}")
+@router.delete("/chats/{chat_id}", responses=errors(403, 404, 422))
 async def delete_chat(chat_id: Id, user: CurrentUser, session: Session) -> Ok:
     """Soft delete; the owner can restore it within 30 days."""
     await chats.delete_chat(session, user, chat_id)
     return {"ok": True}
 
 
-@router.post("/chats/{chat_id}/restore", response_model=ChatView)
+@router.post(
+    "/chats/{chat_id}/restore", response_model=ChatView, responses=errors(403, 404, 409, 422)
+)
 async def restore_chat(chat_id: Id, user: CurrentUser, session: Session) -> ChatView:
     await chats.restore_chat(session, user, chat_id)
     return await chats.get_chat(session, user, chat_id)
 
 
-@router.post("/chats/{chat_id}/leave")
+@router.post("/chats/{chat_id}/leave", responses=errors(400, 404, 422))
 async def leave_chat(chat_id: Id, user: CurrentUser, session: Session) -> Ok:
     await chats.leave_chat(session, user, chat_id)
     return {"ok": True}
 
 
-@router.get("/chats/{chat_id}/online", response_model=OnlineMembers)
+@router.get("/chats/{chat_id}/online", response_model=OnlineMembers, responses=errors(404, 422))
 async def online_members(
     chat_id: Id, user: CurrentUser, session: Session, context: Context
 ) -> OnlineMembers:
@@ -143,20 +146,28 @@ async def online_members(
     return OnlineMembers(chat_id=chat_id, user_ids=sorted(online))
 
 
-@router.post("/chats/{chat_id}/members/{user_id}", response_model=ChatView)
+@router.post(
+    "/chats/{chat_id}/members/{user_id}",
+    response_model=ChatView,
+    responses=errors(400, 403, 404, 422),
+)
 async def add_member(chat_id: Id, user_id: Id, user: CurrentUser, session: Session) -> ChatView:
     await chats.add_member(session, user, chat_id, user_id)
     return await chats.get_chat(session, user, chat_id)
 
 
-@router.delete("/chats/{chat_id}/members/{user_id}")
+@router.delete("/chats/{chat_id}/members/{user_id}", responses=errors(400, 403, 404, 422))
 async def remove_member(chat_id: Id, user_id: Id, user: CurrentUser, session: Session) -> Ok:
     """Chat admins remove members; a member may remove themself (leave)."""
     await chats.remove_member(session, user, chat_id, user_id)
     return {"ok": True}
 
 
-@router.patch("/chats/{chat_id}/members/{user_id}", response_model=MemberView)
+@router.patch(
+    "/chats/{chat_id}/members/{user_id}",
+    response_model=MemberView,
+    responses=errors(400, 403, 404, 422),
+)
 async def set_member_role(
     chat_id: Id, user_id: Id, body: MemberRoleUpdate, user: CurrentUser, session: Session
 ) -> MemberView:
@@ -165,7 +176,11 @@ async def set_member_role(
     return MemberView.of(member, await users.get_user(session, user_id))
 
 
-@router.post("/chats/{chat_id}/invite-by-username", response_model=InviteResult)
+@router.post(
+    "/chats/{chat_id}/invite-by-username",
+    response_model=InviteResult,
+    responses=errors(400, 403, 404, 422, 429),
+)
 async def invite_by_username(
     chat_id: Id, body: InviteByUsername, user: CurrentUser, session: Session
 ) -> InviteResult:
@@ -174,7 +189,11 @@ async def invite_by_username(
     return InviteResult(message=message, status=status)
 
 
-@router.post("/chats/{chat_id}/invite-link", response_model=InviteLinkOut)
+@router.post(
+    "/chats/{chat_id}/invite-link",
+    response_model=InviteLinkOut,
+    responses=errors(400, 403, 404, 422, 429),
+)
 async def create_invite_link(
     chat_id: Id,
     user: CurrentUser,
@@ -196,19 +215,21 @@ async def create_invite_link(
     )
 
 
-@router.delete("/chats/{chat_id}/invite-link/{token}")
+@router.delete("/chats/{chat_id}/invite-link/{token}", responses=errors(403, 404, 422))
 async def revoke_invite_link(chat_id: Id, token: str, user: CurrentUser, session: Session) -> Ok:
     await chats.revoke_invite_link(session, user, chat_id, token)
     return {"ok": True}
 
 
-@router.post("/join/{token}", response_model=ChatView)
+@router.post("/join/{token}", response_model=ChatView, responses=errors(404, 422))
 async def join_by_invite_link(token: str, user: CurrentUser, session: Session) -> ChatView:
     chat = await chats.join_by_invite_link(session, user, token)
     return await chats.get_chat(session, user, chat.id)
 
 
-@router.patch("/chats/{chat_id}/settings", response_model=MySettings)
+@router.patch(
+    "/chats/{chat_id}/settings", response_model=MySettings, responses=errors(400, 404, 422)
+)
 async def update_my_chat_settings(
     chat_id: Id, body: MemberSettingsUpdate, user: CurrentUser, session: Session
 ) -> MySettings:
@@ -225,7 +246,7 @@ async def update_my_chat_settings(
     )
 
 
-@router.get("/chats/{chat_id}/messages", response_model=HistoryOut)
+@router.get("/chats/{chat_id}/messages", response_model=HistoryOut, responses=errors(404, 422))
 async def chat_history(
     chat_id: Id,
     user: CurrentUser,
@@ -244,7 +265,11 @@ async def chat_history(
     return HistoryOut(messages=window.messages, has_more=window.has_more)
 
 
-@router.post("/chats/{chat_id}/messages", response_model=MessageView)
+@router.post(
+    "/chats/{chat_id}/messages",
+    response_model=MessageView,
+    responses=errors(400, 402, 404, 409, 422, 429),
+)
 async def send_message(
     chat_id: Id, body: MessageCreate, user: CurrentUser, session: Session, ai: Ai
 ) -> MessageView:
@@ -264,7 +289,7 @@ async def send_message(
     return sent.view
 
 
-@router.post("/chats/{chat_id}/read", response_model=ReadState)
+@router.post("/chats/{chat_id}/read", response_model=ReadState, responses=errors(400, 404, 422))
 async def mark_read(
     chat_id: Id, body: ReadRequest, user: CurrentUser, session: Session
 ) -> ReadState:
@@ -273,12 +298,12 @@ async def mark_read(
     return ReadState(chat_id=chat_id, last_read_seq=seq)
 
 
-@router.get("/chats/{chat_id}/pinned", response_model=list[MessageView])
+@router.get("/chats/{chat_id}/pinned", response_model=list[MessageView], responses=errors(404, 422))
 async def pinned_messages(chat_id: Id, user: CurrentUser, session: Session) -> list[MessageView]:
     return await messages.list_pinned(session, user, chat_id)
 
 
-@router.get("/chats/{chat_id}/events", response_model=EventsOut)
+@router.get("/chats/{chat_id}/events", response_model=EventsOut, responses=errors(404, 422))
 async def chat_events(
     chat_id: Id,
     user: CurrentUser,

@@ -18,11 +18,14 @@ from webapp_api.schemas.chats import (
     ReactionSet,
     ReadState,
 )
+from webapp_api.schemas.errors import errors
 
-router = APIRouter(prefix="/api/v1", tags=["messages"])
+router = APIRouter(prefix="/api/v1", tags=["messages"], responses=errors(401))
 
 
-@router.post("/messages", response_model=MessageView)
+@router.post(
+    "/messages", response_model=MessageView, responses=errors(400, 402, 404, 409, 422, 429)
+)
 async def send_message(
     body: AeonMessageCreate, user: CurrentUser, session: Session, ai: Ai
 ) -> MessageView:
@@ -39,7 +42,7 @@ async def send_message(
     return sent.view
 
 
-@router.get("/messages/chat/{chat_id}", response_model=MessageList)
+@router.get("/messages/chat/{chat_id}", response_model=MessageList, responses=errors(404, 422))
 async def message_page(
     chat_id: Id,
     user: CurrentUser,
@@ -59,7 +62,9 @@ async def message_page(
     )
 
 
-@router.post("/messages/forward", response_model=MessageView)
+@router.post(
+    "/messages/forward", response_model=MessageView, responses=errors(400, 402, 404, 409, 422, 429)
+)
 async def forward_message(
     message_id: Id, chat_id: Id, user: CurrentUser, session: Session, ai: Ai
 ) -> MessageView:
@@ -67,34 +72,44 @@ async def forward_message(
     return (await messages.forward_message(session, user, message_id, chat_id, ai=ai)).view
 
 
-@router.post("/messages/chat/{chat_id}/read-all", response_model=ReadState)
+@router.post(
+    "/messages/chat/{chat_id}/read-all", response_model=ReadState, responses=errors(404, 422)
+)
 async def read_all(chat_id: Id, user: CurrentUser, session: Session) -> ReadState:
     seq = await messages.mark_all_read(session, user, chat_id)
     return ReadState(chat_id=chat_id, last_read_seq=seq)
 
 
-@router.put("/messages/{message_id}", response_model=MessageView)
-@router.patch("/messages/{message_id}", response_model=MessageView)
+@router.put(
+    "/messages/{message_id}", response_model=MessageView, responses=errors(400, 403, 404, 422)
+)
+@router.patch(
+    "/messages/{message_id}", response_model=MessageView, responses=errors(400, 403, 404, 422)
+)
 async def edit_message(
     message_id: Id, body: MessageEdit, user: CurrentUser, session: Session
 ) -> MessageView:
     return await messages.edit_message(session, user, message_id, body.text)
 
 
-@router.delete("/messages/{message_id}", response_model=MessageView)
+@router.delete(
+    "/messages/{message_id}", response_model=MessageView, responses=errors(403, 404, 422)
+)
 async def delete_message(message_id: Id, user: CurrentUser, session: Session) -> MessageView:
     """Soft delete: the text is cleared and `is_deleted` set, for a placeholder."""
     return await messages.delete_message(session, user, message_id)
 
 
-@router.post("/messages/{message_id}/read", response_model=ReadState)
+@router.post("/messages/{message_id}/read", response_model=ReadState, responses=errors(404, 422))
 async def read_message(message_id: Id, user: CurrentUser, session: Session) -> ReadState:
     """Marks read up to and including this message."""
     chat_id, seq = await messages.mark_message_read(session, user, message_id)
     return ReadState(chat_id=chat_id, last_read_seq=seq)
 
 
-@router.put("/messages/{message_id}/reaction", response_model=MessageView)
+@router.put(
+    "/messages/{message_id}/reaction", response_model=MessageView, responses=errors(400, 404, 422)
+)
 async def set_reaction(
     message_id: Id, body: ReactionSet, user: CurrentUser, session: Session
 ) -> MessageView:
@@ -102,22 +117,28 @@ async def set_reaction(
     return await messages.set_reaction(session, user, message_id, body.emoji)
 
 
-@router.delete("/messages/{message_id}/reaction", response_model=MessageView)
+@router.delete(
+    "/messages/{message_id}/reaction", response_model=MessageView, responses=errors(404, 422)
+)
 async def remove_reaction(message_id: Id, user: CurrentUser, session: Session) -> MessageView:
     return await messages.set_reaction(session, user, message_id, None)
 
 
-@router.post("/messages/{message_id}/pin", response_model=MessageView)
+@router.post(
+    "/messages/{message_id}/pin", response_model=MessageView, responses=errors(403, 404, 422)
+)
 async def pin_message(message_id: Id, user: CurrentUser, session: Session) -> MessageView:
     return await messages.set_pinned(session, user, message_id, pinned=True)
 
 
-@router.delete("/messages/{message_id}/pin", response_model=MessageView)
+@router.delete(
+    "/messages/{message_id}/pin", response_model=MessageView, responses=errors(403, 404, 422)
+)
 async def unpin_message(message_id: Id, user: CurrentUser, session: Session) -> MessageView:
     return await messages.set_pinned(session, user, message_id, pinned=False)
 
 
-@router.get("/search/messages", response_model=list[MessageView])
+@router.get("/search/messages", response_model=list[MessageView], responses=errors(404, 422))
 async def search_messages(
     user: CurrentUser,
     session: Session,
@@ -129,7 +150,12 @@ async def search_messages(
     return await messages.search_messages(session, user, q, limit=limit, chat_id=chat_id)
 
 
-@router.get("/users/by-username/{username}", response_model=UserBrief, tags=["users"])
+@router.get(
+    "/users/by-username/{username}",
+    response_model=UserBrief,
+    tags=["users"],
+    responses=errors(404, 422),
+)
 async def find_user(username: str, user: CurrentUser, session: Session) -> UserBrief:
     """Find someone by their Telegram username, to start a private chat with them."""
     return UserBrief.of(await users.get_user_by_username(session, normalize_username(username)))
