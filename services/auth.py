@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.errors import Forbidden, Unauthorized, Unprocessable
 from core.events import encode_envelope, stage
 from core.settings import Settings
-from core.telegram_auth import WebAppUser, validate_init_data
+from core.telegram_auth import WebAppUser, require_telegram_limits, validate_init_data
 from core.tokens import (
     ACCESS_TOKEN_TTL,
     REFRESH_TOKEN_TTL,
@@ -119,6 +119,7 @@ async def authenticate_init_data(session: AsyncSession, config: AuthConfig, raw:
     )
     if init_data.user is None:
         raise Unauthorized("initData carries no user", code="init_data_malformed")
+    require_telegram_limits(init_data.user)
     synced = await sync_telegram_user(
         session,
         profile_from_web_app_user(init_data.user),

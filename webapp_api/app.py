@@ -21,6 +21,7 @@ from webapp_api.middleware import (
     RequestIdMiddleware,
     StripTrailingSlashMiddleware,
     request_id_of,
+    with_security_headers,
 )
 from webapp_api.routes import (
     admin,
@@ -43,12 +44,15 @@ logger = logging.getLogger(__name__)
 
 class MessengerApi(FastAPI):
     """The API. Its sockets at /ws go straight to their endpoint, ahead of routing and the
-    middleware stack: each idle socket would keep all their frames alive (~13 KiB)."""
+    middleware stack: each idle socket would keep all their frames alive (~13 KiB). Every HTTP
+    answer gets the security headers here, outside everything, so that errors have them too."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket" and scope["path"].rstrip("/") == "/ws":
             request_id_var.set(request_id_of(scope))  # in the socket's own task
             await ws.websocket_endpoint(self.state.context, scope, receive, send)
+        elif scope["type"] == "http":
+            await super().__call__(scope, receive, with_security_headers(send))
         else:
             await super().__call__(scope, receive, send)
 

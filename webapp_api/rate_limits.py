@@ -1,9 +1,7 @@
-"""The per-user abuse limits (`services.limits`) as route dependencies, and how a refusal
-looks in the OpenAPI document."""
+"""The per-user abuse limits (`services.limits`) as route dependencies (a route that declares
+one documents its 429 with `errors(429)`)."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from fastapi import Depends
 
@@ -20,16 +18,3 @@ async def _invite_allowed(user: CurrentUser, context: Context) -> None:
 
 SEND_LIMIT = Depends(_send_allowed)
 INVITE_LIMIT = Depends(_invite_allowed)
-
-RATE_LIMITED: dict[int | str, dict[str, Any]] = {
-    429: {
-        "description": "Too fast: `retry_after` (also the `Retry-After` header) says how many "
-        "seconds to wait",
-        "headers": {
-            "Retry-After": {
-                "description": "Seconds to wait before trying again",
-                "schema": {"type": "integer"},
-            }
-        },
-    }
-}

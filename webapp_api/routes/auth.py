@@ -9,6 +9,7 @@ from core.errors import Unauthorized
 from services import auth
 from webapp_api.deps import Context, CurrentIdentity, Session
 from webapp_api.errors import error_body
+from webapp_api.schemas.errors import errors
 from webapp_api.schemas.users import Me, RefreshRequest, TelegramSignIn, TokenPair
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
@@ -23,7 +24,7 @@ def _token_pair(issued: auth.IssuedTokens) -> TokenPair:
     )
 
 
-@router.post("/telegram", response_model=TokenPair)
+@router.post("/telegram", response_model=TokenPair, responses=errors(400, 401, 422))
 async def sign_in_with_telegram(
     body: TelegramSignIn, context: Context, session: Session
 ) -> TokenPair:
@@ -34,7 +35,7 @@ async def sign_in_with_telegram(
 @router.post(
     "/refresh",
     response_model=TokenPair,
-    responses={401: {"description": "invalid, expired, revoked or reused refresh token"}},
+    responses=errors(400, 401, 422),
 )
 async def refresh(
     body: RefreshRequest, context: Context, session: Session
@@ -46,7 +47,7 @@ async def refresh(
     return _token_pair(result)
 
 
-@router.post("/logout")
+@router.post("/logout", responses=errors(401))
 async def logout(identity: CurrentIdentity, session: Session) -> dict[str, bool]:
     if identity.session_id is None:
         raise Unauthorized("Log out with the session's access token", code="token_required")
@@ -54,6 +55,6 @@ async def logout(identity: CurrentIdentity, session: Session) -> dict[str, bool]
     return {"ok": True}
 
 
-@router.post("/logout-all")
+@router.post("/logout-all", responses=errors(401))
 async def logout_all(identity: CurrentIdentity, session: Session) -> dict[str, int]:
     return {"revoked_sessions": await auth.revoke_all_sessions(session, identity.user.id)}

@@ -7,13 +7,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
+from core.bounds import Id, Int64, Seq
 from core.errors import ServiceUnavailable, Unprocessable
 from core.settings import webapp_link
 from services import chats, events, messages, presence, users
 from services.access import require_membership
 from services.views import ChatListItem, ChatView, MemberView, MessageView, MySettings
 from webapp_api.deps import Ai, Context, CurrentUser, Session
-from webapp_api.rate_limits import INVITE_LIMIT, RATE_LIMITED, SEND_LIMIT
+from webapp_api.rate_limits import INVITE_LIMIT, SEND_LIMIT
 from webapp_api.schemas.chats import (
     EVENTS_PAGE_LIMIT,
     ChatCreate,
@@ -32,13 +33,14 @@ from webapp_api.schemas.chats import (
     ReadRequest,
     ReadState,
 )
+from webapp_api.schemas.errors import errors
 
-router = APIRouter(prefix="/api/v1", tags=["chats"])
+router = APIRouter(prefix="/api/v1", tags=["chats"], responses=errors(401))
 
 Ok = dict[str, bool]
 
 
-@router.get("/chats", response_model=list[ChatListItem])
+@router.get("/chats", response_model=list[ChatListItem], responses=errors(422))
 async def list_chats(
     user: CurrentUser,
     session: Session,
@@ -55,7 +57,7 @@ async def list_chats(
     return page.items
 
 
-@router.get("/chats/search", response_model=list[ChatListItem])
+@router.get("/chats/search", response_model=list[ChatListItem], responses=errors(422))
 async def search_chats(
     user: CurrentUser,
     session: Session,
@@ -66,7 +68,7 @@ async def search_chats(
     return (await chats.list_chats(session, user, limit=limit, query=q)).items
 
 
-@router.post("/chats", response_model=ChatView, responses=RATE_LIMITED)
+@router.post("/chats", response_model=ChatView, responses=errors(400, 404, 422, 429))
 async def create_chat(
     body: ChatCreate, user: CurrentUser, session: Session, context: Context
 ) -> ChatView:
@@ -96,7 +98,7 @@ async def create_chat(
     return await chats.get_chat(session, user, chat.id)
 
 
-@router.post("/chats/ai", response_model=ChatView)
+@router.post("/chats/ai", response_model=ChatView, responses=errors(503))
 async def my_ai_chat(user: CurrentUser, session: Session, ai: Ai) -> ChatView:
     """My direct chat with the AI, created on first request."""
     if ai is None:
@@ -105,42 +107,44 @@ async def my_ai_chat(user: CurrentUser, session: Session, ai: Ai) -> ChatView:
     return await chats.get_chat(session, user, chat.id)
 
 
-@router.get("/chats/{chat_id}", response_model=ChatView)
-async def get_chat(chat_id: int, user: CurrentUser, session: Session) -> ChatView:
+@router.get("/chats/{chat_id}", response_model=ChatView, responses=errors(404, 422))
+async def get_chat(chat_id: Id, user: CurrentUser, session: Session) -> ChatView:
     return await chats.get_chat(session, user, chat_id)
 
 
-@router.put("/chats/{chat_id}", response_model=ChatView)
-@router.patch("/chats/{chat_id}", response_model=ChatView)
+@router.put("/chats/{chat_id}", response_model=ChatView, responses=errors(400, 403, 404, 422))
+@router.patch("/chats/{chat_id}", response_model=ChatView, responses=errors(400, 403, 404, 422))
 async def update_chat(
-    chat_id: int, body: ChatUpdate, user: CurrentUser, session: Session
+    chat_id: Id, body: ChatUpdate, user: CurrentUser, session: Session
 ) -> ChatView:
     await chats.update_chat(session, user, chat_id, changes=body.model_dump(exclude_unset=True))
     return await chats.get_chat(session, user, chat_id)
 
 
-@router.delete("/chats/{chat_id}")
-async def delete_chat(chat_id: int, user: CurrentUser, session: Session) -> Ok:
+@router.delete("/chats/{chat_id}", responses=errors(403, 404, 422))
+async def delete_chat(chat_id: Id, user: CurrentUser, session: Session) -> Ok:
     """Soft delete; the owner can restore it within 30 days."""
     await chats.delete_chat(session, user, chat_id)
     return {"ok": True}
 
 
-@router.post("/chats/{chat_id}/restore", response_model=ChatView)
-async def restore_chat(chat_id: int, user: CurrentUser, session: Session) -> ChatView:
+@router.post(
+    "/chats/{chat_id}/restore", response_model=ChatView, responses=errors(403, 404, 409, 422)
+)
+async def restore_chat(chat_id: Id, user: CurrentUser, session: Session) -> ChatView:
     await chats.restore_chat(session, user, chat_id)
     return await chats.get_chat(session, user, chat_id)
 
 
-@router.post("/chats/{chat_id}/leave")
-async def leave_chat(chat_id: int, user: CurrentUser, session: Session) -> Ok:
+@router.post("/chats/{chat_id}/leave", responses=errors(400, 404, 422))
+async def leave_chat(chat_id: Id, user: CurrentUser, session: Session) -> Ok:
     await chats.leave_chat(session, user, chat_id)
     return {"ok": True}
 
 
-@router.get("/chats/{chat_id}/online", response_model=OnlineMembers)
+@router.get("/chats/{chat_id}/online", response_model=OnlineMembers, responses=errors(404, 422))
 async def online_members(
-    chat_id: int, user: CurrentUser, session: Session, context: Context
+    chat_id: Id, user: CurrentUser, session: Session, context: Context
 ) -> OnlineMembers:
     """Who of the members is online now. Groups larger than PRESENCE_MAX_GROUP_SIZE get no
     `user_status` frames: ask this when such a group opens."""
@@ -154,23 +158,27 @@ async def online_members(
     "/chats/{chat_id}/members/{user_id}",
     response_model=ChatView,
     dependencies=[INVITE_LIMIT],
-    responses=RATE_LIMITED,
+    responses=errors(400, 403, 404, 422, 429),
 )
-async def add_member(chat_id: int, user_id: int, user: CurrentUser, session: Session) -> ChatView:
+async def add_member(chat_id: Id, user_id: Id, user: CurrentUser, session: Session) -> ChatView:
     await chats.add_member(session, user, chat_id, user_id)
     return await chats.get_chat(session, user, chat_id)
 
 
-@router.delete("/chats/{chat_id}/members/{user_id}")
-async def remove_member(chat_id: int, user_id: int, user: CurrentUser, session: Session) -> Ok:
+@router.delete("/chats/{chat_id}/members/{user_id}", responses=errors(400, 403, 404, 422))
+async def remove_member(chat_id: Id, user_id: Id, user: CurrentUser, session: Session) -> Ok:
     """Chat admins remove members; a member may remove themself (leave)."""
     await chats.remove_member(session, user, chat_id, user_id)
     return {"ok": True}
 
 
-@router.patch("/chats/{chat_id}/members/{user_id}", response_model=MemberView)
+@router.patch(
+    "/chats/{chat_id}/members/{user_id}",
+    response_model=MemberView,
+    responses=errors(400, 403, 404, 422),
+)
 async def set_member_role(
-    chat_id: int, user_id: int, body: MemberRoleUpdate, user: CurrentUser, session: Session
+    chat_id: Id, user_id: Id, body: MemberRoleUpdate, user: CurrentUser, session: Session
 ) -> MemberView:
     """The owner sets roles; making someone owner hands ownership over."""
     member = await chats.set_member_role(session, user, chat_id, user_id, body.role)
@@ -181,10 +189,10 @@ async def set_member_role(
     "/chats/{chat_id}/invite-by-username",
     response_model=InviteResult,
     dependencies=[INVITE_LIMIT],
-    responses=RATE_LIMITED,
+    responses=errors(400, 403, 404, 422, 429),
 )
 async def invite_by_username(
-    chat_id: int, body: InviteByUsername, user: CurrentUser, session: Session
+    chat_id: Id, body: InviteByUsername, user: CurrentUser, session: Session
 ) -> InviteResult:
     status = await chats.invite_by_username(session, user, chat_id, body.username)
     message = "User added to the chat" if status == "added" else "Invitation saved"
@@ -195,10 +203,10 @@ async def invite_by_username(
     "/chats/{chat_id}/invite-link",
     response_model=InviteLinkOut,
     dependencies=[INVITE_LIMIT],
-    responses=RATE_LIMITED,
+    responses=errors(400, 403, 404, 422, 429),
 )
 async def create_invite_link(
-    chat_id: int,
+    chat_id: Id,
     user: CurrentUser,
     session: Session,
     context: Context,
@@ -218,21 +226,23 @@ async def create_invite_link(
     )
 
 
-@router.delete("/chats/{chat_id}/invite-link/{token}")
-async def revoke_invite_link(chat_id: int, token: str, user: CurrentUser, session: Session) -> Ok:
+@router.delete("/chats/{chat_id}/invite-link/{token}", responses=errors(403, 404, 422))
+async def revoke_invite_link(chat_id: Id, token: str, user: CurrentUser, session: Session) -> Ok:
     await chats.revoke_invite_link(session, user, chat_id, token)
     return {"ok": True}
 
 
-@router.post("/join/{token}", response_model=ChatView)
+@router.post("/join/{token}", response_model=ChatView, responses=errors(404, 422))
 async def join_by_invite_link(token: str, user: CurrentUser, session: Session) -> ChatView:
     chat = await chats.join_by_invite_link(session, user, token)
     return await chats.get_chat(session, user, chat.id)
 
 
-@router.patch("/chats/{chat_id}/settings", response_model=MySettings)
+@router.patch(
+    "/chats/{chat_id}/settings", response_model=MySettings, responses=errors(400, 404, 422)
+)
 async def update_my_chat_settings(
-    chat_id: int, body: MemberSettingsUpdate, user: CurrentUser, session: Session
+    chat_id: Id, body: MemberSettingsUpdate, user: CurrentUser, session: Session
 ) -> MySettings:
     """My own flags for this chat: favorite, muted, archived."""
     membership = await chats.update_member_settings(
@@ -247,13 +257,13 @@ async def update_my_chat_settings(
     )
 
 
-@router.get("/chats/{chat_id}/messages", response_model=HistoryOut)
+@router.get("/chats/{chat_id}/messages", response_model=HistoryOut, responses=errors(404, 422))
 async def chat_history(
-    chat_id: int,
+    chat_id: Id,
     user: CurrentUser,
     session: Session,
-    before_id: int | None = None,
-    after_id: int | None = None,
+    before_id: Int64 | None = None,
+    after_id: Int64 | None = None,
     limit: Annotated[int, Query(ge=1, le=messages.HISTORY_MAX_LIMIT)] = 50,
 ) -> HistoryOut:
     """Messages oldest first: the newest `limit`, or those before `before_id` (scroll up), or
@@ -270,10 +280,10 @@ async def chat_history(
     "/chats/{chat_id}/messages",
     response_model=MessageView,
     dependencies=[SEND_LIMIT],
-    responses=RATE_LIMITED,
+    responses=errors(400, 402, 404, 409, 422, 429),
 )
 async def send_message(
-    chat_id: int, body: MessageCreate, user: CurrentUser, session: Session, ai: Ai
+    chat_id: Id, body: MessageCreate, user: CurrentUser, session: Session, ai: Ai
 ) -> MessageView:
     """Send a message (text and/or uploaded `media_ids`). Retrying with the same
     `client_msg_id` returns the original. Where the AI answers, its reply streams on the
@@ -291,26 +301,26 @@ async def send_message(
     return sent.view
 
 
-@router.post("/chats/{chat_id}/read", response_model=ReadState)
+@router.post("/chats/{chat_id}/read", response_model=ReadState, responses=errors(400, 404, 422))
 async def mark_read(
-    chat_id: int, body: ReadRequest, user: CurrentUser, session: Session
+    chat_id: Id, body: ReadRequest, user: CurrentUser, session: Session
 ) -> ReadState:
     """Moves my read marker up to this message; never back."""
     seq = await messages.mark_read(session, user, chat_id, body.message_id)
     return ReadState(chat_id=chat_id, last_read_seq=seq)
 
 
-@router.get("/chats/{chat_id}/pinned", response_model=list[MessageView])
-async def pinned_messages(chat_id: int, user: CurrentUser, session: Session) -> list[MessageView]:
+@router.get("/chats/{chat_id}/pinned", response_model=list[MessageView], responses=errors(404, 422))
+async def pinned_messages(chat_id: Id, user: CurrentUser, session: Session) -> list[MessageView]:
     return await messages.list_pinned(session, user, chat_id)
 
 
-@router.get("/chats/{chat_id}/events", response_model=EventsOut)
+@router.get("/chats/{chat_id}/events", response_model=EventsOut, responses=errors(404, 422))
 async def chat_events(
-    chat_id: int,
+    chat_id: Id,
     user: CurrentUser,
     session: Session,
-    after_seq: Annotated[int, Query(ge=0)] = 0,
+    after_seq: Seq = 0,
     limit: Annotated[int, Query(ge=1, le=EVENTS_PAGE_LIMIT)] = 100,
 ) -> EventsOut:
     """The events after `after_seq`, in order: what a client that missed some needs. Each has

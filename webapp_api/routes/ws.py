@@ -150,7 +150,7 @@ async def _read_frames(receive: Receive, context: AppContext, connection: Connec
         try:
             await _handle(parse_client_frame(text), context, connection)
         except FrameError as exc:
-            connection.send(error_frame(exc.code, exc.message))
+            connection.send(error_frame(exc.code, exc.message, **exc.fields))
 
 
 async def _handle(client_frame: ClientFrame, context: AppContext, connection: Connection) -> None:

@@ -5,6 +5,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.bounds import Flag
 from models import User
 from services.users import BIO_MAX_LENGTH
 
@@ -51,7 +52,7 @@ class MeUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     bio: str | None = Field(default=None, max_length=BIO_MAX_LENGTH)
-    notifications_enabled: bool = True  # only fields the client sent are applied
+    notifications_enabled: Flag = True  # only fields the client sent are applied
 
 
 class TelegramSignIn(BaseModel):
