@@ -28,11 +28,15 @@ class MediaUrlSigner:
         digest = hmac.new(self.secret_key.encode(), message, hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
-    def sign(self, media_id: int, *, now: float | None = None) -> tuple[int, str]:
-        """An expiry at least `ttl` seconds away and its signature."""
+    def expiry(self, *, now: float | None = None) -> int:
+        """The expiry URLs signed now carry: at least `ttl` seconds away, rounded up to a step."""
         now = time.time() if now is None else now
         step = min(EXPIRY_STEP, self.ttl)
-        expires = (int(now) + self.ttl + step - 1) // step * step
+        return (int(now) + self.ttl + step - 1) // step * step
+
+    def sign(self, media_id: int, *, now: float | None = None) -> tuple[int, str]:
+        """An expiry at least `ttl` seconds away and its signature."""
+        expires = self.expiry(now=now)
         return expires, self.signature(media_id, expires)
 
     def verify(
