@@ -606,6 +606,21 @@ async def test_an_invitation_for_an_unknown_username_is_accepted_at_first_sign_i
     assert await row_count(sessionmaker, ChatInvitation) == 0
 
 
+async def test_check_invitations_accepts_an_invitation_left_for_me_and_returns_me(
+    alice: ApiUser, bob: ApiUser, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    chat = await alice.create_group("Team")
+    # An invitation for bob's username, stored while bob was signing in (so not accepted then).
+    async with sessionmaker() as session, session.begin():
+        session.add(ChatInvitation(chat_id=chat["id"], username="bob", invited_by=alice.id))
+    me = await bob.ok("POST", "/api/v1/users/check-invitations/")
+    assert (me["id"], me["username"]) == (bob.id, "bob")
+    assert await _ids_in_list(bob) == [chat["id"]]
+    assert await row_count(sessionmaker, ChatInvitation) == 0
+    again = await bob.ok("POST", "/api/v1/users/check-invitations")
+    assert again["id"] == bob.id
+
+
 async def test_inviting_is_for_admins_and_needs_a_username(alice: ApiUser, bob: ApiUser) -> None:
     chat = await alice.create_group("Team", bob)
     path = f"/api/v1/chats/{chat['id']}/invite-by-username"
