@@ -201,7 +201,7 @@ async def _media_message(
 ) -> dict[str, Any]:
     response = await user.call("POST", "/api/v1/media", files=upload)
     assert response.status_code == 200, response.text
-    message = await user.ok(
+    message: dict[str, Any] = await user.ok(
         "POST", "/api/v1/messages/", {"chat_id": chat_id, "media_ids": [response.json()["id"]]}
     )
     shapes.check(message, MESSAGE, "Message")
