@@ -7,9 +7,9 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import and_, case, delete, func, or_, select
+from sqlalchemy import Select, and_, bindparam, case, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -650,10 +650,7 @@ async def list_chats(
     return ChatListPage(items, next_cursor)
 
 
-async def chat_list_version(session: AsyncSession, user: User) -> tuple[object, ...]:
-    """Everything the user's chat list is built from, in one small query: equal versions, equal
-    lists. Every change in a chat moves its `last_seq`; what is not a chat event is here too:
-    the user's own flags, and the profiles that name a chat or sign its last message."""
+def _chat_list_version_statement() -> Select[*tuple[Any, ...]]:
     member = aliased(ChatMember)
     members_profiles = (
         select(func.max(User.updated_at))
@@ -674,7 +671,7 @@ async def chat_list_version(session: AsyncSession, user: User) -> tuple[object, 
         .scalar_subquery()
     )
     named_by_members = or_(Chat.type != ChatType.GROUP, Chat.title.is_(None))
-    rows = await session.execute(
+    return (
         select(
             Chat.id,
             Chat.last_seq,
@@ -687,9 +684,20 @@ async def chat_list_version(session: AsyncSession, user: User) -> tuple[object, 
             last_sender_profile,
         )
         .join(ChatMember, ChatMember.chat_id == Chat.id)
-        .where(ChatMember.user_id == user.id, Chat.is_active.is_(True))
+        .where(ChatMember.user_id == bindparam("user_id"), Chat.is_active.is_(True))
         .order_by(Chat.id)
     )
+
+
+# Built once: it is asked on every poll, and building it costs more than running it.
+_CHAT_LIST_VERSION = _chat_list_version_statement()
+
+
+async def chat_list_version(session: AsyncSession, user: User) -> tuple[object, ...]:
+    """Everything the user's chat list is built from, in one small query: equal versions, equal
+    lists. Every change in a chat moves its `last_seq`; what is not a chat event is here too:
+    the user's own flags, and the profiles that name a chat or sign its last message."""
+    rows = await session.execute(_CHAT_LIST_VERSION, {"user_id": user.id})
     return (media_url_version(session), *(tuple(row) for row in rows))
 
 

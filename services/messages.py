@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, literal_column, or_, select, update
+from sqlalchemy import Select, and_, bindparam, delete, func, literal_column, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql.elements import BindParameter
 
 from core.db import upsert_insert
 from core.errors import AppError, BadRequest, Conflict, Forbidden, Unprocessable
@@ -446,29 +447,46 @@ async def history_page(
     )
 
 
+def _history_page_version_statement() -> Select[*tuple[Any, ...]]:
+    chat_id: BindParameter[int] = bindparam("chat_id")
+    page_senders = (
+        select(Message.sender_id)
+        .where(Message.chat_id == chat_id, Message.deleted_at.is_(None))
+        .order_by(Message.id.desc())
+        .offset(bindparam("offset"))
+        .limit(bindparam("limit"))
+    )
+    senders_profiles = (
+        select(func.max(User.updated_at)).where(User.id.in_(page_senders)).scalar_subquery()
+    )
+    return (
+        select(Chat.last_seq, Chat.updated_at, senders_profiles)
+        .join(ChatMember, ChatMember.chat_id == Chat.id)
+        .where(
+            Chat.id == chat_id,
+            ChatMember.user_id == bindparam("user_id"),
+            Chat.is_active.is_(True),
+        )
+    )
+
+
+# Built once: it is asked on every poll, and building it costs more than running it.
+_HISTORY_PAGE_VERSION = _history_page_version_statement()
+
+
 async def history_page_version(
     session: AsyncSession, user: User, chat_id: int, *, page: int, per_page: int
 ) -> tuple[object, ...]:
     """What `history_page` is built from, in one small query: equal versions, equal pages.
     Every change in the chat moves its `last_seq`; the senders' profiles are not chat events.
     404 for a chat the user is not in, as the page itself."""
-    page_senders = (
-        select(Message.sender_id)
-        .where(Message.chat_id == chat_id, Message.deleted_at.is_(None))
-        .order_by(Message.id.desc())
-        .offset((page - 1) * per_page)
-        .limit(per_page)
-    )
-    senders_profiles = (
-        select(func.max(User.updated_at)).where(User.id.in_(page_senders)).scalar_subquery()
-    )
-    row = (
-        await session.execute(
-            select(Chat.last_seq, Chat.updated_at, senders_profiles)
-            .join(ChatMember, ChatMember.chat_id == Chat.id)
-            .where(Chat.id == chat_id, ChatMember.user_id == user.id, Chat.is_active.is_(True))
-        )
-    ).first()
+    parameters = {
+        "chat_id": chat_id,
+        "user_id": user.id,
+        "offset": (page - 1) * per_page,
+        "limit": per_page,
+    }
+    row = (await session.execute(_HISTORY_PAGE_VERSION, parameters)).first()
     if row is None:
         raise chat_not_found()
     return (media_url_version(session), *row)
