@@ -11,8 +11,6 @@ import jwt
 
 from core.errors import Unauthorized
 
-ACCESS_TOKEN_TTL = timedelta(minutes=15)
-REFRESH_TOKEN_TTL = timedelta(days=30)
 _ALGORITHM = "HS256"
 _AUDIENCE = "aimessenger:access"
 
@@ -25,7 +23,7 @@ class AccessClaims:
 
 
 def issue_access_token(
-    secret_key: str, user_id: int, session_id: str, now: datetime | None = None
+    secret_key: str, user_id: int, session_id: str, *, ttl: timedelta, now: datetime | None = None
 ) -> str:
     issued = now or datetime.now(UTC)
     claims = {
@@ -33,7 +31,7 @@ def issue_access_token(
         "sid": session_id,
         "aud": _AUDIENCE,
         "iat": issued,
-        "exp": issued + ACCESS_TOKEN_TTL,
+        "exp": issued + ttl,
     }
     return jwt.encode(claims, secret_key, algorithm=_ALGORITHM)
 

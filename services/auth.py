@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,8 +19,6 @@ from core.events import encode_envelope, stage
 from core.settings import Settings
 from core.telegram_auth import WebAppUser, require_telegram_limits, validate_init_data
 from core.tokens import (
-    ACCESS_TOKEN_TTL,
-    REFRESH_TOKEN_TTL,
     hash_refresh_token,
     issue_access_token,
     new_refresh_token,
@@ -42,6 +40,8 @@ class AuthConfig:
     test_env: bool
     init_data_max_age: int
     admin_telegram_ids: frozenset[int]
+    access_token_ttl: timedelta
+    refresh_token_ttl: timedelta
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AuthConfig:
@@ -52,6 +52,8 @@ class AuthConfig:
             test_env=settings.telegram_test_env,
             init_data_max_age=settings.init_data_max_age,
             admin_telegram_ids=settings.admin_telegram_ids,
+            access_token_ttl=timedelta(seconds=settings.access_token_ttl),
+            refresh_token_ttl=timedelta(seconds=settings.refresh_token_ttl),
         )
 
 
@@ -163,31 +165,33 @@ async def still_signed_in(session: AsyncSession, user_id: int, session_id: str |
 
 
 async def _issue(
-    session: AsyncSession, secret_key: str, user: User, session_id: str, now: datetime
+    session: AsyncSession, config: AuthConfig, user: User, session_id: str, now: datetime
 ) -> IssuedTokens:
     refresh_token = new_refresh_token()
     session.add(
         RefreshToken(
             token_hash=hash_refresh_token(refresh_token),
             session_id=session_id,
-            expires_at=now + REFRESH_TOKEN_TTL,
+            expires_at=now + config.refresh_token_ttl,
         )
     )
     await session.flush()
     return IssuedTokens(
-        access_token=issue_access_token(secret_key, user.id, session_id, now),
+        access_token=issue_access_token(
+            config.secret_key, user.id, session_id, ttl=config.access_token_ttl, now=now
+        ),
         refresh_token=refresh_token,
-        expires_in=int(ACCESS_TOKEN_TTL.total_seconds()),
+        expires_in=int(config.access_token_ttl.total_seconds()),
         user=user,
     )
 
 
-async def start_session(session: AsyncSession, secret_key: str, user: User) -> IssuedTokens:
+async def start_session(session: AsyncSession, config: AuthConfig, user: User) -> IssuedTokens:
     now = datetime.now(UTC)
     auth_session = AuthSession(id=new_session_id(), user_id=user.id, created_at=now)
     session.add(auth_session)
     await session.flush()
-    return await _issue(session, secret_key, user, auth_session.id, now)
+    return await _issue(session, config, user, auth_session.id, now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,7 +203,7 @@ class RefreshRejected:
 
 
 async def refresh_session(
-    session: AsyncSession, secret_key: str, refresh_token: str
+    session: AsyncSession, config: AuthConfig, refresh_token: str
 ) -> IssuedTokens | RefreshRejected:
     """Rotate a refresh token. A token that was already rotated is evidence of theft: the whole
     session (every token of its family, and its access tokens) is revoked."""
@@ -225,7 +229,7 @@ async def refresh_session(
         )
     user = await session.get(User, auth_session.user_id)
     assert user is not None
-    return await _issue(session, secret_key, user, auth_session.id, now)
+    return await _issue(session, config, user, auth_session.id, now)
 
 
 async def revoke_session(session: AsyncSession, session_id: str) -> None:

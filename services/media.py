@@ -170,11 +170,13 @@ class MediaView(BaseModel):
 def aeon_media_fields(items: Sequence[MediaView]) -> dict[str, Any]:
     """Aeon's single-media message fields, from a message's first media item."""
     first = items[0] if items else None
+    duration = first.duration if first else None
     return {
         "media_url": first.url if first else None,
         "media_type": first.mime_type if first else None,
         "media_size": first.size if first else None,
-        "media_duration": first.duration if first else None,
+        # Aeon's is whole seconds (half up); the exact duration is in `media`.
+        "media_duration": int(duration + 0.5) if duration is not None else None,
     }
 
 

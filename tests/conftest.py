@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.db import create_sessionmaker
-from core.settings import Settings
+from core.settings import AEON_ALIASES, Settings
 from tests.support.database import fresh_database_url, migrated_engine, truncate_all
 from tests.support.server import LiveServer, live_server
 from tests.support.telegram import TEST_BOT_TOKEN
@@ -142,6 +142,8 @@ def no_env_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """Settings read in a clean folder, with none of the developer's variables."""
     for name in list(os.environ):
         if name in Settings.model_fields or name.lower() in Settings.model_fields:
+            monkeypatch.delenv(name)
+        if name.upper() in AEON_ALIASES:
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
     return tmp_path

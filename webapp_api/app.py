@@ -131,7 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_credentials=True,
         allow_methods=["*"],
         allow_headers=["Authorization", "Content-Type", "X-Telegram-Init-Data", "X-Request-ID"],
-        expose_headers=["X-Request-ID", "X-Next-Cursor"],
+        expose_headers=["X-Request-ID", "X-Next-Cursor", "ETag"],
     )
     app.add_middleware(StripTrailingSlashMiddleware)
     app.add_middleware(RequestIdMiddleware)

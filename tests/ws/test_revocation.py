@@ -8,7 +8,7 @@ import asyncio
 import os
 import sys
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from core.settings import Settings
-from core.tokens import ACCESS_TOKEN_TTL, issue_access_token, read_access_token
+from core.tokens import issue_access_token, read_access_token
 from models import User
 from services import auth
 from tests.conftest import TEST_SECRET_KEY
@@ -175,8 +175,9 @@ async def test_a_reused_refresh_token_closes_the_whole_sessions_sockets(
 
 async def test_a_token_socket_closes_when_its_access_token_expires(servers: Servers) -> None:
     signed = await sign_in(servers.acting, 305, "Eve")
-    issued = datetime.now(UTC) - ACCESS_TOKEN_TTL + timedelta(seconds=2)
-    expiring = issue_access_token(TEST_SECRET_KEY, signed.user_id, signed.session_id, issued)
+    expiring = issue_access_token(
+        TEST_SECRET_KEY, signed.user_id, signed.session_id, ttl=timedelta(seconds=2)
+    )
     async with (
         token_socket(servers.holding, expiring) as ws,
         token_socket(servers.holding, signed.access_token) as fresh,
