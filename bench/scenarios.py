@@ -1,4 +1,4 @@
-"""The seven scenarios of the benchmark, and their sizes (full and quick)."""
+"""The eight scenarios of the benchmark, and their sizes (full and quick)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from bench.measure import (
     split_round_robin,
     wait_quiet,
 )
+from bench.polling import polling
 from bench.procinfo import cpu_usage, sample_cpu
 
 Json = dict[str, Any]
@@ -49,6 +50,9 @@ class Sizes:
     ai_paced_runs: int = 2
     ai_paced_delay: float = 0.002
     validations: int = 20_000
+    polling_users: int = 300
+    polling_seconds: float = 20.0
+    polling_messages: int = 20
 
 
 FULL = Sizes()
@@ -69,6 +73,9 @@ QUICK = Sizes(
     ai_runs=2,
     ai_paced_runs=0,
     validations=2_000,
+    polling_users=60,
+    polling_seconds=10.0,
+    polling_messages=5,
 )
 
 
@@ -634,4 +641,5 @@ SCENARIOS: tuple[Definition, ...] = (
     Definition("resume", "Resume after missed events", resume),
     Definition("ai", "AI streaming relay", ai_streaming, ClusterSpec(fake_llm=True, workers=1)),
     Definition("initdata", "initData validation", None, ClusterSpec(apis=0, workers=0)),
+    Definition("polling", "Polling clients (conditional reads)", polling, ClusterSpec(workers=0)),
 )

@@ -6,6 +6,7 @@ ids do not leak what exists.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -56,6 +57,20 @@ async def find_membership(
         statement = statement.where(Chat.is_active.is_(True))
     row = (await session.execute(statement)).first()
     return Membership(row[0], row[1]) if row else None
+
+
+async def chats_of_member(
+    session: AsyncSession, user_id: int, chat_ids: Collection[int]
+) -> set[int]:
+    """Which of these active chats the user is a member of, in one query."""
+    if not chat_ids:
+        return set()
+    found = await session.scalars(
+        select(Chat.id)
+        .join(ChatMember, ChatMember.chat_id == Chat.id)
+        .where(Chat.id.in_(chat_ids), ChatMember.user_id == user_id, Chat.is_active.is_(True))
+    )
+    return set(found)
 
 
 async def require_membership(

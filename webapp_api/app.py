@@ -24,6 +24,7 @@ from webapp_api.middleware import (
     with_security_headers,
 )
 from webapp_api.routes import (
+    admin,
     ai,
     auth,
     billing,
@@ -115,6 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(media.router)
     app.include_router(ai.router)
     app.include_router(billing.router)
+    app.include_router(admin.router)
     app.include_router(miniapp.router)
     app.mount("/app", miniapp.ClientFiles(directory=miniapp.CLIENT_DIR), name="client")
     app.add_api_route(
@@ -129,7 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_credentials=True,
         allow_methods=["*"],
         allow_headers=["Authorization", "Content-Type", "X-Telegram-Init-Data", "X-Request-ID"],
-        expose_headers=["X-Request-ID", "X-Next-Cursor"],
+        expose_headers=["X-Request-ID", "X-Next-Cursor", "ETag"],
     )
     app.add_middleware(StripTrailingSlashMiddleware)
     app.add_middleware(RequestIdMiddleware)

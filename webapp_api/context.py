@@ -15,9 +15,11 @@ from bot.notifications import Notifier
 from core.broker import Broker, create_broker
 from core.db import create_engine, create_sessionmaker
 from core.presence import PresenceStore, create_presence
+from core.ratelimit import create_rate_limiter
 from core.settings import Settings
 from services.ai_runner import AiServices
 from services.auth import AuthConfig
+from services.limits import AbuseLimits
 from services.media import media_urls
 from ws.hub import Hub
 
@@ -39,6 +41,7 @@ class AppContext:
     bot_mode: Literal["off", "polling", "webhook"]
     presence: PresenceStore
     notifier: Notifier | None
+    limits: AbuseLimits
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -59,6 +62,7 @@ class AppContext:
             presence_grace=settings.ws_presence_grace,
             typing_ttl=settings.ws_typing_ttl,
             gap_grace=settings.ws_gap_grace,
+            resume_grace=settings.ws_resume_grace,
             presence_max_group_size=settings.presence_max_group_size,
             presence_store=presence,
         )
@@ -100,6 +104,9 @@ class AppContext:
             bot_mode,
             presence,
             notifier,
+            AbuseLimits.from_settings(
+                settings, create_rate_limiter(settings.redis_url, settings.redis_prefix)
+            ),
         )
         if telegram is not None and runs_bot:
             telegram.attach(ai)
@@ -121,5 +128,6 @@ class AppContext:
             await self.ai.close()
         await self.hub.close()
         await self.presence.close()
+        await self.limits.limiter.close()
         await self.broker.close()
         await self.engine.dispose()

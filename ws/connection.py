@@ -6,6 +6,11 @@ events are passed on in seq order per chat, once each: duplicates are dropped, a
 the chat's frames until the missing events arrive, either late through the broker (the hub waits
 a short grace for that) or replayed by the hub from the database.
 
+A new socket does not know where its client stands in any chat: until the client's `resume`
+says so (or `resume_grace` passes without one), every chat event is held, neither passed on nor
+taken as the chat's position. A chat the socket has no position in (not named by the resume,
+joined later) starts at its lowest event held after the hub's gap grace.
+
 A socket mostly sits idle, so it keeps little: a deque and, while its writer waits, one future.
 """
 
@@ -36,9 +41,12 @@ class Connection:
         "_on_gap",
         "_queue_size",
         "_replays",
+        "_resume_grace",
         "_room",
         "_send",
         "_sent_seq",
+        "_settle_timer",
+        "_settled",
         "_wakeup",
         "_writer",
         "close_code",
@@ -51,6 +59,7 @@ class Connection:
         user_id: int,
         *,
         queue_size: int,
+        resume_grace: float,
         on_gap: Callable[[Connection, int], None],
     ) -> None:
         self._send = send  # the socket's ASGI send
@@ -66,10 +75,14 @@ class Connection:
         self._held: dict[int, list[tuple[int, str]]] = {}
         self._replays: dict[int, int] = {}  # chat id -> replays running for it
         self._writer: asyncio.Task[None] | None = None
+        self._resume_grace = resume_grace
+        self._settled = False  # whether the client's positions are known (resume, or grace)
+        self._settle_timer: asyncio.TimerHandle | None = None
         self.close_code: int | None = None
 
     def start(self) -> None:
         self._writer = asyncio.create_task(self._write_forever(), name=f"ws-writer-{self.user_id}")
+        self._settle_timer = asyncio.get_running_loop().call_later(self._resume_grace, self._settle)
 
     async def _write_forever(self) -> None:
         frames = self._frames
@@ -106,13 +119,19 @@ class Connection:
         held = self._held.get(chat_id)
         if held is not None:
             held.append((seq, frame))
-            if chat_id not in self._replays:
+            if self._settled and chat_id not in self._replays:
                 self.release(chat_id)  # a late event may close the gap by itself
             return
         last = self._sent_seq.get(chat_id)
-        if last is not None and seq <= last:
+        if not self._settled or last is None:
+            # Where the client stands is not known yet: no event may set the position.
+            self._held[chat_id] = [(seq, frame)]
+            if self._settled:
+                self._on_gap(self, chat_id)
             return
-        if last is not None and seq > last + 1:
+        if seq <= last:
+            return
+        if seq > last + 1:
             self._held[chat_id] = [(seq, frame)]
             self._on_gap(self, chat_id)
             return
@@ -121,12 +140,54 @@ class Connection:
 
     def waits_for_gap(self, chat_id: int) -> bool:
         """Whether the chat's frames are held for a gap that no replay is filling yet."""
-        return chat_id in self._held and chat_id not in self._replays
+        return self._settled and chat_id in self._held and chat_id not in self._replays
+
+    def gap_grace_over(self, chat_id: int) -> bool:
+        """The hub's gap grace is over: a chat with no position starts at its lowest held
+        event. Whether a gap remains that a replay must fill."""
+        held = self._held.get(chat_id)
+        if held and chat_id not in self._sent_seq and chat_id not in self._replays:
+            self._sent_seq[chat_id] = min(held)[0] - 1
+            self.release(chat_id)
+        return self.waits_for_gap(chat_id)
+
+    # -- the client's position -----------------------------------------------------------------
+
+    def resume(self, positions: dict[int, int]) -> None:
+        """The client's `resume`: each chat continues after its seq. The chats are held (their
+        replays follow, `Hub.replay`) before anything else can run, and the socket is settled."""
+        for chat_id, after_seq in positions.items():
+            self.hold(chat_id, after_seq)
+        self._settle()
+
+    def _settle(self) -> None:
+        """The positions are known: chats held with none start at their lowest event."""
+        if self._settled:
+            return
+        self._settled = True
+        if self._settle_timer is not None:
+            self._settle_timer.cancel()
+            self._settle_timer = None
+        for chat_id in self._held:
+            if chat_id not in self._sent_seq:
+                self._on_gap(self, chat_id)
+
+    def position(self, chat_id: int) -> int | None:
+        """The last seq of the chat this socket passed on (or its client said it had)."""
+        return self._sent_seq.get(chat_id)
+
+    def forget(self, chat_id: int) -> None:
+        """Drop the chat's position and held frames (e.g. a resume of a chat the user is not
+        in): its next event starts it afresh."""
+        self._sent_seq.pop(chat_id, None)
+        self._held.pop(chat_id, None)
+        self._replays.pop(chat_id, None)
 
     # -- replay (resume, gap filling) ----------------------------------------------------------
 
     def hold(self, chat_id: int, after_seq: int | None = None) -> None:
-        """A replay of the chat starts: live frames are held until it ends (`unhold`)."""
+        """A replay of the chat starts: live frames are held until it ends (`unhold`). Held
+        frames never set the position: only `after_seq` (the client's word) or what was sent."""
         self._held.setdefault(chat_id, [])
         self._replays[chat_id] = self._replays.get(chat_id, 0) + 1
         if after_seq is not None:
@@ -177,7 +238,9 @@ class Connection:
                 self._held[chat_id] = held[index:]
                 return False
             self._sent_seq[chat_id] = seq
-            self._put(frame)
+            # Held back by the server, not behind by the client's fault: not bounded here
+            # (live frames that follow are, so a client that cannot take them is closed).
+            self._put(frame, bounded=False)
         return True
 
     # -- join_chat / leave_chat ----------------------------------------------------------------
@@ -186,9 +249,7 @@ class Connection:
         # Forget the chat's position too: after join_chat it continues from the live edge
         # (a client that wants what it skipped sends `resume`).
         self._left_chats.add(chat_id)
-        self._sent_seq.pop(chat_id, None)
-        self._held.pop(chat_id, None)
-        self._replays.pop(chat_id, None)
+        self.forget(chat_id)
 
     def join_chat(self, chat_id: int) -> None:
         self._left_chats.discard(chat_id)
@@ -198,10 +259,10 @@ class Connection:
 
     # -- the queue -----------------------------------------------------------------------------
 
-    def _put(self, frame: str) -> None:
+    def _put(self, frame: str, *, bounded: bool = True) -> None:
         if self.close_code is not None:
             return
-        if len(self._frames) >= self._queue_size:
+        if bounded and len(self._frames) >= self._queue_size:
             logger.info("closing a socket of user %s that fell behind", self.user_id)
             self.close(CLOSE_TOO_SLOW)
             return
@@ -250,6 +311,9 @@ class Connection:
             await asyncio.wait_for(close, CLOSE_TIMEOUT_SECONDS)
 
     async def stop_writer(self) -> None:
+        if self._settle_timer is not None:
+            self._settle_timer.cancel()
+            self._settle_timer = None
         if self._writer is not None:
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -14,6 +14,8 @@ from services.messages import CLIENT_MSG_ID_MAX_LENGTH
 
 # Close codes (4000-4999 are the application's).
 CLOSE_UNAUTHORIZED = 4001
+CLOSE_TOKEN_EXPIRED = 4002  # the access token expired: refresh it, reconnect and resume
+CLOSE_SESSION_ENDED = 4003  # logout, logout-all, a reused refresh token or a ban: sign in again
 CLOSE_TOO_SLOW = 4008  # "reconnect and resume": the socket fell too far behind
 CLOSE_GOING_AWAY = 1001
 

@@ -187,6 +187,7 @@ async def _ask(
 ) -> tuple[MessageView, int]:
     """Post the user's message and make sure the AI answers it; returns the reply id."""
     runtime = _runtime(context)
+    await context.limits.check_send(user_id)
     async with session_scope(context.sessionmaker, context.broker) as session:
         user = await users.get_user(session, user_id)
         if body.model is not None:

@@ -29,7 +29,7 @@ async def sign_in_with_telegram(
     body: TelegramSignIn, context: Context, session: Session
 ) -> TokenPair:
     user = await auth.authenticate_init_data(session, context.auth, body.init_data)
-    return _token_pair(await auth.start_session(session, context.auth.secret_key, user))
+    return _token_pair(await auth.start_session(session, context.auth, user))
 
 
 @router.post(
@@ -40,7 +40,7 @@ async def sign_in_with_telegram(
 async def refresh(
     body: RefreshRequest, context: Context, session: Session
 ) -> TokenPair | JSONResponse:
-    result = await auth.refresh_session(session, context.auth.secret_key, body.refresh_token)
+    result = await auth.refresh_session(session, context.auth, body.refresh_token)
     if isinstance(result, auth.RefreshRejected):
         # Answered, not raised: a revoked family must be committed with this unit of work.
         return JSONResponse(error_body(401, result.message, result.code), status_code=401)

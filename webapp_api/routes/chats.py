@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from core.bounds import Id, Int64, Seq
 from core.errors import ServiceUnavailable, Unprocessable
@@ -13,10 +13,13 @@ from core.settings import webapp_link
 from services import chats, events, messages, presence, users
 from services.access import require_membership
 from services.views import ChatListItem, ChatView, MemberView, MessageView, MySettings
+from webapp_api.conditional import etag, mark, not_modified
 from webapp_api.deps import Ai, Context, CurrentUser, Session
+from webapp_api.rate_limits import INVITE_LIMIT, SEND_LIMIT
 from webapp_api.schemas.chats import (
     EVENTS_PAGE_LIMIT,
     ChatCreate,
+    ChatCreated,
     ChatUpdate,
     EventOut,
     EventsOut,
@@ -43,16 +46,23 @@ Ok = dict[str, bool]
 async def list_chats(
     user: CurrentUser,
     session: Session,
+    request: Request,
     response: Response,
     limit: Annotated[int, Query(ge=1, le=chats.CHAT_LIST_MAX_LIMIT)] = 100,
     cursor: str | None = None,
     q: Annotated[str | None, Query(max_length=100)] = None,
-) -> list[ChatListItem]:
+) -> list[ChatListItem] | Response:
     """My active chats, most recently active first. When more exist, the `X-Next-Cursor`
-    header holds the `cursor` for the next page (the body stays Aeon's plain list)."""
+    header holds the `cursor` for the next page (the body stays Aeon's plain list).
+    Conditional: `304` to an `If-None-Match` with the current `ETag`."""
+    version = await chats.chat_list_version(session, user)
+    tag = etag("chats", user.id, limit, cursor, q, version)
+    if (unchanged := not_modified(request, tag)) is not None:
+        return unchanged
     page = await chats.list_chats(session, user, limit=limit, cursor=cursor, query=q)
     if page.next_cursor:
         response.headers["X-Next-Cursor"] = page.next_cursor
+    mark(response, tag)
     return page.items
 
 
@@ -67,27 +77,30 @@ async def search_chats(
     return (await chats.list_chats(session, user, limit=limit, query=q)).items
 
 
-@router.post("/chats", response_model=ChatView, responses=errors(400, 404, 422, 429))
-async def create_chat(body: ChatCreate, user: CurrentUser, session: Session) -> ChatView:
-    """A group (the creator becomes its owner), or the private chat with one other user
-    (the existing one if there is one)."""
+@router.post("/chats", response_model=ChatCreated, responses=errors(400, 404, 422, 429))
+async def create_chat(
+    body: ChatCreate, user: CurrentUser, session: Session, context: Context
+) -> ChatCreated:
+    """A group (the creator becomes its owner; untitled, its members name it), the private chat
+    with one other user (the existing one if there is one), or with no other member the
+    caller's own chat (Saved Messages). `member_ids` that are no user's are skipped and listed
+    in `skipped_member_ids`. Each new chat counts against the chat creation limit, and a new
+    group's members against the invitation limit."""
     if body.chat_type == "group":
-        chat = await chats.create_group(
-            session,
-            user,
-            title=body.title or "",
-            description=body.description,
-            photo_url=body.photo_url,
-            member_ids=body.member_ids,
-        )
-    else:
-        others = [uid for uid in dict.fromkeys(body.member_ids) if uid != user.id]
-        if len(others) != 1:
-            raise Unprocessable(
-                "A private chat needs exactly one other member", code="private_chat_members"
-            )
-        chat, _ = await chats.get_or_create_private_chat(session, user, others[0])
-    return await chats.get_chat(session, user, chat.id)
+        await context.limits.check_invites(user.id, len(set(body.member_ids) - {user.id}))
+    created = await chats.create_chat(
+        session,
+        user,
+        chat_type=body.chat_type,
+        title=body.title,
+        description=body.description,
+        photo_url=body.photo_url,
+        member_ids=body.member_ids,
+    )
+    if created.is_new:  # refused: the unit of work rolls the new chat back
+        await context.limits.check_chat_create(user.id)
+    view = await chats.get_chat(session, user, created.chat.id)
+    return ChatCreated(**dict(view), skipped_member_ids=created.skipped_member_ids)
 
 
 @router.post("/chats/ai", response_model=ChatView, responses=errors(503))
@@ -149,7 +162,8 @@ async def online_members(
 @router.post(
     "/chats/{chat_id}/members/{user_id}",
     response_model=ChatView,
-    responses=errors(400, 403, 404, 422),
+    dependencies=[INVITE_LIMIT],
+    responses=errors(400, 403, 404, 422, 429),
 )
 async def add_member(chat_id: Id, user_id: Id, user: CurrentUser, session: Session) -> ChatView:
     await chats.add_member(session, user, chat_id, user_id)
@@ -179,6 +193,7 @@ async def set_member_role(
 @router.post(
     "/chats/{chat_id}/invite-by-username",
     response_model=InviteResult,
+    dependencies=[INVITE_LIMIT],
     responses=errors(400, 403, 404, 422, 429),
 )
 async def invite_by_username(
@@ -192,6 +207,7 @@ async def invite_by_username(
 @router.post(
     "/chats/{chat_id}/invite-link",
     response_model=InviteLinkOut,
+    dependencies=[INVITE_LIMIT],
     responses=errors(400, 403, 404, 422, 429),
 )
 async def create_invite_link(
@@ -268,6 +284,7 @@ async def chat_history(
 @router.post(
     "/chats/{chat_id}/messages",
     response_model=MessageView,
+    dependencies=[SEND_LIMIT],
     responses=errors(400, 402, 404, 409, 422, 429),
 )
 async def send_message(

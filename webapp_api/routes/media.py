@@ -16,7 +16,7 @@ from fastapi.responses import Response
 from core.bounds import Id
 from core.db import session_scope
 from core.errors import AppError, Unprocessable
-from core.signing import MediaUrlSigner
+from core.signing import MediaUrlSigner, media_path
 from core.storage import create_storage
 from models import Media, MediaKind, User
 from services import media
@@ -125,9 +125,11 @@ async def _readable(context: AppContext, user: User, media_id: int) -> Media:
         return await media.get_media_for_download(session, user.id, media_id)
 
 
-async def _signed(context: AppContext, media_id: int, exp: str | None, sig: str | None) -> Media:
+async def _signed(
+    context: AppContext, media_id: int, exp: str | None, sig: str | None, *, thumbnail: bool
+) -> Media:
     MediaUrlSigner(context.auth.secret_key, context.settings.media_url_ttl).verify(
-        media_id, exp, sig
+        media_path(media_id, thumbnail=thumbnail), exp, sig
     )
     async with context.sessionmaker() as session:
         return await media.get_media(session, media_id)
@@ -171,7 +173,7 @@ async def download_signed(
 ) -> Response:
     """By signed URL (as found in message payloads): no headers needed; 403 when the signature
     is wrong or expired."""
-    item = await _signed(context, media_id, exp, sig)
+    item = await _signed(context, media_id, exp, sig, thumbnail=False)
     return await serve_media(request, create_storage(context.settings), item)
 
 
@@ -187,5 +189,5 @@ async def download_signed_thumbnail(
     exp: str | None = None,
     sig: str | None = None,
 ) -> Response:
-    item = await _signed(context, media_id, exp, sig)
+    item = await _signed(context, media_id, exp, sig, thumbnail=True)
     return await serve_media(request, create_storage(context.settings), item, thumbnail=True)

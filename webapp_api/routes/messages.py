@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 
 from core.bounds import Id, Page
 from services import messages, users
 from services.chats import normalize_username
 from services.views import MessageView, UserBrief
+from webapp_api.conditional import etag, mark, not_modified
 from webapp_api.deps import Ai, CurrentUser, Session
+from webapp_api.rate_limits import SEND_LIMIT
 from webapp_api.schemas.chats import (
     AeonMessageCreate,
     MessageEdit,
@@ -24,7 +26,10 @@ router = APIRouter(prefix="/api/v1", tags=["messages"], responses=errors(401))
 
 
 @router.post(
-    "/messages", response_model=MessageView, responses=errors(400, 402, 404, 409, 422, 429)
+    "/messages",
+    response_model=MessageView,
+    dependencies=[SEND_LIMIT],
+    responses=errors(400, 402, 404, 409, 422, 429),
 )
 async def send_message(
     body: AeonMessageCreate, user: CurrentUser, session: Session, ai: Ai
@@ -47,11 +52,22 @@ async def message_page(
     chat_id: Id,
     user: CurrentUser,
     session: Session,
+    request: Request,
+    response: Response,
     page: Page = 1,
     per_page: Annotated[int, Query(ge=1, le=100)] = 50,
-) -> MessageList:
-    """Aeon's pages: page 1 holds the newest `per_page` messages, oldest first within it."""
+) -> MessageList | Response:
+    """Aeon's pages: page 1 holds the newest `per_page` messages, oldest first within it;
+    deleted messages are left out. Conditional: `304` to an `If-None-Match` with the current
+    `ETag`."""
+    version = await messages.history_page_version(
+        session, user, chat_id, page=page, per_page=per_page
+    )
+    tag = etag("messages", user.id, chat_id, page, per_page, version)
+    if (unchanged := not_modified(request, tag)) is not None:
+        return unchanged
     result = await messages.history_page(session, user, chat_id, page=page, per_page=per_page)
+    mark(response, tag)
     return MessageList(
         messages=result.messages,
         total=result.total,
@@ -63,7 +79,10 @@ async def message_page(
 
 
 @router.post(
-    "/messages/forward", response_model=MessageView, responses=errors(400, 402, 404, 409, 422, 429)
+    "/messages/forward",
+    response_model=MessageView,
+    dependencies=[SEND_LIMIT],
+    responses=errors(400, 402, 404, 409, 422, 429),
 )
 async def forward_message(
     message_id: Id, chat_id: Id, user: CurrentUser, session: Session, ai: Ai

@@ -19,11 +19,17 @@ from starlette.types import Receive, Scope, Send
 from core.db import session_scope
 from core.errors import AppError, Unauthorized
 from services import messages, users
-from services.access import find_membership, require_membership
-from services.auth import authenticate_access_token, authenticate_init_data
+from services.access import chats_of_member, require_membership
+from services.auth import (
+    Identity,
+    authenticate_access_token,
+    authenticate_init_data,
+    still_signed_in,
+)
 from webapp_api.context import AppContext
 from ws.connection import Connection
 from ws.protocol import (
+    CLOSE_SESSION_ENDED,
     CLOSE_UNAUTHORIZED,
     AuthFrame,
     ClientFrame,
@@ -47,25 +53,49 @@ logger = logging.getLogger(__name__)
 async def websocket_endpoint(
     context: AppContext, scope: Scope, receive: Receive, send: Send
 ) -> None:
-    user_id = await _accept(context, scope, receive, send)
-    if user_id is None:
+    connection = await _open(context, scope, receive, send)
+    if connection is None:
         return
-    # The handshake's headers and query string (initData) are done with, but uvicorn keeps
-    # this scope for the socket's life.
-    scope["headers"] = []
-    scope["query_string"] = b""
-    connection = context.hub.new_connection(send, user_id)
-    connection.send(connection_established(user_id))
-    await context.hub.register(connection)
     try:
         await _read_frames(receive, context, connection)
     finally:
         await context.hub.unregister(connection)
 
 
-async def _accept(context: AppContext, scope: Scope, receive: Receive, send: Send) -> int | None:
-    """Auth by `?init_data=`, `?token=`, or a first `auth` frame within 10 seconds: the user's
-    id once the socket is open, None if it was refused or closed."""
+async def _open(
+    context: AppContext, scope: Scope, receive: Receive, send: Send
+) -> Connection | None:
+    """An authenticated socket, registered with the hub, that closes when its credentials end."""
+    identity = await _accept(context, scope, receive, send)
+    if identity is None:
+        return None
+    # The handshake's headers and query string (initData) are done with, but uvicorn keeps
+    # this scope for the socket's life.
+    scope["headers"] = []
+    scope["query_string"] = b""
+    user_id = identity.user.id
+    connection = context.hub.new_connection(send, user_id)
+    connection.send(connection_established(user_id))
+    await context.hub.register(connection)
+    context.hub.watch_credentials(
+        connection, session_id=identity.session_id, expires_at=identity.expires_at
+    )
+    # A revocation committed after the credentials were checked but published before the hub
+    # watched this socket did not reach it: look once more, now that any later one will.
+    async with context.sessionmaker() as session:
+        signed_in = await still_signed_in(session, user_id, identity.session_id)
+    if not signed_in:
+        await context.hub.unregister(connection)  # its writer stops: the close frame is last
+        await send({"type": "websocket.close", "code": CLOSE_SESSION_ENDED})
+        return None
+    return connection
+
+
+async def _accept(
+    context: AppContext, scope: Scope, receive: Receive, send: Send
+) -> Identity | None:
+    """Auth by `?init_data=`, `?token=`, or a first `auth` frame within 10 seconds: who the
+    socket is for once it is open, None if it was refused or closed."""
     if (await receive())["type"] != "websocket.connect":
         return None
     query = dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
@@ -74,27 +104,28 @@ async def _accept(context: AppContext, scope: Scope, receive: Receive, send: Sen
         await send({"type": "websocket.accept"})
         return await _authenticate_by_first_frame(context, receive, send)
     try:
-        user_id = await _authenticate(context, init_data, token)
+        identity = await _authenticate(context, init_data, token)
     except AppError:
         # Before accept: the handshake is refused (HTTP 403).
         await send({"type": "websocket.close", "code": CLOSE_UNAUTHORIZED})
         return None
     await send({"type": "websocket.accept"})
-    return user_id
+    return identity
 
 
-async def _authenticate(context: AppContext, init_data: str | None, token: str | None) -> int:
+async def _authenticate(context: AppContext, init_data: str | None, token: str | None) -> Identity:
     async with session_scope(context.sessionmaker, context.broker) as session:
         if token:
-            return (await authenticate_access_token(session, context.auth, token)).user.id
+            return await authenticate_access_token(session, context.auth, token)
         if init_data:
-            return (await authenticate_init_data(session, context.auth, init_data)).id
+            user = await authenticate_init_data(session, context.auth, init_data)
+            return Identity(user=user, session_id=None)
     raise Unauthorized("Send init_data or token", code="init_data_missing")
 
 
 async def _authenticate_by_first_frame(
     context: AppContext, receive: Receive, send: Send
-) -> int | None:
+) -> Identity | None:
     try:
         message = await asyncio.wait_for(receive(), context.settings.ws_auth_timeout)
         if message["type"] == "websocket.disconnect":
@@ -162,23 +193,33 @@ async def _handle_chat_frame(
 
 
 async def _resume(chats: dict[int, int], context: AppContext, connection: Connection) -> None:
-    """Replays each chat's missed events in order, then the chat continues live."""
-    resumed: dict[str, int] = {}
-    for chat_id, last_seq in chats.items():
-        async with context.sessionmaker() as session:
-            membership = await find_membership(session, chat_id, connection.user_id)
-        if membership is None:
+    """Replays each chat's missed events in order, then the chat continues live. Every chat is
+    held at once, before the first query, so none meets a live event with a stale position.
+    `resumed` reports the last seq of each chat this socket has passed on before it."""
+    connection.resume(chats)
+    async with context.sessionmaker() as session:
+        member_of = await chats_of_member(session, connection.user_id, chats.keys())
+    for chat_id in chats:
+        if chat_id not in member_of:
+            connection.forget(chat_id)
             connection.send(error_frame("chat_not_found", "Chat not found", chat_id=chat_id))
-            continue
-        await context.hub.replay(connection, chat_id, last_seq)
-        resumed[str(chat_id)] = membership.chat.last_seq
-    connection.send(frame("resumed", chats=resumed))
+    resumed = [chat_id for chat_id in chats if chat_id in member_of]
+    for chat_id in resumed:
+        await context.hub.replay(connection, chat_id)
+    positions = {chat_id: connection.position(chat_id) for chat_id in resumed}
+    connection.send(
+        frame(
+            "resumed",
+            chats={str(chat_id): seq for chat_id, seq in positions.items() if seq is not None},
+        )
+    )
 
 
 async def _send_message(
     client_frame: SendMessageFrame, context: AppContext, connection: Connection
 ) -> None:
     try:
+        await context.limits.check_send(connection.user_id)
         async with session_scope(context.sessionmaker, context.broker) as session:
             user = await users.get_user(session, connection.user_id)
             sent = await messages.send_message(
@@ -192,7 +233,9 @@ async def _send_message(
             )
     except AppError as exc:
         connection.send(
-            error_frame(exc.code, exc.message, client_msg_id=client_frame.client_msg_id)
+            error_frame(
+                exc.code, exc.message, client_msg_id=client_frame.client_msg_id, **exc.extra
+            )
         )
         return
     connection.send(

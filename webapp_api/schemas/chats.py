@@ -10,17 +10,23 @@ from models import MemberRole
 from services.chats import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH
 from services.events import MAX_EVENTS_PAGE
 from services.messages import CLIENT_MSG_ID_MAX_LENGTH, TEXT_MAX_LENGTH
-from services.views import MessageView
+from services.views import ChatView, MessageView
 
 
 class ChatCreate(BaseModel):
-    """Aeon's create-chat body: a group, or a private chat with exactly one other member."""
+    """Aeon's create-chat body: a group, or a private chat with at most one other member."""
 
     title: str | None = Field(default=None, max_length=TITLE_MAX_LENGTH)
     chat_type: Literal["private", "group"] = "private"
     description: str | None = Field(default=None, max_length=DESCRIPTION_MAX_LENGTH)
     photo_url: str | None = Field(default=None, max_length=1024)
     member_ids: list[Id] = Field(default_factory=list, max_length=200)
+
+
+class ChatCreated(ChatView):
+    """The new (or existing private) chat, and the requested member ids that are no user's."""
+
+    skipped_member_ids: list[int]
 
 
 class ChatUpdate(BaseModel):

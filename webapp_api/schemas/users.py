@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from core.bounds import Flag
 from models import User
 from services.users import BIO_MAX_LENGTH
+from services.views import UserBrief
 
 
 class Me(BaseModel):
@@ -26,7 +27,13 @@ class Me(BaseModel):
     bio: str | None
     allows_write_to_pm: bool
     notifications_enabled: bool
+    # Accounts are never deactivated here; Aeon's clients read the flag.
+    is_active: bool = True
     created_at: datetime
+    updated_at: datetime
+    # Aeon's organisation links, which this messenger does not have.
+    subordinates: list[UserBrief] = []
+    managers: list[UserBrief] = []
 
     @classmethod
     def of(cls, user: User) -> Me:
@@ -45,6 +52,7 @@ class Me(BaseModel):
             allows_write_to_pm=user.allows_write_to_pm,
             notifications_enabled=user.notifications_enabled,
             created_at=user.created_at,
+            updated_at=user.updated_at,
         )
 
 
