@@ -137,6 +137,17 @@ def api_environment(database_url: str, work: Path, llm: LiveServer) -> dict[str,
         "LLM_MODELS": "",
         "LLM_MODELS_FILE": "",
         "ANTHROPIC_API_KEY": "",
+        # Limits far away, so that the logic behind them is what gets fuzzed (their 429s are
+        # tested by the suite).
+        "SENDS_PER_MINUTE": "100000",
+        "SEND_BURST": "100000",
+        "CHAT_CREATES_PER_HOUR": "100000",
+        "CHAT_CREATE_BURST": "100000",
+        "INVITES_PER_HOUR": "100000",
+        "INVITE_BURST": "100000",
+        "MEDIA_UPLOADS_PER_MINUTE": "100000",
+        "AI_USER_REPLIES_PER_MINUTE": "100000",
+        "AI_GROUP_ALWAYS_REPLIES_PER_MINUTE": "100000",
         "LOG_LEVEL": "WARNING",
     }
 
