@@ -45,6 +45,7 @@ PASS_SECONDS = {True: 75, False: 300}
 # The bearer pass must not end its own session half-way.
 SESSION_ENDING = ("/api/v1/auth/logout", "/api/v1/auth/logout-all")
 FAKE_REPLY_TOKENS = 5
+ADMIN_TELEGRAM_ID = 700002
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -148,6 +149,8 @@ def api_environment(database_url: str, work: Path, llm: LiveServer) -> dict[str,
         "MEDIA_UPLOADS_PER_MINUTE": "100000",
         "AI_USER_REPLIES_PER_MINUTE": "100000",
         "AI_GROUP_ALWAYS_REPLIES_PER_MINUTE": "100000",
+        # Bob (the bearer pass, the last) is an administrator: the admin routes answer for real.
+        "ADMIN_TELEGRAM_IDS": str(ADMIN_TELEGRAM_ID),
         "LOG_LEVEL": "WARNING",
     }
 
@@ -163,7 +166,7 @@ async def seed(server: LiveServer) -> dict[str, str]:
     """Users, chats, messages, a photo and an invite link; returns each user's initData."""
     people = {
         "alice": init_data(700001, "Alice", "alice_fuzz"),
-        "bob": init_data(700002, "Bob", "bob_fuzz"),
+        "bob": init_data(ADMIN_TELEGRAM_ID, "Bob", "bob_fuzz"),
         "carol": init_data(700003, "Carol", "carol_fuzz"),
     }
     async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
