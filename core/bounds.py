@@ -24,6 +24,11 @@ INT64_MAX = 2**63 - 1
 PAGE_MAX = 10**9
 
 
+def fits_int64(value: int) -> bool:
+    """For an integer read out of an opaque string (a cursor) rather than validated by a type."""
+    return INT64_MIN <= value <= INT64_MAX
+
+
 def _not_bool_or_float(value: object) -> object:
     if isinstance(value, bool | float):
         raise PydanticCustomError("int_type", "Input should be a valid integer")

@@ -1,14 +1,16 @@
 """`python -m fuzz.run [--quick] [--seed N] [--database-url URL]`: fuzz the live API.
 
 Serves the API (`python -m webapp_api`, a real uvicorn) on a fresh database (a temporary SQLite
-file, or a new database on the PostgreSQL server of `--database-url` / FUZZ_DATABASE_URL),
-signs up a few users with chats, messages, a photo and an invite link so that generated ids
-exist, then runs schemathesis over every operation of /openapi.json twice: as one user with
-`X-Telegram-Init-Data`, then as another with a bearer token. Credentials are security schemes,
-so the fuzzer never makes up a header that would shadow the valid one.
+file, or a new database on the PostgreSQL server of `--database-url` / FUZZ_DATABASE_URL) with a
+fake OpenAI-compatible vendor (`bench.fake_llm`), signs up a few users with chats, messages, a
+photo and an invite link so that generated ids exist, then runs schemathesis over every
+operation of /openapi.json twice: as one user with `X-Telegram-Init-Data`, then as another (an
+administrator) with a bearer token. Credentials are security schemes, so the fuzzer never makes
+up a header that would shadow the valid one.
 
-Fails (exit 1) on any 5xx and on any answer the OpenAPI document does not describe: an
-undocumented status code, content type or header, or a body that does not match its schema.
+Fails (exit 1) on any 5xx, on any answer the OpenAPI document does not describe (an undocumented
+status code, content type or header, or a body that does not match its schema), and on any
+traceback in the server's log.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import os
 import secrets
 import sys
 import tempfile
-import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -29,10 +30,10 @@ from typing import Any
 
 import httpx
 
-from core.telegram_auth import make_user_field, sign_init_data
 from tests.media.samples import png_bytes
 from tests.support.database import fresh_database_url, migrated_engine
 from tests.support.server import LiveServer, bind_free_port
+from tests.support.telegram import init_data_for
 
 logger = logging.getLogger("fuzz")
 
@@ -45,6 +46,7 @@ PASS_SECONDS = {True: 75, False: 300}
 # The bearer pass must not end its own session half-way.
 SESSION_ENDING = ("/api/v1/auth/logout", "/api/v1/auth/logout-all")
 FAKE_REPLY_TOKENS = 5
+ADMIN_TELEGRAM_ID = 700002
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -59,15 +61,6 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--report-dir", type=Path, default=ROOT / "test-artifacts" / "fuzz")
     return parser.parse_args(argv)
-
-
-def init_data(telegram_id: int, first_name: str, username: str) -> str:
-    fields = {
-        "query_id": f"AAH{telegram_id}",
-        "user": make_user_field(telegram_id, first_name, username=username),
-        "auth_date": str(int(time.time())),
-    }
-    return sign_init_data(fields, BOT_TOKEN)
 
 
 def _free_port() -> int:
@@ -137,6 +130,19 @@ def api_environment(database_url: str, work: Path, llm: LiveServer) -> dict[str,
         "LLM_MODELS": "",
         "LLM_MODELS_FILE": "",
         "ANTHROPIC_API_KEY": "",
+        # Limits far away, so that the logic behind them is what gets fuzzed (their 429s are
+        # tested by the suite).
+        "SENDS_PER_MINUTE": "100000",
+        "SEND_BURST": "100000",
+        "CHAT_CREATES_PER_HOUR": "100000",
+        "CHAT_CREATE_BURST": "100000",
+        "INVITES_PER_HOUR": "100000",
+        "INVITE_BURST": "100000",
+        "MEDIA_UPLOADS_PER_MINUTE": "100000",
+        "AI_USER_REPLIES_PER_MINUTE": "100000",
+        "AI_GROUP_ALWAYS_REPLIES_PER_MINUTE": "100000",
+        # Bob (the bearer pass, the last) is an administrator: the admin routes answer for real.
+        "ADMIN_TELEGRAM_IDS": str(ADMIN_TELEGRAM_ID),
         "LOG_LEVEL": "WARNING",
     }
 
@@ -151,9 +157,9 @@ async def _ok(client: httpx.AsyncClient, method: str, path: str, **kwargs: Any) 
 async def seed(server: LiveServer) -> dict[str, str]:
     """Users, chats, messages, a photo and an invite link; returns each user's initData."""
     people = {
-        "alice": init_data(700001, "Alice", "alice_fuzz"),
-        "bob": init_data(700002, "Bob", "bob_fuzz"),
-        "carol": init_data(700003, "Carol", "carol_fuzz"),
+        "alice": init_data_for(700001, "Alice", username="alice_fuzz", token=BOT_TOKEN),
+        "bob": init_data_for(ADMIN_TELEGRAM_ID, "Bob", username="bob_fuzz", token=BOT_TOKEN),
+        "carol": init_data_for(700003, "Carol", username="carol_fuzz", token=BOT_TOKEN),
     }
     async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
         as_ = {name: {"X-Telegram-Init-Data": raw} for name, raw in people.items()}

@@ -13,6 +13,7 @@ from sqlalchemy import Select, and_, bindparam, case, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from core.bounds import fits_int64
 from core.db import upsert_insert
 from core.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
 from models import (
@@ -543,9 +544,12 @@ def _decode_cursor(cursor: str) -> tuple[datetime, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         moment, _, chat_id = raw.partition("|")
-        return datetime.fromisoformat(moment), int(chat_id)
+        position = datetime.fromisoformat(moment), int(chat_id)
     except (ValueError, UnicodeDecodeError):
         raise Unprocessable("cursor is not valid", code="bad_cursor") from None
+    if not fits_int64(position[1]):
+        raise Unprocessable("cursor is not valid", code="bad_cursor")
+    return position
 
 
 @dataclass(frozen=True, slots=True)

@@ -271,3 +271,16 @@ async def test_a_server_error_shows_no_stack_trace(tmp_path: Path) -> None:
         "status_code": 500,
     }
     assert _has_security_headers(response)
+
+
+@pytest.mark.parametrize(
+    ("path", "cursor"),
+    [
+        ("/api/v1/billing/transactions", "9999999999999999999"),
+        ("/api/v1/billing/transactions", "9223372036854775808"),
+        ("/api/v1/chats", "MjAyNi0wMS0wMVQwMDowMDowMCswMDowMHw5OTk5OTk5OTk5OTk5OTk5OTk5OTk"),
+    ],
+)
+async def test_a_cursor_past_bigint_is_422(alice: ApiUser, path: str, cursor: str) -> None:
+    response = await alice.get(path, params={"cursor": cursor})
+    assert (response.status_code, response.json()["code"]) == (422, "bad_cursor"), response.text

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from core.bounds import Id
 from core.db import session_scope
@@ -45,6 +45,16 @@ FrameQueue = asyncio.Queue[dict[str, Any]]
 
 class EventStream(StreamingResponse):
     media_type = "text/event-stream"
+
+
+SSE_EVENT = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"type": "string", "description": "the frame's `type`"},
+        "data": {"type": "string", "description": "the frame, as JSON"},
+    },
+}
 
 
 def _runtime(context: AppContext) -> AiRuntime:
@@ -229,9 +239,10 @@ async def llm_chat_message(
 
 @router.post(
     "/llm/chat/{chat_id}/message/stream",
-    response_class=EventStream,
+    # Response: no JSON is assumed for 200; the errors before the stream starts are JSON.
+    response_class=Response,
     responses={
-        200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}},
+        200: {"content": {"text/event-stream": {"schema": SSE_EVENT}}},
         **errors(400, 402, 403, 404, 409, 422, 429, 503),
     },
 )

@@ -137,7 +137,7 @@ async def set_reaction(
 
 
 @router.delete(
-    "/messages/{message_id}/reaction", response_model=MessageView, responses=errors(404, 422)
+    "/messages/{message_id}/reaction", response_model=MessageView, responses=errors(400, 404, 422)
 )
 async def remove_reaction(message_id: Id, user: CurrentUser, session: Session) -> MessageView:
     return await messages.set_reaction(session, user, message_id, None)

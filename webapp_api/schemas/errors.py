@@ -28,9 +28,10 @@ class ValidationProblem(BaseModel):
 
 
 class ValidationErrorOut(ErrorOut):
-    """A request that breaks the documented schema (`code`: `validation_error`)."""
+    """Invalid input. When the request breaks the documented schema, `code` is
+    `validation_error` and `detail` says where; a service's own refusal has its own `code`."""
 
-    detail: list[ValidationProblem]
+    detail: list[ValidationProblem] = Field(default_factory=list)
 
 
 DESCRIPTIONS = {
