@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv run test lint typecheck format migrate bot check clean bench bench-quick soak soak-quick
+.PHONY: venv run test lint typecheck format migrate bot check clean bench bench-quick soak soak-quick \
+	fuzz fuzz-quick
 
 # The environment is rebuilt whenever a pinned requirements file changes.
 $(BIN)/.installed: requirements.txt requirements-dev.txt
@@ -55,6 +56,14 @@ soak: $(BIN)/.installed
 
 soak-quick: $(BIN)/.installed
 	$(BIN)/python -m bench.soak --quick $(SOAK_ARGS)
+
+# Schemathesis against the live API (docs/SECURITY.md): two passes of 5 minutes, or of 75 s for
+# CI. FUZZ_DATABASE_URL=postgresql://... runs it on a fresh PostgreSQL database, else SQLite.
+fuzz: $(BIN)/.installed
+	$(BIN)/python -m fuzz.run
+
+fuzz-quick: $(BIN)/.installed
+	$(BIN)/python -m fuzz.run --quick
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
