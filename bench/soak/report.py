@@ -65,7 +65,9 @@ def markdown(results: Json) -> str:
             else "Its socket never ended "
         )
         + f"(expected: one of {slow['expected']}).",
-        f"Sockets: {sockets['opened']} opened (each resumed), {sockets['aborted']} aborted by the "
+        f"Sockets: {sockets['opened']} opened (each resumed; {sockets['failed attempts']} "
+        "attempts failed, to a process down or starting), "
+        f"{sockets['aborted']} aborted by the "
         f"soak; {sockets['with a gap']} with a gap, {sockets['with a duplicate']} with a "
         f"duplicate, {sockets['out of order']} out of order; other ends by close code: "
         f"{sockets['other close codes']}.",

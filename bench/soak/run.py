@@ -183,7 +183,10 @@ class Soak:
             "totals": dict(verdict.totals),
             "problems": problems,
             "anomalies": verdict.anomalies,
-            "sockets": verdict.sockets,
+            "sockets": {
+                **verdict.sockets,
+                "failed attempts": sum(client.connect_failures for client in clients),
+            },
             "slow_consumer": slow_consumer,
             "sends": [record.as_dict() for record in records],
             "socket_logs": [log.as_dict() for log in self.sockets],
