@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv run test lint typecheck format migrate bot check clean bench bench-quick
+.PHONY: venv run test lint typecheck format migrate bot check clean bench bench-quick fuzz fuzz-quick
 
 # The environment is rebuilt whenever a pinned requirements file changes.
 $(BIN)/.installed: requirements.txt requirements-dev.txt
@@ -46,6 +46,14 @@ bench: $(BIN)/.installed
 
 bench-quick: $(BIN)/.installed
 	$(BIN)/python -m bench.run --quick
+
+# Schemathesis against the live API (docs/SECURITY.md): two passes of 5 minutes, or of 75 s for
+# CI. FUZZ_DATABASE_URL=postgresql://... runs it on a fresh PostgreSQL database, else SQLite.
+fuzz: $(BIN)/.installed
+	$(BIN)/python -m fuzz.run
+
+fuzz-quick: $(BIN)/.installed
+	$(BIN)/python -m fuzz.run --quick
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

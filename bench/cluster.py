@@ -294,6 +294,13 @@ def api_environment(
             "NOTIFY_INTERVAL": "0",
             "TELEGRAM_API_BASE": "http://127.0.0.1:9",  # never reached; nothing may leave
             "WS_SEND_QUEUE": str(ws_send_queue),
+            # A few users send, create chats and invite as fast as the server lets them.
+            "SENDS_PER_MINUTE": "1000000",
+            "SEND_BURST": "1000000",
+            "CHAT_CREATES_PER_HOUR": "1000000",
+            "CHAT_CREATE_BURST": "1000000",
+            "INVITES_PER_HOUR": "1000000",
+            "INVITE_BURST": "1000000",
             "AI_USER_REPLIES_PER_MINUTE": "100000",
             "AI_GROUP_ALWAYS_REPLIES_PER_MINUTE": "100000",
             "AI_DAILY_TOKEN_ALLOWANCE": str(10**12),

@@ -1,4 +1,4 @@
-"""The eight scenarios of the benchmark, and their sizes (full and quick)."""
+"""The nine scenarios of the benchmark, and their sizes (full and quick)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from bench.measure import (
     split_round_robin,
     wait_quiet,
 )
+from bench.polling import polling
 from bench.procinfo import cpu_usage, sample_cpu
 
 Json = dict[str, Any]
@@ -52,6 +53,9 @@ class Sizes:
     ai_paced_delay: float = 0.002
     validations: int = 20_000
     startup_runs: int = 5
+    polling_users: int = 300
+    polling_seconds: float = 20.0
+    polling_messages: int = 20
 
 
 FULL = Sizes()
@@ -73,6 +77,9 @@ QUICK = Sizes(
     ai_paced_runs=0,
     validations=2_000,
     startup_runs=2,
+    polling_users=60,
+    polling_seconds=5.0,
+    polling_messages=5,
 )
 
 
@@ -676,4 +683,5 @@ SCENARIOS: tuple[Definition, ...] = (
     Definition("ai", "AI streaming relay", ai_streaming, ClusterSpec(fake_llm=True, workers=1)),
     Definition("initdata", "initData validation", None, ClusterSpec(apis=0, workers=0)),
     Definition("startup", "API process start-up", startup, ClusterSpec(apis=0, workers=0)),
+    Definition("polling", "Polling clients (conditional reads)", polling, ClusterSpec(workers=0)),
 )

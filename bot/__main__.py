@@ -14,7 +14,7 @@ from core.broker import create_broker
 from core.db import create_engine, create_sessionmaker
 from core.logging import setup_logging
 from core.presence import create_presence
-from core.settings import Settings, get_settings
+from core.settings import Settings, get_settings, log_alias_uses
 from services.ai_runner import AiServices
 from services.media import media_urls
 
@@ -106,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = get_settings()
     setup_logging(settings.log_level, json_lines=settings.environment == "production")
+    log_alias_uses()
     if settings.bot_token is None:
         logger.info("The bot is not configured (BOT_TOKEN is not set); nothing to run.")
         return 0

@@ -37,5 +37,7 @@ class UnitOfWorkMiddleware(BaseMiddleware):
                     profile_of(sender, wrote_to_bot=private),
                     admin_ids=context.settings.admin_telegram_ids,
                 )
+                if synced.user.banned_at is not None:
+                    return None  # banned: the bot takes nothing from them either
                 data["user"] = synced.user
             return await handler(event, data)

@@ -1,11 +1,16 @@
-"""Operator commands for billing:
+"""Operator commands for billing and bans:
 
     python -m core.admin grant --telegram-id 123456 --amount 1.5 --reason "support ticket 42"
     python -m core.admin usage --from 2026-01-01 --to 2026-01-31
+    python -m core.admin ban --telegram-id 123456
+    python -m core.admin unban --telegram-id 123456
 
 `grant` adds credits to a user's balance; a negative amount takes credits away (an adjustment),
 never below what the balance holds. With REDIS_URL the user's open Mini Apps hear of it.
 `usage` only reads: the AI replies per paying user and model over UTC days, tab-separated.
+`ban` ends every session of the user and refuses their sign-in until `unban`; with REDIS_URL
+their open sockets on every API process close at once (without it, in a single process, use
+`POST /api/v1/admin/users/{id}/ban`, which closes them too).
 """
 
 from __future__ import annotations
@@ -13,41 +18,65 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
 from datetime import date
 from decimal import Decimal, InvalidOperation
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.broker import create_broker
 from core.db import create_engine, create_sessionmaker, session_scope
 from core.errors import AppError
 from core.settings import Settings, get_settings
-from services import billing
+from services import auth, billing
 from services.billing import BillingConfig, credits_to_micros, format_credits
 
 Command = Callable[[Settings, argparse.Namespace], Coroutine[None, None, str]]
 
 
-async def _grant(settings: Settings, args: argparse.Namespace) -> str:
+@asynccontextmanager
+async def _unit_of_work(settings: Settings) -> AsyncIterator[AsyncSession]:
+    """One unit of work whose events reach the API processes (through Redis, when set)."""
     engine = create_engine(settings.database_url)
     broker = create_broker(settings.redis_url, settings.redis_prefix)
     await broker.start()
     try:
         async with session_scope(create_sessionmaker(engine), broker) as session:
-            user = await billing.user_by_telegram_id(session, args.telegram_id)
-            entry = await billing.grant_credits(
-                session,
-                BillingConfig.from_settings(settings),
-                user,
-                args.amount,
-                reason=args.reason,
-            )
+            yield session
     finally:
         await broker.close()
         await engine.dispose()
+
+
+async def _grant(settings: Settings, args: argparse.Namespace) -> str:
+    async with _unit_of_work(settings) as session:
+        user = await billing.user_by_telegram_id(session, args.telegram_id)
+        entry = await billing.grant_credits(
+            session,
+            BillingConfig.from_settings(settings),
+            user,
+            args.amount,
+            reason=args.reason,
+        )
     return (
         f"{entry.kind.value} of {format_credits(entry.amount)} credits to Telegram user"
         f" {args.telegram_id}; balance: {format_credits(entry.balance_after)} credits\n"
     )
+
+
+async def _ban(settings: Settings, args: argparse.Namespace) -> str:
+    async with _unit_of_work(settings) as session:
+        user = await billing.user_by_telegram_id(session, args.telegram_id)
+        await auth.ban_user(session, user)
+    return f"Telegram user {args.telegram_id} is banned: every session ended\n"
+
+
+async def _unban(settings: Settings, args: argparse.Namespace) -> str:
+    async with _unit_of_work(settings) as session:
+        user = await billing.user_by_telegram_id(session, args.telegram_id)
+        await auth.unban_user(session, user)
+    return f"Telegram user {args.telegram_id} may sign in again\n"
 
 
 USAGE_COLUMNS = (
@@ -105,6 +134,12 @@ def _parser() -> argparse.ArgumentParser:
     usage.add_argument("--from", dest="first", type=date.fromisoformat, required=True)
     usage.add_argument("--to", dest="last", type=date.fromisoformat, required=True)
     usage.set_defaults(run=_usage)
+    ban = commands.add_parser("ban", help="end every session of a user and refuse sign-in")
+    ban.add_argument("--telegram-id", type=int, required=True)
+    ban.set_defaults(run=_ban)
+    unban = commands.add_parser("unban", help="let a banned user sign in again")
+    unban.add_argument("--telegram-id", type=int, required=True)
+    unban.set_defaults(run=_unban)
     return parser
 
 

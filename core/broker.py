@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 
 Listener = Callable[[bytes], None]
 
+CLOSE_FLUSH_TIMEOUT = 2.0
+
 
 class Broker(ABC):
     def __init__(self) -> None:
@@ -97,6 +99,12 @@ class RedisBroker(Broker):
         ]
 
     async def close(self) -> None:
+        # What was published before closing still goes out (a CLI's one event, for instance),
+        # unless Redis cannot take it within the flush timeout.
+        if self._tasks:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(CLOSE_FLUSH_TIMEOUT):
+                    await self._outbox.join()
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -118,6 +126,8 @@ class RedisBroker(Broker):
                 await self._redis.publish(self._channel, message)
             except (RedisError, OSError) as exc:
                 logger.warning("redis publish failed, other processes miss this event: %s", exc)
+            finally:
+                self._outbox.task_done()
 
     async def ping(self) -> bool:
         try:

@@ -15,6 +15,10 @@ class AppError(Exception):
         self.code = code or self.default_code
         self.extra = extra
 
+    def headers(self) -> dict[str, str]:
+        """HTTP headers that go with the error's answer."""
+        return {}
+
 
 class BadRequest(AppError):
     status_code = 400
@@ -64,6 +68,10 @@ class Unprocessable(AppError):
 class TooManyRequests(AppError):
     status_code = 429
     default_code = "rate_limited"
+
+    def headers(self) -> dict[str, str]:
+        retry_after = self.extra.get("retry_after")
+        return {} if retry_after is None else {"Retry-After": str(retry_after)}
 
 
 class ServiceUnavailable(AppError):

@@ -6,9 +6,10 @@ import logging
 import secrets
 import string
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -20,7 +21,14 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -47,9 +55,82 @@ def normalize_database_url(url: str) -> str:
 
 
 def _split_csv(value: object) -> object:
+    """A comma-separated list; a JSON list too (Aeon's `.env` writes `CORS_ORIGINS=["..."]`)."""
+    if isinstance(value, str) and value.strip().startswith("["):
+        try:
+            return TypeAdapter(list[str]).validate_json(value)
+        except ValidationError:
+            raise ValueError("not a JSON list of strings") from None
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
     return value
+
+
+def _minutes_to_seconds(name: str, value: str) -> str:
+    try:
+        return str(int(value) * 60)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a whole number of minutes") from None
+
+
+# Aeon's environment names, read when ours are not set: an Aeon deployment's environment works
+# unchanged. Name -> (our field, how its value becomes ours).
+AEON_ALIASES: dict[str, tuple[str, Callable[[str, str], str]]] = {
+    "TELEGRAM_BOT_TOKEN": ("bot_token", lambda _, value: value),
+    "TELEGRAM_WEBHOOK_SECRET": ("webhook_secret", lambda _, value: value),
+    "ACCESS_TOKEN_EXPIRE_MINUTES": ("access_token_ttl", _minutes_to_seconds),
+    "UPLOAD_DIR": ("media_dir", lambda _, value: value),
+    "MAX_FILE_SIZE": ("max_upload_bytes", lambda _, value: value),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class AliasUse:
+    alias: str
+    variable: str  # ours
+    used: bool  # False: ours is set too and wins
+
+
+class AeonAliasSource(PydanticBaseSettingsSource):
+    """Values of Aeon's variables (environment, then `.env`) for settings whose own variable is
+    set in neither. Ranked below the environment and `.env`, so ours always win."""
+
+    def __init__(
+        self,
+        settings_cls: type[BaseSettings],
+        environment: EnvSettingsSource,
+        dotenv: DotEnvSettingsSource,
+    ) -> None:
+        super().__init__(settings_cls)
+        self._sources = (environment.env_vars, dotenv.env_vars)
+
+    def _lookup(self, name: str) -> str | None:
+        for env_vars in self._sources:
+            value = env_vars.get(name.lower())
+            if value is not None and value != "":
+                return value
+        return None
+
+    def uses(self) -> list[AliasUse]:
+        """Each Aeon variable that is set, and whether it is used."""
+        return [
+            AliasUse(alias, field.upper(), self._lookup(field.upper()) is None)
+            for alias, (field, _) in AEON_ALIASES.items()
+            if self._lookup(alias) is not None
+        ]
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        raise NotImplementedError  # __call__ gives every value at once
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for use in self.uses():
+            if use.used:
+                field, convert = AEON_ALIASES[use.alias]
+                raw = self._lookup(use.alias)
+                assert raw is not None
+                values[field] = convert(use.alias, raw)
+        return values
 
 
 class StarPackage(BaseModel):
@@ -110,7 +191,15 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
     media_quota_bytes: int = Field(default=1024 * 1024 * 1024, gt=0)
     media_uploads_per_minute: int = Field(default=30, gt=0)
-    media_url_ttl: int = Field(default=86400, gt=0)
+    media_url_ttl: int = Field(default=3600, gt=0)
+    sends_per_minute: int = Field(default=60, ge=1)
+    send_burst: int = Field(default=30, ge=1)
+    chat_creates_per_hour: int = Field(default=30, ge=1)
+    chat_create_burst: int = Field(default=10, ge=1)
+    invites_per_hour: int = Field(default=100, ge=1)
+    invite_burst: int = Field(default=200, ge=1)
+    access_token_ttl: int = Field(default=15 * 60, gt=0)
+    refresh_token_ttl: int = Field(default=30 * 86400, gt=0)
     public_base_url: str | None = None
     admin_telegram_ids: Annotated[frozenset[int], NoDecode] = frozenset()
     log_level: str = "INFO"
@@ -159,6 +248,20 @@ class Settings(BaseSettings):
     billing_starting_grant_micros: int = Field(default=1_000_000, ge=0)
     billing_daily_free_micros: int = Field(default=0, ge=0)
     billing_packages: Annotated[tuple[StarPackage, ...], NoDecode] = DEFAULT_STAR_PACKAGES
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        assert isinstance(env_settings, EnvSettingsSource)
+        assert isinstance(dotenv_settings, DotEnvSettingsSource)
+        aliases = AeonAliasSource(settings_cls, env_settings, dotenv_settings)
+        return init_settings, env_settings, dotenv_settings, aliases, file_secret_settings
 
     @field_validator("database_url")
     @classmethod
@@ -297,6 +400,16 @@ def _development_secret(name: str, *, generate: Callable[[], str] = _random_secr
         path.chmod(0o600)
         logger.info("generated a development %s in %s", name, path)
         return value
+
+
+def log_alias_uses(settings_cls: type[Settings] = Settings) -> None:
+    """Says at start-up which of Aeon's variable names this environment was read with."""
+    sources = (EnvSettingsSource(settings_cls), DotEnvSettingsSource(settings_cls))
+    for use in AeonAliasSource(settings_cls, *sources).uses():
+        if use.used:
+            logger.info("settings: %s read from Aeon's %s", use.variable, use.alias)
+        else:
+            logger.info("settings: %s is set, so Aeon's %s is ignored", use.variable, use.alias)
 
 
 def webapp_link(webapp_url: str | None, start_param: str | None = None) -> str | None:

@@ -1,6 +1,13 @@
 """Signed media URLs: what an <img> or <audio> tag, which cannot send headers, loads a file with.
 
-The signature is HMAC-SHA256 with the app's secret key over "media:{id}:{exp}".
+The signature is HMAC-SHA256 with the app's secret key over "media:{path}:{exp}": it opens that
+one path (a photo's URL does not open its thumbnail, nor the other way round) until `exp`.
+
+A signed URL is a bearer capability: whoever holds it loads the file until it expires, also after
+the user who got it left the chat. So it lives at most `ttl` seconds. Within that bound the expiry
+is a multiple of `ttl / 4` (the latest one no later than now + ttl), so a file keeps one URL for a
+quarter of the TTL: browsers can cache it and a page that lists it keeps its ETag meanwhile, and
+every URL handed out is still good for at least three quarters of the TTL.
 """
 
 from __future__ import annotations
@@ -13,9 +20,12 @@ from dataclasses import dataclass
 
 from core.errors import Forbidden
 
-# Expiries are rounded up to this step so that one file keeps one URL for a while and the
-# browser's cache can serve it.
-EXPIRY_STEP = 3600
+EXPIRY_BUCKETS_PER_TTL = 4
+
+
+def media_path(media_id: int, *, thumbnail: bool = False) -> str:
+    """The path a signed URL opens (served under /media)."""
+    return f"/media/{media_id}/thumbnail" if thumbnail else f"/media/{media_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,25 +33,34 @@ class MediaUrlSigner:
     secret_key: str
     ttl: int
 
-    def signature(self, media_id: int, expires: int) -> str:
-        message = f"media:{media_id}:{expires}".encode()
+    def signature(self, path: str, expires: int) -> str:
+        message = f"media:{path}:{expires}".encode()
         digest = hmac.new(self.secret_key.encode(), message, hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
-    def sign(self, media_id: int, *, now: float | None = None) -> tuple[int, str]:
-        """An expiry at least `ttl` seconds away and its signature."""
+    @property
+    def step(self) -> int:
+        """How long one URL stays the same: a quarter of the TTL (at least a second)."""
+        return max(1, self.ttl // EXPIRY_BUCKETS_PER_TTL)
+
+    def expiry(self, *, now: float | None = None) -> int:
+        """The expiry URLs signed now carry: between 3/4 of `ttl` and `ttl` seconds away, the
+        same for every URL signed within one step."""
         now = time.time() if now is None else now
-        step = min(EXPIRY_STEP, self.ttl)
-        expires = (int(now) + self.ttl + step - 1) // step * step
-        return expires, self.signature(media_id, expires)
+        return (int(now) + self.ttl) // self.step * self.step
+
+    def sign(self, path: str, *, now: float | None = None) -> tuple[int, str]:
+        """The expiry and the signature of a URL for `path` signed now."""
+        expires = self.expiry(now=now)
+        return expires, self.signature(path, expires)
 
     def verify(
-        self, media_id: int, expires: str | None, signature: str | None, *, now: float | None = None
+        self, path: str, expires: str | None, signature: str | None, *, now: float | None = None
     ) -> None:
-        """Raises 403 unless the signature is ours and has not expired."""
+        """Raises 403 unless the signature is ours for this path and has not expired."""
         if not expires or len(expires) > 12 or not (expires.isascii() and expires.isdigit()):
             raise _invalid()
-        expected = self.signature(media_id, int(expires)).encode()
+        expected = self.signature(path, int(expires)).encode()
         if not signature or not hmac.compare_digest(expected, signature.encode()):
             raise _invalid()
         if int(expires) < (time.time() if now is None else now):

@@ -33,6 +33,16 @@ _DECIMAL = re.compile(r"[0-9]+")
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 _ED25519_SIGNATURE_BYTES = 64
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+# Telegram's own limits for a user's profile. Lengths are counted in code points, never more
+# than Telegram's UTF-16 units, so a real profile always fits. A username is at most 32 of
+# [A-Za-z0-9_]; its minimum (5, or 4 for collectible ones) is not checked: a shorter one cannot
+# come signed from Telegram, and refusing it would guard nothing.
+NAME_MAX_LENGTH = 64
+USERNAME_MAX_LENGTH = 32
+USERNAME = re.compile(r"[A-Za-z0-9_]+")
+LANGUAGE_CODE = re.compile(r"[A-Za-z]{2,8}(?:[-_][A-Za-z0-9]{1,8}){0,3}")
+LANGUAGE_CODE_MAX_LENGTH = 16
+PHOTO_URL_MAX_LENGTH = 1024
 
 
 class InitDataError(Unauthorized):
@@ -221,6 +231,26 @@ def _parse_user(value: str) -> WebAppUser:
         is_bot=_flag(obj, "is_bot"),
         added_to_attachment_menu=_flag(obj, "added_to_attachment_menu"),
     )
+
+
+def _within(value: str | None, max_length: int, pattern: re.Pattern[str] | None = None) -> bool:
+    if value is None:
+        return True
+    return len(value) <= max_length and (pattern is None or pattern.fullmatch(value) is not None)
+
+
+def require_telegram_limits(user: WebAppUser) -> None:
+    """A user that becomes an identity here is one Telegram could have sent: a positive id, and
+    names, username, language and photo within Telegram's limits (init_data_malformed if not)."""
+    if not (
+        user.id >= 1
+        and _within(user.first_name, NAME_MAX_LENGTH)
+        and _within(user.last_name, NAME_MAX_LENGTH)
+        and _within(user.username, USERNAME_MAX_LENGTH, USERNAME)
+        and _within(user.language_code, LANGUAGE_CODE_MAX_LENGTH, LANGUAGE_CODE)
+        and _within(user.photo_url, PHOTO_URL_MAX_LENGTH)
+    ):
+        raise _malformed()
 
 
 def _parse_chat(value: str) -> WebAppChat:

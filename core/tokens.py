@@ -11,8 +11,6 @@ import jwt
 
 from core.errors import Unauthorized
 
-ACCESS_TOKEN_TTL = timedelta(minutes=15)
-REFRESH_TOKEN_TTL = timedelta(days=30)
 _ALGORITHM = "HS256"
 _AUDIENCE = "aimessenger:access"
 
@@ -21,10 +19,11 @@ _AUDIENCE = "aimessenger:access"
 class AccessClaims:
     user_id: int
     session_id: str
+    expires_at: datetime
 
 
 def issue_access_token(
-    secret_key: str, user_id: int, session_id: str, now: datetime | None = None
+    secret_key: str, user_id: int, session_id: str, *, ttl: timedelta, now: datetime | None = None
 ) -> str:
     issued = now or datetime.now(UTC)
     claims = {
@@ -32,7 +31,7 @@ def issue_access_token(
         "sid": session_id,
         "aud": _AUDIENCE,
         "iat": issued,
-        "exp": issued + ACCESS_TOKEN_TTL,
+        "exp": issued + ttl,
     }
     return jwt.encode(claims, secret_key, algorithm=_ALGORITHM)
 
@@ -51,8 +50,12 @@ def read_access_token(secret_key: str, token: str) -> AccessClaims:
     except jwt.PyJWTError:
         raise Unauthorized("Access token is invalid", code="token_invalid") from None
     try:
-        return AccessClaims(user_id=int(claims["sub"]), session_id=str(claims["sid"]))
-    except (TypeError, ValueError):
+        return AccessClaims(
+            user_id=int(claims["sub"]),
+            session_id=str(claims["sid"]),
+            expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+        )
+    except (TypeError, ValueError, OverflowError, OSError):
         raise Unauthorized("Access token is invalid", code="token_invalid") from None
 
 

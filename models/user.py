@@ -26,6 +26,7 @@ class User(TimestampMixin, Base):
     last_seen_at: Mapped[datetime | None]
     bio: Mapped[str | None] = mapped_column(Text)
     notifications_enabled: Mapped[bool] = mapped_column(default=True, server_default=true())
+    banned_at: Mapped[datetime | None]  # set by an operator: no sign-in, no session, no socket
 
 
 class AuthSession(Base):

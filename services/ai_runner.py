@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.broker import Broker
 from core.db import session_scope
+from core.errors import AppError
 from core.events import decode_envelope, encode_envelope, encode_frame, stage
 from core.settings import Settings
 from llm.base import CompletionRequest, LLMError, Provider, TextDelta, Usage
@@ -178,6 +179,8 @@ class AiRunner:
         try:
             await self._execute(reply_id)
         except LLMError as exc:  # before streaming: the model went away, the chat is gone
+            await self._fail(reply_id, exc.code, exc.message)
+        except AppError as exc:  # at the end: the chat was deleted, or the AI removed from it
             await self._fail(reply_id, exc.code, exc.message)
         except Exception:
             logger.exception("AI reply %s crashed", reply_id)

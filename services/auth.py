@@ -1,19 +1,24 @@
-"""Authentication: Telegram initData and session tokens, for the API and the WebSocket alike."""
+"""Authentication: Telegram initData and session tokens, for the API and the WebSocket alike.
+
+Ending a session (logout, logout-all, a reused refresh token, a ban) also ends its open sockets,
+on every process: the unit of work stages a revocation that the socket hubs act on once it has
+committed.
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.errors import Unauthorized
+from core.errors import Forbidden, Unauthorized, Unprocessable
+from core.events import encode_envelope, stage
 from core.settings import Settings
-from core.telegram_auth import WebAppUser, validate_init_data
+from core.telegram_auth import WebAppUser, require_telegram_limits, validate_init_data
 from core.tokens import (
-    ACCESS_TOKEN_TTL,
-    REFRESH_TOKEN_TTL,
     hash_refresh_token,
     issue_access_token,
     new_refresh_token,
@@ -35,6 +40,8 @@ class AuthConfig:
     test_env: bool
     init_data_max_age: int
     admin_telegram_ids: frozenset[int]
+    access_token_ttl: timedelta
+    refresh_token_ttl: timedelta
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AuthConfig:
@@ -45,6 +52,8 @@ class AuthConfig:
             test_env=settings.telegram_test_env,
             init_data_max_age=settings.init_data_max_age,
             admin_telegram_ids=settings.admin_telegram_ids,
+            access_token_ttl=timedelta(seconds=settings.access_token_ttl),
+            refresh_token_ttl=timedelta(seconds=settings.refresh_token_ttl),
         )
 
 
@@ -60,6 +69,32 @@ class IssuedTokens:
 class Identity:
     user: User
     session_id: str | None  # None when authenticated by initData
+    expires_at: datetime | None = None  # when the access token it was read from expires
+
+
+REVOCATION_SERVICE = "revocation"
+
+
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    """Sockets to close: those of these sessions, and every socket of these users (banned)."""
+
+    session_ids: tuple[str, ...] = ()
+    user_ids: tuple[int, ...] = ()
+
+    def envelope(self) -> bytes:
+        body = {"sessions": list(self.session_ids), "users": list(self.user_ids)}
+        return encode_envelope([], json.dumps(body).encode(), service=REVOCATION_SERVICE)
+
+    @classmethod
+    def of_frame(cls, frame: bytes) -> Revocation:
+        body = json.loads(frame)
+        return cls(tuple(body["sessions"]), tuple(body["users"]))
+
+
+def _stage_revocation(session: AsyncSession, revocation: Revocation) -> None:
+    if revocation.session_ids or revocation.user_ids:
+        stage(session, revocation.envelope())
 
 
 def profile_from_web_app_user(web_user: WebAppUser) -> TelegramProfile:
@@ -86,11 +121,14 @@ async def authenticate_init_data(session: AsyncSession, config: AuthConfig, raw:
     )
     if init_data.user is None:
         raise Unauthorized("initData carries no user", code="init_data_malformed")
+    require_telegram_limits(init_data.user)
     synced = await sync_telegram_user(
         session,
         profile_from_web_app_user(init_data.user),
         admin_ids=config.admin_telegram_ids,
     )
+    if synced.user.banned_at is not None:
+        raise Forbidden("This account is banned", code="user_banned")
     if synced.is_new or synced.username_changed:
         await accept_invitations(session, synced.user)
     return synced.user
@@ -107,39 +145,53 @@ async def authenticate_access_token(
             AuthSession.id == claims.session_id,
             AuthSession.revoked_at.is_(None),
             User.id == claims.user_id,
+            User.banned_at.is_(None),
         )
     )
     if user is None:
         raise Unauthorized("Session has been revoked", code="token_revoked")
-    return Identity(user=user, session_id=claims.session_id)
+    return Identity(user=user, session_id=claims.session_id, expires_at=claims.expires_at)
+
+
+async def still_signed_in(session: AsyncSession, user_id: int, session_id: str | None) -> bool:
+    """Whether the session (or, signed in by initData, the user) has not been ended since it was
+    authenticated: what a socket checks once it can hear of revocations."""
+    statement = select(User.id).where(User.id == user_id, User.banned_at.is_(None))
+    if session_id is not None:
+        statement = statement.join(AuthSession, AuthSession.user_id == User.id).where(
+            AuthSession.id == session_id, AuthSession.revoked_at.is_(None)
+        )
+    return await session.scalar(statement) is not None
 
 
 async def _issue(
-    session: AsyncSession, secret_key: str, user: User, session_id: str, now: datetime
+    session: AsyncSession, config: AuthConfig, user: User, session_id: str, now: datetime
 ) -> IssuedTokens:
     refresh_token = new_refresh_token()
     session.add(
         RefreshToken(
             token_hash=hash_refresh_token(refresh_token),
             session_id=session_id,
-            expires_at=now + REFRESH_TOKEN_TTL,
+            expires_at=now + config.refresh_token_ttl,
         )
     )
     await session.flush()
     return IssuedTokens(
-        access_token=issue_access_token(secret_key, user.id, session_id, now),
+        access_token=issue_access_token(
+            config.secret_key, user.id, session_id, ttl=config.access_token_ttl, now=now
+        ),
         refresh_token=refresh_token,
-        expires_in=int(ACCESS_TOKEN_TTL.total_seconds()),
+        expires_in=int(config.access_token_ttl.total_seconds()),
         user=user,
     )
 
 
-async def start_session(session: AsyncSession, secret_key: str, user: User) -> IssuedTokens:
+async def start_session(session: AsyncSession, config: AuthConfig, user: User) -> IssuedTokens:
     now = datetime.now(UTC)
     auth_session = AuthSession(id=new_session_id(), user_id=user.id, created_at=now)
     session.add(auth_session)
     await session.flush()
-    return await _issue(session, secret_key, user, auth_session.id, now)
+    return await _issue(session, config, user, auth_session.id, now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +203,7 @@ class RefreshRejected:
 
 
 async def refresh_session(
-    session: AsyncSession, secret_key: str, refresh_token: str
+    session: AsyncSession, config: AuthConfig, refresh_token: str
 ) -> IssuedTokens | RefreshRejected:
     """Rotate a refresh token. A token that was already rotated is evidence of theft: the whole
     session (every token of its family, and its access tokens) is revoked."""
@@ -177,21 +229,50 @@ async def refresh_session(
         )
     user = await session.get(User, auth_session.user_id)
     assert user is not None
-    return await _issue(session, secret_key, user, auth_session.id, now)
+    return await _issue(session, config, user, auth_session.id, now)
 
 
 async def revoke_session(session: AsyncSession, session_id: str) -> None:
+    """End one session: its refresh tokens, its access tokens and its open sockets."""
     await session.execute(
         update(AuthSession)
         .where(AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
         .values(revoked_at=datetime.now(UTC))
     )
+    _stage_revocation(session, Revocation(session_ids=(session_id,)))
 
 
 async def revoke_all_sessions(session: AsyncSession, user_id: int) -> int:
-    result = await session.execute(
+    """End every session of the user (sockets opened with initData are not sessions: initData
+    signs them in again, so they stay)."""
+    revoked = await _end_sessions(session, user_id)
+    _stage_revocation(session, Revocation(session_ids=revoked))
+    return len(revoked)
+
+
+async def _end_sessions(session: AsyncSession, user_id: int) -> tuple[str, ...]:
+    revoked = await session.scalars(
         update(AuthSession)
         .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
         .values(revoked_at=datetime.now(UTC))
+        .returning(AuthSession.id)
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return tuple(revoked.all())
+
+
+async def ban_user(session: AsyncSession, user: User) -> None:
+    """An operator's ban: every session ends, every socket of the user closes (initData ones
+    too), and signing in is refused until `unban_user`."""
+    if user.is_bot:
+        raise Unprocessable("The AI participant cannot be banned", code="cannot_ban_bot")
+    if user.banned_at is None:
+        user.banned_at = datetime.now(UTC)
+        await session.flush()
+    await _end_sessions(session, user.id)
+    _stage_revocation(session, Revocation(user_ids=(user.id,)))
+
+
+async def unban_user(session: AsyncSession, user: User) -> None:
+    """Signing in works again; sessions the ban ended stay ended."""
+    user.banned_at = None
+    await session.flush()

@@ -27,6 +27,7 @@ from decimal import Decimal
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.bounds import fits_int64
 from core.db import upsert_insert
 from core.errors import (
     BadRequest,
@@ -259,7 +260,7 @@ async def list_entries(
         .limit(limit + 1)
     )
     if cursor is not None:
-        if not (cursor.isascii() and cursor.isdigit() and len(cursor) <= 19):
+        if not (cursor.isascii() and cursor.isdigit() and fits_int64(int(cursor))):
             raise Unprocessable("cursor is not valid", code="bad_cursor")
         statement = statement.where(LedgerEntry.id < int(cursor))
     rows = list(await session.scalars(statement))

@@ -7,12 +7,13 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import Select, and_, bindparam, case, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from core.bounds import fits_int64
 from core.db import upsert_insert
 from core.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
 from models import (
@@ -28,7 +29,17 @@ from models import (
 from services.access import Membership, chat_not_found, require_membership
 from services.events import EventType, record_event
 from services.messages import like_pattern, unread_counts
-from services.views import ChatListItem, ChatView, MemberView, MySettings, UserBrief, message_views
+from services.views import (
+    ChatListItem,
+    ChatView,
+    MemberView,
+    MessageView,
+    MySettings,
+    UserBrief,
+    media_url_version,
+    message_summary,
+    message_views,
+)
 
 RESTORE_WINDOW = timedelta(days=30)
 TITLE_MAX_LENGTH = 256
@@ -58,9 +69,13 @@ def _chat_payload(chat: Chat) -> dict[str, object]:
     }
 
 
-async def _users_by_id(session: AsyncSession, user_ids: Sequence[int]) -> dict[int, User]:
+async def _existing_users(session: AsyncSession, user_ids: Sequence[int]) -> dict[int, User]:
     users = await session.scalars(select(User).where(User.id.in_(set(user_ids))))
-    found = {user.id: user for user in users}
+    return {user.id: user for user in users}
+
+
+async def _users_by_id(session: AsyncSession, user_ids: Sequence[int]) -> dict[int, User]:
+    found = await _existing_users(session, user_ids)
     missing = sorted(set(user_ids) - found.keys())
     if missing:
         raise NotFound(f"Unknown user ids: {missing}", code="user_not_found")
@@ -77,22 +92,58 @@ async def _add_member(
     return member
 
 
-async def create_group(
+@dataclass(frozen=True, slots=True)
+class CreatedChat:
+    chat: Chat
+    skipped_member_ids: list[int]  # asked for, but no user has that id
+    is_new: bool  # False: the private chat (or Saved Messages) existed already
+
+
+async def create_chat(
     session: AsyncSession,
     creator: User,
     *,
-    title: str,
+    chat_type: Literal["private", "group"],
+    title: str | None = None,
     description: str | None = None,
     photo_url: str | None = None,
     member_ids: Sequence[int] = (),
-) -> Chat:
-    title = title.strip()
-    if not title:
-        raise Unprocessable("A group needs a title", code="title_required")
-    invitees = [uid for uid in dict.fromkeys(member_ids) if uid != creator.id]
-    if len(invitees) > MAX_GROUP_MEMBERS_AT_CREATION:
+) -> CreatedChat:
+    """Aeon's create: ids that are no user's are skipped (and reported), as the original does.
+    A group (the creator becomes its owner; it may be untitled: its members name it), or the
+    private chat with the one other member (the existing one if there is one), or with nobody
+    else the creator's own chat (Saved Messages) under `title`."""
+    requested = [uid for uid in dict.fromkeys(member_ids) if uid != creator.id]
+    if len(requested) > MAX_GROUP_MEMBERS_AT_CREATION:
         raise Unprocessable("Too many members for one request", code="too_many_members")
-    users = await _users_by_id(session, invitees)
+    users = await _existing_users(session, requested)
+    skipped = [uid for uid in requested if uid not in users]
+    others = [users[uid] for uid in requested if uid in users]
+    title = (title or "").strip() or None
+    if chat_type == "group":
+        chat = await _create_group(session, creator, title, description, photo_url, others)
+        is_new = True
+    elif len(others) > 1:
+        raise Unprocessable(
+            "A private chat has at most one other member", code="private_chat_members"
+        )
+    elif others:
+        chat, is_new = await get_or_create_private_chat(session, creator, others[0].id)
+    else:
+        chat, is_new = await _chat_by_pair_key(
+            session, f"saved:{creator.id}", ChatType.PRIVATE, creator.id, [creator], title=title
+        )
+    return CreatedChat(chat, skipped, is_new)
+
+
+async def _create_group(
+    session: AsyncSession,
+    creator: User,
+    title: str | None,
+    description: str | None,
+    photo_url: str | None,
+    members: Sequence[User],
+) -> Chat:
     chat = Chat(
         type=ChatType.GROUP,
         title=title,
@@ -103,18 +154,24 @@ async def create_group(
     session.add(chat)
     await session.flush()
     await _add_member(session, chat, creator, MemberRole.OWNER)
-    for user_id in invitees:
-        await _add_member(session, chat, users[user_id])
+    for user in members:
+        await _add_member(session, chat, user)
     return chat
 
 
 async def _chat_by_pair_key(
-    session: AsyncSession, pair_key: str, chat_type: ChatType, created_by: int, members: list[User]
+    session: AsyncSession,
+    pair_key: str,
+    chat_type: ChatType,
+    created_by: int,
+    members: list[User],
+    *,
+    title: str | None = None,
 ) -> tuple[Chat, bool]:
     """The one chat with this pair key, created if missing; race-free via the unique key."""
     inserted = await session.scalar(
         upsert_insert(session, Chat)
-        .values(type=chat_type, pair_key=pair_key, created_by=created_by)
+        .values(type=chat_type, pair_key=pair_key, created_by=created_by, title=title)
         .on_conflict_do_nothing(index_elements=["pair_key"])
         .returning(Chat.id)
     )
@@ -449,11 +506,33 @@ async def remove_invitations_for_chat(session: AsyncSession, chat_id: int) -> No
     await session.execute(delete(ChatInvitation).where(ChatInvitation.chat_id == chat_id))
 
 
-def _display_title(chat: Chat, peer: User | MemberView | None) -> str | None:
-    """A group's title; a private or AI chat is named after the other person."""
-    if chat.title or peer is None:
+SAVED_MESSAGES_TITLE = "Saved Messages"
+GROUP_TITLE_NAMES = 3
+
+
+def _display_title(
+    chat: Chat,
+    viewer: User,
+    peer: User | MemberView | None,
+    members: Sequence[tuple[int, str]] = (),
+) -> str | None:
+    """A group's title, else its members' first names (`members`: id and first name, in
+    joining order); a private or AI chat is named after the other person, the creator's own
+    chat after what it is."""
+    if chat.title:
         return chat.title
-    return " ".join(part for part in (peer.first_name, peer.last_name) if part)
+    if chat.type == ChatType.GROUP:
+        names = [name for user_id, name in members if user_id != viewer.id] or [viewer.first_name]
+        shown = ", ".join(names[:GROUP_TITLE_NAMES])
+        more = len(names) - GROUP_TITLE_NAMES
+        return f"{shown} and {more} more" if more > 0 else shown
+    if peer is not None:
+        return " ".join(part for part in (peer.first_name, peer.last_name) if part)
+    return SAVED_MESSAGES_TITLE if _is_saved_messages(chat) else None
+
+
+def _is_saved_messages(chat: Chat) -> bool:
+    return chat.pair_key == f"saved:{chat.created_by}"
 
 
 def _encode_cursor(chat: Chat) -> str:
@@ -465,9 +544,12 @@ def _decode_cursor(cursor: str) -> tuple[datetime, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         moment, _, chat_id = raw.partition("|")
-        return datetime.fromisoformat(moment), int(chat_id)
+        position = datetime.fromisoformat(moment), int(chat_id)
     except (ValueError, UnicodeDecodeError):
         raise Unprocessable("cursor is not valid", code="bad_cursor") from None
+    if not fits_int64(position[1]):
+        raise Unprocessable("cursor is not valid", code="bad_cursor")
+    return position
 
 
 @dataclass(frozen=True, slots=True)
@@ -520,7 +602,7 @@ async def list_chats(
         statement = statement.where(
             or_(
                 func.lower(Chat.title).like(pattern, escape="\\"),
-                and_(Chat.type != ChatType.GROUP, peer_matches.exists()),
+                and_(or_(Chat.type != ChatType.GROUP, Chat.title.is_(None)), peer_matches.exists()),
             )
         )
     rows = (
@@ -531,17 +613,7 @@ async def list_chats(
     page = rows[:limit]
     chats = [chat for chat, _ in page]
     chat_ids = [chat.id for chat in chats]
-    last_messages = await message_views(
-        session,
-        list(
-            await session.scalars(
-                select(Message).where(
-                    Message.id.in_([c.last_message_id for c in chats if c.last_message_id])
-                )
-            )
-        ),
-    )
-    last_by_chat = {view.chat_id: view for view in last_messages}
+    last_by_chat = {view.chat_id: view for view in await _last_messages(session, chats)}
     unread = await unread_counts(session, user, chat_ids)
     member_counts = dict(
         (
@@ -553,6 +625,9 @@ async def list_chats(
         ).all()
     )
     peers = await _peers(session, user, [c.id for c in chats if c.type != ChatType.GROUP])
+    names = await _member_names(
+        session, [c.id for c in chats if c.type == ChatType.GROUP and not c.title]
+    )
     items = []
     for chat, member in page:
         last = last_by_chat.get(chat.id)
@@ -560,11 +635,12 @@ async def list_chats(
         items.append(
             ChatListItem(
                 id=chat.id,
-                title=_display_title(chat, peer),
+                title=_display_title(chat, user, peer, names.get(chat.id, ())),
                 chat_type=chat.type,
                 photo_url=chat.photo_url or (peer.photo_url if peer else None),
-                last_message=last,
+                last_message=message_summary(last) if last else None,
                 last_message_time=last.created_at if last else None,
+                last_message_detail=last,
                 unread_count=unread.get(chat.id, 0),
                 last_seq=chat.last_seq,
                 last_read_seq=member.last_read_seq,
@@ -578,6 +654,96 @@ async def list_chats(
         )
     next_cursor = _encode_cursor(page[-1][0]) if len(rows) > limit else None
     return ChatListPage(items, next_cursor)
+
+
+def _chat_list_version_statement() -> Select[*tuple[Any, ...]]:
+    member = aliased(ChatMember)
+    members_profiles = (
+        select(func.max(User.updated_at))
+        .select_from(member)
+        .join(User, User.id == member.user_id)
+        .where(member.chat_id == Chat.id)
+        .correlate(Chat)
+        .scalar_subquery()
+    )
+    last_sender_profile = (
+        select(User.updated_at)
+        .select_from(Message)
+        .join(User, User.id == Message.sender_id)
+        .where(Message.chat_id == Chat.id, Message.deleted_at.is_(None))
+        .order_by(Message.id.desc())
+        .limit(1)
+        .correlate(Chat)
+        .scalar_subquery()
+    )
+    named_by_members = or_(Chat.type != ChatType.GROUP, Chat.title.is_(None))
+    return (
+        select(
+            Chat.id,
+            Chat.last_seq,
+            Chat.updated_at,
+            ChatMember.last_read_seq,
+            ChatMember.is_favorite,
+            ChatMember.is_muted,
+            ChatMember.is_archived,
+            case((named_by_members, members_profiles), else_=None),
+            last_sender_profile,
+        )
+        .join(ChatMember, ChatMember.chat_id == Chat.id)
+        .where(ChatMember.user_id == bindparam("user_id"), Chat.is_active.is_(True))
+        .order_by(Chat.id)
+    )
+
+
+# Built once: it is asked on every poll, and building it costs more than running it.
+_CHAT_LIST_VERSION = _chat_list_version_statement()
+
+
+async def chat_list_version(session: AsyncSession, user: User) -> tuple[object, ...]:
+    """Everything the user's chat list is built from, in one small query: equal versions, equal
+    lists. Every change in a chat moves its `last_seq`; what is not a chat event is here too:
+    the user's own flags, and the profiles that name a chat or sign its last message."""
+    rows = await session.execute(_CHAT_LIST_VERSION, {"user_id": user.id})
+    return (media_url_version(session), *(tuple(row) for row in rows))
+
+
+async def _last_messages(session: AsyncSession, chats: Sequence[Chat]) -> list[MessageView]:
+    """The newest message of each chat that is not deleted. `last_message_id` is the newest
+    message; only when that one is deleted is an older one looked for."""
+    newest = list(
+        await session.scalars(
+            select(Message).where(
+                Message.id.in_([c.last_message_id for c in chats if c.last_message_id])
+            )
+        )
+    )
+    found = [m for m in newest if m.deleted_at is None]
+    deleted_in = [m.chat_id for m in newest if m.deleted_at is not None]
+    if deleted_in:
+        older = (
+            select(func.max(Message.id))
+            .where(Message.chat_id.in_(deleted_in), Message.deleted_at.is_(None))
+            .group_by(Message.chat_id)
+        )
+        found += await session.scalars(select(Message).where(Message.id.in_(older)))
+    return await message_views(session, found)
+
+
+async def _member_names(
+    session: AsyncSession, chat_ids: Sequence[int]
+) -> dict[int, list[tuple[int, str]]]:
+    """Each chat's members (id, first name) in joining order: what names an untitled group."""
+    names: dict[int, list[tuple[int, str]]] = {}
+    if chat_ids:
+        rows = await session.execute(
+            select(ChatMember.chat_id, User.id, User.first_name)
+            .join(User, User.id == ChatMember.user_id)
+            .where(ChatMember.chat_id.in_(chat_ids))
+            .order_by(ChatMember.joined_at, ChatMember.id)
+        )
+        for chat_id, user_id, first_name in rows:
+            names.setdefault(chat_id, []).append((user_id, first_name))
+    return names
 
 
 async def _peers(session: AsyncSession, user: User, chat_ids: Sequence[int]) -> dict[int, User]:
@@ -604,7 +770,7 @@ async def chat_view(session: AsyncSession, membership: Membership, viewer: User)
     peer = next((m for m in members if m.id != viewer.id and chat.type != ChatType.GROUP), None)
     return ChatView(
         id=chat.id,
-        title=_display_title(chat, peer),
+        title=_display_title(chat, viewer, peer, [(m.id, m.first_name) for m in members]),
         chat_type=chat.type,
         description=chat.description,
         photo_url=chat.photo_url,

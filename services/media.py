@@ -44,7 +44,7 @@ from core.media_types import (
     sniff,
 )
 from core.settings import Settings
-from core.signing import MediaUrlSigner
+from core.signing import MediaUrlSigner, media_path
 from core.storage import Storage, blob_key, sync_file, thumbnail_key
 from models import Chat, ChatMember, Media, MediaKind, Message, MessageMedia, MessageType, User
 from models.base import utcnow
@@ -119,15 +119,15 @@ class MediaUrls:
     signer: MediaUrlSigner
     base_url: str
 
-    def _signed(self, path: str, media_id: int) -> str:
-        expires, signature = self.signer.sign(media_id)
+    def _signed(self, path: str) -> str:
+        expires, signature = self.signer.sign(path)
         return f"{self.base_url}{path}?exp={expires}&sig={signature}"
 
     def media(self, media_id: int) -> str:
-        return self._signed(f"/media/{media_id}", media_id)
+        return self._signed(media_path(media_id))
 
     def thumbnail(self, media_id: int) -> str:
-        return self._signed(f"/media/{media_id}/thumbnail", media_id)
+        return self._signed(media_path(media_id, thumbnail=True))
 
 
 def media_urls(settings: Settings, secret_key: str, base_url: str | None = None) -> MediaUrls:
@@ -170,11 +170,13 @@ class MediaView(BaseModel):
 def aeon_media_fields(items: Sequence[MediaView]) -> dict[str, Any]:
     """Aeon's single-media message fields, from a message's first media item."""
     first = items[0] if items else None
+    duration = first.duration if first else None
     return {
         "media_url": first.url if first else None,
         "media_type": first.mime_type if first else None,
         "media_size": first.size if first else None,
-        "media_duration": first.duration if first else None,
+        # Aeon's is whole seconds (half up); the exact duration is in `media`.
+        "media_duration": int(duration + 0.5) if duration is not None else None,
     }
 
 

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, literal_column, or_, select, update
+from sqlalchemy import Select, and_, bindparam, delete, func, literal_column, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql.elements import BindParameter
 
 from core.db import upsert_insert
 from core.errors import AppError, BadRequest, Conflict, Forbidden, Unprocessable
@@ -21,6 +22,7 @@ from models import AiReply, Chat, ChatMember, ChatType, Message, MessageReaction
 from models.message import FTS_CONFIG
 from services.access import (
     Membership,
+    chat_not_found,
     message_not_found,
     require_membership,
     require_message,
@@ -28,7 +30,13 @@ from services.access import (
 from services.ai import AiRuntime, maybe_reply, publish_reply_event
 from services.events import EventType, give_back_seq, next_seq, record_event
 from services.media import attach_media
-from services.views import MessageView, message_view, message_views, new_message_view
+from services.views import (
+    MessageView,
+    media_url_version,
+    message_view,
+    message_views,
+    new_message_view,
+)
 
 TEXT_MAX_LENGTH = 4096
 CLIENT_MSG_ID_MAX_LENGTH = 64
@@ -412,16 +420,17 @@ class HistoryPage:
 async def history_page(
     session: AsyncSession, user: User, chat_id: int, *, page: int, per_page: int
 ) -> HistoryPage:
-    """Aeon's pages: page 1 holds the newest `per_page` messages, oldest first within it."""
+    """Aeon's pages: page 1 holds the newest `per_page` messages, oldest first within it.
+    Deleted messages are left out, and out of `total`, as the original does (its clients show
+    what they get; the native history keeps tombstones for clients with a cache)."""
     await require_membership(session, chat_id, user.id)
-    total = await session.scalar(
-        select(func.count()).select_from(Message).where(Message.chat_id == chat_id)
-    )
+    visible = (Message.chat_id == chat_id, Message.deleted_at.is_(None))
+    total = await session.scalar(select(func.count()).select_from(Message).where(*visible))
     total = int(total or 0)
     rows = list(
         await session.scalars(
             select(Message)
-            .where(Message.chat_id == chat_id)
+            .where(*visible)
             .order_by(Message.id.desc())
             .offset((page - 1) * per_page)
             .limit(per_page)
@@ -436,6 +445,51 @@ async def history_page(
         has_next=page * per_page < total,
         has_prev=page > 1,
     )
+
+
+def _history_page_version_statement() -> Select[*tuple[Any, ...]]:
+    chat_id: BindParameter[int] = bindparam("chat_id")
+    page_senders = (
+        select(Message.sender_id)
+        .where(Message.chat_id == chat_id, Message.deleted_at.is_(None))
+        .order_by(Message.id.desc())
+        .offset(bindparam("offset"))
+        .limit(bindparam("limit"))
+    )
+    senders_profiles = (
+        select(func.max(User.updated_at)).where(User.id.in_(page_senders)).scalar_subquery()
+    )
+    return (
+        select(Chat.last_seq, Chat.updated_at, senders_profiles)
+        .join(ChatMember, ChatMember.chat_id == Chat.id)
+        .where(
+            Chat.id == chat_id,
+            ChatMember.user_id == bindparam("user_id"),
+            Chat.is_active.is_(True),
+        )
+    )
+
+
+# Built once: it is asked on every poll, and building it costs more than running it.
+_HISTORY_PAGE_VERSION = _history_page_version_statement()
+
+
+async def history_page_version(
+    session: AsyncSession, user: User, chat_id: int, *, page: int, per_page: int
+) -> tuple[object, ...]:
+    """What `history_page` is built from, in one small query: equal versions, equal pages.
+    Every change in the chat moves its `last_seq`; the senders' profiles are not chat events.
+    404 for a chat the user is not in, as the page itself."""
+    parameters = {
+        "chat_id": chat_id,
+        "user_id": user.id,
+        "offset": (page - 1) * per_page,
+        "limit": per_page,
+    }
+    row = (await session.execute(_HISTORY_PAGE_VERSION, parameters)).first()
+    if row is None:
+        raise chat_not_found()
+    return (media_url_version(session), *row)
 
 
 async def _advance_read_marker(

@@ -15,6 +15,7 @@ from models import (
     AiReply,
     ChatMember,
     ChatType,
+    MediaKind,
     MemberRole,
     Message,
     MessageReaction,
@@ -66,7 +67,7 @@ class MessageView(BaseModel):
     media_url: str | None = None
     media_type: str | None = None
     media_size: int | None = None
-    media_duration: float | None = None
+    media_duration: int | None = None
     forward_from_user_id: int | None
     forward_from_chat_id: int | None
     is_edited: bool
@@ -184,6 +185,13 @@ async def new_message_view(
     return _view(message, UserBrief.of(sender), [], [], media.get(message.id, []), ai_reply)
 
 
+def media_url_version(session: AsyncSession) -> str:
+    """What the media URLs in this session's message views depend on besides the media: a
+    view built now and one built later are the same only if this is."""
+    urls: MediaUrls | None = session.info.get("media_urls")
+    return f"{urls.base_url}|{urls.signer.expiry()}" if urls is not None else ""
+
+
 async def _media(session: AsyncSession, messages: Sequence[Message]) -> dict[int, list[MediaView]]:
     urls: MediaUrls | None = session.info.get("media_urls")
     return await media_fields(session, messages, urls) if urls is not None else {}
@@ -221,6 +229,26 @@ def _view(
         **aeon_media_fields(media),
         ai=AiInfo.of(ai_reply) if ai_reply is not None else None,
     )
+
+
+_TYPE_SUMMARIES = {
+    MessageType.PHOTO: "Photo",
+    MessageType.VIDEO: "Video",
+    MessageType.VOICE: "Voice message",
+    MessageType.AUDIO: "Audio",
+    MessageType.DOCUMENT: "File",
+    MessageType.ALBUM: "Album",
+}
+
+
+def message_summary(message: MessageView) -> str:
+    """A message as one readable line: its text, else what it carries ("Photo",
+    "Voice message", a file's name)."""
+    if message.text:
+        return message.text
+    if len(message.media) == 1 and message.media[0].kind in (MediaKind.AUDIO, MediaKind.DOCUMENT):
+        return message.media[0].filename
+    return _TYPE_SUMMARIES.get(message.message_type, "Message")
 
 
 async def message_view(session: AsyncSession, message: Message) -> MessageView:
@@ -291,8 +319,11 @@ class ChatListItem(BaseModel):
     title: str | None
     chat_type: ChatType
     photo_url: str | None
-    last_message: MessageView | None
+    # Aeon's: the newest message that is not deleted, as text a list can show as it is.
+    last_message: str | None
     last_message_time: datetime | None
+    # The same message in full (sender, media, seq, ...), for clients that show more.
+    last_message_detail: MessageView | None
     unread_count: int
     last_seq: int
     last_read_seq: int

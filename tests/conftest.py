@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.db import create_sessionmaker
-from core.settings import Settings
+from core.settings import AEON_ALIASES, Settings
 from tests.support.database import fresh_database_url, migrated_engine, truncate_all
 from tests.support.server import LiveServer, live_server
 from tests.support.telegram import TEST_BOT_TOKEN
@@ -106,6 +106,10 @@ def make_settings(database_url: str, tmp_dir: Path, **overrides: object) -> Sett
         # Only the apps of the AI and bot tests run reply jobs: every app that runs them takes
         # jobs from the whole database.
         "ai_runner_enabled": False,
+        # Tests send and invite fast from few users; the limits' own tests set theirs low.
+        "send_burst": 100_000,
+        "chat_create_burst": 100_000,
+        "invite_burst": 100_000,
     }
     values.update(overrides)
     return Settings.model_validate(values)
@@ -138,6 +142,8 @@ def no_env_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """Settings read in a clean folder, with none of the developer's variables."""
     for name in list(os.environ):
         if name in Settings.model_fields or name.lower() in Settings.model_fields:
+            monkeypatch.delenv(name)
+        if name.upper() in AEON_ALIASES:
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
     return tmp_path

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -15,8 +16,9 @@ import pytest
 from websockets.sync.client import connect
 
 from tests.conftest import TEST_REDIS_URL
+from tests.media.samples import png_bytes
 from tests.support.server import bind_free_port
-from tests.support.telegram import TEST_BOT_TOKEN, init_data_for
+from tests.support.telegram import TEST_BOT_TOKEN, auth_headers, init_data_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,6 +86,120 @@ def test_migrate_then_serve_on_the_embedded_default(tmp_path: Path) -> None:
         process.terminate()
         output, _ = process.communicate(timeout=30)
     assert "BOT_TOKEN is not set" in output
+
+
+def _procfile() -> dict[str, str]:
+    lines = (ROOT / "Procfile").read_text().splitlines()
+    return dict(line.split(": ", 1) for line in lines if line.strip())
+
+
+def test_an_aeon_deployment_switches_with_its_env_file_and_the_procfile(tmp_path: Path) -> None:
+    """The `.env` an Aeon deployment has (its variable names, its JSON list of origins, its
+    extra variables), the Procfile's release step, then its web process on $PORT."""
+    (tmp_path / ".env").write_text(
+        "\n".join(
+            [
+                f"DATABASE_URL=sqlite:///{tmp_path / 'aeon.db'}",
+                f"TELEGRAM_BOT_TOKEN={TEST_BOT_TOKEN}",
+                "TELEGRAM_WEBHOOK_SECRET=aeon_webhook_secret",
+                "SECRET_KEY=an-aeon-secret-key-that-is-long-enough-to-sign",
+                "ALGORITHM=HS256",
+                "ACCESS_TOKEN_EXPIRE_MINUTES=30",
+                "UPLOAD_DIR=uploads",
+                "MAX_FILE_SIZE=1000",
+                'CORS_ORIGINS=["https://aeon-client.example"]',
+                "APP_NAME=Aeon Messenger",
+                "DEBUG=true",
+            ]
+        )
+    )
+    (tmp_path / "alembic.ini").write_text((ROOT / "alembic.ini").read_text())
+    (tmp_path / "migrations").symlink_to(ROOT / "migrations")
+    sock = bind_free_port()
+    port = sock.getsockname()[1]
+    sock.close()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TEST_", "BOT_", "TELEGRAM_", "DATABASE_", "REDIS_"))
+    }
+    # The platform's variables; no Telegram to poll from a test.
+    env.update(
+        PYTHONPATH=str(ROOT),
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+        PORT=str(port),
+        BOT_MODE="off",
+    )
+    processes = _procfile()
+    shell = shutil.which("sh") or "/bin/sh"
+    subprocess.run(
+        [shell, "-c", processes["release"]],
+        cwd=tmp_path,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    process = subprocess.Popen(
+        [shell, "-c", f"exec {processes['web']}"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{base}/api/v1/health", timeout=1)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, "the server exited during start-up"
+                assert time.monotonic() < deadline, "the server did not start in 30 s"
+                time.sleep(0.1)
+        # initData signed with the token from TELEGRAM_BOT_TOKEN signs in.
+        headers = auth_headers(4242, "Aeon", username="aeon")
+        assert httpx.get(f"{base}/api/v1/me", headers=headers).status_code == 200
+        tokens = httpx.post(
+            f"{base}/api/v1/auth/telegram", json={"init_data": headers["X-Telegram-Init-Data"]}
+        ).json()
+        assert tokens["expires_in"] == 30 * 60
+        small = httpx.post(
+            f"{base}/api/v1/messages/upload-media",
+            headers=headers,
+            files={"file": ("a.png", png_bytes(), "image/png")},
+        )
+        assert small.status_code == 200, small.text
+        too_big = httpx.post(
+            f"{base}/api/v1/messages/upload-media",
+            headers=headers,
+            files={"file": ("a.bin", b"x" * 1001, "application/octet-stream")},
+        )
+        assert too_big.status_code == 413
+        assert any((tmp_path / "uploads").rglob("*")), "nothing stored under UPLOAD_DIR"
+        preflight = httpx.options(
+            f"{base}/api/v1/chats/",
+            headers={
+                "Origin": "https://aeon-client.example",
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "x-telegram-init-data",
+            },
+        )
+        assert preflight.headers["access-control-allow-origin"] == "https://aeon-client.example"
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=30)
+    assert f"0.0.0.0:{port}" in output
+    for variable, alias in (
+        ("BOT_TOKEN", "TELEGRAM_BOT_TOKEN"),
+        ("WEBHOOK_SECRET", "TELEGRAM_WEBHOOK_SECRET"),
+        ("ACCESS_TOKEN_TTL", "ACCESS_TOKEN_EXPIRE_MINUTES"),
+        ("MEDIA_DIR", "UPLOAD_DIR"),
+        ("MAX_UPLOAD_BYTES", "MAX_FILE_SIZE"),
+    ):
+        assert f"{variable} read from Aeon's {alias}" in output
 
 
 def test_an_api_process_with_the_bot_off_imports_neither_aiogram_nor_the_llm_sdks(

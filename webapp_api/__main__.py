@@ -5,13 +5,14 @@ from __future__ import annotations
 import uvicorn
 
 from core.logging import setup_logging
-from core.settings import get_settings
+from core.settings import get_settings, log_alias_uses
 from webapp_api.app import uvicorn_options
 
 
 def main() -> None:
     settings = get_settings()
     setup_logging(settings.log_level, json_lines=settings.environment == "production")
+    log_alias_uses()
     uvicorn.run(
         "webapp_api.app:create_app",
         factory=True,

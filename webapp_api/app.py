@@ -21,8 +21,10 @@ from webapp_api.middleware import (
     RequestIdMiddleware,
     StripTrailingSlashMiddleware,
     request_id_of,
+    with_security_headers,
 )
 from webapp_api.routes import (
+    admin,
     ai,
     auth,
     billing,
@@ -42,12 +44,15 @@ logger = logging.getLogger(__name__)
 
 class MessengerApi(FastAPI):
     """The API. Its sockets at /ws go straight to their endpoint, ahead of routing and the
-    middleware stack: each idle socket would keep all their frames alive (~13 KiB)."""
+    middleware stack: each idle socket would keep all their frames alive (~13 KiB). Every HTTP
+    answer gets the security headers here, outside everything, so that errors have them too."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket" and scope["path"].rstrip("/") == "/ws":
             request_id_var.set(request_id_of(scope))  # in the socket's own task
             await ws.websocket_endpoint(self.state.context, scope, receive, send)
+        elif scope["type"] == "http":
+            await super().__call__(scope, receive, with_security_headers(send))
         else:
             await super().__call__(scope, receive, send)
 
@@ -111,6 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(media.router)
     app.include_router(ai.router)
     app.include_router(billing.router)
+    app.include_router(admin.router)
     app.include_router(miniapp.router)
     app.mount("/app", miniapp.ClientFiles(directory=miniapp.CLIENT_DIR), name="client")
     app.add_api_route(
@@ -125,7 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_credentials=True,
         allow_methods=["*"],
         allow_headers=["Authorization", "Content-Type", "X-Telegram-Init-Data", "X-Request-ID"],
-        expose_headers=["X-Request-ID", "X-Next-Cursor"],
+        expose_headers=["X-Request-ID", "X-Next-Cursor", "ETag"],
     )
     app.add_middleware(StripTrailingSlashMiddleware)
     app.add_middleware(RequestIdMiddleware)

@@ -13,9 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from core.broker import Broker, create_broker
 from core.db import create_engine, create_sessionmaker
 from core.presence import PresenceStore, create_presence
+from core.ratelimit import create_rate_limiter
 from core.settings import Settings
 from services.ai_runner import AiServices
 from services.auth import AuthConfig
+from services.limits import AbuseLimits
 from services.media import media_urls
 from ws.hub import Hub
 
@@ -41,6 +43,7 @@ class AppContext:
     bot_mode: Literal["off", "polling", "webhook"]
     presence: PresenceStore
     notifier: Notifier | None
+    limits: AbuseLimits
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -107,6 +110,9 @@ class AppContext:
             bot_mode,
             presence,
             notifier,
+            AbuseLimits.from_settings(
+                settings, create_rate_limiter(settings.redis_url, settings.redis_prefix)
+            ),
         )
         if telegram is not None:
             telegram.attach(ai)
@@ -128,5 +134,6 @@ class AppContext:
             await self.ai.close()
         await self.hub.close()
         await self.presence.close()
+        await self.limits.limiter.close()
         await self.broker.close()
         await self.engine.dispose()

@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import HTTPConnection
 
 from core.db import session_scope
 from core.errors import Unauthorized
@@ -35,18 +38,56 @@ async def get_session(context: Context) -> AsyncIterator[AsyncSession]:
 Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
+class _BearerHeader(HTTPBearer):
+    """Publishes the bearer scheme in the OpenAPI document, and hands over any Authorization
+    header: a wrong one is refused with our error, not ignored."""
+
+    async def __call__(self, request: HTTPConnection) -> HTTPAuthorizationCredentials | None:
+        authorization = request.headers.get("Authorization")
+        if not authorization:
+            return None
+        scheme, credentials = get_authorization_scheme_param(authorization)
+        return HTTPAuthorizationCredentials(scheme=scheme, credentials=credentials)
+
+
+# Credentials are security schemes, not parameters: API tools (Swagger UI, fuzzers) send the
+# ones they are given instead of making up values for them.
+InitDataHeader = Annotated[
+    str | None,
+    Security(
+        APIKeyHeader(
+            name="X-Telegram-Init-Data",
+            scheme_name="TelegramInitData",
+            description="The raw `Telegram.WebApp.initData` string.",
+            auto_error=False,
+        )
+    ),
+]
+BearerHeader = Annotated[
+    HTTPAuthorizationCredentials | None,
+    Security(
+        _BearerHeader(
+            scheme_name="BearerToken",
+            description="An access token from `POST /api/v1/auth/telegram`.",
+            auto_error=False,
+        )
+    ),
+]
+
+
 async def get_identity(
     context: Context,
     session: Session,
-    init_data: Annotated[str | None, Header(alias="X-Telegram-Init-Data")] = None,
-    authorization: Annotated[str | None, Header()] = None,
+    init_data: InitDataHeader = None,
+    authorization: BearerHeader = None,
 ) -> Identity:
     """Who is calling: a bearer access token, or Telegram initData."""
-    if authorization:
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token:
+    if authorization is not None:
+        if authorization.scheme.lower() != "bearer" or not authorization.credentials:
             raise Unauthorized("Authorization must be 'Bearer <token>'", code="token_invalid")
-        return await authenticate_access_token(session, context.auth, token.strip())
+        return await authenticate_access_token(
+            session, context.auth, authorization.credentials.strip()
+        )
     if init_data is None:
         raise Unauthorized(
             "Send X-Telegram-Init-Data or an Authorization bearer token",
@@ -72,3 +113,17 @@ async def get_ai(context: Context) -> AiRuntime | None:
 
 
 Ai = Annotated[AiRuntime | None, Depends(get_ai)]
+
+
+async def get_caller(
+    context: Context, init_data: InitDataHeader = None, authorization: BearerHeader = None
+) -> User:
+    """The caller, authenticated in a unit of work of its own: for routes that must not hold
+    the request's transaction open (on SQLite, the write lock) while a file streams or while
+    they wait for the model's reply, which could then never be written."""
+    async with session_scope(context.sessionmaker, context.broker) as session:
+        identity = await get_identity(context, session, init_data, authorization)
+    return identity.user
+
+
+Caller = Annotated[User, Depends(get_caller)]

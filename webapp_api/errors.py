@@ -37,6 +37,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             error_body(exc.status_code, exc.message, exc.code, **jsonable_encoder(exc.extra)),
             status_code=exc.status_code,
+            headers=exc.headers(),
         )
 
     @app.exception_handler(RequestValidationError)

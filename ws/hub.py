@@ -3,6 +3,10 @@
 One broker listener per process fans every envelope out to the local sockets of the users it
 names. Presence and typing are ephemeral: they travel the same way but are never stored.
 
+Sockets close when their credentials end: a revocation (a session ended, a user banned) is an
+envelope for the hubs of every process, and a socket signed in with an access token closes when
+that token expires.
+
 A socket that sees a chat's seq jump holds that chat's frames. Usually the missing event is only
 late (published by another process, still in Redis while a local one overtook it), so the hub
 waits `gap_grace` before it reads the database, and then reads once for all the process's
@@ -27,9 +31,10 @@ from core.db import session_scope
 from core.events import decode_envelope, encode_envelope, encode_frame
 from core.presence import MemoryPresence, PresenceStore
 from services import presence
+from services.auth import REVOCATION_SERVICE, Revocation
 from services.events import events_after
 from ws.connection import Connection
-from ws.protocol import CLOSE_GOING_AWAY
+from ws.protocol import CLOSE_GOING_AWAY, CLOSE_SESSION_ENDED, CLOSE_TOKEN_EXPIRED
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +73,9 @@ class Hub:
         self._typing_expiry: dict[tuple[int, int], asyncio.TimerHandle] = {}
         self._typing_sent_at: dict[tuple[int, int], float] = {}
         self._gaps: dict[int, set[Connection]] = {}  # chat id -> sockets waiting out a gap
+        self._by_session: dict[str, set[Connection]] = {}  # sockets signed in with a token
+        self._session_of: dict[Connection, str] = {}
+        self._token_expiry: dict[Connection, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._remove_listener = broker.add_listener(self._on_envelope)
 
@@ -89,7 +97,11 @@ class Hub:
 
     async def close(self) -> None:
         self._remove_listener()
-        for handle in (*self._going_offline.values(), *self._typing_expiry.values()):
+        for handle in (
+            *self._going_offline.values(),
+            *self._typing_expiry.values(),
+            *self._token_expiry.values(),
+        ):
             handle.cancel()
         for connections in list(self._by_user.values()):
             for connection in list(connections):
@@ -113,6 +125,9 @@ class Hub:
 
     def _on_envelope(self, data: bytes) -> None:
         envelope = decode_envelope(data)
+        if envelope.service == REVOCATION_SERVICE:
+            self._revoke(Revocation.of_frame(envelope.frame))
+            return
         frame: str | None = None
         for user_id in envelope.user_ids:
             for connection in self._by_user.get(user_id, ()):
@@ -169,6 +184,7 @@ class Hub:
                 self._going_offline[user_id] = asyncio.get_running_loop().call_later(
                     self._presence_grace, self._went_offline, user_id
                 )
+        self._forget_credentials(connection)
         await connection.stop_writer()
         for waiting in self._gaps.values():
             waiting.discard(connection)
@@ -176,6 +192,41 @@ class Hub:
             if not self._by_user.get(user_id):
                 self._typing_expiry.pop(key).cancel()
                 self._spawn(self._send_typing(user_id, key[1], False), "typing-stop")
+
+    # -- credentials -----------------------------------------------------------------------------
+
+    def watch_credentials(
+        self, connection: Connection, *, session_id: str | None, expires_at: datetime | None
+    ) -> None:
+        """Close the socket with 4003 when its session ends (on whichever process it is ended)
+        and with 4002 when the access token it was opened with expires."""
+        if session_id is not None:
+            self._by_session.setdefault(session_id, set()).add(connection)
+            self._session_of[connection] = session_id
+        if expires_at is not None:
+            delay = max(0.0, (expires_at - datetime.now(UTC)).total_seconds())
+            self._token_expiry[connection] = asyncio.get_running_loop().call_later(
+                delay, connection.close, CLOSE_TOKEN_EXPIRED
+            )
+
+    def _forget_credentials(self, connection: Connection) -> None:
+        expiry = self._token_expiry.pop(connection, None)
+        if expiry is not None:
+            expiry.cancel()
+        session_id = self._session_of.pop(connection, None)
+        if session_id is not None:
+            connections = self._by_session[session_id]
+            connections.discard(connection)
+            if not connections:
+                del self._by_session[session_id]
+
+    def _revoke(self, revocation: Revocation) -> None:
+        closing = [
+            *(c for sid in revocation.session_ids for c in self._by_session.get(sid, ())),
+            *(c for uid in revocation.user_ids for c in self._by_user.get(uid, ())),
+        ]
+        for connection in closing:
+            connection.close(CLOSE_SESSION_ENDED)
 
     def _went_offline(self, user_id: int) -> None:
         self._going_offline.pop(user_id, None)

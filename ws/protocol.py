@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from core.bounds import Flag, Id, Seq
 from core.events import encode_frame
+from services.messages import CLIENT_MSG_ID_MAX_LENGTH
 
 # Close codes (4000-4999 are the application's).
 CLOSE_UNAUTHORIZED = 4001
+CLOSE_TOKEN_EXPIRED = 4002  # the access token expired: refresh it, reconnect and resume
+CLOSE_SESSION_ENDED = 4003  # logout, logout-all, a reused refresh token or a ban: sign in again
 CLOSE_TOO_SLOW = 4008  # "reconnect and resume": the socket fell too far behind
 CLOSE_GOING_AWAY = 1001
 
@@ -31,37 +36,37 @@ class PingFrame(_Frame):
 
 class TypingFrame(_Frame):
     type: Literal["typing"]
-    chat_id: int
-    is_typing: bool = True
+    chat_id: Id
+    is_typing: Flag = True
 
 
 class JoinChatFrame(_Frame):
     type: Literal["join_chat"]
-    chat_id: int
+    chat_id: Id
 
 
 class LeaveChatFrame(_Frame):
     type: Literal["leave_chat"]
-    chat_id: int
+    chat_id: Id
 
 
 class ReadFrame(_Frame):
     type: Literal["read"]
-    chat_id: int
-    message_id: int
+    chat_id: Id
+    message_id: Id
 
 
 class SendMessageFrame(_Frame):
     type: Literal["send_message"]
-    chat_id: int
+    chat_id: Id
     text: str = Field(max_length=8192)
-    client_msg_id: str = Field(min_length=1, max_length=64)
-    reply_to_message_id: int | None = None
+    client_msg_id: str = Field(min_length=1, max_length=CLIENT_MSG_ID_MAX_LENGTH)
+    reply_to_message_id: Id | None = None
 
 
 class ResumeFrame(_Frame):
     type: Literal["resume"]
-    chats: dict[int, Annotated[int, Field(ge=0)]] = Field(max_length=1000)
+    chats: dict[Id, Seq] = Field(max_length=1000)
 
 
 ClientFrame = Annotated[
@@ -79,10 +84,11 @@ _client_frame: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
 
 
 class FrameError(Exception):
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, **fields: Any) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.fields = fields  # extra fields of the error frame
 
 
 def parse_client_frame(text: str) -> ClientFrame:
@@ -94,7 +100,17 @@ def parse_client_frame(text: str) -> ClientFrame:
             raise FrameError("malformed_frame", "Frames are JSON objects") from None
         if kinds & {"union_tag_invalid", "union_tag_not_found"}:
             raise FrameError("unknown_type", "Unknown frame type") from None
-        raise FrameError("invalid_frame", _first_error(exc)) from None
+        raise FrameError("invalid_frame", _first_error(exc), **_client_msg_id(text)) from None
+
+
+def _client_msg_id(text: str) -> dict[str, str]:
+    """A refused send_message's `client_msg_id`, for its error frame: the client is waiting for
+    an answer with it."""
+    parsed = json.loads(text)
+    value = parsed.get("client_msg_id")
+    if isinstance(value, str) and 0 < len(value) <= CLIENT_MSG_ID_MAX_LENGTH:
+        return {"client_msg_id": value}
+    return {}
 
 
 def _first_error(exc: ValidationError) -> str:

@@ -89,3 +89,21 @@ async def test_without_a_provider_the_app_runs_and_the_ai_says_not_configured(
         group = await alice.create_group("Humans only")
         assert (await alice.send(group["id"], "hi all"))["text"] == "hi all"
     assert fake_llm.requests == []
+
+
+async def test_the_ais_own_messages_are_never_send_limited(
+    own_app: OwnAppFactory, fake_llm: FakeLLM
+) -> None:
+    # One send per user: the bot's two replies (to two users) would be over any user's burst.
+    async with own_app(send_burst=1, sends_per_minute=1) as app:
+        alice = await app.sign_up(235, "Alice")
+        bob = await app.sign_up(236, "Bob")
+        for user in (alice, bob):
+            chat_id = await open_ai_chat(user)
+            async with socket_of(app.server, user) as ws:
+                await user.send(chat_id, "hello")
+                assert (await follow_reply(ws)).end["type"] == "ai_reply_done"
+                assert (await bot_message(ws))["sender"]["is_bot"] is True
+            refused = await user.post(f"/api/v1/chats/{chat_id}/messages", json={"text": "more"})
+            assert (refused.status_code, refused.json()["code"]) == (429, "send_rate_limited")
+    assert len(fake_llm.requests) == 2

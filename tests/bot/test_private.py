@@ -315,3 +315,17 @@ async def test_the_ai_chat_is_the_one_the_mini_app_shows(bot_app: BotApp) -> Non
     alice = await bot_app.sign_up(ALICE.id, "Alice")
     chat = await alice.ok("POST", "/api/v1/chats/ai")
     assert [c.id for c in chats] == [chat["id"]]
+
+
+async def test_a_banned_user_gets_nothing_from_the_bot(bot_app: BotApp) -> None:
+    admin = await bot_app.sign_up(900001, "Root")  # in ADMIN_TELEGRAM_IDS of the test settings
+    alice = await bot_app.sign_up(ALICE.id, "Alice")
+    assert (await admin.post(f"/api/v1/admin/users/{alice.id}/ban")).status_code == 200
+    bot_app.telegram.push_update(private_text(ALICE, "/start"))
+    bot_app.telegram.push_update(private_text(ALICE, "hello?"))
+    bob = tg_user(7002, "Bob", "bob")
+    bot_app.telegram.push_update(private_text(bob, "/start"))
+    await _sent_to(bot_app, bob.id)  # updates are handled in order: Alice's came first
+    assert not [call for call in bot_app.telegram.calls if call.params.get("chat_id") == ALICE.id]
+    async with bot_app.sessionmaker() as session:
+        assert await session.scalar(select(Message).where(Message.text == "hello?")) is None

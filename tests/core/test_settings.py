@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
-from core.settings import ConfigurationError, Settings
+from core.settings import ConfigurationError, Settings, log_alias_uses
 
 
 def test_defaults_run_embedded_without_any_configuration(no_env_file: Path) -> None:
@@ -90,3 +91,98 @@ def test_development_secret_key_is_generated_once_and_kept(no_env_file: Path) ->
     assert len(first) >= 32
     assert Settings().secret_key_value() == first
     assert (no_env_file / "data" / ".secret_key").stat().st_mode & 0o077 == 0
+
+
+def test_abuse_limits_have_defaults_and_must_be_positive(
+    no_env_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings()
+    assert (settings.sends_per_minute, settings.send_burst) == (60, 30)
+    assert (settings.chat_creates_per_hour, settings.chat_create_burst) == (30, 10)
+    assert (settings.invites_per_hour, settings.invite_burst) == (100, 200)
+    monkeypatch.setenv("SEND_BURST", "5")
+    assert Settings().send_burst == 5
+    monkeypatch.setenv("SEND_BURST", "0")
+    with pytest.raises(ValidationError, match="send_burst"):
+        Settings()
+
+
+# -- Aeon's variable names ----------------------------------------------------------------------
+
+AEON_VALUES = [
+    ("TELEGRAM_BOT_TOKEN", "1:aeon", "bot_token", "1:aeon"),
+    ("TELEGRAM_WEBHOOK_SECRET", "aeon-hook", "webhook_secret", "aeon-hook"),
+    ("ACCESS_TOKEN_EXPIRE_MINUTES", "30", "access_token_ttl", 1800),
+    ("UPLOAD_DIR", "uploads", "media_dir", Path("uploads")),
+    ("MAX_FILE_SIZE", "52428800", "max_upload_bytes", 52428800),
+]
+
+
+def _value(settings: Settings, field: str) -> object:
+    value = getattr(settings, field)
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+
+@pytest.mark.parametrize(("alias", "raw", "field", "expected"), AEON_VALUES)
+def test_aeon_variable_names_are_read_when_ours_are_not_set(
+    no_env_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    alias: str,
+    raw: str,
+    field: str,
+    expected: object,
+) -> None:
+    monkeypatch.setenv(alias, raw)
+    assert _value(Settings(), field) == expected
+    with caplog.at_level(logging.INFO, logger="core.settings"):
+        log_alias_uses()
+    assert f"{field.upper()} read from Aeon's {alias}" in caplog.text
+
+
+@pytest.mark.parametrize(("alias", "raw", "field", "expected"), AEON_VALUES)
+def test_aeon_variable_names_are_read_from_an_env_file(
+    no_env_file: Path, alias: str, raw: str, field: str, expected: object
+) -> None:
+    (no_env_file / ".env").write_text(f"{alias}={raw}\n")
+    assert _value(Settings(), field) == expected
+
+
+def test_our_variable_names_win_over_aeons_and_the_log_says_so(
+    no_env_file: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "1:aeon")
+    monkeypatch.setenv("BOT_TOKEN", "2:ours")
+    monkeypatch.setenv("ACCESS_TOKEN_EXPIRE_MINUTES", "30")
+    (no_env_file / ".env").write_text("ACCESS_TOKEN_TTL=60\nUPLOAD_DIR=aeon\nMEDIA_DIR=ours\n")
+    settings = Settings()
+    assert settings.bot_token is not None
+    assert settings.bot_token.get_secret_value() == "2:ours"
+    assert (settings.access_token_ttl, settings.media_dir) == (60, Path("ours"))
+    with caplog.at_level(logging.INFO, logger="core.settings"):
+        log_alias_uses()
+    for ours, aeons in (
+        ("BOT_TOKEN", "TELEGRAM_BOT_TOKEN"),
+        ("ACCESS_TOKEN_TTL", "ACCESS_TOKEN_EXPIRE_MINUTES"),
+        ("MEDIA_DIR", "UPLOAD_DIR"),
+    ):
+        assert f"{ours} is set, so Aeon's {aeons} is ignored" in caplog.text
+    assert "read from Aeon's" not in caplog.text
+
+
+def test_aeon_minutes_that_are_not_a_number_are_refused_naming_the_variable(
+    no_env_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACCESS_TOKEN_EXPIRE_MINUTES", "half an hour")
+    with pytest.raises(ConfigurationError, match="ACCESS_TOKEN_EXPIRE_MINUTES"):
+        Settings()
+
+
+def test_cors_origins_may_be_a_json_list_as_aeon_writes_them(
+    no_env_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CORS_ORIGINS", '["https://a.example", "https://b.example"]')
+    assert Settings().cors_origins == ["https://a.example", "https://b.example"]
+    monkeypatch.setenv("CORS_ORIGINS", '["*"]')
+    with pytest.raises(ValidationError, match="CORS_ORIGINS may not contain"):
+        Settings()

@@ -134,7 +134,7 @@ async def test_media_fields_load_every_message_in_album_order(
         "media_url": song_view.url,
         "media_type": "audio/wav",
         "media_size": song["size"],
-        "media_duration": 0.5,
+        "media_duration": 1,
     }
     assert media.aeon_media_fields([])["media_url"] is None
 

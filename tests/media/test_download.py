@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.settings import Settings
-from core.signing import MediaUrlSigner
+from core.signing import MediaUrlSigner, media_path
 from tests.conftest import TEST_SECRET_KEY
-from tests.media.conftest import attach, uploaded
+from tests.media.conftest import ServerFactory, attach, uploaded
 from tests.media.samples import png_bytes, wav_bytes
 from tests.support.api import ApiUser
 from tests.support.telegram import init_data_for
@@ -154,10 +154,35 @@ async def test_an_expired_signed_url_is_403(
 ) -> None:
     item = await uploaded(alice, png_bytes())
     signer = MediaUrlSigner(TEST_SECRET_KEY, settings.media_url_ttl)
-    expires, signature = signer.sign(item["id"], now=time.time() - 2 * settings.media_url_ttl)
+    expires, signature = signer.sign(
+        media_path(item["id"]), now=time.time() - 2 * settings.media_url_ttl
+    )
     response = await client.get(f"/media/{item['id']}?exp={expires}&sig={signature}")
     assert response.status_code == 403
     assert response.json()["code"] == "media_url_expired"
+
+
+async def test_a_photo_signature_does_not_open_its_thumbnail_nor_the_other_way_round(
+    alice: ApiUser, client: httpx.AsyncClient
+) -> None:
+    item = await uploaded(alice, png_bytes(), "photo.png")
+    photo, thumbnail = urlsplit(item["url"]), urlsplit(item["thumbnail_url"])
+    assert (await client.get(item["url"])).status_code == 200
+    assert (await client.get(item["thumbnail_url"])).status_code == 200
+    for path, query in ((thumbnail.path, photo.query), (photo.path, thumbnail.query)):
+        response = await client.get(f"{path}?{query}")
+        assert response.status_code == 403
+        assert response.json()["code"] == "media_signature_invalid"
+
+
+async def test_urls_expire_within_media_url_ttl(media_server: ServerFactory) -> None:
+    async with media_server(media_url_ttl=120) as served:
+        alice = await served.sign_up(211, "Alice")
+        before = time.time()
+        item = await uploaded(alice, png_bytes(), "photo.png")
+        for url in (item["url"], item["thumbnail_url"]):
+            expires = int(parse_qs(urlsplit(url).query)["exp"][0])
+            assert before + 90 - 1 <= expires <= time.time() + 120
 
 
 async def test_range_requests_get_partial_content(

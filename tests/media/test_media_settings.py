@@ -12,7 +12,7 @@ def test_media_settings_have_defaults(no_env_file: Path) -> None:
     settings = Settings()
     assert settings.media_quota_bytes == 1024**3
     assert settings.media_uploads_per_minute == 30
-    assert settings.media_url_ttl == 86400
+    assert settings.media_url_ttl == 3600
     assert settings.public_base_url is None
 
 

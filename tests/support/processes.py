@@ -6,9 +6,12 @@ import asyncio
 import contextlib
 import os
 import sys
+import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -91,3 +94,34 @@ class TcpProxy:
 
     async def restore(self) -> None:
         await self.start()
+
+
+@dataclass
+class Cluster:
+    a: LiveServer
+    b: LiveServer
+    proxy: TcpProxy
+    env: dict[str, str]  # what both processes were configured with
+
+
+@asynccontextmanager
+async def two_api_processes(redis_url: str, cwd: Path, **env: str) -> AsyncIterator[Cluster]:
+    """Two API processes sharing a database (DATABASE_URL in `env`) and Redis, reached through
+    a proxy that can cut them off it."""
+    redis = urlsplit(redis_url)
+    proxy = TcpProxy(redis.hostname or "127.0.0.1", redis.port or 6379)
+    await proxy.start()
+    environment = {
+        "ENVIRONMENT": "test",
+        "REDIS_URL": f"redis://127.0.0.1:{proxy.port}{redis.path or '/0'}",
+        "WS_PRESENCE_GRACE": "0.2",
+        "REDIS_PREFIX": f"cluster-{uuid.uuid4().hex[:8]}",
+        **env,
+    }
+    try:
+        async with AsyncExitStack() as stack:
+            a = await stack.enter_async_context(api_process(cwd, **environment))
+            b = await stack.enter_async_context(api_process(cwd, **environment))
+            yield Cluster(a, b, proxy, environment)
+    finally:
+        await proxy.cut()

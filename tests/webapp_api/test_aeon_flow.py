@@ -167,7 +167,7 @@ async def test_a_group_conversation_through_aeon_routes_only(
     (item,) = await bob.ok("GET", "/api/v1/chats")
     assert item.keys() >= CHAT_LIST_ITEM_FIELDS
     assert (item["id"], item["title"], item["unread_count"]) == (chat_id, "Book club", 3)
-    assert item["last_message"]["id"] == reply["id"]
+    assert (item["last_message"], item["last_message_detail"]["id"]) == ("agreed", reply["id"])
     assert item["last_message_time"] == reply["created_at"]
     (carols_item,) = await carol.ok("GET", "/api/v1/chats")
     assert carols_item["unread_count"] == 4

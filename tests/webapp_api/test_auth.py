@@ -6,19 +6,23 @@ import asyncio
 import logging
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.tokens import issue_access_token
-from models import User
-from tests.conftest import TEST_SECRET_KEY
+from models import AuthSession, RefreshToken, User
+from tests.conftest import TEST_SECRET_KEY, make_settings
+from tests.support.server import live_server
 from tests.support.sql import count_statements
 from tests.support.telegram import auth_headers, init_data_for
+from webapp_api.app import create_app
 
 
 async def _users(sessionmaker: async_sessionmaker[AsyncSession]) -> list[User]:
@@ -244,12 +248,18 @@ async def test_tampered_and_expired_access_tokens_are_401(client: httpx.AsyncCli
     tampered = f"{header}.{payload}.{signature[:-2]}{'AA' if signature[-2:] != 'AA' else 'BB'}"
     response = await client.get("/api/v1/me", headers=_bearer(tampered))
     assert response.json()["code"] == "token_invalid"
-    other_key = issue_access_token("another-secret-key-of-enough-length-123", 1, "x")
+    other_key = issue_access_token(
+        "another-secret-key-of-enough-length-123", 1, "x", ttl=timedelta(minutes=15)
+    )
     response = await client.get("/api/v1/me", headers=_bearer(other_key))
     assert response.json()["code"] == "token_invalid"
     me = (await client.get("/api/v1/me", headers=_bearer(tokens["access_token"]))).json()
     expired = issue_access_token(
-        TEST_SECRET_KEY, me["id"], "sid", now=datetime.now(UTC) - timedelta(minutes=16)
+        TEST_SECRET_KEY,
+        me["id"],
+        "sid",
+        ttl=timedelta(minutes=15),
+        now=datetime.now(UTC) - timedelta(minutes=16),
     )
     response = await client.get("/api/v1/me", headers=_bearer(expired))
     assert response.status_code == 401
@@ -306,3 +316,28 @@ async def test_the_unit_of_work_commits_before_the_response(
     await client.get("/api/v1/me", headers=auth_headers(1000, "Gina"))
     async with sessionmaker() as session:
         assert await session.scalar(select(func.count()).select_from(User)) == 1
+
+
+async def test_token_lifetimes_are_settings(
+    database_url: str, tmp_dir: Path, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    app = create_app(
+        make_settings(database_url, tmp_dir, access_token_ttl=60, refresh_token_ttl=3600)
+    )
+    async with live_server(app) as server, httpx.AsyncClient(base_url=server.base_url) as client:
+        response = await client.post(
+            "/api/v1/auth/telegram", json={"init_data": init_data_for(2001, "Ttl")}
+        )
+    tokens = response.json()
+    assert tokens["expires_in"] == 60
+    claims = jwt.decode(tokens["access_token"], options={"verify_signature": False})
+    assert claims["exp"] - claims["iat"] == 60
+    async with sessionmaker() as session:
+        started, expires = (
+            await session.execute(
+                select(AuthSession.created_at, RefreshToken.expires_at).join(
+                    RefreshToken, RefreshToken.session_id == AuthSession.id
+                )
+            )
+        ).one()
+    assert expires - started == timedelta(seconds=3600)

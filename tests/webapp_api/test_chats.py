@@ -54,24 +54,41 @@ async def test_creating_a_group_makes_the_creator_owner_and_adds_the_members(
     assert chat["last_seq"] == 3
 
 
-async def test_a_group_needs_a_title(alice: ApiUser) -> None:
+async def test_an_untitled_group_is_named_after_its_members(
+    alice: ApiUser, bob: ApiUser, carol: ApiUser
+) -> None:
     for title in (None, "", "   "):
         response = await alice.post(
             "/api/v1/chats", json={"chat_type": "group", "title": title, "member_ids": []}
         )
-        assert response.status_code == 422, title
+        assert response.status_code == 200, title
+        assert response.json()["title"] == "Alice", title
+    chat = await alice.create_group("", bob, carol)
+    assert chat["title"] == "Bob, Carol"
+    shown = await bob.ok("GET", f"/api/v1/chats/{chat['id']}")
+    assert shown["title"] == "Alice, Carol"
+    listed = {c["id"]: c["title"] for c in await carol.ok("GET", "/api/v1/chats")}
+    assert listed == {chat["id"]: "Alice, Bob"}
+    found = await carol.ok("GET", "/api/v1/chats/search", params={"q": "bob"})
+    assert [c["id"] for c in found] == [chat["id"]]
 
 
-async def test_a_group_with_an_unknown_member_is_refused_and_nothing_is_created(
+async def test_member_ids_that_are_no_users_are_skipped_and_named(
     alice: ApiUser, bob: ApiUser, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
-    response = await alice.post(
+    chat = await alice.ok(
+        "POST",
         "/api/v1/chats",
-        json={"chat_type": "group", "title": "X", "member_ids": [bob.id, 999_999]},
+        json={"chat_type": "group", "title": "X", "member_ids": [bob.id, 999_999, 999_998]},
     )
-    assert response.status_code == 404
-    assert response.json()["code"] == "user_not_found"
-    assert await row_count(sessionmaker, Chat) == 0
+    assert chat["skipped_member_ids"] == [999_999, 999_998]
+    assert _roles(chat) == {alice.id: "owner", bob.id: "member"}
+    assert await row_count(sessionmaker, Chat) == 1
+    private = await alice.ok(
+        "POST", "/api/v1/chats", json={"chat_type": "private", "member_ids": [999_999, bob.id]}
+    )
+    assert (private["chat_type"], private["skipped_member_ids"]) == ("private", [999_999])
+    assert _roles(private).keys() == {alice.id, bob.id}
 
 
 async def test_a_private_chat_with_someone_is_the_same_chat_every_time(
@@ -95,17 +112,37 @@ async def test_concurrent_requests_for_one_private_chat_create_one(
     assert await _ids_in_list(alice) == [chats[0]["id"]]
 
 
-@pytest.mark.parametrize(
-    "who", ["nobody", "myself", "two others"], ids=["empty", "self", "two-others"]
-)
-async def test_a_private_chat_needs_exactly_one_other_member(
-    alice: ApiUser, bob: ApiUser, carol: ApiUser, who: str
+async def test_a_private_chat_with_no_one_else_is_my_own_saved_messages(
+    alice: ApiUser, bob: ApiUser, carol: ApiUser
 ) -> None:
-    member_ids = {"nobody": [], "myself": [alice.id], "two others": [bob.id, carol.id]}[who]
+    # What Aeon's client sends when the members field is left empty.
+    saved = await alice.ok(
+        "POST", "/api/v1/chats", json={"title": "Notes", "chat_type": "private", "member_ids": []}
+    )
+    assert (saved["chat_type"], saved["title"], saved["skipped_member_ids"]) == (
+        "private",
+        "Notes",
+        [],
+    )
+    assert _roles(saved).keys() == {alice.id}
+    again = await alice.ok(
+        "POST", "/api/v1/chats", json={"chat_type": "private", "member_ids": [alice.id, 987_654]}
+    )
+    assert (again["id"], again["skipped_member_ids"]) == (saved["id"], [987_654])
+    untitled = await bob.ok("POST", "/api/v1/chats", json={"chat_type": "private"})
+    assert untitled["title"] == "Saved Messages"
+    assert await _ids_in_list(alice) == [saved["id"]]
+    assert (await bob.get(f"/api/v1/chats/{saved['id']}")).status_code == 404
+
+
+async def test_a_private_chat_has_at_most_one_other_member(
+    alice: ApiUser, bob: ApiUser, carol: ApiUser
+) -> None:
     response = await alice.post(
-        "/api/v1/chats", json={"chat_type": "private", "member_ids": member_ids}
+        "/api/v1/chats", json={"chat_type": "private", "member_ids": [bob.id, carol.id]}
     )
     assert response.status_code == 422
+    assert response.json()["code"] == "private_chat_members"
     assert await _ids_in_list(alice) == []
 
 
@@ -142,15 +179,15 @@ async def test_the_chat_list_is_ordered_by_last_activity_with_the_last_message(
     listed = await alice.ok("GET", "/api/v1/chats")
     assert [c["id"] for c in listed] == [older["id"], newer["id"], private["id"]]
     top = listed[0]
-    assert top["last_message"]["id"] == sent["id"]
-    assert top["last_message"]["text"] == "bump"
+    assert top["last_message"] == "bump"
+    assert top["last_message_detail"]["id"] == sent["id"]
     assert top["last_message_time"] == sent["created_at"]
     assert top["unread_count"] == 1
     assert top["last_seq"] == sent["seq"]
     assert top["last_read_seq"] == 0
     assert (top["is_favorite"], top["is_muted"], top["is_archived"]) == (False, False, False)
     assert top["member_count"] == 2
-    assert listed[2]["last_message"] is None
+    assert listed[2]["last_message"] is listed[2]["last_message_detail"] is None
     assert listed[2]["title"] == "Carol"
 
 
@@ -569,6 +606,21 @@ async def test_an_invitation_for_an_unknown_username_is_accepted_at_first_sign_i
     assert await _ids_in_list(newbie) == [chat["id"]]
     assert _roles(await alice.ok("GET", f"/api/v1/chats/{chat['id']}"))[newbie.id] == "member"
     assert await row_count(sessionmaker, ChatInvitation) == 0
+
+
+async def test_check_invitations_accepts_an_invitation_left_for_me_and_returns_me(
+    alice: ApiUser, bob: ApiUser, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    chat = await alice.create_group("Team")
+    # An invitation for bob's username, stored while bob was signing in (so not accepted then).
+    async with sessionmaker() as session, session.begin():
+        session.add(ChatInvitation(chat_id=chat["id"], username="bob", invited_by=alice.id))
+    me = await bob.ok("POST", "/api/v1/users/check-invitations/")
+    assert (me["id"], me["username"]) == (bob.id, "bob")
+    assert await _ids_in_list(bob) == [chat["id"]]
+    assert await row_count(sessionmaker, ChatInvitation) == 0
+    again = await bob.ok("POST", "/api/v1/users/check-invitations")
+    assert again["id"] == bob.id
 
 
 async def test_inviting_is_for_admins_and_needs_a_username(alice: ApiUser, bob: ApiUser) -> None:

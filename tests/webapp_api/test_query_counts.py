@@ -67,7 +67,7 @@ async def test_chat_lists_cost_the_same_for_2_or_20_chats(
     large = {name: await _statements(app, alice, *call) for name, call in CHAT_LISTS.items()}
     listed = await alice.ok("GET", "/api/v1/chats")
     assert len(listed) == 20
-    assert all(item["last_message"]["reactions"] for item in listed)
+    assert all(item["last_message_detail"]["reactions"] for item in listed)
     assert {item["chat_type"] for item in listed} == {"private", "group"}
     assert large == small
 

@@ -4,55 +4,18 @@ outage degrades to per-process delivery plus resume, never to a broken API."""
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
-from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.conftest import TEST_REDIS_URL, TEST_SECRET_KEY
 from tests.support.api import ApiUser, sign_up
-from tests.support.processes import TcpProxy, api_process
+from tests.support.processes import Cluster
 from tests.support.server import LiveServer
-from tests.support.telegram import TEST_BOT_TOKEN
 from tests.support.ws import WsClient, ws_user
+from tests.ws.conftest import ClusterFactory
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
-
-
-@dataclass
-class Cluster:
-    a: LiveServer
-    b: LiveServer
-    proxy: TcpProxy
-
-
-@pytest.fixture
-async def cluster(database_url: str, engine: AsyncEngine, tmp_path: Path) -> AsyncIterator[Cluster]:
-    """Two processes on the migrated test database (`engine` migrates it and cleans up)."""
-    assert TEST_REDIS_URL
-    redis = urlsplit(TEST_REDIS_URL)
-    proxy = TcpProxy(redis.hostname or "127.0.0.1", redis.port or 6379)
-    await proxy.start()
-    env = {
-        "ENVIRONMENT": "test",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": f"redis://127.0.0.1:{proxy.port}{redis.path or '/0'}",
-        "SECRET_KEY": TEST_SECRET_KEY,
-        "BOT_TOKEN": TEST_BOT_TOKEN,
-        "WS_PRESENCE_GRACE": "0.2",
-        "REDIS_PREFIX": f"cluster-{uuid.uuid4().hex[:8]}",
-    }
-    async with AsyncExitStack() as stack:
-        a = await stack.enter_async_context(api_process(tmp_path, **env))
-        b = await stack.enter_async_context(api_process(tmp_path, **env))
-        yield Cluster(a, b, proxy)
-    await proxy.cut()
 
 
 async def _users(server: LiveServer, *names: tuple[int, str]) -> list[ApiUser]:
@@ -136,3 +99,22 @@ async def test_redis_outage_keeps_each_process_serving_and_resume_recovers(
                     continue
                 assert frame["message"]["id"] in probes
                 break
+
+
+async def test_the_send_limit_is_one_bucket_across_processes(start_cluster: ClusterFactory) -> None:
+    async with start_cluster(SEND_BURST="3", SENDS_PER_MINUTE="1") as cluster:
+        alice, bob = await _users(cluster.a, (87, "Alice"), (88, "Bob"))
+        chat = await alice.private_chat_with(bob)
+        await alice.send(chat["id"], "on A")
+        on_b = await sign_up(
+            httpx.AsyncClient(base_url=cluster.b.base_url, timeout=10), 87, "Alice"
+        )
+        await on_b.send(chat["id"], "on B")
+        async with ws_user(cluster.b, 87, "Alice") as ws:
+            await ws.send(type="send_message", chat_id=chat["id"], text="3", client_msg_id="c3")
+            await ws.wait_for("ack")
+            await ws.send(type="send_message", chat_id=chat["id"], text="4", client_msg_id="c4")
+            error = await ws.wait_for("error")
+            assert (error["code"], error["client_msg_id"]) == ("send_rate_limited", "c4")
+        refused = await alice.post(f"/api/v1/chats/{chat['id']}/messages", json={"text": "5"})
+        assert (refused.status_code, refused.json()["code"]) == (429, "send_rate_limited")

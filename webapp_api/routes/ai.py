@@ -10,9 +10,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Query
+from fastapi.responses import Response, StreamingResponse
 
+from core.bounds import Id
 from core.db import session_scope
 from core.errors import ServiceUnavailable
 from core.events import decode_envelope
@@ -21,7 +22,7 @@ from services import ai, messages, profile, users
 from services.ai import AiRuntime
 from services.views import MessageView, message_view
 from webapp_api.context import AppContext
-from webapp_api.deps import Context, CurrentUser, Session, get_identity
+from webapp_api.deps import Caller, Context, CurrentUser, Session
 from webapp_api.schemas.ai import (
     AiReplyOut,
     AiSettingsOut,
@@ -34,27 +35,26 @@ from webapp_api.schemas.ai import (
     ProfileUpdate,
     UsageOut,
 )
+from webapp_api.schemas.errors import errors
 
-router = APIRouter(prefix="/api/v1", tags=["ai"])
+router = APIRouter(prefix="/api/v1", tags=["ai"], responses=errors(401))
 
 WAIT_FOR_REPLY_SECONDS = 180.0
 FrameQueue = asyncio.Queue[dict[str, Any]]
 
 
-async def get_caller(
-    context: Context,
-    init_data: Annotated[str | None, Header(alias="X-Telegram-Init-Data")] = None,
-    authorization: Annotated[str | None, Header()] = None,
-) -> User:
-    """The caller, authenticated in a unit of work of its own. Routes that wait for the model
-    must not hold the request's transaction open meanwhile: on SQLite it is the write lock, and
-    the reply they wait for could never be written."""
-    async with session_scope(context.sessionmaker, context.broker) as session:
-        identity = await get_identity(context, session, init_data, authorization)
-    return identity.user
+class EventStream(StreamingResponse):
+    media_type = "text/event-stream"
 
 
-Caller = Annotated[User, Depends(get_caller)]
+SSE_EVENT = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"type": "string", "description": "the frame's `type`"},
+        "data": {"type": "string", "description": "the frame, as JSON"},
+    },
+}
 
 
 def _runtime(context: AppContext) -> AiRuntime:
@@ -72,14 +72,16 @@ async def list_models(context: Context, _user: CurrentUser) -> list[ModelOut]:
     return [ModelOut.model_validate(model) for model in context.ai.runtime.catalogue.usable()]
 
 
-@router.get("/chats/{chat_id}/ai", response_model=AiSettingsOut)
-async def get_chat_ai(chat_id: int, user: CurrentUser, session: Session) -> AiSettingsOut:
+@router.get("/chats/{chat_id}/ai", response_model=AiSettingsOut, responses=errors(404, 422))
+async def get_chat_ai(chat_id: Id, user: CurrentUser, session: Session) -> AiSettingsOut:
     return AiSettingsOut.model_validate(await ai.get_ai_settings(session, user, chat_id))
 
 
-@router.put("/chats/{chat_id}/ai", response_model=AiSettingsOut)
+@router.put(
+    "/chats/{chat_id}/ai", response_model=AiSettingsOut, responses=errors(400, 403, 404, 422, 503)
+)
 async def put_chat_ai(
-    chat_id: int, body: AiSettingsUpdate, user: CurrentUser, session: Session, context: Context
+    chat_id: Id, body: AiSettingsUpdate, user: CurrentUser, session: Session, context: Context
 ) -> AiSettingsOut:
     """Mode (off, mention, always), model, persona and temperature; in groups, admins only."""
     runtime = context.ai.runtime if context.ai else None
@@ -94,18 +96,20 @@ def _reply_out(reply: Any, context: AppContext) -> AiReplyOut:
     return AiReplyOut.of(reply, live_text=live)
 
 
-@router.get("/ai/replies/{reply_id}", response_model=AiReplyOut)
+@router.get("/ai/replies/{reply_id}", response_model=AiReplyOut, responses=errors(404, 422))
 async def get_ai_reply(
-    reply_id: int, user: CurrentUser, session: Session, context: Context
+    reply_id: Id, user: CurrentUser, session: Session, context: Context
 ) -> AiReplyOut:
     """A reply's state and its text so far: a client that joins late starts from here and
     applies the `ai_reply_delta` frames past `len(text)`."""
     return _reply_out(await ai.get_reply(session, user, reply_id), context)
 
 
-@router.post("/ai/replies/{reply_id}/cancel", response_model=AiReplyOut)
+@router.post(
+    "/ai/replies/{reply_id}/cancel", response_model=AiReplyOut, responses=errors(404, 409, 422)
+)
 async def cancel_ai_reply(
-    reply_id: int, user: CurrentUser, session: Session, context: Context
+    reply_id: Id, user: CurrentUser, session: Session, context: Context
 ) -> AiReplyOut:
     """Stops the reply; the text produced so far is kept as an incomplete message."""
     reply = await ai.request_cancel(session, user, reply_id)
@@ -114,16 +118,20 @@ async def cancel_ai_reply(
     return _reply_out(reply, context)
 
 
-@router.post("/messages/{message_id}/regenerate", response_model=AiReplyOut)
+@router.post(
+    "/messages/{message_id}/regenerate",
+    response_model=AiReplyOut,
+    responses=errors(400, 402, 403, 404, 409, 422, 429, 503),
+)
 async def regenerate_reply(
-    message_id: int, user: CurrentUser, session: Session, context: Context
+    message_id: Id, user: CurrentUser, session: Session, context: Context
 ) -> AiReplyOut:
     """A new AI reply to this message (or, given an AI message, to what it answered)."""
     reply = await ai.regenerate(session, _runtime(context), user, message_id)
     return _reply_out(reply, context)
 
 
-@router.get("/ai/usage", response_model=list[UsageOut])
+@router.get("/ai/usage", response_model=list[UsageOut], responses=errors(422))
 async def ai_usage(
     user: CurrentUser, session: Session, days: Annotated[int, Query(ge=1, le=366)] = 30
 ) -> list[UsageOut]:
@@ -136,7 +144,7 @@ async def get_profile(user: CurrentUser, session: Session) -> ProfileOut:
     return ProfileOut.of(await profile.get_profile(session, user))
 
 
-@router.put("/profile", response_model=ProfileOut)
+@router.put("/profile", response_model=ProfileOut, responses=errors(400, 422))
 async def put_profile(body: ProfileUpdate, user: CurrentUser, session: Session) -> ProfileOut:
     """My values, beliefs, interests, skills, desires and intentions, and whether the AI may
     use them in my direct chat."""
@@ -144,7 +152,9 @@ async def put_profile(body: ProfileUpdate, user: CurrentUser, session: Session) 
     return ProfileOut.of(saved)
 
 
-@router.post("/profile/analyze", response_model=profile.ProfileData)
+@router.post(
+    "/profile/analyze", response_model=profile.ProfileData, responses=errors(400, 422, 429, 503)
+)
 async def analyze_profile(
     body: ProfileAnalyzeRequest, _user: Caller, context: Context
 ) -> profile.ProfileData:
@@ -177,6 +187,7 @@ async def _ask(
 ) -> tuple[MessageView, int]:
     """Post the user's message and make sure the AI answers it; returns the reply id."""
     runtime = _runtime(context)
+    await context.limits.check_send(user_id)
     async with session_scope(context.sessionmaker, context.broker) as session:
         user = await users.get_user(session, user_id)
         if body.model is not None:
@@ -204,9 +215,13 @@ async def _finished_reply(
                 await asyncio.wait_for(frames.get(), 1.0)
 
 
-@router.post("/llm/chat/{chat_id}/message", response_model=LlmChatResult)
+@router.post(
+    "/llm/chat/{chat_id}/message",
+    response_model=LlmChatResult,
+    responses=errors(400, 402, 403, 404, 409, 422, 429, 503),
+)
 async def llm_chat_message(
-    chat_id: int, body: LlmChatMessage, user: Caller, context: Context
+    chat_id: Id, body: LlmChatMessage, user: Caller, context: Context
 ) -> LlmChatResult:
     """Send `content` to the AI in this chat and answer with both messages when it is done."""
     async with _reply_frames(context, chat_id) as frames:
@@ -222,10 +237,18 @@ async def llm_chat_message(
     )
 
 
-@router.post("/llm/chat/{chat_id}/message/stream")
+@router.post(
+    "/llm/chat/{chat_id}/message/stream",
+    # Response: no JSON is assumed for 200; the errors before the stream starts are JSON.
+    response_class=Response,
+    responses={
+        200: {"content": {"text/event-stream": {"schema": SSE_EVENT}}},
+        **errors(400, 402, 403, 404, 409, 422, 429, 503),
+    },
+)
 async def llm_chat_stream(
-    chat_id: int, body: LlmChatMessage, user: Caller, context: Context
-) -> StreamingResponse:
+    chat_id: Id, body: LlmChatMessage, user: Caller, context: Context
+) -> EventStream:
     """The same as server-sent events: `user_message`, then `ai_reply_started`,
     `ai_reply_delta`..., and `ai_reply_done` or `ai_reply_failed` (the WebSocket's frames)."""
     frames_scope = _reply_frames(context, chat_id)
@@ -250,11 +273,7 @@ async def llm_chat_stream(
         finally:
             await frames_scope.__aexit__(None, None, None)
 
-    return StreamingResponse(
-        events(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return EventStream(events(), headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
 def _sse(event: str, data: dict[str, Any]) -> bytes:

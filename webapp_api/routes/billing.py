@@ -23,8 +23,9 @@ from webapp_api.schemas.billing import (
     TransactionOut,
     TransactionPage,
 )
+from webapp_api.schemas.errors import errors
 
-router = APIRouter(prefix="/api/v1/billing", tags=["billing"])
+router = APIRouter(prefix="/api/v1/billing", tags=["billing"], responses=errors(401))
 
 
 def _config(context: AppContext) -> BillingConfig:
@@ -37,7 +38,7 @@ async def get_balance(user: CurrentUser, session: Session, context: Context) -> 
     return BalanceOut.of(await billing.get_balance(session, _config(context), user.id))
 
 
-@router.get("/transactions", response_model=TransactionPage)
+@router.get("/transactions", response_model=TransactionPage, responses=errors(422))
 async def list_transactions(
     user: CurrentUser,
     session: Session,
@@ -68,7 +69,7 @@ async def get_prices(_user: CurrentUser, context: Context) -> PricesOut:
     )
 
 
-@router.post("/invoice", response_model=InvoiceOut)
+@router.post("/invoice", response_model=InvoiceOut, responses=errors(400, 404, 422, 503))
 async def create_invoice(body: InvoiceRequest, user: CurrentUser, context: Context) -> InvoiceOut:
     """An invoice link (Telegram Stars) for a package, for the Mini App to open."""
     # aiogram is imported by a process when it first talks to Telegram (seconds of start-up).
@@ -81,7 +82,9 @@ async def create_invoice(body: InvoiceRequest, user: CurrentUser, context: Conte
     return InvoiceOut(invoice_link=link, package=PackageOut.of(invoice.package))
 
 
-@router.post("/admin/refund", response_model=RefundOut)
+@router.post(
+    "/admin/refund", response_model=RefundOut, responses=errors(400, 403, 404, 409, 422, 503)
+)
 async def refund_payment(
     body: RefundRequest, user: CurrentUser, session: Session, context: Context
 ) -> RefundOut:

@@ -5,17 +5,21 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
+from core.bounds import Id, Int64, Seq
 from core.errors import ServiceUnavailable, Unprocessable
 from core.settings import webapp_link
 from services import chats, events, messages, presence, users
 from services.access import require_membership
 from services.views import ChatListItem, ChatView, MemberView, MessageView, MySettings
+from webapp_api.conditional import etag, mark, not_modified
 from webapp_api.deps import Ai, Context, CurrentUser, Session
+from webapp_api.rate_limits import INVITE_LIMIT, SEND_LIMIT
 from webapp_api.schemas.chats import (
     EVENTS_PAGE_LIMIT,
     ChatCreate,
+    ChatCreated,
     ChatUpdate,
     EventOut,
     EventsOut,
@@ -31,64 +35,76 @@ from webapp_api.schemas.chats import (
     ReadRequest,
     ReadState,
 )
+from webapp_api.schemas.errors import errors
 
-router = APIRouter(prefix="/api/v1", tags=["chats"])
+router = APIRouter(prefix="/api/v1", tags=["chats"], responses=errors(401))
 
 Ok = dict[str, bool]
 
 
-@router.get("/chats", response_model=list[ChatListItem])
+@router.get("/chats", response_model=list[ChatListItem], responses=errors(422))
 async def list_chats(
     user: CurrentUser,
     session: Session,
+    request: Request,
     response: Response,
     limit: Annotated[int, Query(ge=1, le=chats.CHAT_LIST_MAX_LIMIT)] = 100,
     cursor: str | None = None,
     q: Annotated[str | None, Query(max_length=100)] = None,
-) -> list[ChatListItem]:
+) -> list[ChatListItem] | Response:
     """My active chats, most recently active first. When more exist, the `X-Next-Cursor`
-    header holds the `cursor` for the next page (the body stays Aeon's plain list)."""
+    header holds the `cursor` for the next page (the body stays Aeon's plain list).
+    Conditional: `304` to an `If-None-Match` with the current `ETag`."""
+    version = await chats.chat_list_version(session, user)
+    tag = etag("chats", user.id, limit, cursor, q, version)
+    if (unchanged := not_modified(request, tag)) is not None:
+        return unchanged
     page = await chats.list_chats(session, user, limit=limit, cursor=cursor, query=q)
     if page.next_cursor:
         response.headers["X-Next-Cursor"] = page.next_cursor
+    mark(response, tag)
     return page.items
 
 
-@router.get("/chats/search", response_model=list[ChatListItem])
+@router.get("/chats/search", response_model=list[ChatListItem], responses=errors(422))
 async def search_chats(
     user: CurrentUser,
     session: Session,
     q: Annotated[str, Query(min_length=1, max_length=100)],
     limit: Annotated[int, Query(ge=1, le=chats.CHAT_LIST_MAX_LIMIT)] = 50,
 ) -> list[ChatListItem]:
-    """My chats whose title (or, for private chats, the other person's name) matches `q`."""
+    """My chats whose title (or, for private chats and untitled groups, a member's name)
+    matches `q`."""
     return (await chats.list_chats(session, user, limit=limit, query=q)).items
 
 
-@router.post("/chats", response_model=ChatView)
-async def create_chat(body: ChatCreate, user: CurrentUser, session: Session) -> ChatView:
-    """A group (the creator becomes its owner), or the private chat with one other user
-    (the existing one if there is one)."""
+@router.post("/chats", response_model=ChatCreated, responses=errors(400, 404, 422, 429))
+async def create_chat(
+    body: ChatCreate, user: CurrentUser, session: Session, context: Context
+) -> ChatCreated:
+    """A group (the creator becomes its owner; untitled, its members name it), the private chat
+    with one other user (the existing one if there is one), or with no other member the
+    caller's own chat (Saved Messages). `member_ids` that are no user's are skipped and listed
+    in `skipped_member_ids`. Each new chat counts against the chat creation limit, and a new
+    group's members against the invitation limit."""
     if body.chat_type == "group":
-        chat = await chats.create_group(
-            session,
-            user,
-            title=body.title or "",
-            description=body.description,
-            photo_url=body.photo_url,
-            member_ids=body.member_ids,
-        )
-    else:
-        others = [uid for uid in dict.fromkeys(body.member_ids) if uid != user.id]
-        if len(others) != 1:
-            raise Unprocessable(
-                "A private chat needs exactly one other member", code="private_chat_members"
-            )
-        chat, _ = await chats.get_or_create_private_chat(session, user, others[0])
-    return await chats.get_chat(session, user, chat.id)
+        await context.limits.check_invites(user.id, len(set(body.member_ids) - {user.id}))
+    created = await chats.create_chat(
+        session,
+        user,
+        chat_type=body.chat_type,
+        title=body.title,
+        description=body.description,
+        photo_url=body.photo_url,
+        member_ids=body.member_ids,
+    )
+    if created.is_new:  # refused: the unit of work rolls the new chat back
+        await context.limits.check_chat_create(user.id)
+    view = await chats.get_chat(session, user, created.chat.id)
+    return ChatCreated(**dict(view), skipped_member_ids=created.skipped_member_ids)
 
 
-@router.post("/chats/ai", response_model=ChatView)
+@router.post("/chats/ai", response_model=ChatView, responses=errors(503))
 async def my_ai_chat(user: CurrentUser, session: Session, ai: Ai) -> ChatView:
     """My direct chat with the AI, created on first request."""
     if ai is None:
@@ -97,42 +113,44 @@ async def my_ai_chat(user: CurrentUser, session: Session, ai: Ai) -> ChatView:
     return await chats.get_chat(session, user, chat.id)
 
 
-@router.get("/chats/{chat_id}", response_model=ChatView)
-async def get_chat(chat_id: int, user: CurrentUser, session: Session) -> ChatView:
+@router.get("/chats/{chat_id}", response_model=ChatView, responses=errors(404, 422))
+async def get_chat(chat_id: Id, user: CurrentUser, session: Session) -> ChatView:
     return await chats.get_chat(session, user, chat_id)
 
 
-@router.put("/chats/{chat_id}", response_model=ChatView)
-@router.patch("/chats/{chat_id}", response_model=ChatView)
+@router.put("/chats/{chat_id}", response_model=ChatView, responses=errors(400, 403, 404, 422))
+@router.patch("/chats/{chat_id}", response_model=ChatView, responses=errors(400, 403, 404, 422))
 async def update_chat(
-    chat_id: int, body: ChatUpdate, user: CurrentUser, session: Session
+    chat_id: Id, body: ChatUpdate, user: CurrentUser, session: Session
 ) -> ChatView:
     await chats.update_chat(session, user, chat_id, changes=body.model_dump(exclude_unset=True))
     return await chats.get_chat(session, user, chat_id)
 
 
-@router.delete("/chats/{chat_id}")
-async def delete_chat(chat_id: int, user: CurrentUser, session: Session) -> Ok:
+@router.delete("/chats/{chat_id}", responses=errors(403, 404, 422))
+async def delete_chat(chat_id: Id, user: CurrentUser, session: Session) -> Ok:
     """Soft delete; the owner can restore it within 30 days."""
     await chats.delete_chat(session, user, chat_id)
     return {"ok": True}
 
 
-@router.post("/chats/{chat_id}/restore", response_model=ChatView)
-async def restore_chat(chat_id: int, user: CurrentUser, session: Session) -> ChatView:
+@router.post(
+    "/chats/{chat_id}/restore", response_model=ChatView, responses=errors(403, 404, 409, 422)
+)
+async def restore_chat(chat_id: Id, user: CurrentUser, session: Session) -> ChatView:
     await chats.restore_chat(session, user, chat_id)
     return await chats.get_chat(session, user, chat_id)
 
 
-@router.post("/chats/{chat_id}/leave")
-async def leave_chat(chat_id: int, user: CurrentUser, session: Session) -> Ok:
+@router.post("/chats/{chat_id}/leave", responses=errors(400, 404, 422))
+async def leave_chat(chat_id: Id, user: CurrentUser, session: Session) -> Ok:
     await chats.leave_chat(session, user, chat_id)
     return {"ok": True}
 
 
-@router.get("/chats/{chat_id}/online", response_model=OnlineMembers)
+@router.get("/chats/{chat_id}/online", response_model=OnlineMembers, responses=errors(404, 422))
 async def online_members(
-    chat_id: int, user: CurrentUser, session: Session, context: Context
+    chat_id: Id, user: CurrentUser, session: Session, context: Context
 ) -> OnlineMembers:
     """Who of the members is online now. Groups larger than PRESENCE_MAX_GROUP_SIZE get no
     `user_status` frames: ask this when such a group opens."""
@@ -142,40 +160,59 @@ async def online_members(
     return OnlineMembers(chat_id=chat_id, user_ids=sorted(online))
 
 
-@router.post("/chats/{chat_id}/members/{user_id}", response_model=ChatView)
-async def add_member(chat_id: int, user_id: int, user: CurrentUser, session: Session) -> ChatView:
+@router.post(
+    "/chats/{chat_id}/members/{user_id}",
+    response_model=ChatView,
+    dependencies=[INVITE_LIMIT],
+    responses=errors(400, 403, 404, 422, 429),
+)
+async def add_member(chat_id: Id, user_id: Id, user: CurrentUser, session: Session) -> ChatView:
     await chats.add_member(session, user, chat_id, user_id)
     return await chats.get_chat(session, user, chat_id)
 
 
-@router.delete("/chats/{chat_id}/members/{user_id}")
-async def remove_member(chat_id: int, user_id: int, user: CurrentUser, session: Session) -> Ok:
+@router.delete("/chats/{chat_id}/members/{user_id}", responses=errors(400, 403, 404, 422))
+async def remove_member(chat_id: Id, user_id: Id, user: CurrentUser, session: Session) -> Ok:
     """Chat admins remove members; a member may remove themself (leave)."""
     await chats.remove_member(session, user, chat_id, user_id)
     return {"ok": True}
 
 
-@router.patch("/chats/{chat_id}/members/{user_id}", response_model=MemberView)
+@router.patch(
+    "/chats/{chat_id}/members/{user_id}",
+    response_model=MemberView,
+    responses=errors(400, 403, 404, 422),
+)
 async def set_member_role(
-    chat_id: int, user_id: int, body: MemberRoleUpdate, user: CurrentUser, session: Session
+    chat_id: Id, user_id: Id, body: MemberRoleUpdate, user: CurrentUser, session: Session
 ) -> MemberView:
     """The owner sets roles; making someone owner hands ownership over."""
     member = await chats.set_member_role(session, user, chat_id, user_id, body.role)
     return MemberView.of(member, await users.get_user(session, user_id))
 
 
-@router.post("/chats/{chat_id}/invite-by-username", response_model=InviteResult)
+@router.post(
+    "/chats/{chat_id}/invite-by-username",
+    response_model=InviteResult,
+    dependencies=[INVITE_LIMIT],
+    responses=errors(400, 403, 404, 422, 429),
+)
 async def invite_by_username(
-    chat_id: int, body: InviteByUsername, user: CurrentUser, session: Session
+    chat_id: Id, body: InviteByUsername, user: CurrentUser, session: Session
 ) -> InviteResult:
     status = await chats.invite_by_username(session, user, chat_id, body.username)
     message = "User added to the chat" if status == "added" else "Invitation saved"
     return InviteResult(message=message, status=status)
 
 
-@router.post("/chats/{chat_id}/invite-link", response_model=InviteLinkOut)
+@router.post(
+    "/chats/{chat_id}/invite-link",
+    response_model=InviteLinkOut,
+    dependencies=[INVITE_LIMIT],
+    responses=errors(400, 403, 404, 422, 429),
+)
 async def create_invite_link(
-    chat_id: int,
+    chat_id: Id,
     user: CurrentUser,
     session: Session,
     context: Context,
@@ -195,21 +232,23 @@ async def create_invite_link(
     )
 
 
-@router.delete("/chats/{chat_id}/invite-link/{token}")
-async def revoke_invite_link(chat_id: int, token: str, user: CurrentUser, session: Session) -> Ok:
+@router.delete("/chats/{chat_id}/invite-link/{token}", responses=errors(403, 404, 422))
+async def revoke_invite_link(chat_id: Id, token: str, user: CurrentUser, session: Session) -> Ok:
     await chats.revoke_invite_link(session, user, chat_id, token)
     return {"ok": True}
 
 
-@router.post("/join/{token}", response_model=ChatView)
+@router.post("/join/{token}", response_model=ChatView, responses=errors(404, 422))
 async def join_by_invite_link(token: str, user: CurrentUser, session: Session) -> ChatView:
     chat = await chats.join_by_invite_link(session, user, token)
     return await chats.get_chat(session, user, chat.id)
 
 
-@router.patch("/chats/{chat_id}/settings", response_model=MySettings)
+@router.patch(
+    "/chats/{chat_id}/settings", response_model=MySettings, responses=errors(400, 404, 422)
+)
 async def update_my_chat_settings(
-    chat_id: int, body: MemberSettingsUpdate, user: CurrentUser, session: Session
+    chat_id: Id, body: MemberSettingsUpdate, user: CurrentUser, session: Session
 ) -> MySettings:
     """My own flags for this chat: favorite, muted, archived."""
     membership = await chats.update_member_settings(
@@ -224,13 +263,13 @@ async def update_my_chat_settings(
     )
 
 
-@router.get("/chats/{chat_id}/messages", response_model=HistoryOut)
+@router.get("/chats/{chat_id}/messages", response_model=HistoryOut, responses=errors(404, 422))
 async def chat_history(
-    chat_id: int,
+    chat_id: Id,
     user: CurrentUser,
     session: Session,
-    before_id: int | None = None,
-    after_id: int | None = None,
+    before_id: Int64 | None = None,
+    after_id: Int64 | None = None,
     limit: Annotated[int, Query(ge=1, le=messages.HISTORY_MAX_LIMIT)] = 50,
 ) -> HistoryOut:
     """Messages oldest first: the newest `limit`, or those before `before_id` (scroll up), or
@@ -243,9 +282,14 @@ async def chat_history(
     return HistoryOut(messages=window.messages, has_more=window.has_more)
 
 
-@router.post("/chats/{chat_id}/messages", response_model=MessageView)
+@router.post(
+    "/chats/{chat_id}/messages",
+    response_model=MessageView,
+    dependencies=[SEND_LIMIT],
+    responses=errors(400, 402, 404, 409, 422, 429),
+)
 async def send_message(
-    chat_id: int, body: MessageCreate, user: CurrentUser, session: Session, ai: Ai
+    chat_id: Id, body: MessageCreate, user: CurrentUser, session: Session, ai: Ai
 ) -> MessageView:
     """Send a message (text and/or uploaded `media_ids`). Retrying with the same
     `client_msg_id` returns the original. Where the AI answers, its reply streams on the
@@ -263,26 +307,26 @@ async def send_message(
     return sent.view
 
 
-@router.post("/chats/{chat_id}/read", response_model=ReadState)
+@router.post("/chats/{chat_id}/read", response_model=ReadState, responses=errors(400, 404, 422))
 async def mark_read(
-    chat_id: int, body: ReadRequest, user: CurrentUser, session: Session
+    chat_id: Id, body: ReadRequest, user: CurrentUser, session: Session
 ) -> ReadState:
     """Moves my read marker up to this message; never back."""
     seq = await messages.mark_read(session, user, chat_id, body.message_id)
     return ReadState(chat_id=chat_id, last_read_seq=seq)
 
 
-@router.get("/chats/{chat_id}/pinned", response_model=list[MessageView])
-async def pinned_messages(chat_id: int, user: CurrentUser, session: Session) -> list[MessageView]:
+@router.get("/chats/{chat_id}/pinned", response_model=list[MessageView], responses=errors(404, 422))
+async def pinned_messages(chat_id: Id, user: CurrentUser, session: Session) -> list[MessageView]:
     return await messages.list_pinned(session, user, chat_id)
 
 
-@router.get("/chats/{chat_id}/events", response_model=EventsOut)
+@router.get("/chats/{chat_id}/events", response_model=EventsOut, responses=errors(404, 422))
 async def chat_events(
-    chat_id: int,
+    chat_id: Id,
     user: CurrentUser,
     session: Session,
-    after_seq: Annotated[int, Query(ge=0)] = 0,
+    after_seq: Seq = 0,
     limit: Annotated[int, Query(ge=1, le=EVENTS_PAGE_LIMIT)] = 100,
 ) -> EventsOut:
     """The events after `after_seq`, in order: what a client that missed some needs. Each has

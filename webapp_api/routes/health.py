@@ -25,7 +25,11 @@ class Readiness(BaseModel):
     redis: bool | None
 
 
-@router.get("/api/v1/health", response_model=Health)
+@router.get(
+    "/api/v1/health",
+    response_model=Health,
+    responses={503: {"model": Health, "description": "The database cannot be reached"}},
+)
 async def health(context: Context) -> JSONResponse:
     database_ok = await check_database(context.engine)
     body = Health(
@@ -41,7 +45,11 @@ async def live() -> dict[str, str]:
     return {"status": "alive"}
 
 
-@router.get("/health/ready", response_model=Readiness)
+@router.get(
+    "/health/ready",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "The database or Redis cannot be reached"}},
+)
 async def ready(context: Context) -> JSONResponse:
     database_ok = await check_database(context.engine)
     redis_ok = await context.broker.ping() if context.settings.redis_url else None

@@ -8,25 +8,34 @@ no database transaction (on SQLite, the write lock) stays open while a file stre
 from __future__ import annotations
 
 from contextlib import aclosing
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from core.bounds import Id
 from core.db import session_scope
 from core.errors import AppError, Unprocessable
-from core.signing import MediaUrlSigner
+from core.signing import MediaUrlSigner, media_path
 from core.storage import create_storage
 from models import Media, MediaKind, User
 from services import media
 from services.media import MediaConfig, MediaUrls, MediaView
 from webapp_api.context import AppContext
-from webapp_api.deps import Context, get_identity
+from webapp_api.deps import Caller, Context
 from webapp_api.media_http import serve_media
+from webapp_api.schemas.errors import errors
 from webapp_api.schemas.media import AeonUploadedMedia
 from webapp_api.uploads import MultipartUpload
 
 router = APIRouter(tags=["media"])
+
+# A download's other answers (Range and conditional requests).
+DOWNLOAD_ANSWERS: dict[int | str, dict[str, Any]] = {
+    206: {"description": "The requested byte range (`Range`)"},
+    304: {"description": "Not modified since the client's copy (`If-None-Match`)"},
+    416: {"description": "The requested range lies outside the file"},
+}
 
 # The body is parsed as it streams (see webapp_api.uploads), so it is described here.
 UPLOAD_BODY: dict[str, Any] = {
@@ -48,25 +57,13 @@ UPLOAD_BODY: dict[str, Any] = {
 }
 
 
-async def get_caller(
-    context: Context,
-    init_data: Annotated[str | None, Header(alias="X-Telegram-Init-Data")] = None,
-    authorization: Annotated[str | None, Header()] = None,
-) -> User:
-    async with session_scope(context.sessionmaker, context.broker) as session:
-        identity = await get_identity(context, session, init_data, authorization)
-    return identity.user
-
-
-Caller = Annotated[User, Depends(get_caller)]
-
-
 def _urls(request: Request, context: AppContext) -> MediaUrls:
     return media.media_urls(context.settings, context.auth.secret_key, str(request.base_url))
 
 
 def _declared_kind(value: str | None) -> MediaKind | None:
-    if not value:
+    """The form's `kind`: absent means "tell from the bytes"; an empty one is no kind at all."""
+    if value is None:
         return None
     try:
         return MediaKind(value.strip().lower())
@@ -99,7 +96,12 @@ async def _receive(request: Request, user: User, context: AppContext) -> Media:
         )
 
 
-@router.post("/api/v1/media", response_model=MediaView, openapi_extra=UPLOAD_BODY)
+@router.post(
+    "/api/v1/media",
+    response_model=MediaView,
+    openapi_extra=UPLOAD_BODY,
+    responses=errors(400, 401, 413, 415, 422, 429),
+)
 async def upload_media(request: Request, user: Caller, context: Context) -> MediaView:
     """Multipart field `file`, optional field `kind` (photo, video, audio, voice, document)."""
     stored = await _receive(request, user, context)
@@ -107,7 +109,10 @@ async def upload_media(request: Request, user: Caller, context: Context) -> Medi
 
 
 @router.post(
-    "/api/v1/messages/upload-media", response_model=AeonUploadedMedia, openapi_extra=UPLOAD_BODY
+    "/api/v1/messages/upload-media",
+    response_model=AeonUploadedMedia,
+    openapi_extra=UPLOAD_BODY,
+    responses=errors(400, 401, 413, 415, 422, 429),
 )
 async def upload_media_aeon(request: Request, user: Caller, context: Context) -> AeonUploadedMedia:
     """Aeon's upload: the same engine and fields, Aeon's answer."""
@@ -120,33 +125,47 @@ async def _readable(context: AppContext, user: User, media_id: int) -> Media:
         return await media.get_media_for_download(session, user.id, media_id)
 
 
-async def _signed(context: AppContext, media_id: int, exp: str | None, sig: str | None) -> Media:
+async def _signed(
+    context: AppContext, media_id: int, exp: str | None, sig: str | None, *, thumbnail: bool
+) -> Media:
     MediaUrlSigner(context.auth.secret_key, context.settings.media_url_ttl).verify(
-        media_id, exp, sig
+        media_path(media_id, thumbnail=thumbnail), exp, sig
     )
     async with context.sessionmaker() as session:
         return await media.get_media(session, media_id)
 
 
-@router.get("/api/v1/media/{media_id}", response_class=Response)
+@router.get(
+    "/api/v1/media/{media_id}",
+    response_class=Response,
+    responses={**DOWNLOAD_ANSWERS, **errors(401, 404, 422)},
+)
 async def download_media(
-    media_id: int, request: Request, user: Caller, context: Context
+    media_id: Id, request: Request, user: Caller, context: Context
 ) -> Response:
     item = await _readable(context, user, media_id)
     return await serve_media(request, create_storage(context.settings), item)
 
 
-@router.get("/api/v1/media/{media_id}/thumbnail", response_class=Response)
+@router.get(
+    "/api/v1/media/{media_id}/thumbnail",
+    response_class=Response,
+    responses={**DOWNLOAD_ANSWERS, **errors(401, 404, 422)},
+)
 async def download_thumbnail(
-    media_id: int, request: Request, user: Caller, context: Context
+    media_id: Id, request: Request, user: Caller, context: Context
 ) -> Response:
     item = await _readable(context, user, media_id)
     return await serve_media(request, create_storage(context.settings), item, thumbnail=True)
 
 
-@router.get("/media/{media_id}", response_class=Response)
+@router.get(
+    "/media/{media_id}",
+    response_class=Response,
+    responses={**DOWNLOAD_ANSWERS, **errors(403, 404, 422)},
+)
 async def download_signed(
-    media_id: int,
+    media_id: Id,
     request: Request,
     context: Context,
     exp: str | None = None,
@@ -154,17 +173,21 @@ async def download_signed(
 ) -> Response:
     """By signed URL (as found in message payloads): no headers needed; 403 when the signature
     is wrong or expired."""
-    item = await _signed(context, media_id, exp, sig)
+    item = await _signed(context, media_id, exp, sig, thumbnail=False)
     return await serve_media(request, create_storage(context.settings), item)
 
 
-@router.get("/media/{media_id}/thumbnail", response_class=Response)
+@router.get(
+    "/media/{media_id}/thumbnail",
+    response_class=Response,
+    responses={**DOWNLOAD_ANSWERS, **errors(403, 404, 422)},
+)
 async def download_signed_thumbnail(
-    media_id: int,
+    media_id: Id,
     request: Request,
     context: Context,
     exp: str | None = None,
     sig: str | None = None,
 ) -> Response:
-    item = await _signed(context, media_id, exp, sig)
+    item = await _signed(context, media_id, exp, sig, thumbnail=True)
     return await serve_media(request, create_storage(context.settings), item, thumbnail=True)

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
+from core.bounds import Id
 from core.devtools import demo_init_data
 from core.errors import NotFound, Unprocessable
 from core.settings import Settings
@@ -104,8 +105,6 @@ async def client_index(request: Request) -> FileResponse:
         headers={
             "Cache-Control": "no-cache",
             "Content-Security-Policy": content_security_policy(settings),
-            "Referrer-Policy": "no-referrer",
-            "X-Content-Type-Options": "nosniff",
         },
     )
 
@@ -154,7 +153,7 @@ async def dev_page(request: Request, session: Session) -> HTMLResponse:
 async def dev_open(
     request: Request,
     session: Session,
-    user_id: Annotated[int | None, Form()] = None,
+    user_id: Annotated[Id | None, Form()] = None,
     first_name: Annotated[str | None, Form(min_length=1, max_length=64)] = None,
     username: Annotated[str | None, Form(pattern=r"^[A-Za-z][A-Za-z0-9_]{4,31}$")] = None,
     theme: Annotated[Literal["light", "dark"], Form()] = "light",

@@ -20,10 +20,16 @@ from core.db import session_scope
 from core.errors import AppError, Unauthorized
 from services import messages, users
 from services.access import chats_of_member, require_membership
-from services.auth import authenticate_access_token, authenticate_init_data
+from services.auth import (
+    Identity,
+    authenticate_access_token,
+    authenticate_init_data,
+    still_signed_in,
+)
 from webapp_api.context import AppContext
 from ws.connection import Connection
 from ws.protocol import (
+    CLOSE_SESSION_ENDED,
     CLOSE_UNAUTHORIZED,
     AuthFrame,
     ClientFrame,
@@ -47,25 +53,49 @@ logger = logging.getLogger(__name__)
 async def websocket_endpoint(
     context: AppContext, scope: Scope, receive: Receive, send: Send
 ) -> None:
-    user_id = await _accept(context, scope, receive, send)
-    if user_id is None:
+    connection = await _open(context, scope, receive, send)
+    if connection is None:
         return
-    # The handshake's headers and query string (initData) are done with, but uvicorn keeps
-    # this scope for the socket's life.
-    scope["headers"] = []
-    scope["query_string"] = b""
-    connection = context.hub.new_connection(send, user_id)
-    connection.send(connection_established(user_id))
-    await context.hub.register(connection)
     try:
         await _read_frames(receive, context, connection)
     finally:
         await context.hub.unregister(connection)
 
 
-async def _accept(context: AppContext, scope: Scope, receive: Receive, send: Send) -> int | None:
-    """Auth by `?init_data=`, `?token=`, or a first `auth` frame within 10 seconds: the user's
-    id once the socket is open, None if it was refused or closed."""
+async def _open(
+    context: AppContext, scope: Scope, receive: Receive, send: Send
+) -> Connection | None:
+    """An authenticated socket, registered with the hub, that closes when its credentials end."""
+    identity = await _accept(context, scope, receive, send)
+    if identity is None:
+        return None
+    # The handshake's headers and query string (initData) are done with, but uvicorn keeps
+    # this scope for the socket's life.
+    scope["headers"] = []
+    scope["query_string"] = b""
+    user_id = identity.user.id
+    connection = context.hub.new_connection(send, user_id)
+    connection.send(connection_established(user_id))
+    await context.hub.register(connection)
+    context.hub.watch_credentials(
+        connection, session_id=identity.session_id, expires_at=identity.expires_at
+    )
+    # A revocation committed after the credentials were checked but published before the hub
+    # watched this socket did not reach it: look once more, now that any later one will.
+    async with context.sessionmaker() as session:
+        signed_in = await still_signed_in(session, user_id, identity.session_id)
+    if not signed_in:
+        await context.hub.unregister(connection)  # its writer stops: the close frame is last
+        await send({"type": "websocket.close", "code": CLOSE_SESSION_ENDED})
+        return None
+    return connection
+
+
+async def _accept(
+    context: AppContext, scope: Scope, receive: Receive, send: Send
+) -> Identity | None:
+    """Auth by `?init_data=`, `?token=`, or a first `auth` frame within 10 seconds: who the
+    socket is for once it is open, None if it was refused or closed."""
     if (await receive())["type"] != "websocket.connect":
         return None
     query = dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
@@ -74,27 +104,28 @@ async def _accept(context: AppContext, scope: Scope, receive: Receive, send: Sen
         await send({"type": "websocket.accept"})
         return await _authenticate_by_first_frame(context, receive, send)
     try:
-        user_id = await _authenticate(context, init_data, token)
+        identity = await _authenticate(context, init_data, token)
     except AppError:
         # Before accept: the handshake is refused (HTTP 403).
         await send({"type": "websocket.close", "code": CLOSE_UNAUTHORIZED})
         return None
     await send({"type": "websocket.accept"})
-    return user_id
+    return identity
 
 
-async def _authenticate(context: AppContext, init_data: str | None, token: str | None) -> int:
+async def _authenticate(context: AppContext, init_data: str | None, token: str | None) -> Identity:
     async with session_scope(context.sessionmaker, context.broker) as session:
         if token:
-            return (await authenticate_access_token(session, context.auth, token)).user.id
+            return await authenticate_access_token(session, context.auth, token)
         if init_data:
-            return (await authenticate_init_data(session, context.auth, init_data)).id
+            user = await authenticate_init_data(session, context.auth, init_data)
+            return Identity(user=user, session_id=None)
     raise Unauthorized("Send init_data or token", code="init_data_missing")
 
 
 async def _authenticate_by_first_frame(
     context: AppContext, receive: Receive, send: Send
-) -> int | None:
+) -> Identity | None:
     try:
         message = await asyncio.wait_for(receive(), context.settings.ws_auth_timeout)
         if message["type"] == "websocket.disconnect":
@@ -119,7 +150,7 @@ async def _read_frames(receive: Receive, context: AppContext, connection: Connec
         try:
             await _handle(parse_client_frame(text), context, connection)
         except FrameError as exc:
-            connection.send(error_frame(exc.code, exc.message))
+            connection.send(error_frame(exc.code, exc.message, **exc.fields))
 
 
 async def _handle(client_frame: ClientFrame, context: AppContext, connection: Connection) -> None:
@@ -188,6 +219,7 @@ async def _send_message(
     client_frame: SendMessageFrame, context: AppContext, connection: Connection
 ) -> None:
     try:
+        await context.limits.check_send(connection.user_id)
         async with session_scope(context.sessionmaker, context.broker) as session:
             user = await users.get_user(session, connection.user_id)
             sent = await messages.send_message(
@@ -201,7 +233,9 @@ async def _send_message(
             )
     except AppError as exc:
         connection.send(
-            error_frame(exc.code, exc.message, client_msg_id=client_frame.client_msg_id)
+            error_frame(
+                exc.code, exc.message, client_msg_id=client_frame.client_msg_id, **exc.extra
+            )
         )
         return
     connection.send(

@@ -5,6 +5,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.bounds import Flag, Number
 from models import AiMode, AiReply, UserProfile
 from services.ai import PERSONA_MAX_LENGTH
 from services.profile import ProfileData
@@ -40,7 +41,7 @@ class AiSettingsUpdate(BaseModel):
     mode: AiMode = AiMode.MENTION
     model: str | None = Field(default=None, max_length=128)
     persona: str | None = Field(default=None, max_length=PERSONA_MAX_LENGTH)
-    temperature: float | None = Field(default=None, ge=0, le=2)
+    temperature: Number | None = Field(default=None, ge=0, le=2)
 
 
 class AiReplyOut(BaseModel):
@@ -103,7 +104,7 @@ class ProfileOut(BaseModel):
 
 
 class ProfileUpdate(BaseModel):
-    enabled: bool
+    enabled: Flag
     data: ProfileData
 
 

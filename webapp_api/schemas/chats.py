@@ -1,25 +1,32 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.bounds import INTEGERS_ONLY, Flag, Id
 from models import MemberRole
 from services.chats import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH
 from services.events import MAX_EVENTS_PAGE
 from services.messages import CLIENT_MSG_ID_MAX_LENGTH, TEXT_MAX_LENGTH
-from services.views import MessageView
+from services.views import ChatView, MessageView
 
 
 class ChatCreate(BaseModel):
-    """Aeon's create-chat body: a group, or a private chat with exactly one other member."""
+    """Aeon's create-chat body: a group, or a private chat with at most one other member."""
 
     title: str | None = Field(default=None, max_length=TITLE_MAX_LENGTH)
     chat_type: Literal["private", "group"] = "private"
     description: str | None = Field(default=None, max_length=DESCRIPTION_MAX_LENGTH)
     photo_url: str | None = Field(default=None, max_length=1024)
-    member_ids: list[int] = Field(default_factory=list, max_length=200)
+    member_ids: list[Id] = Field(default_factory=list, max_length=200)
+
+
+class ChatCreated(ChatView):
+    """The new (or existing private) chat, and the requested member ids that are no user's."""
+
+    skipped_member_ids: list[int]
 
 
 class ChatUpdate(BaseModel):
@@ -44,7 +51,7 @@ class InviteResult(BaseModel):
 
 
 class InviteLinkCreate(BaseModel):
-    expires_in_seconds: int | None = Field(default=None, gt=0, le=365 * 86400)
+    expires_in_seconds: Annotated[int, Field(gt=0, le=365 * 86400), INTEGERS_ONLY] | None = None
 
 
 class InviteLinkOut(BaseModel):
@@ -57,22 +64,22 @@ class InviteLinkOut(BaseModel):
 class MemberSettingsUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    is_favorite: bool = False
-    is_muted: bool = False
-    is_archived: bool = False
+    is_favorite: Flag = False
+    is_muted: Flag = False
+    is_archived: Flag = False
 
 
 class MessageCreate(BaseModel):
     text: str | None = Field(default=None, max_length=TEXT_MAX_LENGTH + 1024)
-    media_ids: list[int] = Field(default_factory=list, max_length=10)
-    reply_to_message_id: int | None = None
+    media_ids: list[Id] = Field(default_factory=list, max_length=10)
+    reply_to_message_id: Id | None = None
     client_msg_id: str | None = Field(
         default=None, min_length=1, max_length=CLIENT_MSG_ID_MAX_LENGTH
     )
 
 
 class AeonMessageCreate(MessageCreate):
-    chat_id: int
+    chat_id: Id
     # Aeon sends it; the type actually follows the attached media.
     message_type: str = "text"
 
@@ -82,7 +89,7 @@ class MessageEdit(BaseModel):
 
 
 class ReadRequest(BaseModel):
-    message_id: int
+    message_id: Id
 
 
 class ReadState(BaseModel):

@@ -5,8 +5,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.bounds import Flag
 from models import User
 from services.users import BIO_MAX_LENGTH
+from services.views import UserBrief
 
 
 class Me(BaseModel):
@@ -25,7 +27,13 @@ class Me(BaseModel):
     bio: str | None
     allows_write_to_pm: bool
     notifications_enabled: bool
+    # Accounts are never deactivated here; Aeon's clients read the flag.
+    is_active: bool = True
     created_at: datetime
+    updated_at: datetime
+    # Aeon's organisation links, which this messenger does not have.
+    subordinates: list[UserBrief] = []
+    managers: list[UserBrief] = []
 
     @classmethod
     def of(cls, user: User) -> Me:
@@ -44,6 +52,7 @@ class Me(BaseModel):
             allows_write_to_pm=user.allows_write_to_pm,
             notifications_enabled=user.notifications_enabled,
             created_at=user.created_at,
+            updated_at=user.updated_at,
         )
 
 
@@ -51,7 +60,7 @@ class MeUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     bio: str | None = Field(default=None, max_length=BIO_MAX_LENGTH)
-    notifications_enabled: bool = True  # only fields the client sent are applied
+    notifications_enabled: Flag = True  # only fields the client sent are applied
 
 
 class TelegramSignIn(BaseModel):

@@ -168,8 +168,8 @@ function confirmSent(chatId, message) {
   store.upsertMessages(chatId, [message]);
   store.dropPending(message.client_msg_id);
   const chat = state.chats.get(chatId);
-  if (chat && (!chat.last_message || chat.last_message.seq <= message.seq)) {
-    chat.last_message = message;
+  if (chat && (!chat.last_message_detail || chat.last_message_detail.seq <= message.seq)) {
+    chat.last_message_detail = message;
     chat.last_message_time = message.created_at;
     store.emit("chats");
   }

@@ -8,6 +8,9 @@ const PONG_TIMEOUT_MS = 8_000;
 const BACKOFF_BASE_MS = 500;
 const BACKOFF_MAX_MS = 15_000;
 const CLOSE_UNAUTHORIZED = 4001;
+const CLOSE_TOKEN_EXPIRED = 4002; // the access token ran out: refresh, reconnect at once, resume
+const CLOSE_SESSION_ENDED = 4003; // logged out elsewhere, or the refresh token was reused
+const NEEDS_FRESH_TOKEN = new Set([CLOSE_UNAUTHORIZED, CLOSE_TOKEN_EXPIRED, CLOSE_SESSION_ENDED]);
 
 export class Socket {
   /**
@@ -98,7 +101,8 @@ export class Socket {
     if (ws !== this.ws) return;
     this.ws = null;
     this.stopPing();
-    if (code === CLOSE_UNAUTHORIZED) this.freshToken = true;
+    if (NEEDS_FRESH_TOKEN.has(code)) this.freshToken = true;
+    if (code === CLOSE_TOKEN_EXPIRED) this.attempt = 0;
     this.onFrame({ type: "socket_closed", code });
     if (!this.stopped) this.scheduleReconnect();
   }

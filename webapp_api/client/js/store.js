@@ -55,7 +55,7 @@ export function upsertChat(item, { silent = false } = {}) {
   state.chats.set(item.id, chat);
   if (item.peer) rememberUser(item.peer);
   if (typeof item.last_seq === "number" && !state.seqs.has(item.id)) state.seqs.set(item.id, item.last_seq);
-  if (item.last_message) rememberUser(item.last_message.sender);
+  if (item.last_message_detail) rememberUser(item.last_message_detail.sender);
   if (!silent) {
     emit("chats");
     emit(`chat:${item.id}`);
@@ -84,7 +84,7 @@ export function setDetails(view) {
     is_muted: view.my_settings?.is_muted,
     peer: chat?.peer || peer || null,
     unread_count: chat ? chat.unread_count : 0,
-    last_message: chat ? chat.last_message : null,
+    last_message_detail: chat ? chat.last_message_detail : null,
     last_message_time: chat ? chat.last_message_time : view.updated_at,
     last_seq: chat?.last_seq ?? view.last_seq,
   });
@@ -221,8 +221,8 @@ function updateLoaded(chatId, messageId, changes) {
     emit(`messages:${chatId}`, { ids: [messageId] });
   }
   const chat = state.chats.get(chatId);
-  if (chat && chat.last_message && chat.last_message.id === messageId) {
-    chat.last_message = { ...chat.last_message, ...changes };
+  if (chat && chat.last_message_detail && chat.last_message_detail.id === messageId) {
+    chat.last_message_detail = { ...chat.last_message_detail, ...changes };
     emit("chats");
   }
 }
@@ -236,7 +236,7 @@ const HANDLERS = {
     for (const reply of state.ai.values()) {
       if (reply.chat_id === chat.id && (reply.message_ids || []).includes(message.id)) removeAi(reply.reply_id);
     }
-    chat.last_message = message;
+    chat.last_message_detail = message;
     chat.last_message_time = message.created_at;
     if (!mine && !(state.activeChatId === chat.id && document.visibilityState === "visible")) {
       chat.unread_count = (chat.unread_count || 0) + 1;
@@ -251,8 +251,8 @@ const HANDLERS = {
   message_edited(event, chat) {
     const box = state.messages.get(chat.id);
     if (box && box.byId.has(event.message.id)) upsertMessages(chat.id, [event.message], { fromEvent: true });
-    if (chat.last_message && chat.last_message.id === event.message.id) {
-      chat.last_message = event.message;
+    if (chat.last_message_detail && chat.last_message_detail.id === event.message.id) {
+      chat.last_message_detail = event.message;
       emit("chats");
     }
   },

@@ -22,7 +22,7 @@ function chatRow(chat) {
   const peer = chat.peer;
   const online = chat.chat_type === "private" && peer && state.online.get(peer.id) === true;
   const typingIds = store.typingUsers(chat.id);
-  const last = chat.last_message;
+  const last = chat.last_message_detail;
   let preview;
   if (typingIds.length) {
     preview = h("span.preview.typing", chat.chat_type === "group" ? `${userName(state.users.get(typingIds[0]))} is typing…` : "typing…");

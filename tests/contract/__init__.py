@@ -1,0 +1,1 @@
+"""Contract tests: our API against the Aeon contract, written from the contract alone."""
