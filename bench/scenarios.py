@@ -1,4 +1,4 @@
-"""The eight scenarios of the benchmark, and their sizes (full and quick)."""
+"""The nine scenarios of the benchmark, and their sizes (full and quick)."""
 
 from __future__ import annotations
 

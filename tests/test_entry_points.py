@@ -88,95 +88,6 @@ def test_migrate_then_serve_on_the_embedded_default(tmp_path: Path) -> None:
     assert "BOT_TOKEN is not set" in output
 
 
-def test_an_api_process_with_the_bot_off_imports_neither_aiogram_nor_the_llm_sdks(
-    tmp_path: Path,
-) -> None:
-    """They take seconds to import; a process imports them when it first needs them."""
-    script = (
-        "import asyncio, sys\n"
-        "from core.settings import Settings\n"
-        "from webapp_api.app import create_app\n"
-        "from webapp_api.context import AppContext\n"
-        "async def main():\n"
-        "    create_app()\n"
-        "    await (await AppContext.open(Settings())).close()\n"
-        "asyncio.run(main())\n"
-        "print(sorted({name.partition('.')[0] for name in sys.modules}))\n"
-    )
-    env = _env(
-        tmp_path,
-        BOT_TOKEN="123456:test-token",
-        BOT_MODE="off",
-        OPENAI_API_KEY="test-key",
-        ANTHROPIC_API_KEY="test-key",
-        AI_RUNNER_ENABLED="false",
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    imported = set(result.stdout.strip().strip("[]").replace("'", "").split(", "))
-    assert "fastapi" in imported
-    assert imported.isdisjoint({"aiogram", "openai", "anthropic"})
-
-
-@pytest.mark.redis
-def test_several_workers_serve_http_and_sockets(tmp_path: Path) -> None:
-    """uvicorn hands its options to each worker process (pickled): the socket protocol too."""
-    assert TEST_REDIS_URL is not None
-    sock = bind_free_port()
-    port = sock.getsockname()[1]
-    sock.close()
-    env = _env(
-        tmp_path,
-        PORT=str(port),
-        WORKERS="2",
-        REDIS_URL=TEST_REDIS_URL,
-        BOT_TOKEN=TEST_BOT_TOKEN,
-        BOT_MODE="off",
-    )
-    subprocess.run(
-        [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini"), "upgrade", "head"],
-        cwd=tmp_path,
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "webapp_api"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1)
-                break
-            except httpx.TransportError:
-                assert process.poll() is None, "the server exited during start-up"
-                assert time.monotonic() < deadline, "the server did not start in 60 s"
-                time.sleep(0.1)
-        url = f"ws://127.0.0.1:{port}/ws?init_data={quote(init_data_for(9601, 'Wes'))}"
-        with connect(url, open_timeout=10) as ws:
-            assert json.loads(ws.recv(timeout=10))["type"] == "connection_established"
-            ws.send(json.dumps({"type": "ping"}))
-            assert json.loads(ws.recv(timeout=10))["type"] == "pong"
-    finally:
-        process.terminate()
-        output, _ = process.communicate(timeout=30)
-    assert "Traceback" not in output, output
-
-
 def _procfile() -> dict[str, str]:
     lines = (ROOT / "Procfile").read_text().splitlines()
     return dict(line.split(": ", 1) for line in lines if line.strip())
@@ -289,3 +200,92 @@ def test_an_aeon_deployment_switches_with_its_env_file_and_the_procfile(tmp_path
         ("MAX_UPLOAD_BYTES", "MAX_FILE_SIZE"),
     ):
         assert f"{variable} read from Aeon's {alias}" in output
+
+
+def test_an_api_process_with_the_bot_off_imports_neither_aiogram_nor_the_llm_sdks(
+    tmp_path: Path,
+) -> None:
+    """They take seconds to import; a process imports them when it first needs them."""
+    script = (
+        "import asyncio, sys\n"
+        "from core.settings import Settings\n"
+        "from webapp_api.app import create_app\n"
+        "from webapp_api.context import AppContext\n"
+        "async def main():\n"
+        "    create_app()\n"
+        "    await (await AppContext.open(Settings())).close()\n"
+        "asyncio.run(main())\n"
+        "print(sorted({name.partition('.')[0] for name in sys.modules}))\n"
+    )
+    env = _env(
+        tmp_path,
+        BOT_TOKEN="123456:test-token",
+        BOT_MODE="off",
+        OPENAI_API_KEY="test-key",
+        ANTHROPIC_API_KEY="test-key",
+        AI_RUNNER_ENABLED="false",
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    imported = set(result.stdout.strip().strip("[]").replace("'", "").split(", "))
+    assert "fastapi" in imported
+    assert imported.isdisjoint({"aiogram", "openai", "anthropic"})
+
+
+@pytest.mark.redis
+def test_several_workers_serve_http_and_sockets(tmp_path: Path) -> None:
+    """uvicorn hands its options to each worker process (pickled): the socket protocol too."""
+    assert TEST_REDIS_URL is not None
+    sock = bind_free_port()
+    port = sock.getsockname()[1]
+    sock.close()
+    env = _env(
+        tmp_path,
+        PORT=str(port),
+        WORKERS="2",
+        REDIS_URL=TEST_REDIS_URL,
+        BOT_TOKEN=TEST_BOT_TOKEN,
+        BOT_MODE="off",
+    )
+    subprocess.run(
+        [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini"), "upgrade", "head"],
+        cwd=tmp_path,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "webapp_api"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, "the server exited during start-up"
+                assert time.monotonic() < deadline, "the server did not start in 60 s"
+                time.sleep(0.1)
+        url = f"ws://127.0.0.1:{port}/ws?init_data={quote(init_data_for(9601, 'Wes'))}"
+        with connect(url, open_timeout=10) as ws:
+            assert json.loads(ws.recv(timeout=10))["type"] == "connection_established"
+            ws.send(json.dumps({"type": "ping"}))
+            assert json.loads(ws.recv(timeout=10))["type"] == "pong"
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=30)
+    assert "Traceback" not in output, output
