@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from core.bounds import Id, Int64, Seq
+from core.bounds import Id, Int64, Seq, Text
 from core.errors import ServiceUnavailable, Unprocessable
 from core.settings import webapp_link
 from services import chats, events, messages, presence, users
@@ -49,8 +49,8 @@ async def list_chats(
     request: Request,
     response: Response,
     limit: Annotated[int, Query(ge=1, le=chats.CHAT_LIST_MAX_LIMIT)] = 100,
-    cursor: str | None = None,
-    q: Annotated[str | None, Query(max_length=100)] = None,
+    cursor: Text | None = None,
+    q: Annotated[Text | None, Query(max_length=100)] = None,
 ) -> list[ChatListItem] | Response:
     """My active chats, most recently active first. When more exist, the `X-Next-Cursor`
     header holds the `cursor` for the next page (the body stays Aeon's plain list).
@@ -70,7 +70,7 @@ async def list_chats(
 async def search_chats(
     user: CurrentUser,
     session: Session,
-    q: Annotated[str, Query(min_length=1, max_length=100)],
+    q: Annotated[Text, Query(min_length=1, max_length=100)],
     limit: Annotated[int, Query(ge=1, le=chats.CHAT_LIST_MAX_LIMIT)] = 50,
 ) -> list[ChatListItem]:
     """My chats whose title (or, for private chats, the other person's name) matches `q`."""
@@ -232,13 +232,13 @@ async def create_invite_link(
 
 
 @router.delete("/chats/{chat_id}/invite-link/{token}", responses=errors(403, 404, 422))
-async def revoke_invite_link(chat_id: Id, token: str, user: CurrentUser, session: Session) -> Ok:
+async def revoke_invite_link(chat_id: Id, token: Text, user: CurrentUser, session: Session) -> Ok:
     await chats.revoke_invite_link(session, user, chat_id, token)
     return {"ok": True}
 
 
 @router.post("/join/{token}", response_model=ChatView, responses=errors(404, 422))
-async def join_by_invite_link(token: str, user: CurrentUser, session: Session) -> ChatView:
+async def join_by_invite_link(token: Text, user: CurrentUser, session: Session) -> ChatView:
     chat = await chats.join_by_invite_link(session, user, token)
     return await chats.get_chat(session, user, chat.id)
 

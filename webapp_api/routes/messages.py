@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from core.bounds import Id, Page
+from core.bounds import Id, Page, Text
 from services import messages, users
 from services.chats import normalize_username
 from services.views import MessageView, UserBrief
@@ -161,7 +161,7 @@ async def unpin_message(message_id: Id, user: CurrentUser, session: Session) -> 
 async def search_messages(
     user: CurrentUser,
     session: Session,
-    q: Annotated[str, Query(min_length=1, max_length=200)],
+    q: Annotated[Text, Query(min_length=1, max_length=200)],
     chat_id: Id | None = None,
     limit: Annotated[int, Query(ge=1, le=messages.SEARCH_MAX_LIMIT)] = 20,
 ) -> list[MessageView]:
@@ -175,6 +175,6 @@ async def search_messages(
     tags=["users"],
     responses=errors(404, 422),
 )
-async def find_user(username: str, user: CurrentUser, session: Session) -> UserBrief:
+async def find_user(username: Text, user: CurrentUser, session: Session) -> UserBrief:
     """Find someone by their Telegram username, to start a private chat with them."""
     return UserBrief.of(await users.get_user_by_username(session, normalize_username(username)))
