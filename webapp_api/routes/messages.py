@@ -144,14 +144,14 @@ async def remove_reaction(message_id: Id, user: CurrentUser, session: Session) -
 
 
 @router.post(
-    "/messages/{message_id}/pin", response_model=MessageView, responses=errors(403, 404, 422)
+    "/messages/{message_id}/pin", response_model=MessageView, responses=errors(400, 403, 404, 422)
 )
 async def pin_message(message_id: Id, user: CurrentUser, session: Session) -> MessageView:
     return await messages.set_pinned(session, user, message_id, pinned=True)
 
 
 @router.delete(
-    "/messages/{message_id}/pin", response_model=MessageView, responses=errors(403, 404, 422)
+    "/messages/{message_id}/pin", response_model=MessageView, responses=errors(400, 403, 404, 422)
 )
 async def unpin_message(message_id: Id, user: CurrentUser, session: Session) -> MessageView:
     return await messages.set_pinned(session, user, message_id, pinned=False)
