@@ -240,8 +240,7 @@ async def polling(ctx: Context, outcome: Outcome) -> None:
             "windows": [full.as_dict(), revalidated.as_dict(), floor.as_dict()],
         }
     )
-    rate = round(full.polls / max(full.seconds, 1e-9), 1)
-    at = f"{len(users)} users, {rate:g} polls/s"
+    at = f"{len(users)} users, {full.polls / sizes.polling_seconds:.0f} polls/s offered"
     not_modified = revalidated.statuses.get(304, 0) / max(revalidated.polls, 1) * 100
     for window, name in ((full, "full answers"), (revalidated, "If-None-Match")):
         outcome.rows += [

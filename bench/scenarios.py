@@ -74,7 +74,7 @@ QUICK = Sizes(
     ai_paced_runs=0,
     validations=2_000,
     polling_users=60,
-    polling_seconds=10.0,
+    polling_seconds=5.0,
     polling_messages=5,
 )
 

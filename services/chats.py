@@ -602,7 +602,7 @@ async def list_chats(
         statement = statement.where(
             or_(
                 func.lower(Chat.title).like(pattern, escape="\\"),
-                and_(Chat.type != ChatType.GROUP, peer_matches.exists()),
+                and_(or_(Chat.type != ChatType.GROUP, Chat.title.is_(None)), peer_matches.exists()),
             )
         )
     rows = (

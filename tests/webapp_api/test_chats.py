@@ -69,6 +69,8 @@ async def test_an_untitled_group_is_named_after_its_members(
     assert shown["title"] == "Alice, Carol"
     listed = {c["id"]: c["title"] for c in await carol.ok("GET", "/api/v1/chats")}
     assert listed == {chat["id"]: "Alice, Bob"}
+    found = await carol.ok("GET", "/api/v1/chats/search", params={"q": "bob"})
+    assert [c["id"] for c in found] == [chat["id"]]
 
 
 async def test_member_ids_that_are_no_users_are_skipped_and_named(

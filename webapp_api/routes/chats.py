@@ -73,7 +73,8 @@ async def search_chats(
     q: Annotated[Text, Query(min_length=1, max_length=100)],
     limit: Annotated[int, Query(ge=1, le=chats.CHAT_LIST_MAX_LIMIT)] = 50,
 ) -> list[ChatListItem]:
-    """My chats whose title (or, for private chats, the other person's name) matches `q`."""
+    """My chats whose title (or, for private chats and untitled groups, a member's name)
+    matches `q`."""
     return (await chats.list_chats(session, user, limit=limit, query=q)).items
 
 
