@@ -13,7 +13,7 @@ from core.settings import webapp_link
 from services import chats, events, messages, presence, users
 from services.access import require_membership
 from services.views import ChatListItem, ChatView, MemberView, MessageView, MySettings
-from webapp_api.conditional import etag, mark, not_modified
+from webapp_api.conditional import NOT_MODIFIED, etag, mark, not_modified
 from webapp_api.deps import Ai, Context, CurrentUser, Session
 from webapp_api.rate_limits import INVITE_LIMIT, SEND_LIMIT
 from webapp_api.schemas.chats import (
@@ -42,7 +42,7 @@ router = APIRouter(prefix="/api/v1", tags=["chats"], responses=errors(401))
 Ok = dict[str, bool]
 
 
-@router.get("/chats", response_model=list[ChatListItem], responses=errors(422))
+@router.get("/chats", response_model=list[ChatListItem], responses={**errors(422), **NOT_MODIFIED})
 async def list_chats(
     user: CurrentUser,
     session: Session,

@@ -10,7 +10,7 @@ from core.bounds import Id, Page, Text
 from services import messages, users
 from services.chats import normalize_username
 from services.views import MessageView, UserBrief
-from webapp_api.conditional import etag, mark, not_modified
+from webapp_api.conditional import NOT_MODIFIED, etag, mark, not_modified
 from webapp_api.deps import Ai, CurrentUser, Session
 from webapp_api.rate_limits import SEND_LIMIT
 from webapp_api.schemas.chats import (
@@ -47,7 +47,11 @@ async def send_message(
     return sent.view
 
 
-@router.get("/messages/chat/{chat_id}", response_model=MessageList, responses=errors(404, 422))
+@router.get(
+    "/messages/chat/{chat_id}",
+    response_model=MessageList,
+    responses={**errors(404, 422), **NOT_MODIFIED},
+)
 async def message_page(
     chat_id: Id,
     user: CurrentUser,
