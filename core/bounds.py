@@ -13,9 +13,9 @@ text, and `"42"` means 42 in a JSON body too.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, Strict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, Strict, model_validator
 from pydantic_core import PydanticCustomError
 
 INT64_MIN = -(2**63)
@@ -59,3 +59,38 @@ Flag = Annotated[bool, Strict()]
 
 Number = Annotated[float, Strict()]
 """A JSON number (integer or not), never a boolean or a string."""
+
+
+NUL_MESSAGE = "Strings may not contain the NUL character (\\u0000)"
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise PydanticCustomError("string_nul", NUL_MESSAGE)
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
+"""A string from a path or a query: no NUL, which no PostgreSQL text column can store."""
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False
+
+
+class Input(BaseModel):
+    """A request body or a client frame. No string in it may hold NUL (`\u0000`): no
+    PostgreSQL text or JSON column can store one, and the write would fail in the driver."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        if _holds_nul(data):
+            raise ValueError(NUL_MESSAGE)
+        return data

@@ -236,7 +236,9 @@ def _parse_user(value: str) -> WebAppUser:
 def _within(value: str | None, max_length: int, pattern: re.Pattern[str] | None = None) -> bool:
     if value is None:
         return True
-    return len(value) <= max_length and (pattern is None or pattern.fullmatch(value) is not None)
+    if len(value) > max_length or "\x00" in value:  # no column stores NUL
+        return False
+    return pattern is None or pattern.fullmatch(value) is not None
 
 
 def require_telegram_limits(user: WebAppUser) -> None:

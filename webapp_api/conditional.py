@@ -19,6 +19,12 @@ CACHE_HEADERS = {
 }
 
 
+# The `responses=` entry of a conditional read, so the OpenAPI document lists its 304.
+NOT_MODIFIED: dict[int | str, dict[str, str]] = {
+    304: {"description": "Not modified: `If-None-Match` holds the current `ETag` (no body)"}
+}
+
+
 def etag(*version: object) -> str:
     digest = hashlib.sha256(repr(version).encode()).hexdigest()[:32]
     return f'W/"{digest}"'

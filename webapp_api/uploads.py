@@ -114,6 +114,8 @@ class MultipartUpload:
             self._has_file = True
             # Browsers send the name as raw UTF-8; the parser hands it over byte for byte.
             self.filename = options.get(b"filename", b"").decode("utf-8", "replace") or None
+            if self.filename is not None and "\x00" in self.filename:
+                raise Unprocessable("The file name may not contain NUL", code="filename_invalid")
         elif len(self.fields) >= MAX_FIELDS:
             raise BadRequest("Too many form fields", code="too_many_fields")
         self._part = name

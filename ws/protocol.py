@@ -6,9 +6,9 @@ import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 
-from core.bounds import Flag, Id, Seq
+from core.bounds import Flag, Id, Input, Seq
 from core.events import encode_frame
 from services.messages import CLIENT_MSG_ID_MAX_LENGTH
 
@@ -20,7 +20,7 @@ CLOSE_TOO_SLOW = 4008  # "reconnect and resume": the socket fell too far behind
 CLOSE_GOING_AWAY = 1001
 
 
-class _Frame(BaseModel):
+class _Frame(Input):
     model_config = ConfigDict(extra="ignore")
 
 

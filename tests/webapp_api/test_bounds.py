@@ -284,3 +284,62 @@ async def test_a_server_error_shows_no_stack_trace(tmp_path: Path) -> None:
 async def test_a_cursor_past_bigint_is_422(alice: ApiUser, path: str, cursor: str) -> None:
     response = await alice.get(path, params={"cursor": cursor})
     assert (response.status_code, response.json()["code"]) == (422, "bad_cursor"), response.text
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/api/v1/chats/{chat}/messages", {"text": "a\u0000b"}),
+        ("POST", "/api/v1/chats/{chat}/messages", {"text": "x", "client_msg_id": "m\u0000"}),
+        ("PATCH", "/api/v1/chats/{chat}", {"title": "a\u0000b"}),
+        ("POST", "/api/v1/chats", {"chat_type": "group", "title": "\u0000"}),
+        ("PATCH", "/api/v1/me", {"bio": "a\u0000b"}),
+        ("PUT", "/api/v1/profile", {"enabled": True, "data": {"intentions": ["x\u0000"]}}),
+    ],
+)
+async def test_a_nul_character_in_a_body_is_422_on_every_backend(
+    alice: ApiUser, sessionmaker: Sessions, method: str, path: str, body: dict[str, Any]
+) -> None:
+    """PostgreSQL stores no NUL in text or JSON: it used to be a 500 there (found by the fuzzer)."""
+    chat = await alice.create_group("Team")
+    response = await alice.request(method, path.replace("{chat}", str(chat["id"])), json=body)
+    assert _is_validation_error(response, "body"), response.text
+    assert await _count(sessionmaker, Message) == 0
+    assert (await alice.ok("GET", f"/api/v1/chats/{chat['id']}"))["title"] == "Team"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "where"),
+    [
+        ("GET", "/api/v1/search/messages?q=a%00b", "query"),
+        ("GET", "/api/v1/chats?q=a%00b", "query"),
+        ("GET", "/api/v1/chats?cursor=%00", "query"),
+        ("GET", "/api/v1/chats/search?q=a%00b", "query"),
+        ("GET", "/api/v1/users/by-username/a%00b", "path"),
+        ("POST", "/api/v1/join/a%00b", "path"),
+        ("DELETE", "/api/v1/chats/{chat}/invite-link/a%00b", "path"),
+    ],
+)
+async def test_a_nul_character_in_a_url_is_422_on_every_backend(
+    alice: ApiUser, method: str, path: str, where: str
+) -> None:
+    chat = await alice.create_group("Team")
+    response = await alice.request(method, path.replace("{chat}", str(chat["id"])))
+    assert _is_validation_error(response, where), response.text
+
+
+async def test_a_nul_in_an_upload_file_name_is_422_and_nothing_is_stored(
+    alice: ApiUser, sessionmaker: Sessions
+) -> None:
+    # Written by hand: httpx would percent-encode the NUL.
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="file"; filename="p\x00.png"\r\n'
+        b"Content-Type: image/png\r\n\r\n" + png_bytes() + b"\r\n--b--\r\n"
+    )
+    response = await alice.post(
+        "/api/v1/media",
+        content=body,
+        headers={"Content-Type": "multipart/form-data; boundary=b"},
+    )
+    assert (response.status_code, response.json()["code"]) == (422, "filename_invalid")
+    assert await _count(sessionmaker, Media) == 0

@@ -77,3 +77,12 @@ async def test_an_identity_at_telegram_limits_signs_in(client: httpx.AsyncClient
     assert response.status_code == 200, response.text
     me = response.json()
     assert (me["telegram_id"], me["username"], me["language_code"]) == (2**52, "u" * 32, "zh-hans")
+
+
+async def test_a_nul_in_a_telegram_name_is_refused(
+    client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    raw = init_data_for(611, "E\u0000ve", last_name="L\u0000")
+    response = await client.get("/api/v1/me", headers={"X-Telegram-Init-Data": raw})
+    assert (response.status_code, response.json()["code"]) == (401, "init_data_malformed")
+    assert await _users(sessionmaker) == 0

@@ -84,3 +84,13 @@ def test_path_ids_carry_the_bigint_bounds(document: dict[str, Any]) -> None:
     for schema in ids:
         assert (schema["type"], schema["format"], schema["minimum"]) == ("integer", "int64", 1)
         assert schema["maximum"] == 2**63 - 1
+
+
+def test_conditional_reads_document_their_304(document: dict[str, Any]) -> None:
+    conditional = [
+        document["paths"][path]["get"]["responses"]
+        for path in ("/api/v1/chats", "/api/v1/messages/chat/{chat_id}", "/api/v1/me")
+    ]
+    for responses in conditional:
+        assert "304" in responses
+        assert "content" not in responses["304"]

@@ -38,6 +38,7 @@ HUGE = 1180591620717411303424  # 2**70: the issue's frame
         {"type": "resume", "chats": {"{chat}": 2**63}},
         {"type": "resume", "chats": {"{chat}": -1}},
         {"type": "resume", "chats": {"{chat}": True}},
+        {"type": "send_message", "chat_id": "{chat}", "text": "a\u0000b", "client_msg_id": "x"},
     ],
 )
 async def test_an_out_of_range_frame_gets_an_error_and_the_socket_keeps_working(

@@ -7,13 +7,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from core.bounds import Id, Int64, Seq
+from core.bounds import Id, Int64, Seq, Text
 from core.errors import ServiceUnavailable, Unprocessable
 from core.settings import webapp_link
 from services import chats, events, messages, presence, users
 from services.access import require_membership
 from services.views import ChatListItem, ChatView, MemberView, MessageView, MySettings
-from webapp_api.conditional import etag, mark, not_modified
+from webapp_api.conditional import NOT_MODIFIED, etag, mark, not_modified
 from webapp_api.deps import Ai, Context, CurrentUser, Session
 from webapp_api.rate_limits import INVITE_LIMIT, SEND_LIMIT
 from webapp_api.schemas.chats import (
@@ -42,15 +42,15 @@ router = APIRouter(prefix="/api/v1", tags=["chats"], responses=errors(401))
 Ok = dict[str, bool]
 
 
-@router.get("/chats", response_model=list[ChatListItem], responses=errors(422))
+@router.get("/chats", response_model=list[ChatListItem], responses={**errors(422), **NOT_MODIFIED})
 async def list_chats(
     user: CurrentUser,
     session: Session,
     request: Request,
     response: Response,
     limit: Annotated[int, Query(ge=1, le=chats.CHAT_LIST_MAX_LIMIT)] = 100,
-    cursor: str | None = None,
-    q: Annotated[str | None, Query(max_length=100)] = None,
+    cursor: Text | None = None,
+    q: Annotated[Text | None, Query(max_length=100)] = None,
 ) -> list[ChatListItem] | Response:
     """My active chats, most recently active first. When more exist, the `X-Next-Cursor`
     header holds the `cursor` for the next page (the body stays Aeon's plain list).
@@ -70,7 +70,7 @@ async def list_chats(
 async def search_chats(
     user: CurrentUser,
     session: Session,
-    q: Annotated[str, Query(min_length=1, max_length=100)],
+    q: Annotated[Text, Query(min_length=1, max_length=100)],
     limit: Annotated[int, Query(ge=1, le=chats.CHAT_LIST_MAX_LIMIT)] = 50,
 ) -> list[ChatListItem]:
     """My chats whose title (or, for private chats and untitled groups, a member's name)
@@ -233,13 +233,13 @@ async def create_invite_link(
 
 
 @router.delete("/chats/{chat_id}/invite-link/{token}", responses=errors(403, 404, 422))
-async def revoke_invite_link(chat_id: Id, token: str, user: CurrentUser, session: Session) -> Ok:
+async def revoke_invite_link(chat_id: Id, token: Text, user: CurrentUser, session: Session) -> Ok:
     await chats.revoke_invite_link(session, user, chat_id, token)
     return {"ok": True}
 
 
 @router.post("/join/{token}", response_model=ChatView, responses=errors(404, 422))
-async def join_by_invite_link(token: str, user: CurrentUser, session: Session) -> ChatView:
+async def join_by_invite_link(token: Text, user: CurrentUser, session: Session) -> ChatView:
     chat = await chats.join_by_invite_link(session, user, token)
     return await chats.get_chat(session, user, chat.id)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from services import chats, users
-from webapp_api.conditional import etag, mark, not_modified
+from webapp_api.conditional import NOT_MODIFIED, etag, mark, not_modified
 from webapp_api.deps import CurrentUser, Session
 from webapp_api.schemas.errors import errors
 from webapp_api.schemas.users import Me, MeUpdate
@@ -11,7 +11,7 @@ from webapp_api.schemas.users import Me, MeUpdate
 router = APIRouter(prefix="/api/v1", tags=["me"], responses=errors(401))
 
 
-@router.get("/me", response_model=Me)
+@router.get("/me", response_model=Me, responses=NOT_MODIFIED)
 async def get_me(user: CurrentUser, request: Request, response: Response) -> Me | Response:
     """My profile. Conditional: `304` to an `If-None-Match` with the current `ETag`."""
     tag = etag("me", user.id, user.updated_at)

@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from core.bounds import Id, Page
+from core.bounds import Id, Page, Text
 from services import messages, users
 from services.chats import normalize_username
 from services.views import MessageView, UserBrief
-from webapp_api.conditional import etag, mark, not_modified
+from webapp_api.conditional import NOT_MODIFIED, etag, mark, not_modified
 from webapp_api.deps import Ai, CurrentUser, Session
 from webapp_api.rate_limits import SEND_LIMIT
 from webapp_api.schemas.chats import (
@@ -47,7 +47,11 @@ async def send_message(
     return sent.view
 
 
-@router.get("/messages/chat/{chat_id}", response_model=MessageList, responses=errors(404, 422))
+@router.get(
+    "/messages/chat/{chat_id}",
+    response_model=MessageList,
+    responses={**errors(404, 422), **NOT_MODIFIED},
+)
 async def message_page(
     chat_id: Id,
     user: CurrentUser,
@@ -144,14 +148,14 @@ async def remove_reaction(message_id: Id, user: CurrentUser, session: Session) -
 
 
 @router.post(
-    "/messages/{message_id}/pin", response_model=MessageView, responses=errors(403, 404, 422)
+    "/messages/{message_id}/pin", response_model=MessageView, responses=errors(400, 403, 404, 422)
 )
 async def pin_message(message_id: Id, user: CurrentUser, session: Session) -> MessageView:
     return await messages.set_pinned(session, user, message_id, pinned=True)
 
 
 @router.delete(
-    "/messages/{message_id}/pin", response_model=MessageView, responses=errors(403, 404, 422)
+    "/messages/{message_id}/pin", response_model=MessageView, responses=errors(400, 403, 404, 422)
 )
 async def unpin_message(message_id: Id, user: CurrentUser, session: Session) -> MessageView:
     return await messages.set_pinned(session, user, message_id, pinned=False)
@@ -161,7 +165,7 @@ async def unpin_message(message_id: Id, user: CurrentUser, session: Session) -> 
 async def search_messages(
     user: CurrentUser,
     session: Session,
-    q: Annotated[str, Query(min_length=1, max_length=200)],
+    q: Annotated[Text, Query(min_length=1, max_length=200)],
     chat_id: Id | None = None,
     limit: Annotated[int, Query(ge=1, le=messages.SEARCH_MAX_LIMIT)] = 20,
 ) -> list[MessageView]:
@@ -175,6 +179,6 @@ async def search_messages(
     tags=["users"],
     responses=errors(404, 422),
 )
-async def find_user(username: str, user: CurrentUser, session: Session) -> UserBrief:
+async def find_user(username: Text, user: CurrentUser, session: Session) -> UserBrief:
     """Find someone by their Telegram username, to start a private chat with them."""
     return UserBrief.of(await users.get_user_by_username(session, normalize_username(username)))

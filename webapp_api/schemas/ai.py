@@ -5,7 +5,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.bounds import Flag, Number
+from core.bounds import Flag, Input, Number
 from models import AiMode, AiReply, UserProfile
 from services.ai import PERSONA_MAX_LENGTH
 from services.profile import ProfileData
@@ -35,7 +35,7 @@ class AiSettingsOut(BaseModel):
     can_edit: bool
 
 
-class AiSettingsUpdate(BaseModel):
+class AiSettingsUpdate(Input):
     model_config = ConfigDict(extra="forbid")
 
     mode: AiMode = AiMode.MENTION
@@ -103,16 +103,16 @@ class ProfileOut(BaseModel):
         return cls(enabled=profile.enabled, data=ProfileData.model_validate(data))
 
 
-class ProfileUpdate(BaseModel):
+class ProfileUpdate(Input):
     enabled: Flag
     data: ProfileData
 
 
-class ProfileAnalyzeRequest(BaseModel):
+class ProfileAnalyzeRequest(Input):
     text: str = Field(min_length=1, max_length=8000)
 
 
-class LlmChatMessage(BaseModel):
+class LlmChatMessage(Input):
     content: str = Field(min_length=1, max_length=4096)
     model: str | None = Field(default=None, max_length=128)
 

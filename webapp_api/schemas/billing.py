@@ -4,6 +4,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.bounds import Input
 from core.settings import StarPackage
 from models import LedgerEntry, StarPayment
 from services.billing import Balance
@@ -81,7 +82,7 @@ class PricesOut(BaseModel):
     daily_free: int = Field(description=MICROS)
 
 
-class InvoiceRequest(BaseModel):
+class InvoiceRequest(Input):
     package: str = Field(min_length=1, max_length=32)
 
 
@@ -90,7 +91,7 @@ class InvoiceOut(BaseModel):
     package: PackageOut
 
 
-class RefundRequest(BaseModel):
+class RefundRequest(Input):
     telegram_payment_charge_id: str = Field(min_length=1, max_length=256)
 
 

@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.bounds import INTEGERS_ONLY, Flag, Id
+from core.bounds import INTEGERS_ONLY, Flag, Id, Input
 from models import MemberRole
 from services.chats import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH
 from services.events import MAX_EVENTS_PAGE
@@ -13,7 +13,7 @@ from services.messages import CLIENT_MSG_ID_MAX_LENGTH, TEXT_MAX_LENGTH
 from services.views import ChatView, MessageView
 
 
-class ChatCreate(BaseModel):
+class ChatCreate(Input):
     """Aeon's create-chat body: a group, or a private chat with at most one other member."""
 
     title: str | None = Field(default=None, max_length=TITLE_MAX_LENGTH)
@@ -29,7 +29,7 @@ class ChatCreated(ChatView):
     skipped_member_ids: list[int]
 
 
-class ChatUpdate(BaseModel):
+class ChatUpdate(Input):
     model_config = ConfigDict(extra="forbid")
 
     title: str | None = Field(default=None, max_length=TITLE_MAX_LENGTH)
@@ -37,11 +37,11 @@ class ChatUpdate(BaseModel):
     photo_url: str | None = Field(default=None, max_length=1024)
 
 
-class MemberRoleUpdate(BaseModel):
+class MemberRoleUpdate(Input):
     role: MemberRole
 
 
-class InviteByUsername(BaseModel):
+class InviteByUsername(Input):
     username: str = Field(min_length=1, max_length=65)
 
 
@@ -50,7 +50,7 @@ class InviteResult(BaseModel):
     status: Literal["added", "invited"]
 
 
-class InviteLinkCreate(BaseModel):
+class InviteLinkCreate(Input):
     expires_in_seconds: Annotated[int, Field(gt=0, le=365 * 86400), INTEGERS_ONLY] | None = None
 
 
@@ -61,7 +61,7 @@ class InviteLinkOut(BaseModel):
     expires_at: datetime | None
 
 
-class MemberSettingsUpdate(BaseModel):
+class MemberSettingsUpdate(Input):
     model_config = ConfigDict(extra="forbid")
 
     is_favorite: Flag = False
@@ -69,7 +69,7 @@ class MemberSettingsUpdate(BaseModel):
     is_archived: Flag = False
 
 
-class MessageCreate(BaseModel):
+class MessageCreate(Input):
     text: str | None = Field(default=None, max_length=TEXT_MAX_LENGTH + 1024)
     media_ids: list[Id] = Field(default_factory=list, max_length=10)
     reply_to_message_id: Id | None = None
@@ -84,11 +84,11 @@ class AeonMessageCreate(MessageCreate):
     message_type: str = "text"
 
 
-class MessageEdit(BaseModel):
+class MessageEdit(Input):
     text: str = Field(max_length=TEXT_MAX_LENGTH + 1024)
 
 
-class ReadRequest(BaseModel):
+class ReadRequest(Input):
     message_id: Id
 
 
@@ -102,7 +102,7 @@ class OnlineMembers(BaseModel):
     user_ids: list[int]  # members with a socket open now, ascending
 
 
-class ReactionSet(BaseModel):
+class ReactionSet(Input):
     emoji: str = Field(min_length=1, max_length=32)
 
 

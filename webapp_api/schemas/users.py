@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.bounds import Flag
+from core.bounds import Flag, Input
 from models import User
 from services.users import BIO_MAX_LENGTH
 from services.views import UserBrief
@@ -56,18 +56,18 @@ class Me(BaseModel):
         )
 
 
-class MeUpdate(BaseModel):
+class MeUpdate(Input):
     model_config = ConfigDict(extra="forbid")
 
     bio: str | None = Field(default=None, max_length=BIO_MAX_LENGTH)
     notifications_enabled: Flag = True  # only fields the client sent are applied
 
 
-class TelegramSignIn(BaseModel):
+class TelegramSignIn(Input):
     init_data: str = Field(min_length=1)
 
 
-class RefreshRequest(BaseModel):
+class RefreshRequest(Input):
     refresh_token: str = Field(min_length=1, max_length=512)
 
 
