@@ -10,9 +10,10 @@ pinned; tests/ws/test_socket_protocol.py checks what is replaced here.
 
 Close means close: the app's close frame is written at once, past the frames the peer has not
 taken yet (flow control would queue it behind them for as long as the peer does not read), and
-a peer that has not answered it within `close_timeout` is reset. So is one whose ping went
-unanswered and whose unread frames keep the connection from closing. uvicorn's own close only
-waits for the send buffer to drain, which a peer that stopped reading never lets happen.
+a peer that has not answered it within `close_timeout` is reset. One whose ping went unanswered
+is reset at once: it is not reading, and its unread frames would keep a close from completing
+(in the kernel's send buffer, where the app cannot see them) until it reads again. uvicorn's own
+close only waits for the send buffer to drain, which a peer that stopped reading never allows.
 """
 
 from __future__ import annotations
@@ -113,10 +114,20 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         self._reset_later()
 
     def keepalive_timeout(self) -> None:
-        closing = self.close_sent or self.transport.is_closing()
-        super().keepalive_timeout()
-        if not closing:
-            self._reset_later()
+        if self.close_sent or self.transport.is_closing():
+            super().keepalive_timeout()
+            return
+        # A peer that answers no ping has stopped reading (or is gone). A close frame would wait
+        # behind what it has not read, in the kernel's send buffer, where a plain close leaves
+        # it until the peer reads again: reset at once, so it reconnects and resumes.
+        self.pong_timer = None
+        self.pending_ping_payload = None
+        logger.warning(
+            "WebSocket %s answered no ping within %.1f s: reset",
+            self._peer(),
+            self.config.ws_ping_timeout,
+        )
+        self._abort()
 
     def _reset_later(self) -> None:
         if self.close_timer is not None:
@@ -130,10 +141,16 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         sent = self.conn.close_sent
         logger.warning(
             "WebSocket %s did not take its close frame (code %s) within %.1f s: reset",
-            f"{self.client[0]}:{self.client[1]}" if self.client else "-",
+            self._peer(),
             sent.code if sent is not None else "-",
             self.close_timeout,
         )
+        self._abort()
+
+    def _peer(self) -> str:
+        return f"{self.client[0]}:{self.client[1]}" if self.client else "-"
+
+    def _abort(self) -> None:
         sock = self.transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_ON_CLOSE)

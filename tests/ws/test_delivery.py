@@ -349,27 +349,33 @@ async def test_a_client_that_stops_reading_is_closed_however_little_it_is_sent(
     assert [m["id"] for m in stored] == [ack["message_id"]]
 
 
-async def test_a_client_whose_ping_times_out_behind_unread_frames_is_reset(
-    database_url: str, tmp_dir: Path, engine: AsyncEngine
+async def test_a_client_whose_ping_times_out_behind_unread_frames_is_reset_and_logged(
+    database_url: str, tmp_dir: Path, engine: AsyncEngine, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The ping timeout (well before WS_SEND_TIMEOUT) closes the socket; the frames it has not
-    read keep that close from completing, and the server resets it."""
+    """The ping timeout (well before WS_SEND_TIMEOUT) finds a client that stopped reading while
+    the kernel's buffers still take what it is sent (the app never sees it fall behind): the
+    server logs it and resets the connection at once, instead of leaving its unread frames to
+    wait in the kernel until it reads again."""
     settings = make_settings(
         database_url, tmp_dir, ws_ping_interval=1.0, ws_ping_timeout=0.5, ws_close_timeout=0.2
     )
     app: FastAPI = create_app(settings)
     async with (
-        live_server(app, send_buffer=4096) as small,
-        httpx.AsyncClient(base_url=small.base_url) as http,
+        live_server(app) as server,
+        httpx.AsyncClient(base_url=server.base_url) as http,
     ):
         alice, slow = await sign_up(http, 67, "Ari"), await sign_up(http, 68, "Sol")
         chat_id = (await alice.private_chat_with(slow))["id"]
         last = (await alice.send(chat_id, "seen"))["seq"]
-        async with _not_reading(small, 68, "Sol") as slow_ws:
-            await slow_ws.send(type="resume", chats={str(chat_id): last})
-            for index in range(30):  # ~120 KB: more than the buffers on the way can take
-                await alice.send(chat_id, f"{index} " + "x" * 4000)
-            await wait_until(lambda: _reset_by_peer(slow_ws))
+        with caplog.at_level(logging.INFO):
+            async with _not_reading(server, 68, "Sol") as slow_ws:
+                await slow_ws.send(type="resume", chats={str(chat_id): last})
+                for index in range(30):  # ~120 KB: more than the client's buffers take
+                    await alice.send(chat_id, f"{index} " + "x" * 4000)
+                await wait_until(lambda: _reset_by_peer(slow_ws))
+    assert any(
+        "answered no ping within 0.5 s: reset" in record.getMessage() for record in caplog.records
+    )
 
 
 async def test_a_replay_longer_than_the_send_queue_arrives_whole(
