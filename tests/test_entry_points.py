@@ -8,6 +8,9 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -36,6 +39,52 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+MIGRATE = [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini"), "upgrade", "head"]
+
+
+def _free_port() -> int:
+    sock = bind_free_port()
+    port: int = sock.getsockname()[1]
+    sock.close()
+    return port
+
+
+@dataclass
+class Served:
+    base_url: str
+    output: str = ""  # what the process printed, once it has stopped
+
+
+@contextmanager
+def _serving(
+    command: list[str], cwd: Path, env: dict[str, str], port: int, start_within: float = 60
+) -> Iterator[Served]:
+    """Starts the server `command` runs and waits for its health route; stops it afterwards,
+    keeping what it printed."""
+    process = subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    served = Served(f"http://127.0.0.1:{port}")
+    try:
+        deadline = time.monotonic() + start_within
+        while True:
+            try:
+                httpx.get(f"{served.base_url}/api/v1/health", timeout=1)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, "the server exited during start-up"
+                assert time.monotonic() < deadline, f"the server did not start in {start_within} s"
+                time.sleep(0.1)
+        yield served
+    finally:
+        process.terminate()
+        served.output, _ = process.communicate(timeout=30)
+
+
+def _migrate(command: list[str], cwd: Path, env: dict[str, str]) -> None:
+    subprocess.run(command, cwd=cwd, env=env, check=True, capture_output=True, timeout=60)
+
+
 def test_bot_exits_cleanly_when_not_configured(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "bot"],
@@ -51,41 +100,13 @@ def test_bot_exits_cleanly_when_not_configured(tmp_path: Path) -> None:
 
 
 def test_migrate_then_serve_on_the_embedded_default(tmp_path: Path) -> None:
-    sock = bind_free_port()
-    port = sock.getsockname()[1]
-    sock.close()
+    port = _free_port()
     env = _env(tmp_path, PORT=str(port))
-    subprocess.run(
-        [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini"), "upgrade", "head"],
-        cwd=tmp_path,
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "webapp_api"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                response = httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1)
-                break
-            except httpx.TransportError:
-                assert process.poll() is None, "the server exited during start-up"
-                assert time.monotonic() < deadline, "the server did not start in 30 s"
-                time.sleep(0.1)
+    _migrate(MIGRATE, tmp_path, env)
+    with _serving([sys.executable, "-m", "webapp_api"], tmp_path, env, port) as served:
+        response = httpx.get(f"{served.base_url}/api/v1/health", timeout=5)
         assert response.json()["status"] == "healthy"
-    finally:
-        process.terminate()
-        output, _ = process.communicate(timeout=30)
-    assert "BOT_TOKEN is not set" in output
+    assert "BOT_TOKEN is not set" in served.output
 
 
 def _procfile() -> dict[str, str]:
@@ -115,9 +136,7 @@ def test_an_aeon_deployment_switches_with_its_env_file_and_the_procfile(tmp_path
     )
     (tmp_path / "alembic.ini").write_text((ROOT / "alembic.ini").read_text())
     (tmp_path / "migrations").symlink_to(ROOT / "migrations")
-    sock = bind_free_port()
-    port = sock.getsockname()[1]
-    sock.close()
+    port = _free_port()
     env = {
         k: v
         for k, v in os.environ.items()
@@ -132,33 +151,9 @@ def test_an_aeon_deployment_switches_with_its_env_file_and_the_procfile(tmp_path
     )
     processes = _procfile()
     shell = shutil.which("sh") or "/bin/sh"
-    subprocess.run(
-        [shell, "-c", processes["release"]],
-        cwd=tmp_path,
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    process = subprocess.Popen(
-        [shell, "-c", f"exec {processes['web']}"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{base}/api/v1/health", timeout=1)
-                break
-            except httpx.TransportError:
-                assert process.poll() is None, "the server exited during start-up"
-                assert time.monotonic() < deadline, "the server did not start in 30 s"
-                time.sleep(0.1)
+    _migrate([shell, "-c", processes["release"]], tmp_path, env)
+    with _serving([shell, "-c", f"exec {processes['web']}"], tmp_path, env, port) as served:
+        base = served.base_url
         # initData signed with the token from TELEGRAM_BOT_TOKEN signs in.
         headers = auth_headers(4242, "Aeon", username="aeon")
         assert httpx.get(f"{base}/api/v1/me", headers=headers).status_code == 200
@@ -188,9 +183,7 @@ def test_an_aeon_deployment_switches_with_its_env_file_and_the_procfile(tmp_path
             },
         )
         assert preflight.headers["access-control-allow-origin"] == "https://aeon-client.example"
-    finally:
-        process.terminate()
-        output, _ = process.communicate(timeout=30)
+    output = served.output
     assert f"0.0.0.0:{port}" in output
     for variable, alias in (
         ("BOT_TOKEN", "TELEGRAM_BOT_TOKEN"),
@@ -243,9 +236,7 @@ def test_an_api_process_with_the_bot_off_imports_neither_aiogram_nor_the_llm_sdk
 def test_several_workers_serve_http_and_sockets(tmp_path: Path) -> None:
     """uvicorn hands its options to each worker process (pickled): the socket protocol too."""
     assert TEST_REDIS_URL is not None
-    sock = bind_free_port()
-    port = sock.getsockname()[1]
-    sock.close()
+    port = _free_port()
     env = _env(
         tmp_path,
         PORT=str(port),
@@ -254,38 +245,11 @@ def test_several_workers_serve_http_and_sockets(tmp_path: Path) -> None:
         BOT_TOKEN=TEST_BOT_TOKEN,
         BOT_MODE="off",
     )
-    subprocess.run(
-        [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini"), "upgrade", "head"],
-        cwd=tmp_path,
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "webapp_api"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1)
-                break
-            except httpx.TransportError:
-                assert process.poll() is None, "the server exited during start-up"
-                assert time.monotonic() < deadline, "the server did not start in 60 s"
-                time.sleep(0.1)
+    _migrate(MIGRATE, tmp_path, env)
+    with _serving([sys.executable, "-m", "webapp_api"], tmp_path, env, port) as served:
         url = f"ws://127.0.0.1:{port}/ws?init_data={quote(init_data_for(9601, 'Wes'))}"
         with connect(url, open_timeout=10) as ws:
             assert json.loads(ws.recv(timeout=10))["type"] == "connection_established"
             ws.send(json.dumps({"type": "ping"}))
             assert json.loads(ws.recv(timeout=10))["type"] == "pong"
-    finally:
-        process.terminate()
-        output, _ = process.communicate(timeout=30)
-    assert "Traceback" not in output, output
+    assert "Traceback" not in served.output, served.output

@@ -15,11 +15,11 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from core.broker import Broker
 from core.db import session_scope
 from services import messages, users
 from tests.conftest import make_settings
 from tests.support.api import ApiUser, sign_up
+from tests.support.brokers import HeldBack
 from tests.support.server import LiveServer, live_server, wait_until
 from tests.support.sql import watch_statements
 from tests.support.ws import Frame, WsClient, ws_user
@@ -27,20 +27,6 @@ from webapp_api.app import create_app
 from ws.hub import Hub
 
 GAP_GRACE = 0.1
-
-
-class HeldBack(Broker):
-    """A doorbell that rings nobody: what is published waits here."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.envelopes: list[bytes] = []
-
-    async def publish(self, data: bytes) -> None:
-        self.envelopes.append(data)
-
-    async def ping(self) -> bool:
-        return True
 
 
 @dataclass

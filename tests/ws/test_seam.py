@@ -17,28 +17,14 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from core.broker import Broker
 from core.db import session_scope
 from services import chats, messages, users
 from tests.conftest import make_settings
 from tests.support.api import ApiUser, sign_up
+from tests.support.brokers import HeldBack
 from tests.support.server import LiveServer, live_server
 from tests.support.ws import Frame, WsClient, ws_user
 from webapp_api.app import create_app
-
-
-class HeldBack(Broker):
-    """A doorbell that rings nobody: what is published waits here."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.envelopes: list[bytes] = []
-
-    async def publish(self, data: bytes) -> None:
-        self.envelopes.append(data)
-
-    async def ping(self) -> bool:
-        return True
 
 
 @dataclass
