@@ -15,18 +15,15 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import aiohttp
 import asyncpg
 
 from bench.cluster import Cluster
+from bench.context import Context
 from bench.measure import Outcome, Row, Setup, bounded
 from bench.procinfo import process_cpu_seconds, sample_cpu
 from bench.stats import summarize
-
-if TYPE_CHECKING:
-    from bench.scenarios import Context
 
 logger = logging.getLogger("bench")
 

@@ -40,10 +40,11 @@ from bench.cluster import (
     check_postgres,
     running_cluster,
 )
+from bench.context import FULL, QUICK, Context, Sizes
 from bench.measure import Outcome
 from bench.procinfo import machine_cpu_seconds, machine_info, raise_nofile_limit
 from bench.report import markdown, update_docs
-from bench.scenarios import FULL, QUICK, SCENARIOS, Context, Definition, Sizes, validation
+from bench.scenarios import SCENARIOS, Definition, validation
 
 logger = logging.getLogger("bench")
 
