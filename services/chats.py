@@ -614,7 +614,7 @@ async def list_chats(
     chats = [chat for chat, _ in page]
     chat_ids = [chat.id for chat in chats]
     last_by_chat = {view.chat_id: view for view in await _last_messages(session, chats)}
-    unread = await unread_counts(session, user, chat_ids)
+    unread = await unread_counts(session, user, {chat.id: chat.last_seq for chat in chats})
     member_counts = dict(
         (
             await session.execute(

@@ -6,12 +6,23 @@ and the AI participant all call it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, delete, func, literal_column, or_, select, update
+from sqlalchemy import (
+    Select,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.elements import BindParameter
@@ -576,10 +587,12 @@ async def search_messages(
 
 
 async def unread_counts(
-    session: AsyncSession, user: User, chat_ids: Sequence[int]
+    session: AsyncSession, user: User, last_seqs: Mapping[int, int]
 ) -> dict[int, int]:
-    """Others' messages after the user's read marker, per chat, in one query."""
-    if not chat_ids:
+    """Others' messages after the user's read marker, per chat, in one query: up to each chat's
+    `last_seqs` entry (the seq the caller read with the chat), so that the counts agree with it
+    even when a message is committed between the two statements."""
+    if not last_seqs:
         return {}
     rows = await session.execute(
         select(Message.chat_id, func.count())
@@ -588,8 +601,9 @@ async def unread_counts(
             and_(ChatMember.chat_id == Message.chat_id, ChatMember.user_id == user.id),
         )
         .where(
-            Message.chat_id.in_(chat_ids),
+            Message.chat_id.in_(last_seqs),
             Message.seq > ChatMember.last_read_seq,
+            Message.seq <= case(dict(last_seqs), value=Message.chat_id),
             or_(Message.sender_id.is_(None), Message.sender_id != user.id),
             Message.deleted_at.is_(None),
         )

@@ -45,7 +45,9 @@ export function rememberUser(user) {
 }
 
 export function setChats(items) {
-  for (const item of items) upsertChat(item, { silent: true });
+  // A listed chat's unread count and last message already count its events up to last_seq:
+  // such an event arriving after the list (held back, or late) must not count again.
+  for (const item of items) upsertChat({ ...item, listed_seq: item.last_seq }, { silent: true });
   emit("chats");
 }
 
@@ -236,9 +238,12 @@ const HANDLERS = {
     for (const reply of state.ai.values()) {
       if (reply.chat_id === chat.id && (reply.message_ids || []).includes(message.id)) removeAi(reply.reply_id);
     }
-    chat.last_message_detail = message;
-    chat.last_message_time = message.created_at;
-    if (!mine && !(state.activeChatId === chat.id && document.visibilityState === "visible")) {
+    const listed = typeof chat.listed_seq === "number" && event.seq <= chat.listed_seq;
+    if (!listed) {
+      chat.last_message_detail = message;
+      chat.last_message_time = message.created_at;
+    }
+    if (!listed && !mine && !(state.activeChatId === chat.id && document.visibilityState === "visible")) {
       chat.unread_count = (chat.unread_count || 0) + 1;
     }
     if (mine) chat.unread_count = 0;
