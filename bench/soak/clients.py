@@ -274,8 +274,11 @@ class SoakClient:
         sock = self._sock
         if sock is None or sock.fileno() < 0:
             return None
-        client_port = sock.getsockname()[1]
-        server_port = sock.getpeername()[1]
+        try:
+            client_port = sock.getsockname()[1]
+            server_port = sock.getpeername()[1]
+        except OSError:  # the client's end learnt of the reset: no peer any more
+            return "gone"
         for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
             local, remote, state = line.split()[1:4]
             if (int(local.rsplit(":", 1)[1], 16), int(remote.rsplit(":", 1)[1], 16)) == (
