@@ -20,14 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.db import create_sessionmaker
 from core.settings import AEON_ALIASES, Settings
-from tests.support.database import fresh_database_url, migrated_engine, truncate_all
+from tests.support.database import TEST_DATABASE_URL, database_fixtures, truncate_all
 from tests.support.server import LiveServer, live_server
 from tests.support.telegram import TEST_BOT_TOKEN
 from webapp_api.app import create_app
 
 pytest_plugins = ["tests.support.fake_llm", "tests.support.fake_telegram"]
 
-TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL") or None
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL") or None
 TEST_SECRET_KEY = "test-secret-key-that-is-long-enough-for-hs256"
 
@@ -52,17 +51,7 @@ def tmp_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("suite")
 
 
-@pytest.fixture(scope="session")
-async def database_url(tmp_dir: Path) -> AsyncIterator[str]:
-    async with fresh_database_url(TEST_DATABASE_URL, tmp_dir) as url:
-        yield url
-
-
-@pytest.fixture(scope="session")
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = await migrated_engine(database_url)
-    yield engine
-    await engine.dispose()
+database_url, engine = database_fixtures("database_url", "engine")
 
 
 @pytest.fixture(autouse=True)

@@ -11,8 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import httpx
@@ -23,9 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.settings import Settings
 from models import ACTIVE_REPLY_STATUSES, AiReply
-from tests.conftest import TEST_DATABASE_URL, make_settings
-from tests.support.api import ApiUser, sign_up, user_fixture
-from tests.support.database import fresh_database_url, migrated_engine, truncate_all
+from tests.conftest import make_settings
+from tests.support.api import RunningApp, running_app, user_fixture
+from tests.support.database import database_fixtures, truncate_all
 from tests.support.fake_llm import FakeLLM, FakeLLMServer
 from tests.support.server import LiveServer, live_server
 from webapp_api.app import create_app
@@ -117,30 +116,8 @@ bob = user_fixture(202, "Bob")
 carol = user_fixture(203, "Carol")
 
 
-@dataclass(frozen=True, slots=True)
-class OwnApp:
-    server: LiveServer
-    client: httpx.AsyncClient
-    app: FastAPI
-
-    async def sign_up(self, telegram_id: int, name: str) -> ApiUser:
-        return await sign_up(self.client, telegram_id, name, name.lower())
-
-
-OwnAppFactory = Callable[..., AbstractAsyncContextManager[OwnApp]]
-
-
-@pytest.fixture(scope="session")
-async def own_database_url(tmp_dir: Path) -> AsyncIterator[str]:
-    async with fresh_database_url(TEST_DATABASE_URL, tmp_dir) as url:
-        yield url
-
-
-@pytest.fixture(scope="session")
-async def own_engine(own_database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = await migrated_engine(own_database_url)
-    yield engine
-    await engine.dispose()
+OwnAppFactory = Callable[..., AbstractAsyncContextManager[RunningApp]]
+own_database_url, own_engine = database_fixtures("own_database_url", "own_engine")
 
 
 @pytest.fixture
@@ -149,14 +126,8 @@ async def own_app(
 ) -> AsyncIterator[OwnAppFactory]:
     """Starts an app with `ai_settings(**overrides)` on the test's own database."""
 
-    @asynccontextmanager
-    async def start(**overrides: object) -> AsyncIterator[OwnApp]:
-        app = create_app(ai_settings(own_database_url, tmp_dir, fake_llm_server, **overrides))
-        async with (
-            live_server(app) as running,
-            httpx.AsyncClient(base_url=running.base_url, timeout=15) as client,
-        ):
-            yield OwnApp(running, client, app)
+    def start(**overrides: object) -> AbstractAsyncContextManager[RunningApp]:
+        return running_app(ai_settings(own_database_url, tmp_dir, fake_llm_server, **overrides))
 
     yield start
     await truncate_all(own_engine)

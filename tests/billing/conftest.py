@@ -8,27 +8,21 @@ import dataclasses
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.db import create_sessionmaker
 from core.settings import DEFAULT_STAR_PACKAGES
 from llm.catalogue import ModelInfo
 from services.billing import BillingConfig
-from tests.conftest import TEST_DATABASE_URL, TEST_SECRET_KEY, make_settings
-from tests.support.api import ApiUser, sign_up
-from tests.support.database import fresh_database_url, migrated_engine, truncate_all
+from tests.conftest import TEST_SECRET_KEY, make_settings
+from tests.support.api import RunningApp, running_app
+from tests.support.database import database_fixtures, truncate_all
 from tests.support.fake_llm import FakeLLM, FakeLLMServer
 from tests.support.fake_telegram import FakeTelegramServer
-from tests.support.server import LiveServer, live_server
-from webapp_api.app import create_app
-from webapp_api.context import AppContext
 
 # 100 micro-credits per input token, 200 per output token: costs large enough to see.
 PRICEY = ModelInfo(
@@ -63,17 +57,7 @@ def config() -> BillingConfig:
     return config_with()
 
 
-@pytest.fixture(scope="session")
-async def billing_database_url(tmp_dir: Path) -> AsyncIterator[str]:
-    async with fresh_database_url(TEST_DATABASE_URL, tmp_dir) as url:
-        yield url
-
-
-@pytest.fixture(scope="session")
-async def billing_engine(billing_database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = await migrated_engine(billing_database_url)
-    yield engine
-    await engine.dispose()
+billing_database_url, billing_engine = database_fixtures("billing_database_url", "billing_engine")
 
 
 @pytest.fixture(scope="session")
@@ -87,22 +71,7 @@ async def _fresh_billing_database(billing_engine: AsyncEngine) -> AsyncIterator[
     await truncate_all(billing_engine)
 
 
-@dataclass(frozen=True, slots=True)
-class BillingApp:
-    server: LiveServer
-    client: httpx.AsyncClient
-    app: FastAPI
-
-    @property
-    def context(self) -> AppContext:
-        context: AppContext = self.app.state.context
-        return context
-
-    async def sign_up(self, telegram_id: int, name: str) -> ApiUser:
-        return await sign_up(self.client, telegram_id, name, name.lower())
-
-
-AppFactory = Callable[..., AbstractAsyncContextManager[BillingApp]]
+AppFactory = Callable[..., AbstractAsyncContextManager[RunningApp]]
 
 
 @pytest.fixture
@@ -118,7 +87,7 @@ def start_app(
     default), the Bot API at the fake Telegram (the bot itself off unless bot_mode says so)."""
 
     @asynccontextmanager
-    async def start(**overrides: object) -> AsyncIterator[BillingApp]:
+    async def start(**overrides: object) -> AsyncIterator[RunningApp]:
         values: dict[str, object] = {
             "openai_api_key": "test-key",
             "openai_base_url": fake_llm_server.base_url + "/v1",
@@ -132,12 +101,8 @@ def start_app(
             "billing_starting_grant_micros": STARTING_GRANT,
         }
         values.update(overrides)
-        app = create_app(make_settings(billing_database_url, tmp_dir, **values))
-        async with (
-            live_server(app) as running,
-            httpx.AsyncClient(base_url=running.base_url, timeout=15) as client,
-        ):
-            yield BillingApp(running, client, app)
+        async with running_app(make_settings(billing_database_url, tmp_dir, **values)) as running:
+            yield running
         fake_llm.close()
 
     return start

@@ -9,51 +9,31 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
-from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.db import create_sessionmaker
-from tests.conftest import TEST_DATABASE_URL, make_settings
-from tests.support.api import ApiUser, sign_up
-from tests.support.database import fresh_database_url, migrated_engine, truncate_all
+from tests.conftest import make_settings
+from tests.support.api import RunningApp, running_app
+from tests.support.database import database_fixtures, truncate_all
 from tests.support.fake_llm import FakeLLM, FakeLLMServer
 from tests.support.fake_telegram import FakeTelegram, FakeTelegramServer
-from tests.support.server import LiveServer, live_server
-from webapp_api.app import create_app
 
 WEBAPP_URL = "https://miniapp.example/app"
 GROUP_EDIT_INTERVAL = 0.2
 
 
 @dataclass(frozen=True, slots=True)
-class BotApp:
-    server: LiveServer
-    client: httpx.AsyncClient
-    app: FastAPI
+class BotApp(RunningApp):
+    """The app, and the fakes its bot and AI talk to."""
+
     telegram: FakeTelegram
     llm: FakeLLM
     sessionmaker: async_sessionmaker[AsyncSession]
 
-    async def sign_up(self, telegram_id: int, name: str) -> ApiUser:
-        return await sign_up(self.client, telegram_id, name, name.lower())
-
 
 BotAppFactory = Callable[..., AbstractAsyncContextManager[BotApp]]
-
-
-@pytest.fixture(scope="session")
-async def bot_database_url(tmp_dir: Path) -> AsyncIterator[str]:
-    async with fresh_database_url(TEST_DATABASE_URL, tmp_dir) as url:
-        yield url
-
-
-@pytest.fixture(scope="session")
-async def bot_engine(bot_database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = await migrated_engine(bot_database_url)
-    yield engine
-    await engine.dispose()
+bot_database_url, bot_engine = database_fixtures("bot_database_url", "bot_engine")
 
 
 @pytest.fixture
@@ -85,15 +65,11 @@ async def start_bot_app(
             "telegram_group_edit_interval": GROUP_EDIT_INTERVAL,
         }
         values.update(overrides)
-        app = create_app(make_settings(bot_database_url, tmp_dir, **values))
-        async with (
-            live_server(app) as running,
-            httpx.AsyncClient(base_url=running.base_url, timeout=15) as client,
-        ):
+        async with running_app(make_settings(bot_database_url, tmp_dir, **values)) as running:
             yield BotApp(
-                running,
-                client,
-                app,
+                running.server,
+                running.client,
+                running.app,
                 fake_telegram,
                 fake_llm,
                 create_sessionmaker(bot_engine),

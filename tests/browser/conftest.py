@@ -32,8 +32,7 @@ from playwright.async_api import (
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.ai.conftest import ai_settings
-from tests.conftest import TEST_DATABASE_URL
-from tests.support.database import fresh_database_url, migrated_engine, truncate_all
+from tests.support.database import database_fixtures, truncate_all
 from tests.support.fake_llm import FakeLLMServer
 from tests.support.fake_telegram import FakeTelegramServer
 from tests.support.server import LiveServer, live_server
@@ -76,18 +75,7 @@ async def browser() -> AsyncIterator[Browser]:
         await browser.close()
 
 
-@pytest.fixture(scope="session")
-async def browser_database_url(tmp_dir: Path) -> AsyncIterator[str]:
-    # A database of their own: the server runs every AI reply job of its database.
-    async with fresh_database_url(TEST_DATABASE_URL, tmp_dir) as url:
-        yield url
-
-
-@pytest.fixture(scope="session")
-async def browser_engine(browser_database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = await migrated_engine(browser_database_url)
-    yield engine
-    await engine.dispose()
+browser_database_url, browser_engine = database_fixtures("browser_database_url", "browser_engine")
 
 
 @pytest.fixture(scope="session")

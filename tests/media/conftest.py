@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +12,10 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.db import session_scope
-from core.settings import Settings
 from models import MessageType, User
 from services import media
 from tests.conftest import make_settings
-from tests.support.api import ApiUser, sign_up, user_fixture
-from tests.support.server import live_server
-from webapp_api.app import create_app
+from tests.support.api import ApiUser, RunningApp, running_app, user_fixture
 
 
 async def upload(
@@ -59,30 +55,15 @@ def stored_files(media_dir: Path) -> list[Path]:
     return sorted(path for path in media_dir.rglob("*") if path.is_file())
 
 
-@dataclass(frozen=True, slots=True)
-class Served:
-    client: httpx.AsyncClient
-    settings: Settings
-
-    async def sign_up(self, telegram_id: int, first_name: str) -> ApiUser:
-        return await sign_up(self.client, telegram_id, first_name)
-
-
-ServerFactory = Callable[..., AbstractAsyncContextManager[Served]]
+ServerFactory = Callable[..., AbstractAsyncContextManager[RunningApp]]
 
 
 @pytest.fixture
 def media_server(database_url: str, engine: AsyncEngine, tmp_path: Path) -> ServerFactory:
     """A server of its own (own settings, own empty MEDIA_DIR) on the suite's database."""
 
-    @asynccontextmanager
-    async def start(**overrides: object) -> AsyncIterator[Served]:
-        settings = make_settings(database_url, tmp_path, **overrides)
-        async with (
-            live_server(create_app(settings)) as server,
-            httpx.AsyncClient(base_url=server.base_url, timeout=10) as client,
-        ):
-            yield Served(client, settings)
+    def start(**overrides: object) -> AbstractAsyncContextManager[RunningApp]:
+        return running_app(make_settings(database_url, tmp_path, **overrides))
 
     return start
 

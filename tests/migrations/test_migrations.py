@@ -9,8 +9,7 @@ from sqlalchemy.engine import Connection
 
 from core.db import create_engine
 from models import Base
-from tests.conftest import TEST_DATABASE_URL
-from tests.support.database import fresh_database_url, run_alembic
+from tests.support.database import TEST_DATABASE_URL, fresh_database_url, run_alembic
 
 
 def _tables(connection: Connection) -> set[str]:

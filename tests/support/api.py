@@ -1,14 +1,22 @@
-"""A signed-in test user talking to the live server over real HTTP."""
+"""A signed-in test user talking to a live server over real HTTP, and apps started with
+settings of a test's own."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
+from core.settings import Settings
+from tests.support.server import LiveServer, live_server
 from tests.support.telegram import auth_headers
+from webapp_api.app import create_app
+from webapp_api.context import AppContext
 
 
 @dataclass
@@ -84,3 +92,38 @@ def user_fixture(telegram_id: int, first_name: str) -> Any:
         return await sign_up(client, telegram_id, first_name, first_name.lower())
 
     return pytest.fixture(signed_up, name=first_name.lower())
+
+
+@dataclass(frozen=True, slots=True)
+class RunningApp:
+    """An app served by a live server, and an HTTP client for it."""
+
+    server: LiveServer
+    client: httpx.AsyncClient
+    app: FastAPI
+
+    @property
+    def settings(self) -> Settings:
+        settings: Settings = self.app.state.settings
+        return settings
+
+    @property
+    def context(self) -> AppContext:
+        context: AppContext = self.app.state.context
+        return context
+
+    async def sign_up(self, telegram_id: int, name: str) -> ApiUser:
+        return await sign_up(self.client, telegram_id, name, name.lower())
+
+
+@asynccontextmanager
+async def running_app(
+    settings: Settings, *, timeout: float = 15, **server_options: Any
+) -> AsyncIterator[RunningApp]:
+    """`create_app(settings)` under a live server (`server_options` go to `live_server`)."""
+    app = create_app(settings)
+    async with (
+        live_server(app, **server_options) as server,
+        httpx.AsyncClient(base_url=server.base_url, timeout=timeout) as client,
+    ):
+        yield RunningApp(server, client, app)

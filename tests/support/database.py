@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
+import os
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
+import pytest
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import text
@@ -18,6 +22,8 @@ from core.settings import normalize_database_url
 from models import Base
 
 ROOT = Path(__file__).resolve().parents[2]
+# The PostgreSQL server whose fresh databases the suite runs on; SQLite files without it.
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL") or None
 
 
 def alembic_config(connection: Connection) -> Config:
@@ -75,3 +81,27 @@ async def migrated_engine(url: str) -> AsyncEngine:
     engine = create_engine(url)
     await run_alembic(engine, "upgrade", "head")
     return engine
+
+
+def database_fixtures(url_name: str, engine_name: str) -> tuple[Any, Any]:
+    """Two session fixtures named `url_name` and `engine_name`: a fresh database of their own
+    (dropped at the end) and an engine on it, migrated to head. Every suite whose apps run
+    reply jobs needs a database apart: an app runs the jobs of its whole database."""
+
+    async def database_url(tmp_dir: Path) -> AsyncIterator[str]:
+        async with fresh_database_url(TEST_DATABASE_URL, tmp_dir) as url:
+            yield url
+
+    async def engine(**database: str) -> AsyncIterator[AsyncEngine]:
+        migrated = await migrated_engine(database[url_name])
+        yield migrated
+        await migrated.dispose()
+
+    # pytest passes fixtures by parameter name: this one's is `url_name`.
+    engine.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter(url_name, inspect.Parameter.KEYWORD_ONLY, annotation=str)]
+    )
+    return (
+        pytest.fixture(database_url, scope="session", name=url_name),
+        pytest.fixture(engine, scope="session", name=engine_name),
+    )
