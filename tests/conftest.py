@@ -25,7 +25,7 @@ from tests.support.server import LiveServer, live_server
 from tests.support.telegram import TEST_BOT_TOKEN
 from webapp_api.app import create_app
 
-pytest_plugins = ["tests.support.fake_llm", "tests.support.fake_telegram"]
+pytest_plugins = ["tests.support.fake_llm", "tests.support.fake_telegram.server"]
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL") or None
 TEST_SECRET_KEY = "test-secret-key-that-is-long-enough-for-hs256"

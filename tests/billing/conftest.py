@@ -22,7 +22,7 @@ from tests.conftest import TEST_SECRET_KEY, make_settings
 from tests.support.api import RunningApp, running_app
 from tests.support.database import database_fixtures, truncate_all
 from tests.support.fake_llm import FakeLLM, FakeLLMServer
-from tests.support.fake_telegram import FakeTelegramServer
+from tests.support.fake_telegram.server import FakeTelegramServer
 
 # 100 micro-credits per input token, 200 per output token: costs large enough to see.
 PRICEY = ModelInfo(

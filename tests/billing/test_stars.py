@@ -18,9 +18,8 @@ from tests.ai.helpers import socket_of
 from tests.billing.conftest import ADMIN_TELEGRAM_ID, PRICEY, STARTING_GRANT, AppFactory
 from tests.billing.helpers import Sessionmaker, ledger_state, new_reply, user_of
 from tests.conftest import make_settings
-from tests.support.fake_telegram import (
-    FakeTelegram,
-    RecordedCall,
+from tests.support.fake_telegram.fake import FakeTelegram, RecordedCall
+from tests.support.fake_telegram.updates import (
     TgUser,
     pre_checkout_query,
     private_text,

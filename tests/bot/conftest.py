@@ -17,7 +17,8 @@ from tests.conftest import make_settings
 from tests.support.api import RunningApp, running_app
 from tests.support.database import database_fixtures, truncate_all
 from tests.support.fake_llm import FakeLLM, FakeLLMServer
-from tests.support.fake_telegram import FakeTelegram, FakeTelegramServer
+from tests.support.fake_telegram.fake import FakeTelegram
+from tests.support.fake_telegram.server import FakeTelegramServer
 
 WEBAPP_URL = "https://miniapp.example/app"
 GROUP_EDIT_INTERVAL = 0.2

@@ -12,13 +12,13 @@ from sqlalchemy import select
 from models import AiMode, AiReply, Chat, Message
 from tests.bot.conftest import GROUP_EDIT_INTERVAL, BotApp
 from tests.support.fake_llm import FakeReply
-from tests.support.fake_telegram import (
-    RecordedCall,
+from tests.support.fake_telegram.entities import mention_entities
+from tests.support.fake_telegram.fake import RecordedCall
+from tests.support.fake_telegram.updates import (
     TgUser,
     bot_added_to_group,
     group_migrated,
     group_text,
-    mention_entities,
     tg_group,
     tg_user,
 )

@@ -9,8 +9,8 @@ from sqlalchemy import select
 from models import AiReply, AiReplyStatus, Chat, ChatMember, ChatType, Message, User
 from tests.bot.conftest import WEBAPP_URL, BotApp
 from tests.support.fake_llm import FakeReply
-from tests.support.fake_telegram import (
-    RecordedCall,
+from tests.support.fake_telegram.fake import RecordedCall
+from tests.support.fake_telegram.updates import (
     callback_query,
     private_text,
     stopped_message_generation,

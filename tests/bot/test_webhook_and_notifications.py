@@ -16,12 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.bot.conftest import WEBAPP_URL, BotAppFactory
 from tests.conftest import TEST_REDIS_URL, TEST_SECRET_KEY, make_settings
 from tests.support.api import sign_up
-from tests.support.fake_telegram import (
-    FakeTelegram,
-    FakeTelegramServer,
-    private_text,
-    tg_user,
-)
+from tests.support.fake_telegram.fake import FakeTelegram
+from tests.support.fake_telegram.server import FakeTelegramServer
+from tests.support.fake_telegram.updates import private_text, tg_user
 from tests.support.processes import ROOT
 from tests.support.server import live_server
 from tests.support.telegram import TEST_BOT_TOKEN

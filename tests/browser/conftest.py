@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.ai.conftest import ai_settings
 from tests.support.database import database_fixtures, truncate_all
 from tests.support.fake_llm import FakeLLMServer
-from tests.support.fake_telegram import FakeTelegramServer
+from tests.support.fake_telegram.server import FakeTelegramServer
 from tests.support.server import LiveServer, live_server
 from webapp_api.app import create_app
 

@@ -22,7 +22,7 @@ from tests.browser.test_client import (
     send,
 )
 from tests.support.fake_llm import FakeLLM, FakeReply
-from tests.support.fake_telegram import FakeTelegram
+from tests.support.fake_telegram.fake import FakeTelegram
 
 SAVED_BUBBLES = '[data-testid="message"][data-message-id]'
 

@@ -26,16 +26,14 @@ from aiogram.types import (
     WebAppInfo,
 )
 
-from tests.support.fake_telegram import (
-    NOT_MODIFIED,
-    FakeTelegram,
-    FakeTelegramServer,
+from tests.support.fake_telegram.entities import command_entity, mention_entities
+from tests.support.fake_telegram.fake import FakeTelegram
+from tests.support.fake_telegram.server import FakeTelegramServer
+from tests.support.fake_telegram.updates import (
     bot_added_to_group,
     callback_query,
-    command_entity,
     group_migrated,
     group_text,
-    mention_entities,
     pre_checkout_query,
     private_text,
     stopped_message_generation,
@@ -43,6 +41,7 @@ from tests.support.fake_telegram import (
     tg_group,
     tg_user,
 )
+from tests.support.fake_telegram.wire import NOT_MODIFIED
 from tests.support.telegram import TEST_BOT_TOKEN
 
 ALICE = tg_user(1001, "Alice", "alice")
