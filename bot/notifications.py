@@ -88,6 +88,9 @@ class Notifier:
                         Chat.type != ChatType.AI,
                         Chat.telegram_chat_id.is_(None),
                     )
+                    # One member after another in a stable order: a later member's note
+                    # follows what was decided for an earlier one.
+                    .order_by(User.id)
                 )
             ).all()
         for user, chat in rows:

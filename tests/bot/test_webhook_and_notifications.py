@@ -6,6 +6,7 @@ import asyncio
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.bot.conftest import WEBAPP_URL, BotAppFactory
 from tests.conftest import TEST_REDIS_URL, TEST_SECRET_KEY, make_settings
 from tests.support.api import sign_up
-from tests.support.fake_telegram.fake import FakeTelegram
+from tests.support.fake_telegram.fake import FakeTelegram, RecordedCall
 from tests.support.fake_telegram.server import FakeTelegramServer
 from tests.support.fake_telegram.updates import private_text, tg_user
 from tests.support.processes import ROOT
@@ -68,46 +69,67 @@ async def test_the_webhook_route_is_absent_when_the_bot_polls(
         assert response.status_code == 404
 
 
+def _to(telegram_id: int, text: str | None = None) -> Callable[[RecordedCall], bool]:
+    """A notification to this user (with this text)."""
+
+    def matches(call: RecordedCall) -> bool:
+        return call.params.get("chat_id") == telegram_id and (
+            text is None or call.params.get("text", "").endswith(text)
+        )
+
+    return matches
+
+
+# The notifier goes through a message's offline members in id order, one after the other: a
+# later member's note proves that an earlier member's (absent) note was decided already.
+
+
 async def test_offline_users_are_notified_once_per_chat_per_interval(
     start_bot_app: BotAppFactory,
 ) -> None:
     async with start_bot_app(notify_interval=60) as bot_app:
         alice = await bot_app.sign_up(9201, "Alice")
         bob = await bot_app.sign_up(9202, "Bob")
-        chat = await alice.private_chat_with(bob)
+        carol = await bot_app.sign_up(9203, "Carol")
+        chat = await alice.create_group("Plans", bob)
         await alice.send(chat["id"], "Are you there?")
-        note = await bot_app.telegram.wait_for_call(
-            "sendMessage", lambda call: call.params.get("chat_id") == 9202
-        )
-        assert note.params["text"] == "💬 Alice: Are you there?"
+        note = await bot_app.telegram.wait_for_call("sendMessage", _to(bob.telegram_id))
+        assert note.params["text"] == "💬 Alice in Plans: Are you there?"
         button = note.params["reply_markup"]["inline_keyboard"][0][0]
         assert button["web_app"]["url"] == f"{WEBAPP_URL}?startapp=chat_{chat['id']}"
+        await alice.ok("POST", f"/api/v1/chats/{chat['id']}/members/{carol.id}")
         await alice.send(chat["id"], "Hello?")
-        await asyncio.sleep(0.3)
-        assert len(bot_app.telegram.calls_to("sendMessage")) == 1
+        await bot_app.telegram.wait_for_call("sendMessage", _to(carol.telegram_id, "Hello?"))
+        assert list(filter(_to(bob.telegram_id), bot_app.telegram.calls)) == [note]
 
 
 async def test_no_notification_while_online_muted_or_turned_off(
     start_bot_app: BotAppFactory,
 ) -> None:
-    async with start_bot_app(notify_interval=0.01) as bot_app:
+    async with start_bot_app(notify_interval=60) as bot_app:
         alice = await bot_app.sign_up(9301, "Alice")
         bob = await bot_app.sign_up(9302, "Bob")
-        chat = await alice.private_chat_with(bob)
-        async with ws_user(bot_app.server, 9302, "Bob", username="bob"):
-            await alice.send(chat["id"], "you are online")
-            await asyncio.sleep(0.3)
-        await bob.ok("PATCH", f"/api/v1/chats/{chat['id']}/settings", json={"is_muted": True})
-        await alice.send(chat["id"], "you muted me")
-        await bob.ok("PATCH", f"/api/v1/chats/{chat['id']}/settings", json={"is_muted": False})
+        dave = await bot_app.sign_up(9303, "Dave")  # offline, notified: the marker
+        online, muted, turned_off = [
+            (await alice.create_group(title, bob, dave))["id"]
+            for title in ("Online", "Muted", "Off")
+        ]
+
+        async def send_and_see_dave_notified(chat_id: int, text: str) -> None:
+            await alice.send(chat_id, text)
+            await bot_app.telegram.wait_for_call("sendMessage", _to(dave.telegram_id, text))
+
+        async with ws_user(bot_app.server, bob.telegram_id, "Bob", username="bob"):
+            await send_and_see_dave_notified(online, "you are online")
+        await bob.ok("PATCH", f"/api/v1/chats/{muted}/settings", json={"is_muted": True})
+        await send_and_see_dave_notified(muted, "you muted me")
         await bob.ok("PATCH", "/api/v1/me", json={"notifications_enabled": False})
-        await alice.send(chat["id"], "you turned them off")
-        await asyncio.sleep(0.3)
-        assert bot_app.telegram.calls_to("sendMessage") == []
+        await send_and_see_dave_notified(turned_off, "you turned them off")
+        assert list(filter(_to(bob.telegram_id), bot_app.telegram.calls)) == []
         await bob.ok("PATCH", "/api/v1/me", json={"notifications_enabled": True})
-        await alice.send(chat["id"], "now you hear me")
-        note = await bot_app.telegram.wait_for_call("sendMessage")
-        assert note.params["text"].endswith("now you hear me")
+        await alice.send(turned_off, "now you hear me")
+        note = await bot_app.telegram.wait_for_call("sendMessage", _to(bob.telegram_id))
+        assert note.params["text"] == "💬 Alice in Off: now you hear me"
 
 
 async def test_with_the_bot_off_the_api_process_makes_no_bot_api_call(
