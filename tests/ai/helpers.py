@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -110,3 +110,8 @@ async def reply_row(sessionmaker: async_sessionmaker[AsyncSession], reply_id: in
         reply = await session.get(AiReply, reply_id)
         assert reply is not None
         return reply
+
+
+def answers_before(message_id: int) -> Callable[[Frame], bool]:
+    """An ai_reply_* frame of a reply to a message older than this one."""
+    return lambda frame: int(frame.get("reply_to_message_id") or 0) < message_id

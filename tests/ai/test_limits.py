@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from tests.ai.conftest import OwnAppFactory
 from tests.ai.helpers import (
+    answers_before,
     bot_message,
     follow_reply,
     group_with_ai,
@@ -13,6 +14,7 @@ from tests.ai.helpers import (
     socket_of,
 )
 from tests.support.fake_llm import FakeLLM, FakeReply
+from tests.support.ws import new_message
 
 
 async def test_a_user_over_the_per_minute_limit_gets_429(
@@ -63,8 +65,12 @@ async def test_an_exhausted_daily_allowance_gets_402(
             # for her, and answers Bob.
             sent = await alice.send(group_id, "hello group")
             assert sent["text"] == "hello group"
-            await ws.no_frame("ai_reply_started")
             from_bob = await bob.send(group_id, "hello from Bob")
+            await ws.none_before(
+                "ai_reply_started",
+                new_message(from_bob["id"]),
+                where=answers_before(from_bob["id"]),
+            )
             reply = await follow_reply(ws)
             assert reply.started["reply_to_message_id"] == from_bob["id"]
     assert len(fake_llm.requests) == 2

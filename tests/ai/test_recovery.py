@@ -13,6 +13,7 @@ from tests.ai.helpers import bot_message, follow_reply, group_with_ai, reply_row
 from tests.support.api import ApiUser
 from tests.support.fake_llm import FakeLLM, FakeReply
 from tests.support.server import LiveServer
+from tests.support.ws import new_message
 
 
 async def stored_reply(
@@ -86,7 +87,6 @@ async def test_a_reply_orphaned_twice_fails_as_interrupted(
         failed = await ws.wait_for("ai_reply_failed")
         assert (failed["reply_id"], failed["chat_id"]) == (reply_id, group_id)
         assert failed["code"] == "interrupted"
-        await ws.no_frame("new_message")
         state = await alice.ok("GET", f"/api/v1/ai/replies/{reply_id}")
         assert (state["status"], state["error_code"]) == ("failed", "interrupted")
         assert (state["output_tokens"], state["cost_micros"], state["message_id"]) == (0, 0, None)
@@ -94,6 +94,7 @@ async def test_a_reply_orphaned_twice_fails_as_interrupted(
 
         # The chat is not left "thinking": the AI answers the next question.
         again = await alice.send(group_id, "@test_ai_bot try again please")
+        await ws.none_before("new_message", new_message(again["id"]))
         retry = await follow_reply(ws)
         assert (retry.started["reply_to_message_id"], retry.end["type"]) == (
             again["id"],

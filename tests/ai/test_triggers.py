@@ -7,6 +7,7 @@ import pytest
 from services.ai import mentions_bot
 from tests.ai.conftest import BOT_USERNAME, OwnAppFactory
 from tests.ai.helpers import (
+    answers_before,
     bot_message,
     bot_user_id,
     follow_reply,
@@ -18,7 +19,7 @@ from tests.ai.helpers import (
 from tests.support.api import ApiUser
 from tests.support.fake_llm import FakeLLM
 from tests.support.server import LiveServer
-from tests.support.ws import WsClient
+from tests.support.ws import WsClient, new_message
 
 
 @pytest.mark.parametrize(
@@ -79,9 +80,10 @@ async def test_a_group_in_mention_mode_answers_when_addressed_only(
     async with socket_of(server, alice) as ws:
         await alice.send(group_id, "good morning, Bob")
         await bob.send(group_id, "morning! mail me at bob@test_ai_bot.example")
-        await ws.no_frame("ai_reply_started")
-
         mention = await bob.send(group_id, "@Test_AI_Bot, what day is it?")
+        await ws.none_before(
+            "ai_reply_started", new_message(mention["id"]), where=answers_before(mention["id"])
+        )
         await expect_reply(ws, mention["id"])
         answer = await bot_message(ws)
 
@@ -100,7 +102,8 @@ async def test_a_group_in_mention_mode_answers_when_addressed_only(
         await bot_message(ws)
 
         await alice.send(group_id, "/ask@other_bot not for you")
-        await ws.no_frame("ai_reply_started")
+        later = await bob.send(group_id, "and that was not for the AI either")
+        await ws.none_before("ai_reply_started", new_message(later["id"]))
     assert len(fake_llm.requests) == 4
 
 
@@ -110,7 +113,8 @@ async def test_a_group_without_the_bot_never_hears_the_ai(
     group = await alice.create_group("No AI here", bob)
     async with socket_of(server, alice) as ws:
         await alice.send(group["id"], "@test_ai_bot are you there?")
-        await ws.no_frame("ai_reply_started")
+        later = await bob.send(group["id"], "no, it is not")
+        await ws.none_before("ai_reply_started", new_message(later["id"]))
     assert fake_llm.requests == []
 
 
@@ -130,8 +134,8 @@ async def test_turning_the_ai_on_in_a_group_brings_it_in_once(
         added = await ws.wait_for("member_added")
         assert added["user_id"] == await bot_user_id(alice)
         await set_chat_ai(alice, group["id"], mode="always")  # already in: no second member
-        await ws.no_frame("member_added")
         sent = await bob.send(group["id"], "@test_ai_bot hello?")
+        await ws.none_before("member_added", new_message(sent["id"]))
         await expect_reply(ws, sent["id"])
     members = (await alice.ok("GET", path))["members"]
     assert len([m for m in members if m["is_bot"]]) == 1
@@ -145,7 +149,8 @@ async def test_mode_off_silences_the_ai_in_a_group(
     async with socket_of(server, alice) as ws:
         await bob.send(group_id, "@test_ai_bot hello?")
         await alice.send(group_id, "/ask anything")
-        await ws.no_frame("ai_reply_started")
+        later = await bob.send(group_id, "quiet, is it not?")
+        await ws.none_before("ai_reply_started", new_message(later["id"]))
     assert fake_llm.requests == []
 
 
@@ -165,7 +170,8 @@ async def test_mode_always_answers_everything_up_to_the_chat_rate_limit(
             # A third reply within the minute would exceed the chat's limit: the AI stays quiet,
             # and the message itself is sent all the same.
             third = await alice.send(group_id, "and a third")
-            await ws.no_frame("ai_reply_started")
+            fourth = await bob.send(group_id, "and a fourth")
+            await ws.none_before("ai_reply_started", new_message(fourth["id"]))
         assert third["text"] == "and a third"
     assert len(fake_llm.requests) == 2
 
@@ -176,8 +182,10 @@ async def test_the_ai_never_answers_itself(
     group_id = await group_with_ai(alice)
     await set_chat_ai(alice, group_id, mode="always")
     async with socket_of(server, alice) as ws:
-        await alice.send(group_id, "talk to me")
+        talk = await alice.send(group_id, "talk to me")
         await follow_reply(ws)
         await bot_message(ws)
-        await ws.no_frame("ai_reply_started")
+        # An edit asks the AI nothing: its event is the marker.
+        await alice.ok("PATCH", f"/api/v1/messages/{talk['id']}", json={"text": "talk to me!"})
+        await ws.none_before("ai_reply_started", lambda frame: frame["type"] == "message_edited")
     assert len(fake_llm.requests) == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -20,11 +21,14 @@ Frame = dict[str, Any]
 class WsClient:
     def __init__(self, connection: ClientConnection) -> None:
         self.connection = connection
+        self._unread: deque[Frame] = deque()
 
     async def send(self, **frame: Any) -> None:
         await self.connection.send(json.dumps(frame))
 
     async def recv(self, timeout: float = 5.0) -> Frame:
+        if self._unread:
+            return self._unread.popleft()
         raw = await asyncio.wait_for(self.connection.recv(), timeout)
         frame: Frame = json.loads(raw)
         return frame
@@ -54,13 +58,36 @@ class WsClient:
         await asyncio.wait_for(gather(), timeout)
         return frames
 
-    async def no_frame(self, type_: str, within: float = 0.3) -> None:
-        """Assert that no frame of this type arrives within a short window."""
-        try:
-            frame = await self.wait_for(type_, timeout=within)
-        except TimeoutError:
-            return
-        raise AssertionError(f"unexpected frame: {frame}")
+    async def none_before(
+        self,
+        type_: str,
+        marker: Callable[[Frame], bool],
+        *,
+        where: Callable[[Frame], bool] = lambda _f: True,
+        timeout: float = 10.0,
+    ) -> None:
+        """Asserts that no frame of this type (and `where`) comes before the marker: a frame
+        that must follow any such one (a later event of the same chat; for an ephemeral frame,
+        which is never held back, any later event). An absence proven in order, never by
+        waiting. What it reads stays unread for the test."""
+        frames: list[Frame] = []
+        async with asyncio.timeout(timeout):
+            while not marker(frame := await self.recv(timeout)):
+                frames.append(frame)
+        self._unread.extendleft(reversed([*frames, frame]))
+        unexpected = [f for f in frames if f["type"] == type_ and where(f)]
+        assert not unexpected, unexpected
+
+
+def new_message(message_id: int) -> Callable[[Frame], bool]:
+    """A marker: the new_message frame of this message."""
+    return lambda frame: frame["type"] == "new_message" and frame["message"]["id"] == message_id
+
+
+def pong(frame: Frame) -> bool:
+    """A marker: the answer to a ping, after every frame queued for the socket before the ping
+    came (events still on their way through Redis may come later)."""
+    return frame["type"] == "pong"
 
 
 def ws_url_for(server: LiveServer, telegram_id: int, first_name: str = "Test", **kw: Any) -> str:
