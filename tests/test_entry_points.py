@@ -7,10 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -20,10 +16,8 @@ from websockets.sync.client import connect
 
 from tests.conftest import TEST_REDIS_URL
 from tests.media.samples import png_bytes
-from tests.support.server import bind_free_port
+from tests.support.processes import ROOT, server_process
 from tests.support.telegram import TEST_BOT_TOKEN, auth_headers, init_data_for
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -40,45 +34,6 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 MIGRATE = [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini"), "upgrade", "head"]
-
-
-def _free_port() -> int:
-    sock = bind_free_port()
-    port: int = sock.getsockname()[1]
-    sock.close()
-    return port
-
-
-@dataclass
-class Served:
-    base_url: str
-    output: str = ""  # what the process printed, once it has stopped
-
-
-@contextmanager
-def _serving(
-    command: list[str], cwd: Path, env: dict[str, str], port: int, start_within: float = 60
-) -> Iterator[Served]:
-    """Starts the server `command` runs and waits for its health route; stops it afterwards,
-    keeping what it printed."""
-    process = subprocess.Popen(
-        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    served = Served(f"http://127.0.0.1:{port}")
-    try:
-        deadline = time.monotonic() + start_within
-        while True:
-            try:
-                httpx.get(f"{served.base_url}/api/v1/health", timeout=1)
-                break
-            except httpx.TransportError:
-                assert process.poll() is None, "the server exited during start-up"
-                assert time.monotonic() < deadline, f"the server did not start in {start_within} s"
-                time.sleep(0.1)
-        yield served
-    finally:
-        process.terminate()
-        served.output, _ = process.communicate(timeout=30)
 
 
 def _migrate(command: list[str], cwd: Path, env: dict[str, str]) -> None:
@@ -100,13 +55,12 @@ def test_bot_exits_cleanly_when_not_configured(tmp_path: Path) -> None:
 
 
 def test_migrate_then_serve_on_the_embedded_default(tmp_path: Path) -> None:
-    port = _free_port()
-    env = _env(tmp_path, PORT=str(port))
+    env = _env(tmp_path)
     _migrate(MIGRATE, tmp_path, env)
-    with _serving([sys.executable, "-m", "webapp_api"], tmp_path, env, port) as served:
-        response = httpx.get(f"{served.base_url}/api/v1/health", timeout=5)
+    with server_process([sys.executable, "-m", "webapp_api"], tmp_path, env) as (server, process):
+        response = httpx.get(f"{server.base_url}/api/v1/health", timeout=5)
         assert response.json()["status"] == "healthy"
-    assert "BOT_TOKEN is not set" in served.output
+    assert "BOT_TOKEN is not set" in process.output
 
 
 def _procfile() -> dict[str, str]:
@@ -136,7 +90,6 @@ def test_an_aeon_deployment_switches_with_its_env_file_and_the_procfile(tmp_path
     )
     (tmp_path / "alembic.ini").write_text((ROOT / "alembic.ini").read_text())
     (tmp_path / "migrations").symlink_to(ROOT / "migrations")
-    port = _free_port()
     env = {
         k: v
         for k, v in os.environ.items()
@@ -146,14 +99,14 @@ def test_an_aeon_deployment_switches_with_its_env_file_and_the_procfile(tmp_path
     env.update(
         PYTHONPATH=str(ROOT),
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-        PORT=str(port),
         BOT_MODE="off",
     )
     processes = _procfile()
     shell = shutil.which("sh") or "/bin/sh"
     _migrate([shell, "-c", processes["release"]], tmp_path, env)
-    with _serving([shell, "-c", f"exec {processes['web']}"], tmp_path, env, port) as served:
-        base = served.base_url
+    web = [shell, "-c", f"exec {processes['web']}"]
+    with server_process(web, tmp_path, env) as (server, process):
+        base = server.base_url
         # initData signed with the token from TELEGRAM_BOT_TOKEN signs in.
         headers = auth_headers(4242, "Aeon", username="aeon")
         assert httpx.get(f"{base}/api/v1/me", headers=headers).status_code == 200
@@ -183,8 +136,8 @@ def test_an_aeon_deployment_switches_with_its_env_file_and_the_procfile(tmp_path
             },
         )
         assert preflight.headers["access-control-allow-origin"] == "https://aeon-client.example"
-    output = served.output
-    assert f"0.0.0.0:{port}" in output
+    output = process.output
+    assert f"0.0.0.0:{server.port}" in output
     for variable, alias in (
         ("BOT_TOKEN", "TELEGRAM_BOT_TOKEN"),
         ("WEBHOOK_SECRET", "TELEGRAM_WEBHOOK_SECRET"),
@@ -236,20 +189,18 @@ def test_an_api_process_with_the_bot_off_imports_neither_aiogram_nor_the_llm_sdk
 def test_several_workers_serve_http_and_sockets(tmp_path: Path) -> None:
     """uvicorn hands its options to each worker process (pickled): the socket protocol too."""
     assert TEST_REDIS_URL is not None
-    port = _free_port()
     env = _env(
         tmp_path,
-        PORT=str(port),
         WORKERS="2",
         REDIS_URL=TEST_REDIS_URL,
         BOT_TOKEN=TEST_BOT_TOKEN,
         BOT_MODE="off",
     )
     _migrate(MIGRATE, tmp_path, env)
-    with _serving([sys.executable, "-m", "webapp_api"], tmp_path, env, port) as served:
-        url = f"ws://127.0.0.1:{port}/ws?init_data={quote(init_data_for(9601, 'Wes'))}"
+    with server_process([sys.executable, "-m", "webapp_api"], tmp_path, env) as (server, process):
+        url = f"{server.ws_url}/ws?init_data={quote(init_data_for(9601, 'Wes'))}"
         with connect(url, open_timeout=10) as ws:
             assert json.loads(ws.recv(timeout=10))["type"] == "connection_established"
             ws.send(json.dumps({"type": "ping"}))
             assert json.loads(ws.recv(timeout=10))["type"] == "pong"
-    assert "Traceback" not in served.output, served.output
+    assert "Traceback" not in process.output, process.output

@@ -3,49 +3,125 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
+import re
+import subprocess
 import sys
+import threading
+import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 
-from tests.support.server import LiveServer, bind_free_port
+from tests.support.server import LiveServer
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
+RUNNING_ON = re.compile(r"Uvicorn running on \w+://[^\s:]+:(\d+)")
+STARTED = "Application startup complete"
+START_WITHIN = 120.0  # imports alone take ~15 s on a loaded machine
+
+
+class ServerProcess:
+    """A uvicorn server process told to take any free port (PORT=0), whose output is read as it
+    comes. It is ready when it says so: its port in "Uvicorn running on", then "Application
+    startup complete". The workers of a several-worker server log nothing (only the parent's
+    logging is set up) and its socket listens once a worker serves: after its port, it is
+    ready when its health route first answers."""
+
+    def __init__(self, command: list[str], cwd: Path, env: dict[str, str]) -> None:
+        self._single = env.get("WORKERS", "1") == "1"
+        self.lines: list[str] = []
+        self.port: int | None = None
+        self._started = False
+        self._ready = threading.Event()
+        self.process = subprocess.Popen(
+            command,
+            cwd=cwd,
+            env={**env, "PORT": "0", "PYTHONUNBUFFERED": "1"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+            if (running := RUNNING_ON.search(line)) is not None:
+                self.port = int(running[1])
+            self._started = self._started or STARTED in line
+            if self.port is not None and (self._started or not self._single):
+                self._ready.set()
+        self._ready.set()  # the output ended: the process is gone
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_ready(self, within: float = START_WITHIN) -> LiveServer:
+        if not self._ready.wait(within) or self.process.poll() is not None or self.port is None:
+            raise AssertionError(
+                f"the server was not ready within {within} s (exit code "
+                f"{self.process.poll()}); what it printed:\n{self.output}"
+            )
+        server = LiveServer("127.0.0.1", self.port)
+        if not self._single:
+            deadline = time.monotonic() + within
+            while not self._answers(server):
+                assert time.monotonic() < deadline, f"no worker answered; output:\n{self.output}"
+                time.sleep(0.1)
+        return server
+
+    def _answers(self, server: LiveServer) -> bool:
+        try:
+            return httpx.get(f"{server.base_url}/api/v1/health", timeout=5).is_success
+        except httpx.TransportError:
+            assert self.process.poll() is None, f"the server exited; output:\n{self.output}"
+            return False
+
+    def stop(self) -> str:
+        """Stops the process; all it printed."""
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._reader.join(timeout=10)
+        return self.output
+
+
+@contextmanager
+def server_process(
+    command: list[str], cwd: Path, env: dict[str, str]
+) -> Iterator[tuple[LiveServer, ServerProcess]]:
+    """The server `command` starts, once ready; stopped at the end (its output kept)."""
+    process = ServerProcess(command, cwd, env)
+    try:
+        yield process.wait_ready(), process
+    finally:
+        process.stop()
+
+
 @asynccontextmanager
 async def api_process(cwd: Path, **env: str) -> AsyncIterator[LiveServer]:
-    """One API process on a free port, configured only through its environment."""
-    sock = bind_free_port()
-    port = sock.getsockname()[1]
-    sock.close()
+    """One API process (`python -m webapp_api`), configured only through its environment."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("TEST_")}
-    environment.update({"PYTHONPATH": str(ROOT), "PORT": str(port), "HOST": "127.0.0.1", **env})
-    log = (cwd / f"api-{port}.log").open("wb")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "webapp_api", cwd=cwd, env=environment, stdout=log, stderr=log
-    )
-    server = LiveServer("127.0.0.1", port)
+    environment.update({"PYTHONPATH": str(ROOT), "HOST": "127.0.0.1", **env})
+    process = ServerProcess([sys.executable, "-m", "webapp_api"], cwd, environment)
     try:
-        async with httpx.AsyncClient(base_url=server.base_url) as client, asyncio.timeout(30):
-            while True:
-                assert process.returncode is None, "the API process exited during start-up"
-                with contextlib.suppress(httpx.TransportError):
-                    if (await client.get("/health/ready")).status_code == 200:
-                        break
-                await asyncio.sleep(0.1)
-        yield server
+        yield await asyncio.to_thread(process.wait_ready)
     finally:
-        process.terminate()
-        await process.wait()
-        log.close()
+        (cwd / f"api-{process.port}.log").write_text(await asyncio.to_thread(process.stop))
 
 
 class TcpProxy:
@@ -56,12 +132,11 @@ class TcpProxy:
         self._target = (target_host, target_port)
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.Task[None]] = set()
-        sock = bind_free_port()
-        self.port = sock.getsockname()[1]
-        sock.close()
+        self.port = 0  # any free port at the first start; the same one again at a restore
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection(*self._target)

@@ -84,12 +84,6 @@ def new_message(message_id: int) -> Callable[[Frame], bool]:
     return lambda frame: frame["type"] == "new_message" and frame["message"]["id"] == message_id
 
 
-def pong(frame: Frame) -> bool:
-    """A marker: the answer to a ping, after every frame queued for the socket before the ping
-    came (events still on their way through Redis may come later)."""
-    return frame["type"] == "pong"
-
-
 def ws_url_for(server: LiveServer, telegram_id: int, first_name: str = "Test", **kw: Any) -> str:
     return f"{server.ws_url}/ws?init_data={quote(init_data_for(telegram_id, first_name, **kw))}"
 
