@@ -57,16 +57,24 @@ BROWSER_ARGS = [
 VIEWPORT: ViewportSize = {"width": 400, "height": 760}  # a phone-sized Mini App
 TIMEOUT_MS = 15_000
 
-pytestmark = pytest.mark.browser
+NO_BROWSER = f"no Chromium at {BROWSER_PATH} (apt install chromium; .ci/run does)"
+HERE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test of this folder is marked `browser` (a conftest's `pytestmark` marks
+    nothing), and skipped without Chromium unless it is required."""
+    for item in items:
+        if item.path.is_relative_to(HERE):
+            item.add_marker(pytest.mark.browser)
+            if not BROWSER_FOUND and not BROWSER_REQUIRED:
+                item.add_marker(pytest.mark.skip(reason=NO_BROWSER))
 
 
 @pytest.fixture(scope="session")
 async def browser() -> AsyncIterator[Browser]:
     if not BROWSER_FOUND:
-        message = f"no Chromium at {BROWSER_PATH} (apt install chromium; .ci/run does)"
-        if BROWSER_REQUIRED:
-            pytest.fail(message)
-        pytest.skip(message)
+        pytest.fail(NO_BROWSER)  # BROWSER_REQUIRED: the others were skipped
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=str(BROWSER_PATH), args=BROWSER_ARGS
