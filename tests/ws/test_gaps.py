@@ -7,61 +7,30 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AbstractContextManager, AsyncExitStack
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
-from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from core.db import session_scope
-from services import messages, users
 from tests.conftest import make_settings
-from tests.support.api import ApiUser, sign_up
-from tests.support.brokers import HeldBack
-from tests.support.server import LiveServer, live_server, wait_until
+from tests.support.api import sign_up
+from tests.support.brokers import DoorbellApp, doorbell_app
+from tests.support.server import wait_until
 from tests.support.sql import watch_statements
 from tests.support.ws import Frame, WsClient, ws_user
-from webapp_api.app import create_app
-from ws.hub import Hub
 
 GAP_GRACE = 0.1
 
 
-@dataclass
-class Gappy:
-    server: LiveServer
-    app: FastAPI
-    sessionmaker: async_sessionmaker[AsyncSession]
-    http: httpx.AsyncClient
-
-    @property
-    def hub(self) -> Hub:
-        hub: Hub = self.app.state.context.hub
-        return hub
-
-    async def publish(self, envelope: bytes) -> None:
-        await self.app.state.context.broker.publish(envelope)
-
-    async def send_unannounced(self, sender: ApiUser, chat_id: int, text: str) -> bytes:
-        """A message committed like any other whose doorbell has not rung (yet)."""
-        held = HeldBack()
-        async with session_scope(self.sessionmaker, held) as session:
-            user = await users.get_user(session, sender.id)
-            await messages.send_message(session, user, chat_id, text=text, ai=None)
-        (envelope,) = held.envelopes
-        return envelope
-
-    def event_log_reads(self) -> AbstractContextManager[list[str]]:
-        """The server's reads of the chat event log (replays), from requests and tasks alike."""
-        return watch_statements(
-            self.app,
-            lambda statement: (
-                statement.lstrip().upper().startswith("SELECT") and "chat_events" in statement
-            ),
-            requests_only=False,
-        )
+def _event_log_reads(app: DoorbellApp) -> AbstractContextManager[list[str]]:
+    """The server's reads of the chat event log (replays), from requests and tasks alike."""
+    return watch_statements(
+        app.app,
+        lambda statement: (
+            statement.lstrip().upper().startswith("SELECT") and "chat_events" in statement
+        ),
+        requests_only=False,
+    )
 
 
 @pytest.fixture
@@ -70,10 +39,10 @@ async def gappy(
     tmp_dir: Path,
     engine: AsyncEngine,
     sessionmaker: async_sessionmaker[AsyncSession],
-) -> AsyncIterator[Gappy]:
-    app = create_app(make_settings(database_url, tmp_dir, ws_gap_grace=GAP_GRACE))
-    async with live_server(app) as server, httpx.AsyncClient(base_url=server.base_url) as http:
-        yield Gappy(server, app, sessionmaker, http)
+) -> AsyncIterator[DoorbellApp]:
+    settings = make_settings(database_url, tmp_dir, ws_gap_grace=GAP_GRACE)
+    async with doorbell_app(settings, sessionmaker) as app:
+        yield app
 
 
 async def _until_seq(ws: WsClient, chat_id: int, seq: int) -> list[Frame]:
@@ -95,41 +64,41 @@ def _texts(frames: list[Frame]) -> list[tuple[int, str]]:
 
 
 async def test_an_event_that_arrives_late_within_the_grace_is_not_replayed(
-    gappy: Gappy,
+    gappy: DoorbellApp,
 ) -> None:
-    alice, bob = await sign_up(gappy.http, 301, "Ali"), await sign_up(gappy.http, 302, "Bo")
+    alice, bob = await sign_up(gappy.client, 301, "Ali"), await sign_up(gappy.client, 302, "Bo")
     chat_id = (await alice.private_chat_with(bob))["id"]
     async with ws_user(gappy.server, 302, "Bo") as bob_ws:
         first = await alice.send(chat_id, "first")
         await _until_seq(bob_ws, chat_id, first["seq"])
         late = await gappy.send_unannounced(alice, chat_id, "late")
         overtaking = await gappy.send_unannounced(alice, chat_id, "overtaking")
-        with gappy.event_log_reads() as reads:
+        with _event_log_reads(gappy) as reads:
             await gappy.publish(overtaking)
             await gappy.publish(late)
             frames = await _until_seq(bob_ws, chat_id, first["seq"] + 2)
-            await wait_until(lambda: gappy.hub.chats_with_gaps == 0)  # the grace is over
+            await wait_until(lambda: gappy.context.hub.chats_with_gaps == 0)  # the grace is over
     assert _texts(frames) == [(first["seq"] + 1, "late"), (first["seq"] + 2, "overtaking")]
     assert reads == []
 
 
-async def test_an_event_lost_on_the_way_is_replayed_after_the_grace(gappy: Gappy) -> None:
-    alice, bob = await sign_up(gappy.http, 303, "Ann"), await sign_up(gappy.http, 304, "Ben")
+async def test_an_event_lost_on_the_way_is_replayed_after_the_grace(gappy: DoorbellApp) -> None:
+    alice, bob = await sign_up(gappy.client, 303, "Ann"), await sign_up(gappy.client, 304, "Ben")
     chat_id = (await alice.private_chat_with(bob))["id"]
     async with ws_user(gappy.server, 304, "Ben") as bob_ws:
         first = await alice.send(chat_id, "first")
         await _until_seq(bob_ws, chat_id, first["seq"])
         await gappy.send_unannounced(alice, chat_id, "lost")
-        with gappy.event_log_reads() as reads:
+        with _event_log_reads(gappy) as reads:
             after = await alice.send(chat_id, "after")
             frames = await _until_seq(bob_ws, chat_id, after["seq"])
     assert _texts(frames) == [(first["seq"] + 1, "lost"), (after["seq"], "after")]
     assert len(reads) == 1
 
 
-async def test_many_sockets_with_the_same_gap_share_one_replay(gappy: Gappy) -> None:
+async def test_many_sockets_with_the_same_gap_share_one_replay(gappy: DoorbellApp) -> None:
     names = [(310 + i, f"U{i}") for i in range(5)]
-    people = [await sign_up(gappy.http, telegram_id, name) for telegram_id, name in names]
+    people = [await sign_up(gappy.client, telegram_id, name) for telegram_id, name in names]
     owner = people[0]
     chat_id = (await owner.create_group("crowd", *people[1:]))["id"]
     async with AsyncExitStack() as stack:
@@ -141,7 +110,7 @@ async def test_many_sockets_with_the_same_gap_share_one_replay(gappy: Gappy) -> 
         for ws in sockets:
             await _until_seq(ws, chat_id, first["seq"])
         await gappy.send_unannounced(owner, chat_id, "lost")
-        with gappy.event_log_reads() as reads:
+        with _event_log_reads(gappy) as reads:
             after = await owner.send(chat_id, "after")
             received = [await _until_seq(ws, chat_id, after["seq"]) for ws in sockets]
     expected = [(first["seq"] + 1, "lost"), (after["seq"], "after")]

@@ -8,44 +8,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from core.db import session_scope
-from services import chats, messages, users
+from services import chats, users
 from tests.conftest import make_settings
 from tests.support.api import ApiUser, sign_up
-from tests.support.brokers import HeldBack
-from tests.support.server import LiveServer, live_server
+from tests.support.brokers import DoorbellApp, doorbell_app
+from tests.support.server import live_server
 from tests.support.ws import Frame, WsClient, ws_user
 from webapp_api.app import create_app
-
-
-@dataclass
-class Seam:
-    server: LiveServer
-    app: FastAPI
-    sessionmaker: async_sessionmaker[AsyncSession]
-    http: httpx.AsyncClient
-
-    async def publish(self, envelope: bytes) -> None:
-        """Through the app's own broker: its listeners (the hub) run before this returns."""
-        await self.app.state.context.broker.publish(envelope)
-
-    async def send_unannounced(self, sender: ApiUser, chat_id: int, text: str) -> bytes:
-        """A committed message whose doorbell has not rung yet: its envelope."""
-        held = HeldBack()
-        async with session_scope(self.sessionmaker, held) as session:
-            user = await users.get_user(session, sender.id)
-            await messages.send_message(session, user, chat_id, text=text, ai=None)
-        (envelope,) = held.envelopes
-        return envelope
 
 
 @pytest.fixture
@@ -54,13 +30,12 @@ async def seam(
     tmp_dir: Path,
     engine: AsyncEngine,
     sessionmaker: async_sessionmaker[AsyncSession],
-) -> AsyncIterator[Seam]:
-    # The resume grace never runs out here: only the client's resume settles a socket.
+) -> AsyncIterator[DoorbellApp]:
     # The resume grace never runs out here: only the client's resume settles a socket. The gap
     # grace is long enough for a late doorbell rung right after a later one.
-    app = create_app(make_settings(database_url, tmp_dir, ws_resume_grace=300, ws_gap_grace=1.0))
-    async with live_server(app) as server, httpx.AsyncClient(base_url=server.base_url) as http:
-        yield Seam(server, app, sessionmaker, http)
+    settings = make_settings(database_url, tmp_dir, ws_resume_grace=300, ws_gap_grace=1.0)
+    async with doorbell_app(settings, sessionmaker) as app:
+        yield app
 
 
 async def _frames_until_pong(ws: WsClient) -> list[Frame]:
@@ -94,9 +69,9 @@ async def _missed(sender: ApiUser, chat_id: int, count: int) -> int:
 
 
 async def test_a_live_event_before_the_resume_neither_skips_nor_repeats_the_missed_ones(
-    seam: Seam,
+    seam: DoorbellApp,
 ) -> None:
-    alice, bob = await sign_up(seam.http, 601, "Al"), await sign_up(seam.http, 602, "Bo")
+    alice, bob = await sign_up(seam.client, 601, "Al"), await sign_up(seam.client, 602, "Bo")
     chat_id = (await alice.private_chat_with(bob))["id"]
     seen = (await alice.send(chat_id, "seen"))["seq"]
     await _missed(alice, chat_id, 3)
@@ -113,9 +88,9 @@ async def test_a_live_event_before_the_resume_neither_skips_nor_repeats_the_miss
 
 
 async def test_late_and_repeated_doorbells_before_the_resume_merge_into_one_sequence(
-    seam: Seam,
+    seam: DoorbellApp,
 ) -> None:
-    alice, bob = await sign_up(seam.http, 605, "Amy"), await sign_up(seam.http, 606, "Bill")
+    alice, bob = await sign_up(seam.client, 605, "Amy"), await sign_up(seam.client, 606, "Bill")
     chat_id = (await alice.private_chat_with(bob))["id"]
     seen = (await alice.send(chat_id, "seen"))["seq"]
     await _missed(alice, chat_id, 2)
@@ -157,12 +132,12 @@ async def test_without_a_resume_the_chats_start_at_the_live_edge_after_the_grace
 
 @pytest.mark.postgres
 async def test_no_chat_meets_a_live_event_with_a_stale_position_while_another_replays(
-    seam: Seam, engine: AsyncEngine
+    seam: DoorbellApp, engine: AsyncEngine
 ) -> None:
     """The replay of the first chat is held by a lock on the event log; meanwhile both chats
     get live events. The second chat's must wait for its own replay, not set its position."""
-    alice, bob = await sign_up(seam.http, 609, "Ari"), await sign_up(seam.http, 610, "Bea")
-    carol = await sign_up(seam.http, 611, "Cal")
+    alice, bob = await sign_up(seam.client, 609, "Ari"), await sign_up(seam.client, 610, "Bea")
+    carol = await sign_up(seam.client, 611, "Cal")
     first = (await alice.private_chat_with(bob))["id"]
     second = (await carol.create_group("second", bob))["id"]
     seen_first = (await alice.send(first, "seen"))["seq"]
@@ -205,19 +180,20 @@ async def test_no_chat_meets_a_live_event_with_a_stale_position_while_another_re
 
 
 async def test_a_chat_joined_after_connecting_starts_at_its_first_event_even_if_it_is_late(
-    seam: Seam,
+    seam: DoorbellApp,
 ) -> None:
-    owner, bob = await sign_up(seam.http, 612, "Own"), await sign_up(seam.http, 613, "Gus")
+    owner, bob = await sign_up(seam.client, 612, "Own"), await sign_up(seam.client, 613, "Gus")
     group = (await owner.create_group("club"))["id"]
     await _missed(owner, group, 2)
     async with ws_user(seam.server, 613, "Gus") as bob_ws:
         await bob_ws.send(type="resume", chats={})
         await bob_ws.wait_for("resumed")
-        held = HeldBack()
-        async with session_scope(seam.sessionmaker, held) as session:
+
+        async def add_bob(session: AsyncSession) -> None:
             actor = await users.get_user(session, owner.id)
             await chats.add_member(session, actor, group, bob.id)
-        (added,) = held.envelopes
+
+        added = await seam.unannounced(add_bob)
         # The welcome overtakes the (late) doorbell of bob's joining.
         welcome = (await owner.send(group, "welcome"))["seq"]
         await seam.publish(added)
