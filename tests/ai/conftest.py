@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
-import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
@@ -81,14 +80,9 @@ def ai_app(
 
 @pytest.fixture(scope="session")
 async def server(ai_app: FastAPI) -> AsyncIterator[LiveServer]:
+    """The suite's server, with this app (the suite's `client` talks to it)."""
     async with live_server(ai_app) as running:
         yield running
-
-
-@pytest.fixture
-async def client(server: LiveServer, engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server.base_url, timeout=15) as client:
-        yield client
 
 
 async def active_replies(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
