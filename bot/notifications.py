@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.context import app_button
 from core.broker import Broker
-from core.events import decode_envelope
+from core.outbox import decode_envelope
 from core.presence import PresenceStore
 from models import Chat, ChatMember, ChatType, User
 

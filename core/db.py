@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import Session, SessionTransaction
 
 from core.broker import Broker
-from core.events import discard_rolled_back, discard_staged, publish_staged
+from core.outbox import discard_rolled_back, discard_staged, publish_staged
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 

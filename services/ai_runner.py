@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.broker import Broker
 from core.db import session_scope
 from core.errors import AppError
-from core.events import decode_envelope, encode_envelope, encode_frame, stage
+from core.outbox import decode_envelope, encode_envelope, encode_frame, stage
 from core.settings import Settings
 from llm.base import CompletionRequest, LLMError, Provider, TextDelta, Usage
 from llm.catalogue import ModelInfo, cost_micros, load_catalogue
@@ -32,9 +32,9 @@ from llm.tokens import estimate_tokens
 from models import AiReply, AiReplyStatus, Chat, Message, User
 from services.ai import AI_SERVICE, AiRuntime, publish_reply_event
 from services.ai_context import build_request, prompt_tokens
+from services.audience import chat_member_ids
 from services.billing import BillingConfig, LedgerQuota
 from services.messages import TEXT_MAX_LENGTH, send_message
-from services.presence import chat_member_ids
 from services.quota import DailyTokenAllowance, QuotaPolicy
 from services.text_split import split_text
 

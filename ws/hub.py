@@ -28,9 +28,9 @@ from starlette.types import Send
 
 from core.broker import Broker
 from core.db import session_scope
-from core.events import decode_envelope, encode_envelope, encode_frame
+from core.outbox import decode_envelope, encode_envelope, encode_frame
 from core.presence import MemoryPresence, PresenceStore
-from services import presence
+from services import audience
 from services.auth import REVOCATION_SERVICE, Revocation
 from services.events import events_after
 from ws.connection import Connection
@@ -237,8 +237,8 @@ class Hub:
         now = datetime.now(UTC)
         async with session_scope(self._sessionmaker) as session:
             if not is_online:
-                await presence.touch_last_seen(session, user_id, now)
-            peers = await presence.peers_of(
+                await audience.touch_last_seen(session, user_id, now)
+            peers = await audience.peers_of(
                 session, user_id, max_group_size=self._presence_max_group_size
             )
         await self.publish_ephemeral(
@@ -279,7 +279,7 @@ class Hub:
 
     async def _send_typing(self, user_id: int, chat_id: int, is_typing: bool) -> None:
         async with session_scope(self._sessionmaker) as session:
-            members = await presence.chat_member_ids(session, chat_id)
+            members = await audience.chat_member_ids(session, chat_id)
         members.discard(user_id)
         await self.publish_ephemeral(
             members,

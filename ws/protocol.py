@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 
 from core.bounds import Flag, Id, Input, Seq
-from core.events import encode_frame
+from core.outbox import encode_frame
 from services.messages import CLIENT_MSG_ID_MAX_LENGTH
 
 # Close codes (4000-4999 are the application's).

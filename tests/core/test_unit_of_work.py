@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.broker import MemoryBroker
 from core.db import session_scope
-from core.events import decode_envelope
+from core.outbox import decode_envelope
 from services import messages, users
 from tests.support.api import sign_up
 

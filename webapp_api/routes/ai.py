@@ -16,7 +16,7 @@ from fastapi.responses import Response, StreamingResponse
 from core.bounds import Id
 from core.db import session_scope
 from core.errors import ServiceUnavailable
-from core.events import decode_envelope
+from core.outbox import decode_envelope
 from models import ACTIVE_REPLY_STATUSES, AiReply, Message, User
 from services import ai, messages, profile, users
 from services.ai import AiRuntime
