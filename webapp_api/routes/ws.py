@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 
 from starlette.types import Receive, Scope, Send
 
-from core.db import session_scope
+from core.db import read_session, unit_of_work
 from core.errors import AppError, Unauthorized
 from services import messages, users
 from services.access import chats_of_member, require_membership
@@ -82,7 +82,7 @@ async def _open(
     )
     # A revocation committed after the credentials were checked but published before the hub
     # watched this socket did not reach it: look once more, now that any later one will.
-    async with context.sessionmaker() as session:
+    async with read_session(context.sessionmaker) as session:
         signed_in = await still_signed_in(session, user_id, identity.session_id)
     if not signed_in:
         await context.hub.unregister(connection)  # its writer stops: the close frame is last
@@ -114,7 +114,7 @@ async def _accept(
 
 
 async def _authenticate(context: AppContext, init_data: str | None, token: str | None) -> Identity:
-    async with session_scope(context.sessionmaker, context.broker) as session:
+    async with unit_of_work(context.sessionmaker, context.broker) as session:
         if token:
             return await authenticate_access_token(session, context.auth, token)
         if init_data:
@@ -173,17 +173,17 @@ async def _handle_chat_frame(
     user_id = connection.user_id
     match client_frame:
         case TypingFrame(chat_id=chat_id, is_typing=is_typing):
-            async with context.sessionmaker() as session:
+            async with read_session(context.sessionmaker) as session:
                 await require_membership(session, chat_id, user_id)
             await context.hub.typing(user_id, chat_id, is_typing)
         case JoinChatFrame(chat_id=chat_id):
-            async with context.sessionmaker() as session:
+            async with read_session(context.sessionmaker) as session:
                 await require_membership(session, chat_id, user_id)
             connection.join_chat(chat_id)
         case LeaveChatFrame(chat_id=chat_id):
             connection.leave_chat(chat_id)
         case ReadFrame(chat_id=chat_id, message_id=message_id):
-            async with session_scope(context.sessionmaker, context.broker) as session:
+            async with unit_of_work(context.sessionmaker, context.broker) as session:
                 user = await users.get_user(session, user_id)
                 await messages.mark_read(session, user, chat_id, message_id)
         case ResumeFrame(chats=chats):
@@ -197,7 +197,7 @@ async def _resume(chats: dict[int, int], context: AppContext, connection: Connec
     held at once, before the first query, so none meets a live event with a stale position.
     `resumed` reports the last seq of each chat this socket has passed on before it."""
     connection.resume(chats)
-    async with context.sessionmaker() as session:
+    async with read_session(context.sessionmaker) as session:
         member_of = await chats_of_member(session, connection.user_id, chats.keys())
     for chat_id in chats:
         if chat_id not in member_of:
@@ -220,7 +220,7 @@ async def _send_message(
 ) -> None:
     try:
         await context.limits.check_send(connection.user_id)
-        async with session_scope(context.sessionmaker, context.broker) as session:
+        async with unit_of_work(context.sessionmaker, context.broker) as session:
             user = await users.get_user(session, connection.user_id)
             sent = await messages.send_message(
                 session,
