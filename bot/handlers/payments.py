@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from aiogram import Bot, F, Router
 from aiogram.filters import Command
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message, PreCheckoutQuery
