@@ -13,8 +13,9 @@ from bot.context import BotContext
 from bot.invoices import create_invoice_link
 from core.errors import AppError
 from models import User
-from services import billing
-from services.billing import BillingConfig, format_credits
+from services.billing import ledger, stars
+from services.billing.config import BillingConfig
+from services.billing.ledger import format_credits
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ async def topup(
     """The packages of credits, each a button that opens Telegram's payment form."""
     config = BillingConfig.from_settings(ctx.settings)
     try:
-        invoices = [billing.new_invoice(config, package.id, user) for package in config.packages]
+        invoices = [stars.new_invoice(config, package.id, user) for package in config.packages]
         links = [await create_invoice_link(bot, invoice) for invoice in invoices]
     except AppError as error:
         await message.answer(f"⚠️ {error.message}")
@@ -33,7 +34,7 @@ async def topup(
     if not links:
         await message.answer("No packages of credits are offered at the moment.")
         return
-    balance = await billing.get_balance(session, config, user.id)
+    balance = await ledger.get_balance(session, config, user.id)
     keyboard = InlineKeyboardMarkup(
         inline_keyboard=[
             [InlineKeyboardButton(text=f"{i.package.title} — {i.package.stars} ⭐", url=link)]
@@ -51,7 +52,7 @@ async def pre_checkout(query: PreCheckoutQuery, ctx: BotContext, user: User) -> 
     to, with the amount and the offer it was issued with."""
     config = BillingConfig.from_settings(ctx.settings)
     try:
-        billing.check_pre_checkout(
+        stars.check_pre_checkout(
             config, user, query.invoice_payload, query.currency, query.total_amount
         )
     except AppError as error:
@@ -67,7 +68,7 @@ async def successful_payment(
     paid = message.successful_payment
     assert paid is not None
     try:
-        result = await billing.record_star_payment(
+        result = await stars.record_star_payment(
             session,
             BillingConfig.from_settings(ctx.settings),
             user,
