@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from core.db import session_scope
 from core.settings import Settings
 from models import MessageType, User
-from services import media
+from services.media.attachments import attach_media
 from tests.conftest import make_settings
 from tests.support.api import ApiUser, sign_up, user_fixture
 from tests.support.server import live_server
@@ -51,7 +51,7 @@ async def attach(
     async with session_scope(sessionmaker) as session:
         sender = await session.get(User, user.id)
         assert sender is not None
-        return await media.attach_media(session, sender, message_id, media_ids)
+        return await attach_media(session, sender, message_id, media_ids)
 
 
 def stored_files(media_dir: Path) -> list[Path]:

@@ -48,9 +48,7 @@ async def list_transactions(
     cursor: Annotated[str | None, Query(max_length=32)] = None,
 ) -> TransactionPage:
     """Every change to my balance, newest first."""
-    page = await ledger.list_entries(
-        session, _config(context), user.id, limit=limit, cursor=cursor
-    )
+    page = await ledger.list_entries(session, _config(context), user.id, limit=limit, cursor=cursor)
     return TransactionPage(
         items=[TransactionOut.of(entry) for entry in page.items], next_cursor=page.next_cursor
     )
