@@ -54,7 +54,7 @@ class TelegramBot:
             group_edit_interval=settings.telegram_group_edit_interval,
             group_edits_per_minute=settings.telegram_group_edits_per_minute,
         )
-        self.relay = TelegramRelay(self.bot, sessionmaker, cadence)
+        self.relay = TelegramRelay(self.bot, sessionmaker, broker, cadence)
         self.dispatcher = Dispatcher()
         self.dispatcher.update.outer_middleware(UnitOfWorkMiddleware(self.context))
         self.dispatcher.include_router(payments.create_router())  # before private's catch-all

@@ -26,7 +26,7 @@ from decimal import Decimal, InvalidOperation
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.broker import create_broker
-from core.db import create_engine, create_sessionmaker, session_scope
+from core.db import create_engine, create_sessionmaker, unit_of_work
 from core.errors import AppError
 from core.settings import Settings, get_settings
 from services import auth, users
@@ -45,7 +45,7 @@ async def _unit_of_work(settings: Settings) -> AsyncIterator[AsyncSession]:
     broker = create_broker(settings.redis_url, settings.redis_prefix)
     await broker.start()
     try:
-        async with session_scope(create_sessionmaker(engine), broker) as session:
+        async with unit_of_work(create_sessionmaker(engine), broker) as session:
             yield session
     finally:
         await broker.close()

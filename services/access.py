@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -44,8 +45,8 @@ def require_admin(user: User) -> None:
         raise Forbidden("Only administrators may do this", code="admin_only")
 
 
-def chat_not_found() -> NotFound:
-    return NotFound("Chat not found", code="chat_not_found")
+def chat_not_found(**extra: Any) -> NotFound:
+    return NotFound("Chat not found", code="chat_not_found", **extra)
 
 
 def message_not_found() -> NotFound:

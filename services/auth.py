@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import Forbidden, Unauthorized, Unprocessable
-from core.events import encode_envelope, stage
+from core.outbox import encode_envelope, stage
 from core.settings import Settings
 from core.telegram_auth import WebAppUser, require_telegram_limits, validate_init_data
 from core.tokens import (

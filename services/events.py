@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import String, cast, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.events import encode_envelope, encode_frame, stage
+from core.outbox import encode_envelope, encode_frame, stage
 from core.signing import MediaUrls
 from models import Chat, ChatEvent, ChatMember
 

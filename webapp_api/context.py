@@ -129,7 +129,7 @@ class AppContext:
         context._tasks.append(
             asyncio.create_task(
                 run_media_cleanup_forever(
-                    sessionmaker, context.storage, spool_dir=context.media.spool_dir
+                    sessionmaker, broker, context.storage, spool_dir=context.media.spool_dir
                 )
             )
         )

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.db import session_scope
+from core.broker import Broker
+from core.db import unit_of_work
 from core.storage import Storage
 from models.base import utcnow
 from services.media.cleanup import CLEANUP_BATCH, UNATTACHED_MAX_AGE, cleanup_unattached
@@ -23,6 +24,7 @@ CLEANUP_INTERVAL = 3600.0  # seconds
 
 async def run_media_cleanup(
     sessionmaker: async_sessionmaker[AsyncSession],
+    broker: Broker,
     storage: Storage,
     *,
     spool_dir: Path | None = None,
@@ -32,7 +34,7 @@ async def run_media_cleanup(
     cutoff = (now or utcnow()) - UNATTACHED_MAX_AGE
     total = 0
     while True:
-        async with session_scope(sessionmaker) as session:
+        async with unit_of_work(sessionmaker, broker) as session:
             removed = await cleanup_unattached(session, storage, older_than=cutoff)
         total += removed
         if removed < CLEANUP_BATCH:
@@ -45,13 +47,17 @@ async def run_media_cleanup(
 
 
 async def run_media_cleanup_forever(
-    sessionmaker: async_sessionmaker[AsyncSession], storage: Storage, *, spool_dir: Path
+    sessionmaker: async_sessionmaker[AsyncSession],
+    broker: Broker,
+    storage: Storage,
+    *,
+    spool_dir: Path,
 ) -> None:
     """A pass at start-up and every CLEANUP_INTERVAL seconds, for a background task (cancel it
     to stop)."""
     while True:
         try:
-            await run_media_cleanup(sessionmaker, storage, spool_dir=spool_dir)
+            await run_media_cleanup(sessionmaker, broker, storage, spool_dir=spool_dir)
         except Exception:
             logger.exception("media cleanup failed; retrying in %.0f s", CLEANUP_INTERVAL)
         await asyncio.sleep(CLEANUP_INTERVAL)

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.bounds import fits_int64
 from core.db import upsert_insert
 from core.errors import BadRequest, Conflict, Unprocessable
-from core.events import encode_envelope, encode_frame, stage
+from core.outbox import encode_envelope, encode_frame, stage
 from models import BillingAccount, LedgerEntry, LedgerKind, User
 from services.billing.config import BillingConfig
 

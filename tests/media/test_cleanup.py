@@ -8,7 +8,8 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.db import session_scope
+from core.broker import MemoryBroker
+from core.db import unit_of_work
 from core.settings import Settings
 from core.storage import LocalStorage, blob_key, thumbnail_key
 from models import Media
@@ -38,8 +39,10 @@ async def test_unattached_uploads_older_than_a_day_go_with_their_files(
     await attach(sessionmaker, alice, message["id"], [kept["id"]])
     storage = LocalStorage(settings.media_dir)
 
-    assert await run_media_cleanup(sessionmaker, storage) == 0
-    removed = await run_media_cleanup(sessionmaker, storage, now=utcnow() + A_DAY_LATER)
+    assert await run_media_cleanup(sessionmaker, MemoryBroker(), storage) == 0
+    removed = await run_media_cleanup(
+        sessionmaker, MemoryBroker(), storage, now=utcnow() + A_DAY_LATER
+    )
 
     assert removed == 1
     assert await media_ids(sessionmaker) == {kept["id"]}
@@ -62,7 +65,7 @@ async def test_a_file_another_upload_shares_is_kept(
     await attach(sessionmaker, bob, message["id"], [sent["id"]])
 
     await run_media_cleanup(
-        sessionmaker, LocalStorage(settings.media_dir), now=utcnow() + A_DAY_LATER
+        sessionmaker, MemoryBroker(), LocalStorage(settings.media_dir), now=utcnow() + A_DAY_LATER
     )
 
     assert await media_ids(sessionmaker) == {sent["id"]}
@@ -81,7 +84,9 @@ async def test_stale_spooled_uploads_are_swept(
     two_days_ago = (utcnow() - timedelta(days=2)).timestamp()
     os.utime(stale, (two_days_ago, two_days_ago))
 
-    await run_media_cleanup(sessionmaker, LocalStorage(settings.media_dir), spool_dir=spool_dir)
+    await run_media_cleanup(
+        sessionmaker, MemoryBroker(), LocalStorage(settings.media_dir), spool_dir=spool_dir
+    )
 
     assert (stale.exists(), fresh.exists()) == (False, True)
     fresh.unlink()
@@ -96,7 +101,7 @@ async def test_a_web_process_removes_day_old_unsent_uploads_and_spool_leftovers(
     stale_data = png_bytes(color=(6, 6, 6))
     stale = await uploaded(alice, stale_data)
     fresh = await uploaded(alice, png_bytes(color=(5, 5, 5)))
-    async with session_scope(sessionmaker) as session:
+    async with unit_of_work(sessionmaker, MemoryBroker()) as session:
         await session.execute(
             update(Media).where(Media.id == stale["id"]).values(created_at=utcnow() - A_DAY_LATER)
         )

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from core.bounds import Id
-from core.db import session_scope
+from core.db import read_session, unit_of_work
 from core.errors import AppError, Unprocessable
 from core.signing import MediaUrls, MediaUrlSigner, media_path, media_urls
 from models import Media, MediaKind, User
@@ -74,7 +74,7 @@ def _declared_kind(value: str | None) -> MediaKind | None:
 async def _receive(request: Request, user: User, context: AppContext) -> Media:
     config = context.media
     form = MultipartUpload(request, config.max_upload_bytes)
-    async with context.sessionmaker() as session:
+    async with read_session(context.sessionmaker) as session:
         await policy.check_upload_allowed(session, user.id, config)
     async with aclosing(form.file_chunks()) as chunks:
         upload = await storage.spool_upload(chunks, config)
@@ -83,7 +83,7 @@ async def _receive(request: Request, user: User, context: AppContext) -> Media:
     except AppError:
         await upload.discard()
         raise
-    async with session_scope(context.sessionmaker, context.broker) as session:
+    async with unit_of_work(context.sessionmaker, context.broker) as session:
         return await storage.store_upload(
             session,
             context.storage,
@@ -120,7 +120,7 @@ async def upload_media_aeon(request: Request, user: Caller, context: Context) ->
 
 
 async def _readable(context: AppContext, user: User, media_id: int) -> Media:
-    async with context.sessionmaker() as session:
+    async with read_session(context.sessionmaker) as session:
         return await attachments.get_media_for_download(session, user.id, media_id)
 
 
@@ -130,7 +130,7 @@ async def _signed(
     MediaUrlSigner(context.auth.secret_key, context.settings.media_url_ttl).verify(
         media_path(media_id, thumbnail=thumbnail), exp, sig
     )
-    async with context.sessionmaker() as session:
+    async with read_session(context.sessionmaker) as session:
         return await attachments.get_media(session, media_id)
 
 
