@@ -42,7 +42,8 @@ class TelegramBot:
         sessionmaker: async_sessionmaker[AsyncSession],
         broker: Broker,
     ) -> None:
-        assert settings.bot_token is not None
+        if settings.bot_token is None:
+            raise ValueError("a Telegram bot needs BOT_TOKEN")
         self.bot = Bot(
             settings.bot_token.get_secret_value(),
             session=AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_base)),

@@ -227,8 +227,7 @@ async def refresh_session(
         return RefreshRejected(
             "Refresh token was already used; the session has been revoked", "token_reused"
         )
-    user = await session.get(User, auth_session.user_id)
-    assert user is not None
+    user = await session.get_one(User, auth_session.user_id)
     return await _issue(session, config, user, auth_session.id, now)
 
 

@@ -1,2 +1,2 @@
-"""Front doors that are not requests: work a process runs by itself on a timer or a queue,
-each opening its own units of work."""
+"""Front door for work nobody asked for in a request: the AI runner and the media cleanup, each
+opening its own units of work on a queue or a timer."""

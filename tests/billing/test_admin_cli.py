@@ -1,4 +1,4 @@
-"""`python -m core.admin`, run as an operator would: a process configured by its environment."""
+"""`python -m cli.admin`, run as an operator would: a process configured by its environment."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from core.admin import main
+from cli.admin import main
 from core.broker import MemoryBroker
 from core.db import unit_of_work
 from core.settings import Settings
@@ -48,7 +48,7 @@ async def admin(database_url: str, cwd: Path, *args: str) -> Ran:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "core.admin",
+        "cli.admin",
         *args,
         cwd=cwd,
         env=environment,
