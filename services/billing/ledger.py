@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.bounds import fits_int64
@@ -61,8 +61,8 @@ class Balance:
         return cls(account.balance, account.reserved)
 
 
-async def _locked(session: AsyncSession, user_id: int) -> BillingAccount | None:
-    return await session.scalar(
+def _locked(user_id: int) -> Select[BillingAccount]:
+    return (
         select(BillingAccount)
         .where(BillingAccount.user_id == user_id)
         .with_for_update()
@@ -76,7 +76,7 @@ async def open_account(
     """The user's account, locked until the transaction ends. Created on first use with the
     starting grant (by exactly one of concurrent first uses), and topped up with the day's free
     credits when a daily allowance is configured."""
-    account = await _locked(session, user_id)
+    account = await session.scalar(_locked(user_id))
     if account is None:
         created = await session.scalar(
             upsert_insert(session, BillingAccount)
@@ -96,8 +96,7 @@ async def open_account(
                 )
             )
             await session.flush()
-        account = await _locked(session, user_id)
-        assert account is not None
+        account = (await session.scalars(_locked(user_id))).one()
     if config.daily_free:
         key = f"grant:daily:{user_id}:{datetime.now(UTC).date().isoformat()}"
         if await find_entry(session, key) is None:

@@ -112,7 +112,8 @@ class LedgerQuota(QuotaPolicy):
     async def reserve(
         self, session: AsyncSession, reply: AiReply, model: ModelInfo, prompt_tokens: int
     ) -> None:
-        assert reply.requested_by is not None  # a new reply always has its payer
+        if reply.requested_by is None:
+            raise ValueError(f"reply {reply.id} has no payer to reserve its cost from")
         needed = cost_micros(model, prompt_tokens, reply.max_tokens)
         account = await open_account(session, self.config, reply.requested_by)
         available = account.balance - account.reserved
@@ -160,10 +161,10 @@ class LedgerQuota(QuotaPolicy):
         stage_balance_changed(session, account)
 
     async def release(self, session: AsyncSession, reply: AiReply) -> None:
-        if await session.get(BillingHold, reply.id) is None:
+        hold = await session.get(BillingHold, reply.id)
+        if hold is None:
             return
-        account = await self._payer(session, reply)
-        assert account is not None
+        account = await open_account(session, self.config, hold.user_id)
         account.reserved -= await _take_hold(session, reply.id)
         await session.flush()
         stage_balance_changed(session, account)

@@ -204,8 +204,7 @@ async def refund_star_payment(
     payment.status = PaymentStatus.REFUNDED
     payment.refunded_at = datetime.now(UTC)
     await session.flush()
-    payer = await session.get(User, payment.user_id)
-    assert payer is not None  # the payment would have gone with its user
+    payer = await session.get_one(User, payment.user_id)
     await refund(payer.telegram_id, telegram_payment_charge_id)
     stage_balance_changed(session, account)
     return RefundResult(payment, Balance.of(account))
