@@ -126,6 +126,11 @@ class AppContext:
             MediaConfig.from_settings(settings),
             create_storage(settings),
         )
+        if telegram is not None:
+            telegram.attach(ai)
+            await telegram.start()
+            if bot_mode == "polling":
+                context._tasks.append(asyncio.create_task(telegram.run_polling()))
         context._tasks.append(
             asyncio.create_task(
                 run_media_cleanup_forever(
@@ -133,11 +138,6 @@ class AppContext:
                 )
             )
         )
-        if telegram is not None:
-            telegram.attach(ai)
-            await telegram.start()
-            if bot_mode == "polling":
-                context._tasks.append(asyncio.create_task(telegram.run_polling()))
         return context
 
     async def close(self) -> None:
