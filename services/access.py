@@ -1,4 +1,5 @@
-"""Who may touch a chat. Every chat, message and media action starts here.
+"""Who may do what. Every chat, message and media action starts here; administrators'
+actions start with `require_admin`.
 
 A chat the caller is not an active member of does not exist for them: 404, never 403, so that
 ids do not leak what exists.
@@ -8,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import Forbidden, NotFound
-from models import Chat, ChatMember, ChatType, MemberRole, Message
+from models import Chat, ChatMember, ChatType, MemberRole, Message, User
 
 MANAGER_ROLES = frozenset({MemberRole.OWNER, MemberRole.ADMIN})
 
@@ -37,8 +39,14 @@ class Membership:
             raise Forbidden("Only the chat owner can do this", code="not_chat_owner")
 
 
-def chat_not_found() -> NotFound:
-    return NotFound("Chat not found", code="chat_not_found")
+def require_admin(user: User) -> None:
+    """An administrator of the app (ADMIN_TELEGRAM_IDS)."""
+    if not user.is_admin:
+        raise Forbidden("Only administrators may do this", code="admin_only")
+
+
+def chat_not_found(**extra: Any) -> NotFound:
+    return NotFound("Chat not found", code="chat_not_found", **extra)
 
 
 def message_not_found() -> NotFound:

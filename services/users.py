@@ -72,12 +72,13 @@ async def sync_telegram_user(
             .on_conflict_do_nothing(index_elements=["telegram_id"])
         )
         await session.execute(statement)
-        user = await session.scalar(
-            select(User)
-            .where(User.telegram_id == profile.telegram_id)
-            .execution_options(populate_existing=True)
-        )
-        assert user is not None
+        user = (
+            await session.scalars(
+                select(User)
+                .where(User.telegram_id == profile.telegram_id)
+                .execution_options(populate_existing=True)
+            )
+        ).one()
     changes = _changes(user, profile, is_admin)
     if changes:
         if "username" in changes:
@@ -107,6 +108,13 @@ async def get_user(session: AsyncSession, user_id: int) -> User:
     user = await session.get(User, user_id)
     if user is None:
         raise NotFound("User not found", code="user_not_found")
+    return user
+
+
+async def user_by_telegram_id(session: AsyncSession, telegram_id: int) -> User:
+    user = await session.scalar(select(User).where(User.telegram_id == telegram_id))
+    if user is None:
+        raise NotFound(f"No user has Telegram id {telegram_id}", code="user_not_found")
     return user
 
 

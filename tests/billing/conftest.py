@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from core.db import create_sessionmaker
 from core.settings import DEFAULT_STAR_PACKAGES
 from llm.catalogue import ModelInfo
-from services.billing import BillingConfig
+from services.billing.config import BillingConfig
 from tests.conftest import TEST_SECRET_KEY, make_settings
 from tests.support.api import RunningApp, running_app
 from tests.support.database import database_fixtures, truncate_all

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.broker import Broker
-from core.db import session_scope
+from core.db import unit_of_work
 from core.settings import Settings
 from services import messages, users
 from tests.support.api import ApiUser, RunningApp, running_app
@@ -41,7 +41,7 @@ class DoorbellApp(RunningApp):
         """Commits `change` (one event) as any unit of work does, without ringing: its
         envelope."""
         held = HeldBack()
-        async with session_scope(self.sessionmaker, held) as session:
+        async with unit_of_work(self.sessionmaker, held) as session:
             await change(session)
         (envelope,) = held.envelopes
         return envelope

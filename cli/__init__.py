@@ -1,0 +1,2 @@
+"""Operator commands (`python -m cli.admin`): a front door beside the API, the bot and the
+workers."""
