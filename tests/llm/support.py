@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from llm.base import ChatTurn, CompletionRequest, LLMError, Provider, StreamEvent, TextDelta, Usage
+from llm.base import (
+    ChatTurn,
+    CompletionRequest,
+    LLMError,
+    LLMErrorCode,
+    Provider,
+    StreamEvent,
+    TextDelta,
+    Usage,
+)
+from tests.support.fake_llm import FakeLLM, FakeReply
 
 
 def completion(
@@ -50,3 +60,15 @@ def split(events: list[StreamEvent]) -> tuple[list[str], Usage]:
         assert isinstance(event, TextDelta), f"{event!r} before the end"
         texts.append(event.text)
     return texts, usage
+
+
+async def expect_error(
+    fake_llm: FakeLLM, provider: Provider, reply: FakeReply, code: LLMErrorCode, retryable: bool
+) -> None:
+    """The vendor's error answer becomes this LLMError, and the SDK does not retry it itself."""
+    fake_llm.script(reply)
+    deltas, error = await collect_until_error(provider, completion())
+    assert deltas == []
+    assert (error.code, error.retryable) == (code, retryable)
+    assert error.retry_after == reply.retry_after
+    assert len(fake_llm.requests) == 1, "the SDK must not retry on its own"

@@ -8,7 +8,7 @@ import pytest
 
 from llm.anthropic_provider import AnthropicProvider, alternating_messages
 from llm.base import ChatTurn, LLMError, LLMErrorCode, Usage
-from tests.llm.support import collect, collect_until_error, completion, split
+from tests.llm.support import collect, collect_until_error, completion, expect_error, split
 from tests.support.fake_llm import FakeLLM, FakeReply
 
 
@@ -124,12 +124,7 @@ async def test_error_statuses_map_to_llm_errors(
     code: LLMErrorCode,
     retryable: bool,
 ) -> None:
-    fake_llm.script(reply)
-    deltas, error = await collect_until_error(provider, completion())
-    assert deltas == []
-    assert (error.code, error.retryable) == (code, retryable)
-    assert error.retry_after == reply.retry_after
-    assert len(fake_llm.requests) == 1, "the SDK must not retry on its own"
+    await expect_error(fake_llm, provider, reply, code, retryable)
 
 
 async def test_vendor_message_is_passed_on(fake_llm: FakeLLM, provider: AnthropicProvider) -> None:
