@@ -18,7 +18,8 @@ parsed; entities are not detected in the bot's own texts. Strict where Telegram 
 not modified", edits of unknown messages, double answers and refunds, getChat of unknown chats.
 
 Modules: `wire` (parameters and errors as Telegram reads and answers them), `entities` (what
-Telegram finds and parses in a text), `updates` (test users, chats and update builders), `fake`
-(FakeTelegram: one test's calls, updates, plans and chat state, and the methods), `server`
+Telegram finds and parses in a text), `updates` (test users, chats and update builders),
+`state` (what Telegram knows for one test), `methods` (each Bot API method on that state),
+`fake` (FakeTelegram: the test's side, planned failures, the long poll and serving), `server`
 (the session's server and the pytest fixtures; a plugin of tests/conftest.py).
 """
