@@ -15,6 +15,7 @@ from starlette.types import Message, Receive, Scope, Send
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from core.logging import RedactingFilter
+from core.settings import Settings
 from tests.conftest import make_settings
 from tests.support.api import sign_up
 from tests.support.server import LiveServer, live_server, wait_until
@@ -127,9 +128,11 @@ async def test_bad_frames_get_an_error_and_the_connection_stays(
     assert stranger.id != owner.id
 
 
-async def test_a_frame_over_64_kib_closes_with_1009(server: LiveServer) -> None:
+async def test_a_frame_over_the_limit_closes_with_1009(
+    server: LiveServer, settings: Settings
+) -> None:
     async with ws_user(server, 36, "Uma") as ws:
-        await ws.send(type="ping", padding="x" * (64 * 1024))
+        await ws.send(type="ping", padding="x" * settings.ws_max_frame_bytes)
         with pytest.raises(ConnectionClosed) as closed:
             await ws.recv()
     assert closed.value.rcvd is not None
