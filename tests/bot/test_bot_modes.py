@@ -1,5 +1,5 @@
 """How a process runs the bot: BOT_MODE=auto, `python -m bot set-webhook` / `delete-webhook`
-against the fake Bot API, and webhook updates on a custom WEBHOOK_PATH."""
+against the fake Bot API, webhook updates on a custom WEBHOOK_PATH, and LOG_LEVEL."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
+
+import pytest
 
 from tests.bot.conftest import BotAppFactory
 from tests.conftest import TEST_SECRET_KEY
@@ -38,6 +40,8 @@ async def _run_bot_command(
             **env,
         }
     )
+    if not environment["BOT_TOKEN"]:
+        del environment["BOT_TOKEN"]
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -145,3 +149,14 @@ async def test_auto_mode_leaves_the_bot_to_its_own_process_with_several_workers(
         assert response.status_code == 404
         assert (await bot_app.client.get("/health/ready")).status_code == 200
     assert bot_app.telegram.calls == []
+
+
+@pytest.mark.parametrize(("level", "shown"), [("INFO", True), ("WARNING", False)])
+async def test_log_level_decides_what_the_process_logs(
+    tmp_path: Path, fake_telegram_server: FakeTelegramServer, level: str, shown: bool
+) -> None:
+    status, output = await _run_bot_command(
+        "run", tmp_path, fake_telegram_server, BOT_TOKEN="", LOG_LEVEL=level
+    )
+    assert status == 0, output
+    assert ("The bot is not configured" in output) is shown
