@@ -86,10 +86,6 @@ class Hub:
     def connections_of(self, user_id: int) -> list[Connection]:
         return list(self._by_user.get(user_id, ()))
 
-    def is_connected(self, user_id: int) -> bool:
-        """Whether the user has a socket open on this process."""
-        return bool(self._by_user.get(user_id))
-
     @property
     def chats_with_gaps(self) -> int:
         """Chats whose gaps this process is waiting out or replaying."""
