@@ -15,9 +15,7 @@ async def test_the_daily_free_credits_are_granted_once_a_day(start_app: AppFacto
             balance = await alice.ok("GET", "/api/v1/billing/balance")
             assert balance["balance"] == STARTING_GRANT + DAILY_FREE
         page = await alice.ok("GET", "/api/v1/billing/transactions")
-    assert sorted(item["amount"] for item in page["items"]) == sorted(
-        [STARTING_GRANT, DAILY_FREE]
-    )
+    assert sorted(item["amount"] for item in page["items"]) == sorted([STARTING_GRANT, DAILY_FREE])
 
 
 async def test_without_daily_free_credits_only_the_starting_grant_is_given(

@@ -113,7 +113,8 @@ async def test_group_model_sets_the_model_its_admin_names(bot_app: BotApp) -> No
     bot_app.telegram.push_update(group_text(GROUP, ADMIN, "/model"))
     listed = await _group_reply(bot_app, 1)
     assert listed.startswith("Use /model <id>. Models: ")
-    assert "gpt-4o-mini" in listed and "gpt-4.1" in listed
+    assert "gpt-4o-mini" in listed
+    assert "gpt-4.1" in listed
     bot_app.telegram.push_update(group_text(GROUP, MEMBER, "/model gpt-4.1"))
     assert "Only the group's admins" in await _group_reply(bot_app, 2)
     bot_app.telegram.push_update(group_text(GROUP, ADMIN, "/model gpt-4.1"))

@@ -32,13 +32,15 @@ def start_server(database_url: str, tmp_dir: Path, engine: AsyncEngine) -> Serve
 
 async def test_frames_are_bounded_by_ws_max_frame_bytes(start_server: ServerFactory) -> None:
     limit = 4096
-    async with start_server(ws_max_frame_bytes=limit) as server:
-        async with ws_user(server, 3701, "Vera") as ws:
-            await ws.send(type="ping", padding="x" * (limit - 100))
-            assert (await ws.recv())["type"] == "pong"
-            await ws.send(type="ping", padding="x" * limit)
-            with pytest.raises(ConnectionClosed) as closed:
-                await ws.recv()
+    async with (
+        start_server(ws_max_frame_bytes=limit) as server,
+        ws_user(server, 3701, "Vera") as ws,
+    ):
+        await ws.send(type="ping", padding="x" * (limit - 100))
+        assert (await ws.recv())["type"] == "pong"
+        await ws.send(type="ping", padding="x" * limit)
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.recv()
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 1009
 
@@ -47,11 +49,13 @@ async def test_frames_are_bounded_by_ws_max_frame_bytes(start_server: ServerFact
 async def test_per_message_deflate_is_negotiated_only_when_turned_on(
     start_server: ServerFactory, deflate: bool
 ) -> None:
-    async with start_server(ws_per_message_deflate=deflate) as server:
-        async with ws_user(server, 3702, "Wim") as ws:
-            response = ws.connection.response
-            assert response is not None
-            extensions = response.headers.get("Sec-WebSocket-Extensions", "")
-            await ws.send(type="ping")
-            assert (await ws.recv())["type"] == "pong"
+    async with (
+        start_server(ws_per_message_deflate=deflate) as server,
+        ws_user(server, 3702, "Wim") as ws,
+    ):
+        response = ws.connection.response
+        assert response is not None
+        extensions = response.headers.get("Sec-WebSocket-Extensions", "")
+        await ws.send(type="ping")
+        assert (await ws.recv())["type"] == "pong"
     assert ("permessage-deflate" in extensions) is deflate

@@ -1,0 +1,127 @@
+"""The ledger's holds at the service level: a reply holds its worst case, settling charges what
+it cost and frees the hold, and two holds at once never take the balance below zero."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.db import session_scope
+from core.errors import PaymentRequired
+from core.settings import DEFAULT_STAR_PACKAGES
+from llm.catalogue import ModelInfo, cost_micros
+from models import AiReply, AiReplyStatus, Chat, ChatType, User
+from services.billing import BillingConfig, LedgerQuota, get_balance
+from tests.conftest import TEST_SECRET_KEY
+from tests.services.helpers import new_user
+
+# 100 micro-credits a prompt token, 200 an output token.
+MODEL = ModelInfo(
+    id="metered",
+    provider="openai",
+    vendor_model="metered-1",
+    display_name="Metered",
+    context_window=10_000,
+    max_output_tokens=100,
+    input_price=100_000_000,
+    output_price=200_000_000,
+)
+PROMPT_TOKENS = 100
+MAX_TOKENS = 100
+WORST_CASE = cost_micros(MODEL, PROMPT_TOKENS, MAX_TOKENS)
+
+
+def _quota(starting_grant: int) -> LedgerQuota:
+    return LedgerQuota(
+        BillingConfig(
+            enabled=True,
+            starting_grant=starting_grant,
+            daily_free=0,
+            packages=DEFAULT_STAR_PACKAGES,
+            secret_key=TEST_SECRET_KEY,
+        )
+    )
+
+
+async def _reply(session: AsyncSession, user: User) -> AiReply:
+    """A running reply asked for by `user`, in an AI chat of its own."""
+    chat = Chat(type=ChatType.AI, created_by=user.id)
+    session.add(chat)
+    await session.flush()
+    reply = AiReply(
+        chat_id=chat.id,
+        requested_by=user.id,
+        model=MODEL.id,
+        provider=MODEL.provider,
+        max_tokens=MAX_TOKENS,
+        status=AiReplyStatus.RUNNING,
+    )
+    session.add(reply)
+    await session.flush()
+    return reply
+
+
+async def test_a_hold_reserves_and_settling_charges_what_the_reply_cost(
+    session: AsyncSession,
+) -> None:
+    quota = _quota(starting_grant=WORST_CASE * 2)
+    user = await new_user(session, 13001, "Alice")
+    reply = await _reply(session, user)
+    await quota.reserve(session, reply, MODEL, PROMPT_TOKENS)
+    held = await get_balance(session, quota.config, user.id)
+    assert (held.balance, held.reserved, held.available) == (
+        WORST_CASE * 2,
+        WORST_CASE,
+        WORST_CASE,
+    )
+    reply.cost_micros = 1_234
+    await quota.settle(session, reply)
+    await quota.settle(session, reply)  # settled twice, charged once
+    settled = await get_balance(session, quota.config, user.id)
+    assert (settled.balance, settled.reserved) == (WORST_CASE * 2 - 1_234, 0)
+
+
+async def test_a_second_hold_the_balance_cannot_cover_besides_the_first_is_refused(
+    session: AsyncSession,
+) -> None:
+    quota = _quota(starting_grant=WORST_CASE * 3 // 2)
+    user = await new_user(session, 13002, "Bob")
+    first, second = await _reply(session, user), await _reply(session, user)
+    await quota.reserve(session, first, MODEL, PROMPT_TOKENS)
+    with pytest.raises(PaymentRequired) as refused:
+        await quota.reserve(session, second, MODEL, PROMPT_TOKENS)
+    assert refused.value.code == "insufficient_balance"
+    await quota.release(session, first)
+    await quota.reserve(session, second, MODEL, PROMPT_TOKENS)
+
+
+@pytest.mark.postgres
+async def test_two_holds_at_once_never_take_the_balance_below_zero(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """Each hold alone fits the balance, both together do not: on separate connections, at the
+    same moment, exactly one is taken."""
+    quota = _quota(starting_grant=WORST_CASE * 3 // 2)
+    async with session_scope(sessionmaker) as session:
+        user = await new_user(session, 13003, "Carol")
+        await get_balance(session, quota.config, user.id)  # the account, with its grant
+        reply_ids = [(await _reply(session, user)).id for _ in range(2)]
+
+    async def hold(reply_id: int) -> bool:
+        try:
+            async with session_scope(sessionmaker) as session:
+                reply = await session.get(AiReply, reply_id)
+                assert reply is not None
+                await quota.reserve(session, reply, MODEL, PROMPT_TOKENS)
+        except PaymentRequired:
+            return False
+        return True
+
+    taken = await asyncio.gather(*(hold(reply_id) for reply_id in reply_ids))
+    assert sorted(taken) == [False, True]
+    async with sessionmaker() as session:
+        balance = await get_balance(session, quota.config, user.id)
+    assert (balance.balance, balance.reserved) == (WORST_CASE * 3 // 2, WORST_CASE)
+    assert balance.available >= 0
