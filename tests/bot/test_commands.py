@@ -107,48 +107,55 @@ async def _group_settings(bot_app: BotApp) -> dict[str, Any]:
     return settings
 
 
-async def test_group_model_sets_the_model_its_admin_names(bot_app: BotApp) -> None:
+async def _ask_the_ai_in_the_group(bot_app: BotApp, answer: str) -> dict[str, Any]:
+    """A member mentions the bot; the request the LLM received for its answer."""
+    bot_app.llm.script(FakeReply(text=answer))
+    text = "@test_ai_bot a question"
+    bot_app.telegram.push_update(
+        group_text(GROUP, MEMBER, text, entities=mention_entities(text, "test_ai_bot"))
+    )
+    await bot_app.telegram.wait_for_call(
+        "editMessageText", lambda call: call.params.get("text") == answer
+    )
+    request: dict[str, Any] = bot_app.llm.requests[-1].json
+    return request
+
+
+async def _only_the_admin_may(bot_app: BotApp, command: str, nth: int) -> str:
+    """A member sends `command` and is refused, then the admin does: the admin's answer (the
+    bot's `nth` message in the group)."""
+    bot_app.telegram.push_update(group_text(GROUP, MEMBER, command))
+    assert "Only the group's admins" in await _group_reply(bot_app, nth - 1)
+    bot_app.telegram.push_update(group_text(GROUP, ADMIN, command))
+    return await _group_reply(bot_app, nth)
+
+
+def _group_with_an_admin(bot_app: BotApp) -> None:
     bot_app.telegram.add_chat(GROUP)
     bot_app.telegram.set_admins(GROUP.id, [ADMIN.id])
+
+
+async def test_group_model_sets_the_model_its_admin_names(bot_app: BotApp) -> None:
+    _group_with_an_admin(bot_app)
     bot_app.telegram.push_update(group_text(GROUP, ADMIN, "/model"))
     listed = await _group_reply(bot_app, 1)
     assert listed.startswith("Use /model <id>. Models: ")
     assert "gpt-4o-mini" in listed
     assert "gpt-4.1" in listed
-    bot_app.telegram.push_update(group_text(GROUP, MEMBER, "/model gpt-4.1"))
-    assert "Only the group's admins" in await _group_reply(bot_app, 2)
-    bot_app.telegram.push_update(group_text(GROUP, ADMIN, "/model gpt-4.1"))
-    assert await _group_reply(bot_app, 3) == "Model: gpt-4.1."
+    assert await _only_the_admin_may(bot_app, "/model gpt-4.1", 3) == "Model: gpt-4.1."
     assert (await _group_settings(bot_app))["model"] == "gpt-4.1"
-    bot_app.llm.script(FakeReply(text="Answered by gpt-4.1"))
-    text = "@test_ai_bot which model?"
-    bot_app.telegram.push_update(
-        group_text(GROUP, MEMBER, text, entities=mention_entities(text, "test_ai_bot"))
-    )
-    await bot_app.telegram.wait_for_call(
-        "editMessageText", lambda call: call.params.get("text") == "Answered by gpt-4.1"
-    )
-    assert bot_app.llm.requests[-1].json["model"] == "gpt-4.1"
+    request = await _ask_the_ai_in_the_group(bot_app, "Answered by gpt-4.1")
+    assert request["model"] == "gpt-4.1"
 
 
 async def test_group_persona_is_saved_used_and_reset_by_its_admin(bot_app: BotApp) -> None:
-    bot_app.telegram.add_chat(GROUP)
-    bot_app.telegram.set_admins(GROUP.id, [ADMIN.id])
-    bot_app.telegram.push_update(group_text(GROUP, MEMBER, "/persona Be rude"))
-    assert "Only the group's admins" in await _group_reply(bot_app, 1)
-    bot_app.telegram.push_update(group_text(GROUP, ADMIN, "/persona Answer in one line"))
-    assert await _group_reply(bot_app, 2) == "Persona saved."
+    _group_with_an_admin(bot_app)
+    assert await _only_the_admin_may(bot_app, "/persona Answer in one line", 2) == (
+        "Persona saved."
+    )
     assert (await _group_settings(bot_app))["persona"] == "Answer in one line"
-    bot_app.llm.script(FakeReply(text="One line."))
-    text = "@test_ai_bot explain everything"
-    bot_app.telegram.push_update(
-        group_text(GROUP, MEMBER, text, entities=mention_entities(text, "test_ai_bot"))
-    )
-    await bot_app.telegram.wait_for_call(
-        "editMessageText", lambda call: call.params.get("text") == "One line."
-    )
-    system = bot_app.llm.requests[-1].json["messages"][0]["content"]
-    assert system.startswith("Answer in one line")
+    request = await _ask_the_ai_in_the_group(bot_app, "One line.")
+    assert request["messages"][0]["content"].startswith("Answer in one line")
     bot_app.telegram.push_update(group_text(GROUP, ADMIN, "/persona reset"))
     assert await _group_reply(bot_app, 4) == "Persona saved."
     assert (await _group_settings(bot_app))["persona"] is None

@@ -10,66 +10,24 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db import session_scope
 from core.errors import PaymentRequired
-from core.settings import DEFAULT_STAR_PACKAGES
-from llm.catalogue import ModelInfo, cost_micros
-from models import AiReply, AiReplyStatus, Chat, ChatType, User
-from services.billing import BillingConfig, LedgerQuota, get_balance
-from tests.conftest import TEST_SECRET_KEY
+from llm.catalogue import cost_micros
+from models import AiReply
+from services.billing import LedgerQuota, get_balance
+from tests.billing.conftest import PRICEY, config_with
+from tests.billing.helpers import add_reply
 from tests.services.helpers import new_user
 
-# 100 micro-credits a prompt token, 200 an output token.
-MODEL = ModelInfo(
-    id="metered",
-    provider="openai",
-    vendor_model="metered-1",
-    display_name="Metered",
-    context_window=10_000,
-    max_output_tokens=100,
-    input_price=100_000_000,
-    output_price=200_000_000,
-)
 PROMPT_TOKENS = 100
-MAX_TOKENS = 100
-WORST_CASE = cost_micros(MODEL, PROMPT_TOKENS, MAX_TOKENS)
-
-
-def _quota(starting_grant: int) -> LedgerQuota:
-    return LedgerQuota(
-        BillingConfig(
-            enabled=True,
-            starting_grant=starting_grant,
-            daily_free=0,
-            packages=DEFAULT_STAR_PACKAGES,
-            secret_key=TEST_SECRET_KEY,
-        )
-    )
-
-
-async def _reply(session: AsyncSession, user: User) -> AiReply:
-    """A running reply asked for by `user`, in an AI chat of its own."""
-    chat = Chat(type=ChatType.AI, created_by=user.id)
-    session.add(chat)
-    await session.flush()
-    reply = AiReply(
-        chat_id=chat.id,
-        requested_by=user.id,
-        model=MODEL.id,
-        provider=MODEL.provider,
-        max_tokens=MAX_TOKENS,
-        status=AiReplyStatus.RUNNING,
-    )
-    session.add(reply)
-    await session.flush()
-    return reply
+WORST_CASE = cost_micros(PRICEY, PROMPT_TOKENS, 100)  # add_reply's max_tokens
 
 
 async def test_a_hold_reserves_and_settling_charges_what_the_reply_cost(
     session: AsyncSession,
 ) -> None:
-    quota = _quota(starting_grant=WORST_CASE * 2)
+    quota = LedgerQuota(config_with(starting_grant=WORST_CASE * 2))
     user = await new_user(session, 13001, "Alice")
-    reply = await _reply(session, user)
-    await quota.reserve(session, reply, MODEL, PROMPT_TOKENS)
+    reply = await add_reply(session, user)
+    await quota.reserve(session, reply, PRICEY, PROMPT_TOKENS)
     held = await get_balance(session, quota.config, user.id)
     assert (held.balance, held.reserved, held.available) == (
         WORST_CASE * 2,
@@ -86,15 +44,15 @@ async def test_a_hold_reserves_and_settling_charges_what_the_reply_cost(
 async def test_a_second_hold_the_balance_cannot_cover_besides_the_first_is_refused(
     session: AsyncSession,
 ) -> None:
-    quota = _quota(starting_grant=WORST_CASE * 3 // 2)
+    quota = LedgerQuota(config_with(starting_grant=WORST_CASE * 3 // 2))
     user = await new_user(session, 13002, "Bob")
-    first, second = await _reply(session, user), await _reply(session, user)
-    await quota.reserve(session, first, MODEL, PROMPT_TOKENS)
+    first, second = await add_reply(session, user), await add_reply(session, user)
+    await quota.reserve(session, first, PRICEY, PROMPT_TOKENS)
     with pytest.raises(PaymentRequired) as refused:
-        await quota.reserve(session, second, MODEL, PROMPT_TOKENS)
+        await quota.reserve(session, second, PRICEY, PROMPT_TOKENS)
     assert refused.value.code == "insufficient_balance"
     await quota.release(session, first)
-    await quota.reserve(session, second, MODEL, PROMPT_TOKENS)
+    await quota.reserve(session, second, PRICEY, PROMPT_TOKENS)
 
 
 @pytest.mark.postgres
@@ -103,18 +61,18 @@ async def test_two_holds_at_once_never_take_the_balance_below_zero(
 ) -> None:
     """Each hold alone fits the balance, both together do not: on separate connections, at the
     same moment, exactly one is taken."""
-    quota = _quota(starting_grant=WORST_CASE * 3 // 2)
+    quota = LedgerQuota(config_with(starting_grant=WORST_CASE * 3 // 2))
     async with session_scope(sessionmaker) as session:
         user = await new_user(session, 13003, "Carol")
         await get_balance(session, quota.config, user.id)  # the account, with its grant
-        reply_ids = [(await _reply(session, user)).id for _ in range(2)]
+        reply_ids = [(await add_reply(session, user)).id for _ in range(2)]
 
     async def hold(reply_id: int) -> bool:
         try:
             async with session_scope(sessionmaker) as session:
                 reply = await session.get(AiReply, reply_id)
                 assert reply is not None
-                await quota.reserve(session, reply, MODEL, PROMPT_TOKENS)
+                await quota.reserve(session, reply, PRICEY, PROMPT_TOKENS)
         except PaymentRequired:
             return False
         return True

@@ -7,15 +7,22 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import Conflict
+from models import Chat, User
 from services.chats import create_chat
 from services.messages import send_message
 from tests.services.helpers import event_count, event_seqs, last_seq, new_user, staged_seqs
 
 
-async def test_a_retry_returns_the_original_and_records_nothing(session: AsyncSession) -> None:
-    alice = await new_user(session, 11011, "Alice")
-    bob = await new_user(session, 11012, "Bob")
+async def _two_in_a_chat(session: AsyncSession, first_id: int) -> tuple[User, User, Chat]:
+    """Alice, Bob and their private chat."""
+    alice = await new_user(session, first_id, "Alice")
+    bob = await new_user(session, first_id + 1, "Bob")
     chat = (await create_chat(session, alice, chat_type="private", member_ids=[bob.id])).chat
+    return alice, bob, chat
+
+
+async def test_a_retry_returns_the_original_and_records_nothing(session: AsyncSession) -> None:
+    alice, _, chat = await _two_in_a_chat(session, 11011)
     await staged_seqs(session)  # the chat's creation
     first = await send_message(session, alice, chat.id, text="hello", client_msg_id="c-1", ai=None)
     assert first.created
@@ -36,9 +43,7 @@ async def test_a_retry_returns_the_original_and_records_nothing(session: AsyncSe
 async def test_a_client_msg_id_reused_for_another_chat_is_a_conflict(
     session: AsyncSession,
 ) -> None:
-    alice = await new_user(session, 11021, "Alice")
-    bob = await new_user(session, 11022, "Bob")
-    first = (await create_chat(session, alice, chat_type="private", member_ids=[bob.id])).chat
+    alice, _, first = await _two_in_a_chat(session, 11021)
     other = (await create_chat(session, alice, chat_type="group", title="Team")).chat
     await send_message(session, alice, first.id, text="one", client_msg_id="c-2", ai=None)
     seq = await last_seq(session, other.id)
@@ -51,9 +56,7 @@ async def test_a_client_msg_id_reused_for_another_chat_is_a_conflict(
 async def test_a_rolled_back_send_gives_its_seq_and_its_event_back(
     session: AsyncSession,
 ) -> None:
-    alice = await new_user(session, 11031, "Alice")
-    bob = await new_user(session, 11032, "Bob")
-    chat = (await create_chat(session, alice, chat_type="private", member_ids=[bob.id])).chat
+    alice, bob, chat = await _two_in_a_chat(session, 11031)
     kept = (await send_message(session, alice, chat.id, text="kept", ai=None)).message.seq
     chat_id = chat.id  # the rollback expires the objects it loaded
     await staged_seqs(session)
