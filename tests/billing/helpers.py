@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.db import session_scope
+from core.broker import MemoryBroker
+from core.db import unit_of_work
 from models import (
     AiReply,
     AiReplyStatus,
@@ -27,7 +28,7 @@ Sessionmaker = async_sessionmaker[AsyncSession]
 async def new_user(
     sessionmaker: Sessionmaker, telegram_id: int, name: str = "User", username: str | None = None
 ) -> User:
-    async with session_scope(sessionmaker) as session:
+    async with unit_of_work(sessionmaker, MemoryBroker()) as session:
         user = User(telegram_id=telegram_id, first_name=name, username=username)
         session.add(user)
         await session.flush()
@@ -53,7 +54,7 @@ async def add_reply(session: AsyncSession, user: User, *, max_tokens: int = 100)
 
 
 async def new_reply(sessionmaker: Sessionmaker, user: User, *, max_tokens: int = 100) -> AiReply:
-    async with session_scope(sessionmaker) as session:
+    async with unit_of_work(sessionmaker, MemoryBroker()) as session:
         return await add_reply(session, user, max_tokens=max_tokens)
 
 

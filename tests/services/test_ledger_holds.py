@@ -8,7 +8,8 @@ import asyncio
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.db import session_scope
+from core.broker import MemoryBroker
+from core.db import read_session, unit_of_work
 from core.errors import PaymentRequired
 from llm.catalogue import cost_micros
 from models import AiReply
@@ -62,14 +63,14 @@ async def test_two_holds_at_once_never_take_the_balance_below_zero(
     """Each hold alone fits the balance, both together do not: on separate connections, at the
     same moment, exactly one is taken."""
     quota = LedgerQuota(config_with(starting_grant=WORST_CASE * 3 // 2))
-    async with session_scope(sessionmaker) as session:
+    async with unit_of_work(sessionmaker, MemoryBroker()) as session:
         user = await new_user(session, 13003, "Carol")
         await get_balance(session, quota.config, user.id)  # the account, with its grant
         reply_ids = [(await add_reply(session, user)).id for _ in range(2)]
 
     async def hold(reply_id: int) -> bool:
         try:
-            async with session_scope(sessionmaker) as session:
+            async with unit_of_work(sessionmaker, MemoryBroker()) as session:
                 reply = await session.get(AiReply, reply_id)
                 assert reply is not None
                 await quota.reserve(session, reply, PRICEY, PROMPT_TOKENS)
@@ -79,7 +80,7 @@ async def test_two_holds_at_once_never_take_the_balance_below_zero(
 
     taken = await asyncio.gather(*(hold(reply_id) for reply_id in reply_ids))
     assert sorted(taken) == [False, True]
-    async with sessionmaker() as session:
+    async with read_session(sessionmaker) as session:
         balance = await get_balance(session, quota.config, user.id)
     assert (balance.balance, balance.reserved) == (WORST_CASE * 3 // 2, WORST_CASE)
     assert balance.available >= 0

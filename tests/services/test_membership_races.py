@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.db import session_scope
+from core.broker import MemoryBroker
+from core.db import read_session, unit_of_work
 from core.errors import AppError
 from models import ChatEvent, ChatMember, User
 from services.chats import create_chat, create_invite_link, join_by_invite_link, leave_chat
@@ -24,7 +25,7 @@ ATTEMPTS = 6
 
 
 async def _group_with_link(sessionmaker: Sessionmaker) -> tuple[int, str]:
-    async with session_scope(sessionmaker) as session:
+    async with unit_of_work(sessionmaker, MemoryBroker()) as session:
         owner = await new_user(session, 12001, "Olga")
         chat = (await create_chat(session, owner, chat_type="group", title="Club")).chat
         link = await create_invite_link(session, owner, chat.id)
@@ -32,7 +33,7 @@ async def _group_with_link(sessionmaker: Sessionmaker) -> tuple[int, str]:
 
 
 async def _users(sessionmaker: Sessionmaker, count: int) -> list[User]:
-    async with session_scope(sessionmaker) as session:
+    async with unit_of_work(sessionmaker, MemoryBroker()) as session:
         return [await new_user(session, 12100 + i, f"User{i}") for i in range(count)]
 
 
@@ -40,7 +41,7 @@ async def _each_in_its_own_unit_of_work(
     sessionmaker: Sessionmaker, actions: list[Callable[[AsyncSession], Awaitable[object]]]
 ) -> list[object]:
     async def run(action: Callable[[AsyncSession], Awaitable[object]]) -> object:
-        async with session_scope(sessionmaker) as session:
+        async with unit_of_work(sessionmaker, MemoryBroker()) as session:
             return await action(session)
 
     return list(await asyncio.gather(*(run(a) for a in actions), return_exceptions=True))
@@ -48,7 +49,7 @@ async def _each_in_its_own_unit_of_work(
 
 async def _state(sessionmaker: Sessionmaker, chat_id: int) -> tuple[list[int], dict[str, int]]:
     """The members' user ids and the chat's events counted by type; the seqs must be 1..n."""
-    async with sessionmaker() as session:
+    async with read_session(sessionmaker) as session:
         members = await session.scalars(
             select(ChatMember.user_id).where(ChatMember.chat_id == chat_id)
         )
@@ -98,7 +99,7 @@ async def test_one_person_leaving_many_times_at_once_leaves_once(
 ) -> None:
     chat_id, token = await _group_with_link(sessionmaker)
     (user,) = await _users(sessionmaker, 1)
-    async with session_scope(sessionmaker) as session:
+    async with unit_of_work(sessionmaker, MemoryBroker()) as session:
         await join_by_invite_link(session, user, token)
     results = await _each_in_its_own_unit_of_work(
         sessionmaker, [partial(leave_chat, user=user, chat_id=chat_id)] * ATTEMPTS
@@ -116,10 +117,10 @@ async def test_joins_and_leaves_at_once_leave_members_and_events_that_agree(
 ) -> None:
     chat_id, token = await _group_with_link(sessionmaker)
     leaving = await _users(sessionmaker, ATTEMPTS)
-    async with session_scope(sessionmaker) as session:
+    async with unit_of_work(sessionmaker, MemoryBroker()) as session:
         for user in leaving:
             await join_by_invite_link(session, user, token)
-    async with session_scope(sessionmaker) as session:
+    async with unit_of_work(sessionmaker, MemoryBroker()) as session:
         joining = [await new_user(session, 12200 + i, f"New{i}") for i in range(ATTEMPTS)]
     actions: list[Callable[[AsyncSession], Awaitable[object]]] = []
     for leaver, joiner in zip(leaving, joining, strict=True):
