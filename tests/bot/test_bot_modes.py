@@ -26,8 +26,8 @@ SECRET = "custom-path-webhook-secret"
 async def _run_bot_command(
     command: str, cwd: Path, fake_telegram_server: FakeTelegramServer, **env: str
 ) -> tuple[int, str]:
-    """`python -m bot <command>` configured only through its environment; its exit status and
-    what it printed."""
+    """`python -m bot <command>` configured only through its environment (BOT_TOKEN="" leaves
+    it unset); its exit status and what it printed."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("TEST_", "BOT_"))}
     environment.update(
         {

@@ -77,10 +77,11 @@ async def test_choosing_a_model_from_the_menu_sets_it_for_the_next_answer(
     edited = await bot_app.telegram.wait_for_call("editMessageText")
     assert edited.params["text"] == "Model set to gpt-4.1-mini."
     assert keyboard["text"] == "Model set to gpt-4.1-mini."
-    assert (await _ai_settings(bot_app, DORA.id, "Dora"))["model"] == "gpt-4.1-mini"
     # The menu now marks the chosen model, and the next answer is asked of it.
     bot_app.telegram.push_update(private_text(DORA, "/model"))
     again = await _sent_to(bot_app, DORA.id, nth=2)
+    # Updates are handled one after the other: the choice's unit of work has committed.
+    assert (await _ai_settings(bot_app, DORA.id, "Dora"))["model"] == "gpt-4.1-mini"
     labels = [row[0]["text"] for row in again.params["reply_markup"]["inline_keyboard"]]
     assert "✓ GPT-4.1 mini" in labels
     assert "GPT-4o mini" in labels
@@ -143,9 +144,9 @@ async def test_group_model_sets_the_model_its_admin_names(bot_app: BotApp) -> No
     assert "gpt-4o-mini" in listed
     assert "gpt-4.1" in listed
     assert await _only_the_admin_may(bot_app, "/model gpt-4.1", 3) == "Model: gpt-4.1."
-    assert (await _group_settings(bot_app))["model"] == "gpt-4.1"
     request = await _ask_the_ai_in_the_group(bot_app, "Answered by gpt-4.1")
     assert request["model"] == "gpt-4.1"
+    assert (await _group_settings(bot_app))["model"] == "gpt-4.1"
 
 
 async def test_group_persona_is_saved_used_and_reset_by_its_admin(bot_app: BotApp) -> None:
@@ -153,9 +154,13 @@ async def test_group_persona_is_saved_used_and_reset_by_its_admin(bot_app: BotAp
     assert await _only_the_admin_may(bot_app, "/persona Answer in one line", 2) == (
         "Persona saved."
     )
-    assert (await _group_settings(bot_app))["persona"] == "Answer in one line"
-    request = await _ask_the_ai_in_the_group(bot_app, "One line.")
+    request = await _ask_the_ai_in_the_group(bot_app, "One line.")  # the group's 3rd message
     assert request["messages"][0]["content"].startswith("Answer in one line")
+    assert (await _group_settings(bot_app))["persona"] == "Answer in one line"
     bot_app.telegram.push_update(group_text(GROUP, ADMIN, "/persona reset"))
     assert await _group_reply(bot_app, 4) == "Persona saved."
+    # A bot answers an update before its unit of work commits; the next update is handled
+    # after that commit.
+    bot_app.telegram.push_update(group_text(GROUP, ADMIN, "/model"))
+    await _group_reply(bot_app, 5)
     assert (await _group_settings(bot_app))["persona"] is None
