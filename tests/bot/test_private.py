@@ -65,6 +65,8 @@ async def test_start_with_an_invite_joins_the_group(bot_app: BotApp) -> None:
     sent = await _sent_to(bot_app, ALICE.id)
     assert "Book club" in sent.params["text"]
     assert _button_url(sent) == f"{WEBAPP_URL}?startapp=chat_{group['id']}"
+    bot_app.telegram.push_update(private_text(ALICE, "/help"))  # handled after /start commits
+    await _sent_to(bot_app, ALICE.id, nth=2)
     async with bot_app.sessionmaker() as session:
         alice = await session.scalar(select(User).where(User.telegram_id == ALICE.id))
         assert alice is not None
