@@ -13,7 +13,8 @@ from core.db import read_session, unit_of_work
 from core.errors import PaymentRequired
 from llm.catalogue import cost_micros
 from models import AiReply
-from services.billing import LedgerQuota, get_balance
+from services.billing.ledger import get_balance
+from services.billing.quota import LedgerQuota
 from tests.billing.conftest import PRICEY, config_with
 from tests.billing.helpers import add_reply
 from tests.services.helpers import new_user
