@@ -13,14 +13,12 @@ import logging
 import os
 import tempfile
 import unicodedata
-from collections import defaultdict
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
-from pydantic import BaseModel
 from sqlalchemy import BigInteger, case, delete, exists, func, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -137,47 +135,6 @@ def media_urls(settings: Settings, secret_key: str, base_url: str | None = None)
         if base.startswith(socket_scheme):
             base = http_scheme + base[len(socket_scheme) :]
     return MediaUrls(MediaUrlSigner(secret_key, settings.media_url_ttl), base)
-
-
-class MediaView(BaseModel):
-    id: int
-    kind: MediaKind
-    mime_type: str
-    size: int
-    width: int | None
-    height: int | None
-    duration: float | None
-    url: str
-    thumbnail_url: str | None
-    filename: str
-
-    @classmethod
-    def of(cls, media: Media, urls: MediaUrls) -> MediaView:
-        return cls(
-            id=media.id,
-            kind=media.kind,
-            mime_type=media.mime_type,
-            size=media.size,
-            width=media.width,
-            height=media.height,
-            duration=media.duration,
-            url=urls.media(media.id),
-            thumbnail_url=urls.thumbnail(media.id) if media.thumbnail_key else None,
-            filename=download_filename(media),
-        )
-
-
-def aeon_media_fields(items: Sequence[MediaView]) -> dict[str, Any]:
-    """Aeon's single-media message fields, from a message's first media item."""
-    first = items[0] if items else None
-    duration = first.duration if first else None
-    return {
-        "media_url": first.url if first else None,
-        "media_type": first.mime_type if first else None,
-        "media_size": first.size if first else None,
-        # Aeon's is whole seconds (half up); the exact duration is in `media`.
-        "media_duration": int(duration + 0.5) if duration is not None else None,
-    }
 
 
 def clean_filename(raw: str | None) -> str | None:
@@ -434,25 +391,6 @@ async def copy_attachments(
             ).where(MessageMedia.message_id == source_message_id),
         )
     )
-
-
-async def media_fields(
-    session: AsyncSession, messages: Sequence[Message], urls: MediaUrls
-) -> dict[int, list[MediaView]]:
-    """Media of each message (deleted messages show none), in album order; one query."""
-    message_ids = [message.id for message in messages if message.deleted_at is None]
-    if not message_ids:
-        return {}
-    rows = await session.execute(
-        select(MessageMedia.message_id, Media)
-        .join(Media, Media.id == MessageMedia.media_id)
-        .where(MessageMedia.message_id.in_(message_ids))
-        .order_by(MessageMedia.message_id, MessageMedia.position)
-    )
-    views: dict[int, list[MediaView]] = defaultdict(list)
-    for message_id, media in rows:
-        views[message_id].append(MediaView.of(media, urls))
-    return dict(views)
 
 
 async def cleanup_unattached(

@@ -6,7 +6,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Chat, ChatMember, ChatType, MemberRole, Message, User
-from services.chats import enroll_member, record_chat_updated
+from services.chats.lifecycle import record_chat_updated
+from services.chats.members import enroll_member
 
 
 async def group_for_telegram_chat(session: AsyncSession, telegram_chat_id: int) -> Chat | None:

@@ -20,12 +20,12 @@ from core.signing import MediaUrlSigner, media_path
 from core.storage import create_storage
 from models import Media, MediaKind, User
 from services import media
-from services.media import MediaConfig, MediaUrls, MediaView
+from services.media import MediaConfig, MediaUrls
+from services.views.media import AeonUploadedMedia, MediaView
 from webapp_api.context import AppContext
 from webapp_api.deps import Caller, Context
 from webapp_api.media_http import serve_media
 from webapp_api.schemas.errors import errors
-from webapp_api.schemas.media import AeonUploadedMedia
 from webapp_api.uploads import MultipartUpload
 
 router = APIRouter(tags=["media"])

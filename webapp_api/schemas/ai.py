@@ -9,7 +9,7 @@ from core.bounds import Flag, Input, Number
 from models import AiMode, AiReply, UserProfile
 from services.ai import PERSONA_MAX_LENGTH
 from services.profile import ProfileData
-from services.views import MessageView
+from services.views.messages import MessageView
 
 
 class ModelOut(BaseModel):
