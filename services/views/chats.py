@@ -12,42 +12,29 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models import Chat, ChatMember, ChatType, MemberRole, User
 from services.access import Membership
 from services.views.messages import MessageView
-from services.views.users import UserBrief
+from services.views.users import UserBrief, user_fields
 
 SAVED_MESSAGES_TITLE = "Saved Messages"
 GROUP_TITLE_NAMES = 3
 
 
-class MemberView(BaseModel):
+class MemberView(UserBrief):
     """Aeon's chat member shape plus role and read marker."""
 
-    id: int
-    telegram_id: int
-    username: str | None
-    first_name: str
-    last_name: str | None
-    profile_photo_url: str | None
-    is_bot: bool
     is_admin: bool
     role: str
     joined_at: datetime
     last_read_seq: int
 
-    @classmethod
-    def of(cls, member: ChatMember, user: User) -> MemberView:
-        return cls(
-            id=user.id,
-            telegram_id=user.telegram_id,
-            username=user.username,
-            first_name=user.first_name,
-            last_name=user.last_name,
-            profile_photo_url=user.photo_url,
-            is_bot=user.is_bot,
-            is_admin=member.role in (MemberRole.OWNER, MemberRole.ADMIN),
-            role=member.role.value,
-            joined_at=member.joined_at,
-            last_read_seq=member.last_read_seq,
-        )
+
+def member_view(member: ChatMember, user: User) -> MemberView:
+    return MemberView(
+        **user_fields(user),
+        is_admin=member.role in (MemberRole.OWNER, MemberRole.ADMIN),
+        role=member.role.value,
+        joined_at=member.joined_at,
+        last_read_seq=member.last_read_seq,
+    )
 
 
 class MySettings(BaseModel):
@@ -55,6 +42,15 @@ class MySettings(BaseModel):
     is_muted: bool
     is_archived: bool
     last_read_seq: int
+
+    @classmethod
+    def of(cls, member: ChatMember) -> MySettings:
+        return cls(
+            is_favorite=member.is_favorite,
+            is_muted=member.is_muted,
+            is_archived=member.is_archived,
+            last_read_seq=member.last_read_seq,
+        )
 
 
 class ChatView(BaseModel):
@@ -154,7 +150,7 @@ async def chat_view(session: AsyncSession, membership: Membership, viewer: User)
         .where(ChatMember.chat_id == chat.id)
         .order_by(ChatMember.joined_at, ChatMember.id)
     )
-    members = [MemberView.of(member, user) for member, user in rows]
+    members = [member_view(member, user) for member, user in rows]
     peer = next((m for m in members if m.id != viewer.id and chat.type != ChatType.GROUP), None)
     return ChatView(
         id=chat.id,
@@ -168,10 +164,5 @@ async def chat_view(session: AsyncSession, membership: Membership, viewer: User)
         updated_at=chat.updated_at,
         last_seq=chat.last_seq,
         members=members,
-        my_settings=MySettings(
-            is_favorite=me.is_favorite,
-            is_muted=me.is_muted,
-            is_archived=me.is_archived,
-            last_read_seq=me.last_read_seq,
-        ),
+        my_settings=MySettings.of(me),
     )

@@ -3,10 +3,24 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel
 
 from models import User
+
+
+def user_fields(user: User) -> dict[str, Any]:
+    """What every view of a user shows: a `UserBrief`'s fields."""
+    return {
+        "id": user.id,
+        "telegram_id": user.telegram_id,
+        "username": user.username,
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "profile_photo_url": user.photo_url,
+        "is_bot": user.is_bot,
+    }
 
 
 class UserBrief(BaseModel):
@@ -20,15 +34,7 @@ class UserBrief(BaseModel):
 
     @classmethod
     def of(cls, user: User) -> UserBrief:
-        return cls(
-            id=user.id,
-            telegram_id=user.telegram_id,
-            username=user.username,
-            first_name=user.first_name,
-            last_name=user.last_name,
-            profile_photo_url=user.photo_url,
-            is_bot=user.is_bot,
-        )
+        return cls(**user_fields(user))
 
 
 class Me(BaseModel):
@@ -58,16 +64,10 @@ class Me(BaseModel):
     @classmethod
     def of(cls, user: User) -> Me:
         return cls(
-            id=user.id,
-            telegram_id=user.telegram_id,
-            username=user.username,
-            first_name=user.first_name,
-            last_name=user.last_name,
+            **user_fields(user),
             language_code=user.language_code,
             is_premium=user.is_premium,
             is_admin=user.is_admin,
-            is_bot=user.is_bot,
-            profile_photo_url=user.photo_url,
             bio=user.bio,
             allows_write_to_pm=user.allows_write_to_pm,
             notifications_enabled=user.notifications_enabled,

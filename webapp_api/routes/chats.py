@@ -13,7 +13,7 @@ from core.settings import webapp_link
 from services import events, messages, presence, users
 from services.access import require_membership
 from services.chats import invitations, lifecycle, listing, members
-from services.views.chats import ChatListItem, ChatView, MemberView, MySettings
+from services.views.chats import ChatListItem, ChatView, MemberView, MySettings, member_view
 from services.views.messages import MessageView
 from webapp_api.conditional import NOT_MODIFIED, etag, mark, not_modified
 from webapp_api.deps import Ai, Context, CurrentUser, Session
@@ -190,7 +190,7 @@ async def set_member_role(
 ) -> MemberView:
     """The owner sets roles; making someone owner hands ownership over."""
     member = await members.set_member_role(session, user, chat_id, user_id, body.role)
-    return MemberView.of(member, await users.get_user(session, user_id))
+    return member_view(member, await users.get_user(session, user_id))
 
 
 @router.post(
@@ -256,13 +256,7 @@ async def update_my_chat_settings(
     membership = await members.update_member_settings(
         session, user, chat_id, body.model_dump(exclude_unset=True)
     )
-    member = membership.member
-    return MySettings(
-        is_favorite=member.is_favorite,
-        is_muted=member.is_muted,
-        is_archived=member.is_archived,
-        last_read_seq=member.last_read_seq,
-    )
+    return MySettings.of(membership.member)
 
 
 @router.get("/chats/{chat_id}/messages", response_model=HistoryOut, responses=errors(404, 422))
