@@ -23,7 +23,7 @@ from core.errors import (
     ServiceUnavailable,
     TooManyRequests,
 )
-from core.events import encode_envelope, encode_frame, stage
+from core.outbox import encode_envelope, encode_frame, stage
 from llm.base import LLMError
 from llm.catalogue import Catalogue, ModelInfo
 from models import (
@@ -38,8 +38,8 @@ from models import (
 )
 from services.access import Membership, find_membership, require_membership, require_message
 from services.ai_context import build_request, prompt_tokens
+from services.audience import chat_member_ids
 from services.chats.members import ensure_member
-from services.presence import chat_member_ids
 from services.quota import QuotaPolicy
 from services.users import ensure_bot_user
 

@@ -22,9 +22,9 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.broker import Broker
-from core.db import session_scope
+from core.db import read_session, unit_of_work
 from core.errors import AppError
-from core.events import decode_envelope, encode_envelope, encode_frame, stage
+from core.outbox import decode_envelope, encode_envelope, encode_frame, stage
 from core.settings import Settings
 from llm.base import CompletionRequest, LLMError, Provider, TextDelta, Usage
 from llm.catalogue import ModelInfo, cost_micros, load_catalogue
@@ -32,9 +32,9 @@ from llm.tokens import estimate_tokens
 from models import AiReply, AiReplyStatus, Chat, Message, User
 from services.ai import AI_SERVICE, AiRuntime, publish_reply_event
 from services.ai_context import build_request, prompt_tokens
+from services.audience import chat_member_ids
 from services.billing import BillingConfig, LedgerQuota
 from services.messages import TEXT_MAX_LENGTH, send_message
-from services.presence import chat_member_ids
 from services.quota import DailyTokenAllowance, QuotaPolicy
 from services.text_split import split_text
 
@@ -193,7 +193,7 @@ class AiRunner:
 
     async def _claim(self) -> int | None:
         now = datetime.now(UTC)
-        async with session_scope(self._sessionmaker) as session:
+        async with unit_of_work(self._sessionmaker, self._broker) as session:
             candidate = (
                 select(AiReply.id)
                 .where(AiReply.status == AiReplyStatus.QUEUED, AiReply.surface.in_(self._surfaces))
@@ -219,7 +219,7 @@ class AiRunner:
     async def _recover_stale(self) -> None:
         """Replies whose process stopped beating: run once more, or fail with a clear code."""
         cutoff = datetime.now(UTC) - timedelta(seconds=self._stale_after)
-        async with session_scope(self._sessionmaker) as session:
+        async with unit_of_work(self._sessionmaker, self._broker) as session:
             stale = list(
                 await session.execute(
                     select(AiReply.id, AiReply.attempts).where(
@@ -248,7 +248,7 @@ class AiRunner:
     # -- running one reply ----------------------------------------------------------------------
 
     async def _execute(self, reply_id: int) -> None:
-        async with self._sessionmaker() as session:
+        async with read_session(self._sessionmaker) as session:
             reply = await session.get(AiReply, reply_id)
             assert reply is not None
             chat = await session.get(Chat, reply.chat_id)
@@ -386,7 +386,7 @@ class AiRunner:
             await self._check_cancel(live, save_text=True)
 
     async def _check_cancel(self, live: LiveReply, *, save_text: bool = False) -> None:
-        async with session_scope(self._sessionmaker) as session:
+        async with unit_of_work(self._sessionmaker, self._broker) as session:
             values: dict[str, object] = {"heartbeat_at": datetime.now(UTC)}
             if save_text:
                 values["text"] = live.text
@@ -416,7 +416,7 @@ class AiRunner:
         usage = live.usage or Usage(
             input_tokens=prompt_tokens(request), output_tokens=estimate_tokens(live.text)
         )
-        async with session_scope(self._sessionmaker, self._broker) as session:
+        async with unit_of_work(self._sessionmaker, self._broker) as session:
             reply = await session.get(AiReply, live.reply_id)
             bot = await self.ai.bot_user(session)
             assert reply is not None
@@ -506,7 +506,7 @@ class AiRunner:
         *,
         only_if_stale_before: datetime | None = None,
     ) -> None:
-        async with session_scope(self._sessionmaker, self._broker) as session:
+        async with unit_of_work(self._sessionmaker, self._broker) as session:
             statement = (
                 update(AiReply)
                 .where(

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 from core.bounds import Id, Int64, Seq, Text
 from core.errors import ServiceUnavailable, Unprocessable
 from core.settings import webapp_link
-from services import events, messages, presence, users
+from services import audience, events, messages, users
 from services.access import require_membership
 from services.chats import invitations, lifecycle, listing, members
 from services.views.chats import ChatListItem, ChatView, MemberView, MySettings, member_view
@@ -157,7 +157,7 @@ async def online_members(
     """Who of the members is online now. Groups larger than PRESENCE_MAX_GROUP_SIZE get no
     `user_status` frames: ask this when such a group opens."""
     await require_membership(session, chat_id, user.id)
-    member_ids = await presence.chat_member_ids(session, chat_id)
+    member_ids = await audience.chat_member_ids(session, chat_id)
     online = await context.presence.online(sorted(member_ids))
     return OnlineMembers(chat_id=chat_id, user_ids=sorted(online))
 
