@@ -13,7 +13,7 @@ from models import Chat, ChatMember, ChatType, MemberRole, User
 from services.access import Membership, chat_not_found, require_membership
 from services.events import EventType, record_event
 from services.users import users_by_id
-from services.views.chats import member_payload
+from services.views.chats import member_added_payload, member_removed_payload, member_role_payload
 
 
 async def enroll_member(
@@ -24,7 +24,7 @@ async def enroll_member(
     member = ChatMember(chat_id=chat.id, user_id=user.id, role=role)
     session.add(member)
     await session.flush()
-    await record_event(session, chat.id, EventType.MEMBER_ADDED, member_payload(member, user))
+    await record_event(session, chat.id, EventType.MEMBER_ADDED, member_added_payload(member, user))
     return member
 
 
@@ -78,7 +78,7 @@ async def _remove(session: AsyncSession, chat: Chat, member: ChatMember) -> None
         session,
         chat.id,
         EventType.MEMBER_REMOVED,
-        {"user_id": member.user_id},
+        member_removed_payload(member),
         also_notify=[member.user_id],
     )
 
@@ -97,9 +97,7 @@ async def _hand_over_ownership(session: AsyncSession, chat: Chat) -> None:
         return
     successor.role = MemberRole.OWNER
     await session.flush()
-    await record_event(
-        session, chat.id, EventType.MEMBER_UPDATED, {"user_id": successor.user_id, "role": "owner"}
-    )
+    await record_event(session, chat.id, EventType.MEMBER_UPDATED, member_role_payload(successor))
 
 
 async def remove_member(session: AsyncSession, actor: User, chat_id: int, user_id: int) -> None:
@@ -158,12 +156,10 @@ async def set_member_role(
     # Both member rows are written before the chat row is locked for a seq: the lock order of
     # every writer (member, then chat), so that a concurrent read receipt cannot deadlock us.
     await session.flush()
-    await record_event(
-        session, chat_id, EventType.MEMBER_UPDATED, {"user_id": user_id, "role": role.value}
-    )
+    await record_event(session, chat_id, EventType.MEMBER_UPDATED, member_role_payload(target))
     if role == MemberRole.OWNER:
         await record_event(
-            session, chat_id, EventType.MEMBER_UPDATED, {"user_id": actor.id, "role": "admin"}
+            session, chat_id, EventType.MEMBER_UPDATED, member_role_payload(membership.member)
         )
     return target
 

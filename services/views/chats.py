@@ -94,13 +94,22 @@ class ChatListItem(BaseModel):
     peer: UserBrief | None
 
 
-def member_payload(member: ChatMember, user: User) -> dict[str, object]:
+def member_added_payload(member: ChatMember, user: User) -> dict[str, object]:
     """The payload of a `member_added` event."""
     return {
         "user_id": user.id,
         "role": member.role.value,
         "user": UserBrief.of(user).model_dump(mode="json"),
     }
+
+
+def member_role_payload(member: ChatMember) -> dict[str, object]:
+    """The payload of a `member_updated` event: the member's new role."""
+    return {"user_id": member.user_id, "role": member.role.value}
+
+
+def member_removed_payload(member: ChatMember) -> dict[str, object]:
+    return {"user_id": member.user_id}
 
 
 def chat_payload(chat: Chat) -> dict[str, object]:
