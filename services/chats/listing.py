@@ -105,7 +105,7 @@ async def list_chats(
     chats = [chat for chat, _ in page]
     chat_ids = [chat.id for chat in chats]
     last_by_chat = {view.chat_id: view for view in await _last_messages(session, chats)}
-    unread = await unread_counts(session, user, {chat.id: chat.last_seq for chat in chats})
+    unread = await _unread_counts(session, user, {chat.id: chat.last_seq for chat in chats})
     member_counts = dict(
         (
             await session.execute(
@@ -253,7 +253,7 @@ async def get_chat(session: AsyncSession, user: User, chat_id: int) -> ChatView:
     return await chat_view(session, await require_membership(session, chat_id, user.id), user)
 
 
-async def unread_counts(
+async def _unread_counts(
     session: AsyncSession, user: User, last_seqs: Mapping[int, int]
 ) -> dict[int, int]:
     """Others' messages after the user's read marker, per chat, in one query: up to each chat's
