@@ -39,8 +39,8 @@ from models import (
 from services.access import Membership, find_membership, require_membership, require_message
 from services.ai_context import build_request, prompt_tokens
 from services.audience import chat_member_ids
+from services.billing.quota import QuotaPolicy
 from services.chats.members import ensure_member
-from services.quota import QuotaPolicy
 from services.users import ensure_bot_user
 
 PERSONA_MAX_LENGTH = 4000

@@ -33,9 +33,9 @@ from models import AiReply, AiReplyStatus, Chat, Message, User
 from services.ai import AI_SERVICE, AiRuntime, publish_reply_event
 from services.ai_context import build_request, prompt_tokens
 from services.audience import chat_member_ids
-from services.billing import BillingConfig, LedgerQuota
+from services.billing.config import BillingConfig
+from services.billing.quota import DailyTokenAllowance, LedgerQuota, QuotaPolicy
 from services.messages import TEXT_MAX_LENGTH, send_message
-from services.quota import DailyTokenAllowance, QuotaPolicy
 from services.text_split import split_text
 
 logger = logging.getLogger(__name__)

@@ -37,7 +37,7 @@ from services.access import (
 )
 from services.ai import AiRuntime, maybe_reply, publish_reply_event
 from services.events import EventType, give_back_seq, next_seq, record_event
-from services.media import attach_media
+from services.media.attachments import attach_media
 from services.search import like_pattern
 from services.views.media import media_url_version
 from services.views.messages import MessageView, message_view, message_views, new_message_view

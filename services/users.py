@@ -112,6 +112,13 @@ async def get_user(session: AsyncSession, user_id: int) -> User:
     return user
 
 
+async def user_by_telegram_id(session: AsyncSession, telegram_id: int) -> User:
+    user = await session.scalar(select(User).where(User.telegram_id == telegram_id))
+    if user is None:
+        raise NotFound(f"No user has Telegram id {telegram_id}", code="user_not_found")
+    return user
+
+
 async def existing_users(session: AsyncSession, user_ids: Sequence[int]) -> dict[int, User]:
     """The users of these ids that exist, by id."""
     users = await session.scalars(select(User).where(User.id.in_(set(user_ids))))

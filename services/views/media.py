@@ -10,8 +10,9 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.signing import MediaUrls
 from models import Media, MediaKind, Message, MessageMedia
-from services.media import MediaUrls, download_filename
+from services.media.policy import download_filename
 
 
 class MediaView(BaseModel):

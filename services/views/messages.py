@@ -10,8 +10,8 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.signing import MediaUrls
 from models import AiReply, ChatMember, MediaKind, Message, MessageReaction, MessageType, User
-from services.media import MediaUrls
 from services.views.media import MediaView, aeon_media_fields, media_fields
 from services.views.users import UserBrief
 

@@ -12,8 +12,9 @@ from core.broker import MemoryBroker
 from core.db import unit_of_work
 from core.errors import AppError
 from core.settings import Settings
+from core.signing import media_urls
 from models import Message, MessageType
-from services import media
+from services.media import attachments
 from services.views.media import aeon_media_fields, media_fields
 from tests.conftest import TEST_SECRET_KEY
 from tests.media.conftest import attach, uploaded
@@ -119,7 +120,7 @@ async def test_media_fields_load_every_message_in_album_order(
     extra = await uploaded(alice, png_bytes(color=(50, 50, 50)))
     await attach(sessionmaker, alice, deleted["id"], [extra["id"]])
     await alice.ok("DELETE", f"/api/v1/messages/{deleted['id']}")
-    urls = media.media_urls(settings, TEST_SECRET_KEY, f"{client.base_url}/")
+    urls = media_urls(settings, TEST_SECRET_KEY, f"{client.base_url}/")
 
     async with sessionmaker() as session:
         ids = [album["id"], single["id"], plain["id"], deleted["id"]]
@@ -149,14 +150,12 @@ async def test_a_forwarded_copy_shares_its_media_with_the_other_chat(
     await attach(sessionmaker, alice, original["id"], [item["id"]])
     copy = await new_message(bob, carol)
     async with unit_of_work(sessionmaker, MemoryBroker()) as session:
-        await media.copy_attachments(session, original["id"], copy["id"])
+        await attachments.copy_attachments(session, original["id"], copy["id"])
     assert (await carol.get(f"/api/v1/media/{item['id']}")).status_code == 200
 
 
 def test_urls_over_a_websocket_base_are_http(no_env_file: Path) -> None:
     settings = Settings(secret_key=TEST_SECRET_KEY)
-    urls = media.media_urls(settings, TEST_SECRET_KEY, "wss://api.example.com/")
+    urls = media_urls(settings, TEST_SECRET_KEY, "wss://api.example.com/")
     assert urls.media(5).startswith("https://api.example.com/media/5?exp=")
-    assert (
-        media.media_urls(settings, TEST_SECRET_KEY).thumbnail(5).startswith("/media/5/thumbnail?")
-    )
+    assert media_urls(settings, TEST_SECRET_KEY).thumbnail(5).startswith("/media/5/thumbnail?")
