@@ -15,7 +15,9 @@ from core.broker import MemoryBroker
 from core.db import read_session, unit_of_work
 from core.errors import AppError
 from models import ChatEvent, ChatMember, User
-from services.chats import create_chat, create_invite_link, join_by_invite_link, leave_chat
+from services.chats.invitations import create_invite_link, join_by_invite_link
+from services.chats.lifecycle import create_chat
+from services.chats.members import leave_chat
 from tests.services.helpers import event_seqs, new_user
 
 pytestmark = pytest.mark.postgres

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import Conflict
 from models import Chat, User
-from services.chats import create_chat
+from services.chats.lifecycle import create_chat
 from services.messages import send_message
 from tests.services.helpers import event_count, event_seqs, last_seq, new_user, staged_seqs
 

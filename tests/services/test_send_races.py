@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.broker import MemoryBroker
 from core.db import read_session, unit_of_work
 from models import Message
-from services.chats import create_chat
+from services.chats.lifecycle import create_chat
 from services.messages import Sent, send_message
 from tests.services.helpers import event_seqs, new_user
 
