@@ -40,6 +40,7 @@ from services.access import Membership, find_membership, require_membership, req
 from services.ai_context import build_request, prompt_tokens
 from services.audience import chat_member_ids
 from services.billing.quota import QuotaPolicy
+from services.chats.members import ensure_member
 from services.users import ensure_bot_user
 
 PERSONA_MAX_LENGTH = 4000
@@ -309,9 +310,6 @@ async def update_ai_settings(
             raise BadRequest("The direct AI chat always answers", code="mode_fixed")
         chat.ai_mode = changes["mode"]
         if chat.type == ChatType.GROUP and chat.ai_mode != AiMode.OFF and ai is not None:
-            # Here, not at the top: chats -> messages -> ai.
-            from services.chats import ensure_member
-
             # Turning the AI on is how a Mini App group brings it in (it takes part as a member).
             await ensure_member(session, chat, await ai.bot_user(session))
     if changes.get("model") is not None:

@@ -6,7 +6,7 @@ import asyncio
 
 from sqlalchemy import select
 
-from models import AiReply, AiReplyStatus, Chat, ChatType, Message, User
+from models import AiReply, AiReplyStatus, Chat, ChatMember, ChatType, Message, User
 from tests.bot.conftest import WEBAPP_URL, BotApp
 from tests.support.fake_llm import FakeReply
 from tests.support.fake_telegram.fake import RecordedCall
@@ -61,17 +61,21 @@ async def test_start_with_an_invite_joins_the_group(bot_app: BotApp) -> None:
     owner = await bot_app.sign_up(7100, "Olga")
     group = await owner.create_group("Book club")
     link = await owner.ok("POST", f"/api/v1/chats/{group['id']}/invite-link")
-    async with ws_user(bot_app.server, 7100, "Olga") as owner_ws:
-        bot_app.telegram.push_update(private_text(ALICE, f"/start {link['start_param']}"))
-        sent = await _sent_to(bot_app, ALICE.id)
-        # The bot answers before its unit of work commits: the join is seen once published.
-        added = await owner_ws.wait_for("member_added", lambda f: f["chat_id"] == group["id"])
+    bot_app.telegram.push_update(private_text(ALICE, f"/start {link['start_param']}"))
+    sent = await _sent_to(bot_app, ALICE.id)
     assert "Book club" in sent.params["text"]
     assert _button_url(sent) == f"{WEBAPP_URL}?startapp=chat_{group['id']}"
+    bot_app.telegram.push_update(private_text(ALICE, "/help"))  # handled after /start commits
+    await _sent_to(bot_app, ALICE.id, nth=2)
     async with bot_app.sessionmaker() as session:
         alice = await session.scalar(select(User).where(User.telegram_id == ALICE.id))
-    assert alice is not None
-    assert added["user_id"] == alice.id
+        assert alice is not None
+        member = await session.scalar(
+            select(ChatMember).where(
+                ChatMember.chat_id == group["id"], ChatMember.user_id == alice.id
+            )
+        )
+    assert member is not None
 
 
 async def test_a_bad_invite_payload_says_so(bot_app: BotApp) -> None:
@@ -308,6 +312,10 @@ async def test_telegrams_stop_button_cancels_the_reply(bot_app: BotApp) -> None:
 async def test_the_ai_chat_is_the_one_the_mini_app_shows(bot_app: BotApp) -> None:
     bot_app.telegram.push_update(private_text(ALICE, "/new"))
     await _sent_to(bot_app, ALICE.id)
+    # The answer goes out before the update's unit of work commits; the next update is
+    # handled after that commit.
+    bot_app.telegram.push_update(private_text(ALICE, "/help"))
+    await _sent_to(bot_app, ALICE.id, nth=2)
     async with bot_app.sessionmaker() as session:
         chats = list(await session.scalars(select(Chat).where(Chat.type == ChatType.AI)))
     alice = await bot_app.sign_up(ALICE.id, "Alice")

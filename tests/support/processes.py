@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import re
 import subprocess
@@ -23,7 +24,7 @@ from tests.support.server import LiveServer
 ROOT = Path(__file__).resolve().parents[2]
 
 
-RUNNING_ON = re.compile(r"Uvicorn running on \w+://[^\s:]+:(\d+)")
+RUNNING_ON = re.compile(r"Uvicorn running on \w+://([^\s:]+):(\d+)")
 STARTED = "Application startup complete"
 START_WITHIN = 120.0  # imports alone take ~15 s on a loaded machine
 
@@ -38,6 +39,7 @@ class ServerProcess:
     def __init__(self, command: list[str], cwd: Path, env: dict[str, str]) -> None:
         self._single = env.get("WORKERS", "1") == "1"
         self.lines: list[str] = []
+        self.host = "127.0.0.1"  # where to reach it (it may listen on all addresses)
         self.port: int | None = None
         self._started = False
         self._ready = threading.Event()
@@ -57,7 +59,10 @@ class ServerProcess:
         for line in self.process.stdout:
             self.lines.append(line)
             if (running := RUNNING_ON.search(line)) is not None:
-                self.port = int(running[1])
+                listens_on = running[1]
+                if not ipaddress.ip_address(listens_on).is_unspecified:
+                    self.host = listens_on
+                self.port = int(running[2])
             self._started = self._started or STARTED in line
             if self.port is not None and (self._started or not self._single):
                 self._ready.set()
@@ -73,7 +78,7 @@ class ServerProcess:
                 f"the server was not ready within {within} s (exit code "
                 f"{self.process.poll()}); what it printed:\n{self.output}"
             )
-        server = LiveServer("127.0.0.1", self.port)
+        server = LiveServer(self.host, self.port)
         if not self._single:
             deadline = time.monotonic() + within
             while not self._answers(server):

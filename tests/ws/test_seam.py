@@ -15,7 +15,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from services import chats, users
+from services import users
+from services.chats import members
 from tests.conftest import make_settings
 from tests.support.api import ApiUser, sign_up
 from tests.support.brokers import DoorbellApp, doorbell_app
@@ -191,7 +192,7 @@ async def test_a_chat_joined_after_connecting_starts_at_its_first_event_even_if_
 
         async def add_bob(session: AsyncSession) -> None:
             actor = await users.get_user(session, owner.id)
-            await chats.add_member(session, actor, group, bob.id)
+            await members.add_member(session, actor, group, bob.id)
 
         added = await seam.unannounced(add_bob)
         # The welcome overtakes the (late) doorbell of bob's joining.

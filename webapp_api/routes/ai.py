@@ -20,20 +20,16 @@ from core.outbox import decode_envelope
 from models import ACTIVE_REPLY_STATUSES, AiReply, Message, User
 from services import ai, messages, profile, users
 from services.ai import AiRuntime
-from services.views import MessageView, message_view
+from services.views.ai import AiReplyOut, AiSettingsOut, ModelOut, ProfileOut, UsageOut
+from services.views.messages import MessageView, message_view
 from webapp_api.context import AppContext
 from webapp_api.deps import Caller, Context, CurrentUser, Session
 from webapp_api.schemas.ai import (
-    AiReplyOut,
-    AiSettingsOut,
     AiSettingsUpdate,
     LlmChatMessage,
     LlmChatResult,
-    ModelOut,
     ProfileAnalyzeRequest,
-    ProfileOut,
     ProfileUpdate,
-    UsageOut,
 )
 from webapp_api.schemas.errors import errors
 
