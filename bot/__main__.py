@@ -15,8 +15,8 @@ from core.db import create_engine, create_sessionmaker
 from core.logging import setup_logging
 from core.presence import create_presence
 from core.settings import Settings, get_settings, log_alias_uses
-from services.ai_runner import AiServices
 from services.media import media_urls
+from workers.ai_runner import AiServices
 
 logger = logging.getLogger("bot")
 

@@ -20,7 +20,7 @@ from bot.middleware import UnitOfWorkMiddleware
 from bot.relay import Cadence, TelegramRelay
 from core.broker import Broker
 from core.settings import Settings
-from services.ai_runner import AiServices
+from workers.ai_runner import AiServices
 
 logger = logging.getLogger(__name__)
 

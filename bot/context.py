@@ -10,9 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.broker import Broker
 from core.settings import Settings, webapp_link
-from services.ai import AiRuntime
-from services.ai_runner import AiServices
+from services.ai.runtime import AiRuntime
 from services.users import TelegramProfile
+from workers.ai_runner import AiServices
 
 
 @dataclass(slots=True)

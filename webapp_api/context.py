@@ -15,10 +15,10 @@ from core.db import create_engine, create_sessionmaker
 from core.presence import PresenceStore, create_presence
 from core.ratelimit import create_rate_limiter
 from core.settings import Settings
-from services.ai_runner import AiServices
 from services.auth import AuthConfig
 from services.limits import AbuseLimits
 from services.media import media_urls
+from workers.ai_runner import AiServices
 from ws.hub import Hub
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ from starlette.requests import HTTPConnection
 from core.db import session_scope
 from core.errors import Unauthorized
 from models import User
-from services.ai import AiRuntime
+from services.ai.runtime import AiRuntime
 from services.auth import Identity, authenticate_access_token, authenticate_init_data
 from webapp_api.context import AppContext
 

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.db import session_scope
 from services import messages, users
+from services.messages import MessageDraft
 from tests.conftest import make_settings
 from tests.support.api import ApiUser, sign_up
 from tests.support.brokers import HeldBack
@@ -49,7 +50,7 @@ class Gappy:
         held = HeldBack()
         async with session_scope(self.sessionmaker, held) as session:
             user = await users.get_user(session, sender.id)
-            await messages.send_message(session, user, chat_id, text=text, ai=None)
+            await messages.send_message(session, user, chat_id, MessageDraft(text=text))
         (envelope,) = held.envelopes
         return envelope
 

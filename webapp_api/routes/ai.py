@@ -18,8 +18,11 @@ from core.db import session_scope
 from core.errors import ServiceUnavailable
 from core.events import decode_envelope
 from models import ACTIVE_REPLY_STATUSES, AiReply, Message, User
-from services import ai, messages, profile, users
-from services.ai import AiRuntime
+from services import conversation, profile, users
+from services.ai import replies, settings
+from services.ai.policy import request_reply
+from services.ai.runtime import AiRuntime
+from services.messages import MessageDraft
 from services.views import MessageView, message_view
 from webapp_api.context import AppContext
 from webapp_api.deps import Caller, Context, CurrentUser, Session
@@ -74,7 +77,7 @@ async def list_models(context: Context, _user: CurrentUser) -> list[ModelOut]:
 
 @router.get("/chats/{chat_id}/ai", response_model=AiSettingsOut, responses=errors(404, 422))
 async def get_chat_ai(chat_id: Id, user: CurrentUser, session: Session) -> AiSettingsOut:
-    return AiSettingsOut.model_validate(await ai.get_ai_settings(session, user, chat_id))
+    return AiSettingsOut.model_validate(await settings.get_ai_settings(session, user, chat_id))
 
 
 @router.put(
@@ -85,7 +88,7 @@ async def put_chat_ai(
 ) -> AiSettingsOut:
     """Mode (off, mention, always), model, persona and temperature; in groups, admins only."""
     runtime = context.ai.runtime if context.ai else None
-    updated = await ai.update_ai_settings(
+    updated = await settings.update_ai_settings(
         session, runtime, user, chat_id, body.model_dump(exclude_unset=True)
     )
     return AiSettingsOut.model_validate(updated)
@@ -102,7 +105,7 @@ async def get_ai_reply(
 ) -> AiReplyOut:
     """A reply's state and its text so far: a client that joins late starts from here and
     applies the `ai_reply_delta` frames past `len(text)`."""
-    return _reply_out(await ai.get_reply(session, user, reply_id), context)
+    return _reply_out(await replies.get_reply(session, user, reply_id), context)
 
 
 @router.post(
@@ -112,7 +115,7 @@ async def cancel_ai_reply(
     reply_id: Id, user: CurrentUser, session: Session, context: Context
 ) -> AiReplyOut:
     """Stops the reply; the text produced so far is kept as an incomplete message."""
-    reply = await ai.request_cancel(session, user, reply_id)
+    reply = await replies.request_cancel(session, user, reply_id)
     if context.ai is not None:
         context.ai.runner.cancel_locally(reply.id)
     return _reply_out(reply, context)
@@ -127,7 +130,7 @@ async def regenerate_reply(
     message_id: Id, user: CurrentUser, session: Session, context: Context
 ) -> AiReplyOut:
     """A new AI reply to this message (or, given an AI message, to what it answered)."""
-    reply = await ai.regenerate(session, _runtime(context), user, message_id)
+    reply = await replies.regenerate(session, _runtime(context), user, message_id)
     return _reply_out(reply, context)
 
 
@@ -136,7 +139,7 @@ async def ai_usage(
     user: CurrentUser, session: Session, days: Annotated[int, Query(ge=1, le=366)] = 30
 ) -> list[UsageOut]:
     """My AI usage per day and model: replies, tokens and cost in micro-credits."""
-    return [UsageOut.model_validate(row) for row in await ai.usage(session, user, days=days)]
+    return [UsageOut.model_validate(row) for row in await replies.usage(session, user, days=days)]
 
 
 @router.get("/profile", response_model=ProfileOut)
@@ -187,13 +190,22 @@ async def _ask(
 ) -> tuple[MessageView, int]:
     """Post the user's message and make sure the AI answers it; returns the reply id."""
     runtime = _runtime(context)
-    await context.limits.check_send(user_id)
     async with session_scope(context.sessionmaker, context.broker) as session:
         user = await users.get_user(session, user_id)
         if body.model is not None:
-            await ai.update_ai_settings(session, runtime, user, chat_id, {"model": body.model})
-        sent = await messages.send_message(session, user, chat_id, text=body.content, ai=runtime)
-        reply = sent.ai_reply or await ai.request_reply(
+            await settings.update_ai_settings(
+                session, runtime, user, chat_id, {"model": body.model}
+            )
+        posted = await conversation.post_message(
+            session,
+            user,
+            chat_id,
+            MessageDraft(text=body.content),
+            ai=runtime,
+            limits=context.limits,
+        )
+        sent = posted.sent
+        reply = posted.ai_reply or await request_reply(
             session, runtime, sent.chat, sent.message, user
         )
         assert reply is not None
@@ -208,7 +220,7 @@ async def _finished_reply(
     async with asyncio.timeout(WAIT_FOR_REPLY_SECONDS):
         while True:
             async with context.sessionmaker() as session:
-                reply = await ai.get_reply(session, user, reply_id)
+                reply = await replies.get_reply(session, user, reply_id)
             if reply.status not in ACTIVE_REPLY_STATUSES:
                 return reply
             with contextlib.suppress(TimeoutError):

@@ -18,7 +18,7 @@ from starlette.types import Receive, Scope, Send
 
 from core.db import session_scope
 from core.errors import AppError, Unauthorized
-from services import messages, users
+from services import conversation, messages, users
 from services.access import chats_of_member, require_membership
 from services.auth import (
     Identity,
@@ -26,6 +26,7 @@ from services.auth import (
     authenticate_init_data,
     still_signed_in,
 )
+from services.messages import MessageDraft
 from webapp_api.context import AppContext
 from ws.connection import Connection
 from ws.protocol import (
@@ -218,18 +219,21 @@ async def _resume(chats: dict[int, int], context: AppContext, connection: Connec
 async def _send_message(
     client_frame: SendMessageFrame, context: AppContext, connection: Connection
 ) -> None:
+    draft = MessageDraft(
+        text=client_frame.text,
+        reply_to_message_id=client_frame.reply_to_message_id,
+        client_msg_id=client_frame.client_msg_id,
+    )
     try:
-        await context.limits.check_send(connection.user_id)
         async with session_scope(context.sessionmaker, context.broker) as session:
             user = await users.get_user(session, connection.user_id)
-            sent = await messages.send_message(
+            posted = await conversation.post_message(
                 session,
                 user,
                 client_frame.chat_id,
-                text=client_frame.text,
-                reply_to_message_id=client_frame.reply_to_message_id,
-                client_msg_id=client_frame.client_msg_id,
+                draft,
                 ai=context.ai.runtime if context.ai else None,
+                limits=context.limits,
             )
     except AppError as exc:
         connection.send(
@@ -242,8 +246,8 @@ async def _send_message(
         frame(
             "ack",
             client_msg_id=client_frame.client_msg_id,
-            message_id=sent.message.id,
-            seq=sent.message.seq,
-            chat_id=sent.message.chat_id,
+            message_id=posted.sent.message.id,
+            seq=posted.sent.message.seq,
+            chat_id=posted.sent.message.chat_id,
         )
     )

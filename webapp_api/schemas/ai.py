@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from core.bounds import Flag, Input, Number
 from models import AiMode, AiReply, UserProfile
-from services.ai import PERSONA_MAX_LENGTH
+from services.ai.settings import PERSONA_MAX_LENGTH
 from services.profile import ProfileData
 from services.views import MessageView
 
