@@ -3,7 +3,7 @@ no AI configured at all."""
 
 from __future__ import annotations
 
-from tests.ai.conftest import OwnAppFactory
+from tests.ai.conftest import BOT_USERNAME, OwnAppFactory
 from tests.ai.helpers import (
     bot_message,
     follow_reply,
@@ -65,6 +65,38 @@ async def test_an_exhausted_daily_allowance_gets_402(
             assert sent["text"] == "hello group"
             await ws.no_frame("ai_reply_started")
             from_bob = await bob.send(group_id, "hello from Bob")
+            reply = await follow_reply(ws)
+            assert reply.started["reply_to_message_id"] == from_bob["id"]
+    assert len(fake_llm.requests) == 2
+
+
+async def test_a_group_mention_over_the_allowance_stands_and_leaves_no_reply_waiting(
+    own_app: OwnAppFactory, fake_llm: FakeLLM
+) -> None:
+    # Her first reply leaves her 20 tokens, less than any prompt; Bob has all 300.
+    fake_llm.script(FakeReply(text="Fine.", input_tokens=270, output_tokens=10))
+    async with own_app(
+        billing_enabled=False, ai_daily_token_allowance=300, ai_max_reply_tokens=16
+    ) as app:
+        alice = await app.sign_up(261, "Alice")
+        bob = await app.sign_up(262, "Bob")
+        chat_id = await open_ai_chat(alice)
+        group_id = await group_with_ai(alice, bob)
+        async with socket_of(app.server, alice) as ws:
+            await alice.send(chat_id, "first")
+            await bot_message(ws)
+            sent = await alice.send(group_id, f"@{BOT_USERNAME} one more")
+            refused = await ws.wait_for("ai_reply_failed")
+            assert refused == {
+                "type": "ai_reply_failed",
+                "reply_id": None,
+                "chat_id": group_id,
+                "reply_to_message_id": sent["id"],
+                "code": "daily_allowance_exhausted",
+                "message": refused["message"],
+            }
+            # Her refused reply is not left waiting: the AI is free to answer Bob.
+            from_bob = await bob.send(group_id, f"@{BOT_USERNAME} and me?")
             reply = await follow_reply(ws)
             assert reply.started["reply_to_message_id"] == from_bob["id"]
     assert len(fake_llm.requests) == 2
