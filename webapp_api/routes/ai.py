@@ -175,8 +175,11 @@ async def _reply_frames(context: AppContext, chat_id: int) -> AsyncIterator[Fram
 
     def listen(data: bytes) -> None:
         envelope = decode_envelope(data)
-        if envelope.chat_id == chat_id and envelope.seq is None and b'"ai_reply_' in envelope.frame:
-            frames.put_nowait(json.loads(envelope.frame))
+        if envelope.chat_id != chat_id or envelope.seq is not None:
+            return
+        frame = json.loads(envelope.frame)
+        if str(frame.get("type", "")).startswith("ai_reply_"):
+            frames.put_nowait(frame)
 
     remove = context.broker.add_listener(listen)
     try:
