@@ -39,11 +39,11 @@ async def test_a_user_over_the_per_minute_limit_gets_429(
 async def test_an_exhausted_daily_allowance_gets_402(
     own_app: OwnAppFactory, fake_llm: FakeLLM
 ) -> None:
-    # A reply may need its prompt (~50 tokens) plus 16: the first fits 150, not a second one
-    # on top of the 110 the first used.
-    fake_llm.script(FakeReply(text="Fine.", input_tokens=100, output_tokens=10))
+    # Her first reply leaves her 20 tokens, less than any prompt (and 16 to answer); Bob's
+    # replies in the group fit his 1000.
+    fake_llm.script(FakeReply(text="Fine.", input_tokens=970, output_tokens=10))
     async with own_app(
-        billing_enabled=False, ai_daily_token_allowance=150, ai_max_reply_tokens=16
+        billing_enabled=False, ai_daily_token_allowance=1000, ai_max_reply_tokens=16
     ) as app:
         alice = await app.sign_up(241, "Alice")
         bob = await app.sign_up(242, "Bob")
@@ -67,39 +67,24 @@ async def test_an_exhausted_daily_allowance_gets_402(
             from_bob = await bob.send(group_id, "hello from Bob")
             reply = await follow_reply(ws)
             assert reply.started["reply_to_message_id"] == from_bob["id"]
-    assert len(fake_llm.requests) == 2
 
-
-async def test_a_group_mention_over_the_allowance_stands_and_leaves_no_reply_waiting(
-    own_app: OwnAppFactory, fake_llm: FakeLLM
-) -> None:
-    # Her first reply leaves her 20 tokens, less than any prompt; Bob has all 300.
-    fake_llm.script(FakeReply(text="Fine.", input_tokens=270, output_tokens=10))
-    async with own_app(
-        billing_enabled=False, ai_daily_token_allowance=300, ai_max_reply_tokens=16
-    ) as app:
-        alice = await app.sign_up(261, "Alice")
-        bob = await app.sign_up(262, "Bob")
-        chat_id = await open_ai_chat(alice)
-        group_id = await group_with_ai(alice, bob)
-        async with socket_of(app.server, alice) as ws:
-            await alice.send(chat_id, "first")
-            await bot_message(ws)
+            # Named, the AI says why it will not answer her; her message stands, and no reply
+            # to it is left waiting: the AI is free to answer Bob.
+            await set_chat_ai(alice, group_id, mode="mention")
             sent = await alice.send(group_id, f"@{BOT_USERNAME} one more")
-            refused = await ws.wait_for("ai_reply_failed")
-            assert refused == {
+            refused_in_group = await ws.wait_for("ai_reply_failed")
+            assert refused_in_group == {
                 "type": "ai_reply_failed",
                 "reply_id": None,
                 "chat_id": group_id,
                 "reply_to_message_id": sent["id"],
                 "code": "daily_allowance_exhausted",
-                "message": refused["message"],
+                "message": "Today's AI allowance is used up",
             }
-            # Her refused reply is not left waiting: the AI is free to answer Bob.
             from_bob = await bob.send(group_id, f"@{BOT_USERNAME} and me?")
             reply = await follow_reply(ws)
             assert reply.started["reply_to_message_id"] == from_bob["id"]
-    assert len(fake_llm.requests) == 2
+    assert len(fake_llm.requests) == 3
 
 
 async def test_without_a_provider_the_app_runs_and_the_ai_says_not_configured(
