@@ -42,7 +42,8 @@ class TelegramBot:
         sessionmaker: async_sessionmaker[AsyncSession],
         broker: Broker,
     ) -> None:
-        assert settings.bot_token is not None
+        if settings.bot_token is None:
+            raise ValueError("a Telegram bot needs BOT_TOKEN")
         self.bot = Bot(
             settings.bot_token.get_secret_value(),
             session=AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_base)),
@@ -54,7 +55,7 @@ class TelegramBot:
             group_edit_interval=settings.telegram_group_edit_interval,
             group_edits_per_minute=settings.telegram_group_edits_per_minute,
         )
-        self.relay = TelegramRelay(self.bot, sessionmaker, cadence)
+        self.relay = TelegramRelay(self.bot, sessionmaker, broker, cadence)
         self.dispatcher = Dispatcher()
         self.dispatcher.update.outer_middleware(UnitOfWorkMiddleware(self.context))
         self.dispatcher.include_router(payments.create_router())  # before private's catch-all

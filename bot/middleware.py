@@ -10,7 +10,7 @@ from aiogram.types import TelegramObject
 from aiogram.types import User as TelegramUser
 
 from bot.context import BotContext, profile_of
-from core.db import session_scope
+from core.db import unit_of_work
 from services.users import sync_telegram_user
 
 
@@ -25,7 +25,7 @@ class UnitOfWorkMiddleware(BaseMiddleware):
         data: dict[str, Any],
     ) -> Any:
         context = self._context
-        async with session_scope(context.sessionmaker, context.broker) as session:
+        async with unit_of_work(context.sessionmaker, context.broker) as session:
             data["ctx"] = context
             data["session"] = session
             sender: TelegramUser | None = data.get("event_from_user")

@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.context import app_button
 from core.broker import Broker
-from core.events import decode_envelope
+from core.db import read_session
+from core.outbox import decode_envelope
 from core.presence import PresenceStore
 from models import Chat, ChatMember, ChatType, User
 
@@ -71,7 +72,7 @@ class Notifier:
         offline = set(recipients) - await self._presence.online(recipients)
         if not offline:
             return
-        async with self._sessionmaker() as session:
+        async with read_session(self._sessionmaker) as session:
             rows = (
                 await session.execute(
                     select(User, Chat)

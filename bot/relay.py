@@ -27,7 +27,8 @@ from aiogram.types import ReplyParameters
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.formatting import TELEGRAM_TEXT_LIMIT, markdown_to_html
-from core.db import session_scope
+from core.broker import Broker
+from core.db import unit_of_work
 from services.ai.jobs import SinkReply
 from services.telegram_groups import link_telegram_message
 from services.text_split import split_text
@@ -69,10 +70,12 @@ class TelegramRelay(ReplySink):
         self,
         bot: Bot,
         sessionmaker: async_sessionmaker[AsyncSession],
+        broker: Broker,
         cadence: Cadence,
     ) -> None:
         self._bot = bot
         self._sessionmaker = sessionmaker
+        self._broker = broker
         self._cadence = cadence
         self._streams: dict[int, _Stream] = {}
         self._group_edits: dict[int, deque[float]] = {}
@@ -94,7 +97,7 @@ class TelegramRelay(ReplySink):
         stream = await self._stop(reply)
         sent = await self._deliver(stream, text)
         if len(sent) == len(message_ids):
-            async with session_scope(self._sessionmaker) as session:
+            async with unit_of_work(self._sessionmaker, self._broker) as session:
                 for ours, theirs in zip(message_ids, sent, strict=True):
                     await link_telegram_message(session, ours, theirs)
 

@@ -1,7 +1,11 @@
-"""Database engine and units of work.
+"""Database engine and the two ways to open a session.
 
-Services take an `AsyncSession` and never commit; whoever opened the unit of work commits once
-(`session_scope` here, a request dependency in the API).
+- `unit_of_work(sessionmaker, broker)`: commits once on success, rolls back on any error, and
+  publishes the events the services staged only after the commit. Every write goes through one.
+- `read_session(sessionmaker)`: reads only; it never commits, and a flush in it is a bug that
+  raises (a write there would be lost silently, its events with it).
+
+Services take an `AsyncSession` and never commit.
 """
 
 from __future__ import annotations
@@ -21,10 +25,10 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
 from core.broker import Broker
-from core.events import discard_rolled_back, discard_staged, publish_staged
+from core.outbox import discard_rolled_back, discard_staged, has_staged, publish_staged
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -98,8 +102,8 @@ def create_sessionmaker(
 
 
 @asynccontextmanager
-async def session_scope(
-    sessionmaker: async_sessionmaker[AsyncSession], broker: Broker | None = None
+async def unit_of_work(
+    sessionmaker: async_sessionmaker[AsyncSession], broker: Broker
 ) -> AsyncIterator[AsyncSession]:
     """One unit of work: commit on success, roll back on any error. Events the services staged
     are published to the broker after the commit, and dropped with a rollback."""
@@ -111,8 +115,40 @@ async def session_scope(
             discard_staged(session)
             await session.rollback()
             raise
-        if broker is not None:
-            await publish_staged(session, broker)
+        await publish_staged(session, broker)
+
+
+_READ_ONLY = "read_only"
+
+
+class ReadOnlySessionError(RuntimeError):
+    """Something wrote, or staged an event, in a read-only session."""
+
+
+@asynccontextmanager
+async def read_session(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    """A session for reads: rolled back at the end, whatever happened in it."""
+    async with sessionmaker() as session:
+        session.info[_READ_ONLY] = True
+        yield session
+        if has_staged(session):
+            raise ReadOnlySessionError("an event was staged in a read-only session")
+
+
+@event.listens_for(UnitOfWorkSession, "before_flush")
+def _refuse_flushes_when_read_only(session: Session, _context: Any, _instances: Any) -> None:
+    if session.info.get(_READ_ONLY) and (session.new or session.dirty or session.deleted):
+        raise ReadOnlySessionError("a write was flushed in a read-only session")
+
+
+@event.listens_for(UnitOfWorkSession, "do_orm_execute")
+def _refuse_statements_when_read_only(state: ORMExecuteState) -> None:
+    if state.session.info.get(_READ_ONLY) and (
+        state.is_insert or state.is_update or state.is_delete
+    ):
+        raise ReadOnlySessionError("a write statement ran in a read-only session")
 
 
 async def check_database(engine: AsyncEngine) -> bool:

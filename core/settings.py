@@ -128,8 +128,8 @@ class AeonAliasSource(PydanticBaseSettingsSource):
             if use.used:
                 field, convert = AEON_ALIASES[use.alias]
                 raw = self._lookup(use.alias)
-                assert raw is not None
-                values[field] = convert(use.alias, raw)
+                if raw is not None:  # `used` means it was found
+                    values[field] = convert(use.alias, raw)
         return values
 
 
@@ -260,8 +260,10 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        assert isinstance(env_settings, EnvSettingsSource)
-        assert isinstance(dotenv_settings, DotEnvSettingsSource)
+        if not isinstance(env_settings, EnvSettingsSource) or not isinstance(
+            dotenv_settings, DotEnvSettingsSource
+        ):
+            raise TypeError("pydantic-settings gave sources of unexpected types")
         aliases = AeonAliasSource(settings_cls, env_settings, dotenv_settings)
         return init_settings, env_settings, dotenv_settings, aliases, file_secret_settings
 

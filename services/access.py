@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,8 +38,8 @@ class Membership:
             raise Forbidden("Only the chat owner can do this", code="not_chat_owner")
 
 
-def chat_not_found() -> NotFound:
-    return NotFound("Chat not found", code="chat_not_found")
+def chat_not_found(**extra: Any) -> NotFound:
+    return NotFound("Chat not found", code="chat_not_found", **extra)
 
 
 def message_not_found() -> NotFound:

@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import Forbidden, Unauthorized, Unprocessable
-from core.events import encode_envelope, stage
+from core.outbox import encode_envelope, stage
 from core.settings import Settings
 from core.telegram_auth import WebAppUser, require_telegram_limits, validate_init_data
 from core.tokens import (
@@ -227,8 +227,7 @@ async def refresh_session(
         return RefreshRejected(
             "Refresh token was already used; the session has been revoked", "token_reused"
         )
-    user = await session.get(User, auth_session.user_id)
-    assert user is not None
+    user = await session.get_one(User, auth_session.user_id)
     return await _issue(session, config, user, auth_session.id, now)
 
 

@@ -38,7 +38,7 @@ from core.errors import (
     ServiceUnavailable,
     Unprocessable,
 )
-from core.events import encode_envelope, encode_frame, stage
+from core.outbox import encode_envelope, encode_frame, stage
 from core.settings import Settings, StarPackage
 from llm.catalogue import ModelInfo, cost_micros
 from models import (

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import String, cast, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.events import encode_envelope, encode_frame, stage
+from core.outbox import encode_envelope, encode_frame, stage
 from models import Chat, ChatEvent, ChatMember
 from services.media import MediaUrls
 
@@ -34,14 +34,13 @@ class EventType(StrEnum):
 async def next_seq(session: AsyncSession, chat_id: int) -> int:
     """Take the chat's next seq. The row lock (PostgreSQL) or the write lock (SQLite) this takes
     is held to commit, so concurrent writers to one chat queue here, in commit order."""
-    seq = await session.scalar(
+    seq = await session.scalars(
         update(Chat)
         .where(Chat.id == chat_id)
         .values(last_seq=Chat.last_seq + 1)
         .returning(Chat.last_seq)
     )
-    assert seq is not None
-    return int(seq)
+    return int(seq.one())
 
 
 async def give_back_seq(session: AsyncSession, chat_id: int, seq: int) -> None:

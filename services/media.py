@@ -24,7 +24,8 @@ from pydantic import BaseModel
 from sqlalchemy import BigInteger, case, delete, exists, func, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.db import session_scope
+from core.broker import Broker
+from core.db import unit_of_work
 from core.errors import (
     Conflict,
     NotFound,
@@ -490,6 +491,7 @@ async def cleanup_unattached(
 
 async def run_media_cleanup(
     sessionmaker: async_sessionmaker[AsyncSession],
+    broker: Broker,
     storage: Storage,
     *,
     max_age: timedelta = UNATTACHED_MAX_AGE,
@@ -500,7 +502,7 @@ async def run_media_cleanup(
     cutoff = (now or utcnow()) - max_age
     total = 0
     while True:
-        async with session_scope(sessionmaker) as session:
+        async with unit_of_work(sessionmaker, broker) as session:
             removed = await cleanup_unattached(session, storage, older_than=cutoff)
         total += removed
         if removed < CLEANUP_BATCH:
@@ -514,6 +516,7 @@ async def run_media_cleanup(
 
 async def run_media_cleanup_forever(
     sessionmaker: async_sessionmaker[AsyncSession],
+    broker: Broker,
     storage: Storage,
     *,
     interval: float = 3600.0,
@@ -523,7 +526,9 @@ async def run_media_cleanup_forever(
     """The periodic cleanup, for a background task (cancel it to stop)."""
     while True:
         try:
-            await run_media_cleanup(sessionmaker, storage, max_age=max_age, spool_dir=spool_dir)
+            await run_media_cleanup(
+                sessionmaker, broker, storage, max_age=max_age, spool_dir=spool_dir
+            )
         except Exception:
             logger.exception("media cleanup failed; retrying in %.0f s", interval)
         await asyncio.sleep(interval)

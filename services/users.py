@@ -72,12 +72,13 @@ async def sync_telegram_user(
             .on_conflict_do_nothing(index_elements=["telegram_id"])
         )
         await session.execute(statement)
-        user = await session.scalar(
-            select(User)
-            .where(User.telegram_id == profile.telegram_id)
-            .execution_options(populate_existing=True)
-        )
-        assert user is not None
+        user = (
+            await session.scalars(
+                select(User)
+                .where(User.telegram_id == profile.telegram_id)
+                .execution_options(populate_existing=True)
+            )
+        ).one()
     changes = _changes(user, profile, is_admin)
     if changes:
         if "username" in changes:

@@ -11,7 +11,7 @@ from fastapi.security.utils import get_authorization_scheme_param
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
-from core.db import session_scope
+from core.db import unit_of_work
 from core.errors import Unauthorized
 from models import User
 from services.ai.runtime import AiRuntime
@@ -29,7 +29,7 @@ Context = Annotated[AppContext, Depends(get_context)]
 
 async def get_session(context: Context) -> AsyncIterator[AsyncSession]:
     """The request's unit of work; it commits before the response is sent."""
-    async with session_scope(context.sessionmaker, context.broker) as session:
+    async with unit_of_work(context.sessionmaker, context.broker) as session:
         yield session
 
 
@@ -121,7 +121,7 @@ async def get_caller(
     """The caller, authenticated in a unit of work of its own: for routes that must not hold
     the request's transaction open (on SQLite, the write lock) while a file streams or while
     they wait for the model's reply, which could then never be written."""
-    async with session_scope(context.sessionmaker, context.broker) as session:
+    async with unit_of_work(context.sessionmaker, context.broker) as session:
         identity = await get_identity(context, session, init_data, authorization)
     return identity.user
 

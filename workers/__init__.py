@@ -1,2 +1,2 @@
-"""Front doors that are not reached by a request: background workers that open their own units
-of work (the AI participant's reply runner)."""
+"""Front door for work nobody asked for in a request: the AI runner and the media cleanup, each
+opening its own units of work on a queue or a timer."""

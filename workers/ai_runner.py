@@ -22,9 +22,9 @@ from typing import Protocol
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.broker import Broker
-from core.db import session_scope
+from core.db import read_session, unit_of_work
 from core.errors import AppError
-from core.events import decode_envelope, encode_envelope, encode_frame
+from core.outbox import decode_envelope, encode_envelope, encode_frame
 from core.settings import Settings
 from llm.base import CompletionRequest, LLMError, Provider, TextDelta, Usage
 from llm.catalogue import ModelInfo, load_catalogue
@@ -177,13 +177,13 @@ class AiRunner:
     # -- claiming and recovery ------------------------------------------------------------------
 
     async def _claim(self) -> int | None:
-        async with session_scope(self._sessionmaker) as session:
+        async with unit_of_work(self._sessionmaker, self._broker) as session:
             return await jobs.claim(session, self._node, self._surfaces)
 
     async def _recover_stale(self) -> None:
         """Replies whose process stopped beating: run once more, or fail with a clear code."""
         cutoff = datetime.now(UTC) - timedelta(seconds=self._stale_after)
-        async with session_scope(self._sessionmaker) as session:
+        async with unit_of_work(self._sessionmaker, self._broker) as session:
             requeued, failing = await jobs.requeue_stale(session, cutoff)
         for reply_id in failing:
             await self._fail(
@@ -198,7 +198,7 @@ class AiRunner:
     # -- running one reply ----------------------------------------------------------------------
 
     async def _execute(self, reply_id: int) -> None:
-        async with self._sessionmaker() as session:
+        async with read_session(self._sessionmaker) as session:
             job = await jobs.load_claimed(
                 session, self.ai, reply_id, to_telegram=self._sink is not None
             )
@@ -308,7 +308,7 @@ class AiRunner:
             await self._check_cancel(live, save_text=True)
 
     async def _check_cancel(self, live: LiveReply, *, save_text: bool = False) -> None:
-        async with session_scope(self._sessionmaker) as session:
+        async with unit_of_work(self._sessionmaker, self._broker) as session:
             text = live.text if save_text else None
             cancel = await jobs.beat(session, live.reply_id, self._node, text)
         if cancel:
@@ -331,7 +331,7 @@ class AiRunner:
         usage = live.usage or Usage(
             input_tokens=prompt_tokens(request), output_tokens=estimate_tokens(live.text)
         )
-        async with session_scope(self._sessionmaker, self._broker) as session:
+        async with unit_of_work(self._sessionmaker, self._broker) as session:
             message_ids = await jobs.finish(
                 session, self.ai, live.reply_id, model, usage, text=live.text, cancelled=cancelled
             )
@@ -346,7 +346,7 @@ class AiRunner:
         *,
         only_if_stale_before: datetime | None = None,
     ) -> None:
-        async with session_scope(self._sessionmaker, self._broker) as session:
+        async with unit_of_work(self._sessionmaker, self._broker) as session:
             failed = await jobs.fail(
                 session,
                 self.ai.quota,

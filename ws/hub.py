@@ -27,10 +27,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import Send
 
 from core.broker import Broker
-from core.db import session_scope
-from core.events import decode_envelope, encode_envelope, encode_frame
+from core.db import read_session, unit_of_work
+from core.outbox import decode_envelope, encode_envelope, encode_frame
 from core.presence import MemoryPresence, PresenceStore
-from services import frames, presence
+from services import audience, frames
 from services.auth import REVOCATION_SERVICE, Revocation
 from services.events import events_after
 from ws.connection import Connection
@@ -235,10 +235,10 @@ class Hub:
 
     async def _announce(self, user_id: int, *, is_online: bool) -> None:
         now = datetime.now(UTC)
-        async with session_scope(self._sessionmaker) as session:
+        async with unit_of_work(self._sessionmaker, self._broker) as session:
             if not is_online:
-                await presence.touch_last_seen(session, user_id, now)
-            peers = await presence.peers_of(
+                await audience.touch_last_seen(session, user_id, now)
+            peers = await audience.peers_of(
                 session, user_id, max_group_size=self._presence_max_group_size
             )
         await self.publish_ephemeral(
@@ -272,8 +272,8 @@ class Hub:
         self._spawn(self._send_typing(key[0], key[1], False), "typing-expired")
 
     async def _send_typing(self, user_id: int, chat_id: int, is_typing: bool) -> None:
-        async with session_scope(self._sessionmaker) as session:
-            members = await presence.chat_member_ids(session, chat_id)
+        async with read_session(self._sessionmaker) as session:
+            members = await audience.chat_member_ids(session, chat_id)
         members.discard(user_id)
         expires_in = self._typing_ttl if is_typing else 0
         await self.publish_ephemeral(
@@ -305,7 +305,7 @@ class Hub:
                 if not pending:
                     return
                 start = min(positions.values())
-                async with self._sessionmaker() as session:
+                async with read_session(self._sessionmaker) as session:
                     found = await events_after(session, chat_id, start, REPLAY_PAGE)
                 events = [(event["seq"], encode_frame(event).decode()) for event in found]
                 last_page = len(found) < REPLAY_PAGE

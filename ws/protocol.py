@@ -9,7 +9,8 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 
 from core.bounds import Flag, Id, Input, Seq
-from core.events import encode_frame
+from core.errors import AppError, BadRequest
+from core.outbox import encode_frame
 from services.messages import CLIENT_MSG_ID_MAX_LENGTH
 
 # Close codes (4000-4999 are the application's).
@@ -83,12 +84,8 @@ ClientFrame = Annotated[
 _client_frame: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
 
 
-class FrameError(Exception):
-    def __init__(self, code: str, message: str, **fields: Any) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.fields = fields  # extra fields of the error frame
+class FrameError(BadRequest):
+    """A frame that is not one of the protocol's; `extra` goes into its error frame."""
 
 
 def parse_client_frame(text: str) -> ClientFrame:
@@ -97,10 +94,10 @@ def parse_client_frame(text: str) -> ClientFrame:
     except ValidationError as exc:
         kinds = {error["type"] for error in exc.errors()}
         if "json_invalid" in kinds or "model_type" in kinds:
-            raise FrameError("malformed_frame", "Frames are JSON objects") from None
+            raise FrameError("Frames are JSON objects", code="malformed_frame") from None
         if kinds & {"union_tag_invalid", "union_tag_not_found"}:
-            raise FrameError("unknown_type", "Unknown frame type") from None
-        raise FrameError("invalid_frame", _first_error(exc), **_client_msg_id(text)) from None
+            raise FrameError("Unknown frame type", code="unknown_type") from None
+        raise FrameError(_first_error(exc), code="invalid_frame", **_client_msg_id(text)) from None
 
 
 def _client_msg_id(text: str) -> dict[str, str]:
@@ -129,5 +126,12 @@ def connection_established(user_id: int) -> str:
     )
 
 
-def error_frame(code: str, message: str, **fields: Any) -> str:
-    return frame("error", code=code, message=message, **fields)
+def error_frame(error: AppError, client_frame: ClientFrame | None = None) -> str:
+    """The socket's one rendering of a refusal: its code and message, what it carries, and the
+    ids of the frame it answers (`chat_id`, `client_msg_id`) so the client knows which."""
+    answers = {
+        name: getattr(client_frame, name)
+        for name in ("chat_id", "client_msg_id")
+        if getattr(client_frame, name, None) is not None
+    }
+    return frame("error", code=error.code, message=error.message, **error.extra, **answers)

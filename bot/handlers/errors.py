@@ -26,13 +26,19 @@ def _is_command(message: Message) -> bool:
 
 async def refused(event: ErrorEvent) -> None:
     error = event.exception
-    assert isinstance(error, AppError)
+    if not isinstance(error, AppError):  # the filter below lets only these through
+        raise error
     update = event.update
     if update.callback_query is not None:
         await update.callback_query.answer(error.message, show_alert=True)
         return
+    if update.pre_checkout_query is not None:
+        await update.pre_checkout_query.answer(ok=False, error_message=error.message)
+        return
     message = update.message
-    if message is None:
+    if message is not None and message.successful_payment is not None:
+        await _not_credited(message, message.successful_payment.telegram_payment_charge_id, error)
+    elif message is None:
         logger.info("a %s update was refused: %s", update.event_type, error.code)
     elif message.chat.type == "private":
         await message.answer(f"⚠️ {error.message}")
@@ -40,6 +46,15 @@ async def refused(event: ErrorEvent) -> None:
         await message.reply(error.message)
     else:
         logger.info("a group message was refused: %s", error.code)
+
+
+async def _not_credited(message: Message, charge_id: str, error: AppError) -> None:
+    """Telegram took the Stars after our pre-checkout said yes: an operator must look."""
+    payer = message.from_user.id if message.from_user is not None else None
+    logger.error("payment %s of Telegram user %s not credited: %s", charge_id, payer, error.message)
+    await message.answer(
+        f"⚠️ This payment could not be credited. Please contact support with its id: {charge_id}"
+    )
 
 
 def create_router() -> Router:

@@ -9,6 +9,7 @@ from aiogram.types import ChatMemberUpdated, Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import BotContext
+from core.errors import ServiceUnavailable
 from models import AiMode, Chat, User
 from services import conversation
 from services.ai.settings import update_ai_settings
@@ -59,7 +60,8 @@ async def bot_membership_changed(
 
 
 async def migrated_to_supergroup(message: Message, session: AsyncSession) -> None:
-    assert message.migrate_to_chat_id is not None
+    if message.migrate_to_chat_id is None:  # the filter below lets only migrations through
+        return
     await migrate_telegram_group(session, message.chat.id, message.migrate_to_chat_id)
 
 
@@ -83,7 +85,10 @@ async def _admin_setting(
         await message.reply("Only the group's admins can change the AI's settings.")
         return
     chat = await _group_chat(ctx, session, message, user)
-    assert chat is not None
+    if chat is None:  # not linked yet, and no AI here to link it with
+        raise ServiceUnavailable(
+            "The AI is not configured on this server", code="ai_not_configured"
+        )
     await update_ai_settings(session, ctx.runtime, user, chat.id, changes, telegram_admin=True)
     await message.reply(done)
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from aiogram import Bot, F, Router
 from aiogram.filters import Command
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message, PreCheckoutQuery
@@ -11,12 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import BotContext
 from bot.invoices import create_invoice_link
-from core.errors import AppError
 from models import User
 from services import billing
 from services.billing import BillingConfig, format_credits
-
-logger = logging.getLogger(__name__)
 
 
 async def topup(
@@ -24,12 +19,8 @@ async def topup(
 ) -> None:
     """The packages of credits, each a button that opens Telegram's payment form."""
     config = BillingConfig.from_settings(ctx.settings)
-    try:
-        invoices = [billing.new_invoice(config, package.id, user) for package in config.packages]
-        links = [await create_invoice_link(bot, invoice) for invoice in invoices]
-    except AppError as error:
-        await message.answer(f"⚠️ {error.message}")
-        return
+    invoices = [billing.new_invoice(config, package.id, user) for package in config.packages]
+    links = [await create_invoice_link(bot, invoice) for invoice in invoices]
     if not links:
         await message.answer("No packages of credits are offered at the moment.")
         return
@@ -50,13 +41,9 @@ async def pre_checkout(query: PreCheckoutQuery, ctx: BotContext, user: User) -> 
     """Telegram asks before it takes the Stars: only our own invoice, paid by whom it was issued
     to, with the amount and the offer it was issued with."""
     config = BillingConfig.from_settings(ctx.settings)
-    try:
-        billing.check_pre_checkout(
-            config, user, query.invoice_payload, query.currency, query.total_amount
-        )
-    except AppError as error:
-        await query.answer(ok=False, error_message=error.message)
-        return
+    billing.check_pre_checkout(
+        config, user, query.invoice_payload, query.currency, query.total_amount
+    )
     await query.answer(ok=True)
 
 
@@ -65,31 +52,18 @@ async def successful_payment(
 ) -> None:
     """Credits the payment once per charge; a redelivered update changes and says nothing."""
     paid = message.successful_payment
-    assert paid is not None
-    try:
-        result = await billing.record_star_payment(
-            session,
-            BillingConfig.from_settings(ctx.settings),
-            user,
-            payload=paid.invoice_payload,
-            currency=paid.currency,
-            total_amount=paid.total_amount,
-            telegram_payment_charge_id=paid.telegram_payment_charge_id,
-            provider_payment_charge_id=paid.provider_payment_charge_id,
-        )
-    except AppError as error:
-        # Telegram took the Stars after our pre-checkout said yes: an operator must look.
-        logger.error(
-            "payment %s of user %s not credited: %s",
-            paid.telegram_payment_charge_id,
-            user.id,
-            error.message,
-        )
-        await message.answer(
-            "⚠️ This payment could not be credited. Please contact support with its id: "
-            f"{paid.telegram_payment_charge_id}"
-        )
+    if paid is None:  # the filter registered below lets only payments through
         return
+    result = await billing.record_star_payment(
+        session,
+        BillingConfig.from_settings(ctx.settings),
+        user,
+        payload=paid.invoice_payload,
+        currency=paid.currency,
+        total_amount=paid.total_amount,
+        telegram_payment_charge_id=paid.telegram_payment_charge_id,
+        provider_payment_charge_id=paid.provider_payment_charge_id,
+    )
     if result.credited:
         await message.answer(
             f"Thank you! Your balance is now {format_credits(result.balance.balance)} credits"

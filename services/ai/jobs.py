@@ -16,15 +16,15 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.events import Envelope, encode_envelope, encode_frame, stage
+from core.outbox import Envelope, encode_envelope, encode_frame, stage
 from llm.base import CompletionRequest, LLMError, Usage
 from llm.catalogue import ModelInfo, cost_micros
 from models import AiReply, AiReplyStatus, Chat, Message, User
 from services import frames
 from services.ai.context import build_request
 from services.ai.runtime import AiRuntime
+from services.audience import chat_member_ids
 from services.messages import TEXT_MAX_LENGTH, MessageDraft, send_message
-from services.presence import chat_member_ids
 from services.quota import QuotaPolicy
 from services.text_split import split_text
 

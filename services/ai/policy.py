@@ -21,7 +21,7 @@ from core.errors import (
     ServiceUnavailable,
     TooManyRequests,
 )
-from core.events import stage
+from core.outbox import stage
 from models import AiMode, AiReply, Chat, ChatType, Message, User
 from services.access import find_membership
 from services.ai.context import build_request, prompt_tokens

@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import BadRequest, NotFound
-from core.events import stage
+from core.outbox import stage
 from models import ACTIVE_REPLY_STATUSES, AiMode, AiReply, AiReplyStatus, Chat, Message, User
 from services.access import require_membership, require_message
 from services.ai.jobs import wake_envelope

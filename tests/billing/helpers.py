@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.db import session_scope
+from core.broker import MemoryBroker
+from core.db import unit_of_work
 from models import (
     AiReply,
     AiReplyStatus,
@@ -27,7 +28,7 @@ Sessionmaker = async_sessionmaker[AsyncSession]
 async def new_user(
     sessionmaker: Sessionmaker, telegram_id: int, name: str = "User", username: str | None = None
 ) -> User:
-    async with session_scope(sessionmaker) as session:
+    async with unit_of_work(sessionmaker, MemoryBroker()) as session:
         user = User(telegram_id=telegram_id, first_name=name, username=username)
         session.add(user)
         await session.flush()
@@ -36,7 +37,7 @@ async def new_user(
 
 async def new_reply(sessionmaker: Sessionmaker, user: User, *, max_tokens: int = 100) -> AiReply:
     """A running reply asked for by `user`, in a chat of its own (one active reply per chat)."""
-    async with session_scope(sessionmaker) as session:
+    async with unit_of_work(sessionmaker, MemoryBroker()) as session:
         chat = Chat(type=ChatType.AI, created_by=user.id)
         session.add(chat)
         await session.flush()

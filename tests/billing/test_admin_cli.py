@@ -1,4 +1,4 @@
-"""`python -m core.admin`, run as an operator would: a process configured by its environment."""
+"""`python -m cli.admin`, run as an operator would: a process configured by its environment."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from core.admin import main
-from core.db import session_scope
+from cli.admin import main
+from core.broker import MemoryBroker
+from core.db import unit_of_work
 from core.settings import Settings
 from models import AiReply, AiReplyStatus, Chat, ChatType, User
 from tests.billing.conftest import STARTING_GRANT
@@ -47,7 +48,7 @@ async def admin(database_url: str, cwd: Path, *args: str) -> Ran:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "core.admin",
+        "cli.admin",
         *args,
         cwd=cwd,
         env=environment,
@@ -168,7 +169,7 @@ async def _replies(sessionmaker: Sessionmaker) -> tuple[User, User]:
         (alice, "pricey", AiReplyStatus.DONE, datetime(2026, 2, 1, tzinfo=UTC), 1, 1, 300),
         (bob, "pricey", AiReplyStatus.DONE, datetime(2025, 12, 31, 23, 59, tzinfo=UTC), 1, 1, 300),
     ]
-    async with session_scope(sessionmaker) as session:
+    async with unit_of_work(sessionmaker, MemoryBroker()) as session:
         chat = Chat(type=ChatType.GROUP, title="Usage")
         session.add(chat)
         await session.flush()

@@ -7,7 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from core.db import session_scope
+from core.broker import MemoryBroker
+from core.db import unit_of_work
 from core.errors import BadRequest, Conflict, PaymentRequired
 from llm.catalogue import cost_micros
 from models import AiReply, LedgerKind
@@ -24,14 +25,14 @@ WORST_CASE = cost_micros(PRICEY, PROMPT_TOKENS, 100)
 async def _reserve(
     sessionmaker: Sessionmaker, quota: LedgerQuota, reply_id: int, prompt_tokens: int
 ) -> None:
-    async with session_scope(sessionmaker) as session:
+    async with unit_of_work(sessionmaker, MemoryBroker()) as session:
         reply = await session.get(AiReply, reply_id)
         assert reply is not None
         await quota.reserve(session, reply, PRICEY, prompt_tokens)
 
 
 async def _settle(sessionmaker: Sessionmaker, quota: LedgerQuota, reply_id: int, cost: int) -> None:
-    async with session_scope(sessionmaker) as session:
+    async with unit_of_work(sessionmaker, MemoryBroker()) as session:
         reply = await session.get(AiReply, reply_id)
         assert reply is not None
         reply.cost_micros = cost
@@ -39,7 +40,7 @@ async def _settle(sessionmaker: Sessionmaker, quota: LedgerQuota, reply_id: int,
 
 
 async def _release(sessionmaker: Sessionmaker, quota: LedgerQuota, reply_id: int) -> None:
-    async with session_scope(sessionmaker) as session:
+    async with unit_of_work(sessionmaker, MemoryBroker()) as session:
         reply = await session.get(AiReply, reply_id)
         assert reply is not None
         await quota.release(session, reply)
@@ -65,7 +66,7 @@ async def test_a_new_user_gets_the_starting_grant_once_even_on_concurrent_first_
     user = await new_user(billing_sessionmaker, 5001)
 
     async def first_use() -> int:
-        async with session_scope(billing_sessionmaker) as session:
+        async with unit_of_work(billing_sessionmaker, MemoryBroker()) as session:
             return (await billing.get_balance(session, config, user.id)).balance
 
     assert await asyncio.gather(*(first_use() for _ in range(10))) == [STARTING_GRANT] * 10
@@ -80,7 +81,7 @@ async def test_without_a_starting_grant_an_account_starts_empty(
     billing_sessionmaker: Sessionmaker,
 ) -> None:
     user = await new_user(billing_sessionmaker, 5002)
-    async with session_scope(billing_sessionmaker) as session:
+    async with unit_of_work(billing_sessionmaker, MemoryBroker()) as session:
         balance = await billing.get_balance(session, config_with(starting_grant=0), user.id)
     assert (balance.balance, balance.available) == (0, 0)
     assert await entries_of(billing_sessionmaker, user.id) == []
@@ -92,7 +93,7 @@ async def test_the_daily_free_allowance_is_granted_once_a_day(
     config = config_with(daily_free=5_000)
     user = await new_user(billing_sessionmaker, 5003)
     for _ in range(3):
-        async with session_scope(billing_sessionmaker) as session:
+        async with unit_of_work(billing_sessionmaker, MemoryBroker()) as session:
             await billing.get_balance(session, config, user.id)
     state = await ledger_state(billing_sessionmaker, user.id)
     assert state.kinds == [LedgerKind.GRANT, LedgerKind.GRANT]
@@ -217,13 +218,13 @@ async def test_an_operator_grant_and_an_adjustment_that_may_not_overdraw(
     billing_sessionmaker: Sessionmaker, config: BillingConfig
 ) -> None:
     user = await new_user(billing_sessionmaker, 5010)
-    async with session_scope(billing_sessionmaker) as session:
+    async with unit_of_work(billing_sessionmaker, MemoryBroker()) as session:
         granted = await billing.grant_credits(session, config, user, 50_000, reason="a gift")
         taken = await billing.grant_credits(session, config, user, -20_000, reason="a mistake")
     assert (granted.kind, granted.balance_after) == (LedgerKind.GRANT, STARTING_GRANT + 50_000)
     assert (taken.kind, taken.balance_after) == (LedgerKind.ADJUSTMENT, STARTING_GRANT + 30_000)
     with pytest.raises(Conflict) as refused:
-        async with session_scope(billing_sessionmaker) as session:
+        async with unit_of_work(billing_sessionmaker, MemoryBroker()) as session:
             await billing.grant_credits(session, config, user, -STARTING_GRANT * 2, reason="no")
     assert refused.value.code == "insufficient_balance"
     state = await ledger_state(billing_sessionmaker, user.id)
@@ -237,7 +238,7 @@ async def test_the_bots_balance_text_is_in_credits(
     user = await new_user(billing_sessionmaker, 5011)
     reply = await new_reply(billing_sessionmaker, user)
     await _reserve(billing_sessionmaker, quota, reply.id, PROMPT_TOKENS)
-    async with session_scope(billing_sessionmaker) as session:
+    async with unit_of_work(billing_sessionmaker, MemoryBroker()) as session:
         text = await quota.describe(session, user)
     assert text.startswith("Your balance: 0.1 credits. 0.03 of them are held")
     assert "/topup" in text

@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from bot.invoices import bot_api
-from core.db import session_scope
+from core.broker import MemoryBroker
+from core.db import unit_of_work
 from core.errors import ServiceUnavailable
 from models import AiReply, PaymentStatus, StarPayment
 from services import billing
@@ -202,7 +203,7 @@ async def test_an_offer_that_changed_since_the_invoice_is_refused_at_pre_checkou
 async def _pay(
     sessionmaker: Sessionmaker, config: BillingConfig, telegram_id: int, charge_id: str
 ) -> None:
-    async with session_scope(sessionmaker) as session:
+    async with unit_of_work(sessionmaker, MemoryBroker()) as session:
         user = await billing.user_by_telegram_id(session, telegram_id)
         invoice = billing.new_invoice(config, "small", user)
         await billing.record_star_payment(
@@ -267,11 +268,11 @@ async def test_a_refund_of_spent_credits_is_refused_without_asking_telegram(
         alice = await user_of(billing_sessionmaker, ALICE.id)
         reply = await new_reply(billing_sessionmaker, alice)
         quota = LedgerQuota(config)
-        async with session_scope(billing_sessionmaker) as session:
+        async with unit_of_work(billing_sessionmaker, MemoryBroker()) as session:
             row = await session.get(AiReply, reply.id)
             assert row is not None
             await quota.reserve(session, row, PRICEY, 10)
-        async with session_scope(billing_sessionmaker) as session:
+        async with unit_of_work(billing_sessionmaker, MemoryBroker()) as session:
             row = await session.get(AiReply, reply.id)
             assert row is not None
             row.cost_micros = STARTING_GRANT + SMALL_CREDITS // 2

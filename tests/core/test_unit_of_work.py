@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.broker import MemoryBroker
-from core.db import session_scope
-from core.events import decode_envelope
+from core.db import ReadOnlySessionError, read_session, unit_of_work
+from core.outbox import decode_envelope
 from services import messages, users
 from services.messages import MessageDraft
 from tests.support.api import sign_up
@@ -43,7 +43,7 @@ async def test_a_rollback_by_hand_drops_what_was_staged(
 ) -> None:
     sender, chat_id = await _chat(client, 701)
     heard = Heard()
-    async with session_scope(sessionmaker, heard.broker) as session:
+    async with unit_of_work(sessionmaker, heard.broker) as session:
         await _send(session, sender, chat_id, "rolled back")
         await session.rollback()
         await _send(session, sender, chat_id, "committed")
@@ -63,7 +63,7 @@ async def test_a_savepoint_rollback_drops_only_what_was_staged_inside_it(
                 await _send(session, sender, chat_id, "inside, released")
             raise LookupError
 
-    async with session_scope(sessionmaker, heard.broker) as session:
+    async with unit_of_work(sessionmaker, heard.broker) as session:
         await _send(session, sender, chat_id, "before")
         with pytest.raises(LookupError):
             await refused(session)
@@ -78,10 +78,23 @@ async def test_raising_drops_everything_staged(
     heard = Heard()
 
     async def refused() -> None:
-        async with session_scope(sessionmaker, heard.broker) as session:
+        async with unit_of_work(sessionmaker, heard.broker) as session:
             await _send(session, sender, chat_id, "never")
             raise LookupError
 
     with pytest.raises(LookupError):
         await refused()
     assert heard.texts == []
+
+
+async def test_a_read_session_refuses_a_write_and_keeps_nothing(
+    client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    sender, chat_id = await _chat(client, 707)
+    with pytest.raises(ReadOnlySessionError):
+        async with read_session(sessionmaker) as session:
+            await _send(session, sender, chat_id, "written where only reads belong")
+
+    async with read_session(sessionmaker) as session:
+        kept = await messages.history(session, await users.get_user(session, sender), chat_id)
+    assert kept.messages == []

@@ -12,7 +12,8 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from core.db import session_scope
+from core.broker import MemoryBroker
+from core.db import unit_of_work
 from core.settings import Settings
 from models import MessageType, User
 from services import media
@@ -48,7 +49,7 @@ async def attach(
     media_ids: list[int],
 ) -> MessageType:
     """Shows uploads in a message, as sending a message with `media_ids` does."""
-    async with session_scope(sessionmaker) as session:
+    async with unit_of_work(sessionmaker, MemoryBroker()) as session:
         sender = await session.get(User, user.id)
         assert sender is not None
         return await media.attach_media(session, sender, message_id, media_ids)

@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.db import session_scope
+from core.broker import MemoryBroker
+from core.db import unit_of_work
 from core.errors import AppError
 from core.settings import Settings
 from models import Message, MessageType
@@ -146,7 +147,7 @@ async def test_a_forwarded_copy_shares_its_media_with_the_other_chat(
     original = await new_message(alice, bob)
     await attach(sessionmaker, alice, original["id"], [item["id"]])
     copy = await new_message(bob, carol)
-    async with session_scope(sessionmaker) as session:
+    async with unit_of_work(sessionmaker, MemoryBroker()) as session:
         await media.copy_attachments(session, original["id"], copy["id"])
     assert (await carol.get(f"/api/v1/media/{item['id']}")).status_code == 200
 

@@ -9,6 +9,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.broker import MemoryBroker
 from core.settings import Settings
 from core.storage import LocalStorage, blob_key, thumbnail_key
 from models import Media
@@ -37,8 +38,10 @@ async def test_unattached_uploads_older_than_a_day_go_with_their_files(
     await attach(sessionmaker, alice, message["id"], [kept["id"]])
     storage = LocalStorage(settings.media_dir)
 
-    assert await run_media_cleanup(sessionmaker, storage) == 0
-    removed = await run_media_cleanup(sessionmaker, storage, now=utcnow() + A_DAY_LATER)
+    assert await run_media_cleanup(sessionmaker, MemoryBroker(), storage) == 0
+    removed = await run_media_cleanup(
+        sessionmaker, MemoryBroker(), storage, now=utcnow() + A_DAY_LATER
+    )
 
     assert removed == 1
     assert await media_ids(sessionmaker) == {kept["id"]}
@@ -61,7 +64,7 @@ async def test_a_file_another_upload_shares_is_kept(
     await attach(sessionmaker, bob, message["id"], [sent["id"]])
 
     await run_media_cleanup(
-        sessionmaker, LocalStorage(settings.media_dir), now=utcnow() + A_DAY_LATER
+        sessionmaker, MemoryBroker(), LocalStorage(settings.media_dir), now=utcnow() + A_DAY_LATER
     )
 
     assert await media_ids(sessionmaker) == {sent["id"]}
@@ -80,7 +83,9 @@ async def test_stale_spooled_uploads_are_swept(
     two_days_ago = (utcnow() - timedelta(days=2)).timestamp()
     os.utime(stale, (two_days_ago, two_days_ago))
 
-    await run_media_cleanup(sessionmaker, LocalStorage(settings.media_dir), spool_dir=spool_dir)
+    await run_media_cleanup(
+        sessionmaker, MemoryBroker(), LocalStorage(settings.media_dir), spool_dir=spool_dir
+    )
 
     assert (stale.exists(), fresh.exists()) == (False, True)
     fresh.unlink()
@@ -92,7 +97,11 @@ async def test_the_periodic_cleanup_runs_until_cancelled(
     await uploaded(alice, png_bytes(color=(6, 6, 6)))
     task = asyncio.create_task(
         run_media_cleanup_forever(
-            sessionmaker, LocalStorage(settings.media_dir), interval=3600, max_age=timedelta(0)
+            sessionmaker,
+            MemoryBroker(),
+            LocalStorage(settings.media_dir),
+            interval=3600,
+            max_age=timedelta(0),
         )
     )
     try:

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.events import decode_envelope
+from core.outbox import decode_envelope
 from models import Base, Chat, ChatEvent
 
 WAIT_SECONDS = 5.0

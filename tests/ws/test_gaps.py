@@ -15,7 +15,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from core.db import session_scope
+from core.db import unit_of_work
 from services import messages, users
 from services.messages import MessageDraft
 from tests.conftest import make_settings
@@ -48,7 +48,7 @@ class Gappy:
     async def send_unannounced(self, sender: ApiUser, chat_id: int, text: str) -> bytes:
         """A message committed like any other whose doorbell has not rung (yet)."""
         held = HeldBack()
-        async with session_scope(self.sessionmaker, held) as session:
+        async with unit_of_work(self.sessionmaker, held) as session:
             user = await users.get_user(session, sender.id)
             await messages.send_message(session, user, chat_id, MessageDraft(text=text))
         (envelope,) = held.envelopes

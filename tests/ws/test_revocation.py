@@ -275,7 +275,7 @@ async def test_a_ban_from_the_admin_cli_closes_sockets_on_every_process(
 
 
 async def run_admin(env: dict[str, str], cwd: Path, *args: str) -> asyncio.subprocess.Process:
-    """`python -m core.admin`, configured as the API processes are."""
+    """`python -m cli.admin`, configured as the API processes are."""
     environment = {
         name: value
         for name, value in os.environ.items()
@@ -283,7 +283,7 @@ async def run_admin(env: dict[str, str], cwd: Path, *args: str) -> asyncio.subpr
     }
     environment.update({"PYTHONPATH": str(ROOT), **env})
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "core.admin", *args, cwd=cwd, env=environment
+        sys.executable, "-m", "cli.admin", *args, cwd=cwd, env=environment
     )
     await process.wait()
     return process

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from core.db import session_scope
+from core.db import unit_of_work
 from services import chats, messages, users
 from services.messages import MessageDraft
 from tests.conftest import make_settings
@@ -42,7 +42,7 @@ class Seam:
     async def send_unannounced(self, sender: ApiUser, chat_id: int, text: str) -> bytes:
         """A committed message whose doorbell has not rung yet: its envelope."""
         held = HeldBack()
-        async with session_scope(self.sessionmaker, held) as session:
+        async with unit_of_work(self.sessionmaker, held) as session:
             user = await users.get_user(session, sender.id)
             await messages.send_message(session, user, chat_id, MessageDraft(text=text))
         (envelope,) = held.envelopes
@@ -215,7 +215,7 @@ async def test_a_chat_joined_after_connecting_starts_at_its_first_event_even_if_
         await bob_ws.send(type="resume", chats={})
         await bob_ws.wait_for("resumed")
         held = HeldBack()
-        async with session_scope(seam.sessionmaker, held) as session:
+        async with unit_of_work(seam.sessionmaker, held) as session:
             actor = await users.get_user(session, owner.id)
             await chats.add_member(session, actor, group, bob.id)
         (added,) = held.envelopes

@@ -14,9 +14,9 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response, StreamingResponse
 
 from core.bounds import Id
-from core.db import session_scope
+from core.db import read_session, unit_of_work
 from core.errors import ServiceUnavailable
-from core.events import decode_envelope
+from core.outbox import decode_envelope
 from models import ACTIVE_REPLY_STATUSES, AiReply, Message, User
 from services import conversation, profile, users
 from services.ai import replies, settings
@@ -193,7 +193,7 @@ async def _ask(
 ) -> tuple[MessageView, int]:
     """Post the user's message and make sure the AI answers it; returns the reply id."""
     runtime = _runtime(context)
-    async with session_scope(context.sessionmaker, context.broker) as session:
+    async with unit_of_work(context.sessionmaker, context.broker) as session:
         user = await users.get_user(session, user_id)
         if body.model is not None:
             await settings.update_ai_settings(
@@ -222,7 +222,7 @@ async def _finished_reply(
     process may be lost on the way)."""
     async with asyncio.timeout(WAIT_FOR_REPLY_SECONDS):
         while True:
-            async with context.sessionmaker() as session:
+            async with read_session(context.sessionmaker) as session:
                 reply = await replies.get_reply(session, user, reply_id)
             if reply.status not in ACTIVE_REPLY_STATUSES:
                 return reply
@@ -244,7 +244,7 @@ async def llm_chat_message(
         reply = await _finished_reply(context, user, reply_id, frames)
     ai_message = None
     if reply.reply_message_id is not None:
-        async with context.sessionmaker() as session:
+        async with read_session(context.sessionmaker) as session:
             found = await session.get(Message, reply.reply_message_id)
             ai_message = await message_view(session, found) if found else None
     return LlmChatResult(

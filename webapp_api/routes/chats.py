@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 from core.bounds import Id, Int64, Seq, Text
 from core.errors import ServiceUnavailable, Unprocessable
 from core.settings import webapp_link
-from services import chats, conversation, events, messages, presence, users
+from services import audience, chats, conversation, events, messages, users
 from services.access import require_membership
 from services.views import ChatListItem, ChatView, MemberView, MessageView, MySettings
 from webapp_api.conditional import NOT_MODIFIED, etag, mark, not_modified
@@ -155,7 +155,7 @@ async def online_members(
     """Who of the members is online now. Groups larger than PRESENCE_MAX_GROUP_SIZE get no
     `user_status` frames: ask this when such a group opens."""
     await require_membership(session, chat_id, user.id)
-    members = await presence.chat_member_ids(session, chat_id)
+    members = await audience.chat_member_ids(session, chat_id)
     online = await context.presence.online(sorted(members))
     return OnlineMembers(chat_id=chat_id, user_ids=sorted(online))
 

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from core.bounds import Id
-from core.db import session_scope
+from core.db import read_session, unit_of_work
 from core.errors import AppError, Unprocessable
 from core.signing import MediaUrlSigner, media_path
 from core.storage import create_storage
@@ -75,7 +75,7 @@ def _declared_kind(value: str | None) -> MediaKind | None:
 async def _receive(request: Request, user: User, context: AppContext) -> Media:
     config = MediaConfig.from_settings(context.settings)
     form = MultipartUpload(request, config.max_upload_bytes)
-    async with context.sessionmaker() as session:
+    async with read_session(context.sessionmaker) as session:
         await media.check_upload_allowed(session, user.id, config)
     async with aclosing(form.file_chunks()) as chunks:
         upload = await media.spool_upload(chunks, config)
@@ -84,7 +84,7 @@ async def _receive(request: Request, user: User, context: AppContext) -> Media:
     except AppError:
         await upload.discard()
         raise
-    async with session_scope(context.sessionmaker, context.broker) as session:
+    async with unit_of_work(context.sessionmaker, context.broker) as session:
         return await media.store_upload(
             session,
             create_storage(context.settings),
@@ -121,7 +121,7 @@ async def upload_media_aeon(request: Request, user: Caller, context: Context) ->
 
 
 async def _readable(context: AppContext, user: User, media_id: int) -> Media:
-    async with context.sessionmaker() as session:
+    async with read_session(context.sessionmaker) as session:
         return await media.get_media_for_download(session, user.id, media_id)
 
 
@@ -131,7 +131,7 @@ async def _signed(
     MediaUrlSigner(context.auth.secret_key, context.settings.media_url_ttl).verify(
         media_path(media_id, thumbnail=thumbnail), exp, sig
     )
-    async with context.sessionmaker() as session:
+    async with read_session(context.sessionmaker) as session:
         return await media.get_media(session, media_id)
 
 

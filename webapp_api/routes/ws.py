@@ -16,10 +16,10 @@ from urllib.parse import parse_qsl
 
 from starlette.types import Receive, Scope, Send
 
-from core.db import session_scope
+from core.db import read_session, unit_of_work
 from core.errors import AppError, Unauthorized
 from services import conversation, messages, users
-from services.access import chats_of_member, require_membership
+from services.access import chat_not_found, chats_of_member, require_membership
 from services.auth import (
     Identity,
     authenticate_access_token,
@@ -34,7 +34,6 @@ from ws.protocol import (
     CLOSE_UNAUTHORIZED,
     AuthFrame,
     ClientFrame,
-    FrameError,
     JoinChatFrame,
     LeaveChatFrame,
     PingFrame,
@@ -83,7 +82,7 @@ async def _open(
     )
     # A revocation committed after the credentials were checked but published before the hub
     # watched this socket did not reach it: look once more, now that any later one will.
-    async with context.sessionmaker() as session:
+    async with read_session(context.sessionmaker) as session:
         signed_in = await still_signed_in(session, user_id, identity.session_id)
     if not signed_in:
         await context.hub.unregister(connection)  # its writer stops: the close frame is last
@@ -115,7 +114,7 @@ async def _accept(
 
 
 async def _authenticate(context: AppContext, init_data: str | None, token: str | None) -> Identity:
-    async with session_scope(context.sessionmaker, context.broker) as session:
+    async with unit_of_work(context.sessionmaker, context.broker) as session:
         if token:
             return await authenticate_access_token(session, context.auth, token)
         if init_data:
@@ -135,7 +134,7 @@ async def _authenticate_by_first_frame(
         if not isinstance(auth, AuthFrame):
             raise Unauthorized("The first frame must be auth", code="auth_required")
         return await _authenticate(context, auth.init_data, auth.token)
-    except (TimeoutError, FrameError, AppError, KeyError):
+    except (TimeoutError, AppError, KeyError):
         await send({"type": "websocket.close", "code": CLOSE_UNAUTHORIZED})
         return None
 
@@ -148,43 +147,33 @@ async def _read_frames(receive: Receive, context: AppContext, connection: Connec
         text = message.get("text")
         if text is None:
             text = (message.get("bytes") or b"").decode("utf-8", errors="replace")
+        client_frame: ClientFrame | None = None
         try:
-            await _handle(parse_client_frame(text), context, connection)
-        except FrameError as exc:
-            connection.send(error_frame(exc.code, exc.message, **exc.fields))
+            client_frame = parse_client_frame(text)
+            await _handle(client_frame, context, connection)
+        except AppError as error:
+            connection.send(error_frame(error, client_frame))
 
 
 async def _handle(client_frame: ClientFrame, context: AppContext, connection: Connection) -> None:
+    user_id = connection.user_id
     match client_frame:
         case PingFrame():
             connection.send(frame("pong"))
         case SendMessageFrame():
             await _send_message(client_frame, context, connection)
-        case _:
-            try:
-                await _handle_chat_frame(client_frame, context, connection)
-            except AppError as exc:
-                chat_id = getattr(client_frame, "chat_id", None)
-                connection.send(error_frame(exc.code, exc.message, chat_id=chat_id))
-
-
-async def _handle_chat_frame(
-    client_frame: ClientFrame, context: AppContext, connection: Connection
-) -> None:
-    user_id = connection.user_id
-    match client_frame:
         case TypingFrame(chat_id=chat_id, is_typing=is_typing):
-            async with context.sessionmaker() as session:
+            async with read_session(context.sessionmaker) as session:
                 await require_membership(session, chat_id, user_id)
             await context.hub.typing(user_id, chat_id, is_typing)
         case JoinChatFrame(chat_id=chat_id):
-            async with context.sessionmaker() as session:
+            async with read_session(context.sessionmaker) as session:
                 await require_membership(session, chat_id, user_id)
             connection.join_chat(chat_id)
         case LeaveChatFrame(chat_id=chat_id):
             connection.leave_chat(chat_id)
         case ReadFrame(chat_id=chat_id, message_id=message_id):
-            async with session_scope(context.sessionmaker, context.broker) as session:
+            async with unit_of_work(context.sessionmaker, context.broker) as session:
                 user = await users.get_user(session, user_id)
                 await messages.mark_read(session, user, chat_id, message_id)
         case ResumeFrame(chats=chats):
@@ -198,12 +187,12 @@ async def _resume(chats: dict[int, int], context: AppContext, connection: Connec
     held at once, before the first query, so none meets a live event with a stale position.
     `resumed` reports the last seq of each chat this socket has passed on before it."""
     connection.resume(chats)
-    async with context.sessionmaker() as session:
+    async with read_session(context.sessionmaker) as session:
         member_of = await chats_of_member(session, connection.user_id, chats.keys())
     for chat_id in chats:
         if chat_id not in member_of:
             connection.forget(chat_id)
-            connection.send(error_frame("chat_not_found", "Chat not found", chat_id=chat_id))
+            connection.send(error_frame(chat_not_found(chat_id=chat_id)))
     resumed = [chat_id for chat_id in chats if chat_id in member_of]
     for chat_id in resumed:
         await context.hub.replay(connection, chat_id)
@@ -224,24 +213,16 @@ async def _send_message(
         reply_to_message_id=client_frame.reply_to_message_id,
         client_msg_id=client_frame.client_msg_id,
     )
-    try:
-        async with session_scope(context.sessionmaker, context.broker) as session:
-            user = await users.get_user(session, connection.user_id)
-            posted = await conversation.post_message(
-                session,
-                user,
-                client_frame.chat_id,
-                draft,
-                ai=context.ai.runtime if context.ai else None,
-                limits=context.limits,
-            )
-    except AppError as exc:
-        connection.send(
-            error_frame(
-                exc.code, exc.message, client_msg_id=client_frame.client_msg_id, **exc.extra
-            )
+    async with unit_of_work(context.sessionmaker, context.broker) as session:
+        user = await users.get_user(session, connection.user_id)
+        posted = await conversation.post_message(
+            session,
+            user,
+            client_frame.chat_id,
+            draft,
+            ai=context.ai.runtime if context.ai else None,
+            limits=context.limits,
         )
-        return
     connection.send(
         frame(
             "ack",

@@ -77,6 +77,10 @@ def stage(session: AsyncSession, envelope: bytes, *, first: bool = False) -> Non
         outbox.append(staged)
 
 
+def has_staged(session: AsyncSession) -> bool:
+    return bool(session.info.get(_OUTBOX))
+
+
 def discard_staged(session: AsyncSession) -> None:
     session.info.pop(_OUTBOX, None)
 

@@ -1,4 +1,5 @@
-"""Presence and typing audiences: who shares a chat with whom, and when a user was last seen."""
+"""Who hears what: the audiences of presence, typing and ephemeral frames (who shares a chat
+with whom), and when a user was last seen."""
 
 from __future__ import annotations
 

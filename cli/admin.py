@@ -1,9 +1,9 @@
 """Operator commands for billing and bans:
 
-    python -m core.admin grant --telegram-id 123456 --amount 1.5 --reason "support ticket 42"
-    python -m core.admin usage --from 2026-01-01 --to 2026-01-31
-    python -m core.admin ban --telegram-id 123456
-    python -m core.admin unban --telegram-id 123456
+    python -m cli.admin grant --telegram-id 123456 --amount 1.5 --reason "support ticket 42"
+    python -m cli.admin usage --from 2026-01-01 --to 2026-01-31
+    python -m cli.admin ban --telegram-id 123456
+    python -m cli.admin unban --telegram-id 123456
 
 `grant` adds credits to a user's balance; a negative amount takes credits away (an adjustment),
 never below what the balance holds. With REDIS_URL the user's open Mini Apps hear of it.
@@ -26,7 +26,7 @@ from decimal import Decimal, InvalidOperation
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.broker import create_broker
-from core.db import create_engine, create_sessionmaker, session_scope
+from core.db import create_engine, create_sessionmaker, unit_of_work
 from core.errors import AppError
 from core.settings import Settings, get_settings
 from services import auth, billing
@@ -42,7 +42,7 @@ async def _unit_of_work(settings: Settings) -> AsyncIterator[AsyncSession]:
     broker = create_broker(settings.redis_url, settings.redis_prefix)
     await broker.start()
     try:
-        async with session_scope(create_sessionmaker(engine), broker) as session:
+        async with unit_of_work(create_sessionmaker(engine), broker) as session:
             yield session
     finally:
         await broker.close()
@@ -123,7 +123,7 @@ def _credits(value: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m core.admin", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m cli.admin", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     grant = commands.add_parser("grant", help="add (or, negative, take away) credits")
     grant.add_argument("--telegram-id", type=int, required=True)

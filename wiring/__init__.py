@@ -1,0 +1,1 @@
+"""The composition root: what every process builds from its settings."""
