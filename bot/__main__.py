@@ -15,7 +15,7 @@ from core.db import create_engine, create_sessionmaker
 from core.logging import setup_logging
 from core.presence import create_presence
 from core.settings import Settings, get_settings, log_alias_uses
-from services.media import media_urls
+from core.signing import media_urls
 from workers.ai_runner import AiServices
 
 logger = logging.getLogger("bot")

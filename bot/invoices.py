@@ -13,7 +13,7 @@ from aiogram.types import LabeledPrice
 
 from core.errors import Conflict, ServiceUnavailable
 from core.settings import Settings
-from services.billing import STARS_CURRENCY, Invoice, StarRefund
+from services.billing.stars import STARS_CURRENCY, Invoice, StarRefund
 
 
 @asynccontextmanager

@@ -1,1 +1,2 @@
-"""Operator commands: a front door beside the API, the bot and the workers (`python -m cli.admin`)."""
+"""Operator commands (`python -m cli.admin`): a front door beside the API, the bot and the
+workers."""

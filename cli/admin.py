@@ -29,8 +29,11 @@ from core.broker import create_broker
 from core.db import create_engine, create_sessionmaker, unit_of_work
 from core.errors import AppError
 from core.settings import Settings, get_settings
-from services import auth, billing
-from services.billing import BillingConfig, credits_to_micros, format_credits
+from services import auth, users
+from services.billing import ledger
+from services.billing.config import BillingConfig
+from services.billing.ledger import credits_to_micros, format_credits
+from services.billing.reports import usage_report
 
 Command = Callable[[Settings, argparse.Namespace], Coroutine[None, None, str]]
 
@@ -51,8 +54,8 @@ async def _unit_of_work(settings: Settings) -> AsyncIterator[AsyncSession]:
 
 async def _grant(settings: Settings, args: argparse.Namespace) -> str:
     async with _unit_of_work(settings) as session:
-        user = await billing.user_by_telegram_id(session, args.telegram_id)
-        entry = await billing.grant_credits(
+        user = await users.user_by_telegram_id(session, args.telegram_id)
+        entry = await ledger.grant_credits(
             session,
             BillingConfig.from_settings(settings),
             user,
@@ -67,14 +70,14 @@ async def _grant(settings: Settings, args: argparse.Namespace) -> str:
 
 async def _ban(settings: Settings, args: argparse.Namespace) -> str:
     async with _unit_of_work(settings) as session:
-        user = await billing.user_by_telegram_id(session, args.telegram_id)
+        user = await users.user_by_telegram_id(session, args.telegram_id)
         await auth.ban_user(session, user)
     return f"Telegram user {args.telegram_id} is banned: every session ended\n"
 
 
 async def _unban(settings: Settings, args: argparse.Namespace) -> str:
     async with _unit_of_work(settings) as session:
-        user = await billing.user_by_telegram_id(session, args.telegram_id)
+        user = await users.user_by_telegram_id(session, args.telegram_id)
         await auth.unban_user(session, user)
     return f"Telegram user {args.telegram_id} may sign in again\n"
 
@@ -94,7 +97,7 @@ async def _usage(settings: Settings, args: argparse.Namespace) -> str:
     engine = create_engine(settings.database_url)
     try:
         async with create_sessionmaker(engine)() as session:
-            rows = await billing.usage_report(session, args.first, args.last)
+            rows = await usage_report(session, args.first, args.last)
     finally:
         await engine.dispose()
     lines = ["\t".join(USAGE_COLUMNS)]

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 
 from core.errors import Forbidden
+from core.settings import Settings
 
 EXPIRY_BUCKETS_PER_TTL = 4
 
@@ -65,6 +66,33 @@ class MediaUrlSigner:
             raise _invalid()
         if int(expires) < (time.time() if now is None else now):
             raise Forbidden("This media link has expired", code="media_url_expired")
+
+
+@dataclass(frozen=True, slots=True)
+class MediaUrls:
+    """Signed, absolute URLs (relative when no base URL is known)."""
+
+    signer: MediaUrlSigner
+    base_url: str
+
+    def _signed(self, path: str) -> str:
+        expires, signature = self.signer.sign(path)
+        return f"{self.base_url}{path}?exp={expires}&sig={signature}"
+
+    def media(self, media_id: int) -> str:
+        return self._signed(media_path(media_id))
+
+    def thumbnail(self, media_id: int) -> str:
+        return self._signed(media_path(media_id, thumbnail=True))
+
+
+def media_urls(settings: Settings, secret_key: str, base_url: str | None = None) -> MediaUrls:
+    """URLs under PUBLIC_BASE_URL, else under `base_url` (the request's; a WebSocket's works)."""
+    base = settings.public_base_url or (base_url or "").rstrip("/")
+    for socket_scheme, http_scheme in (("ws://", "http://"), ("wss://", "https://")):
+        if base.startswith(socket_scheme):
+            base = http_scheme + base[len(socket_scheme) :]
+    return MediaUrls(MediaUrlSigner(secret_key, settings.media_url_ttl), base)
 
 
 def _invalid() -> Forbidden:

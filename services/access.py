@@ -1,4 +1,5 @@
-"""Who may touch a chat. Every chat, message and media action starts here.
+"""Who may do what. Every chat, message and media action starts here; administrators'
+actions start with `require_admin`.
 
 A chat the caller is not an active member of does not exist for them: 404, never 403, so that
 ids do not leak what exists.
@@ -14,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import Forbidden, NotFound
-from models import Chat, ChatMember, ChatType, MemberRole, Message
+from models import Chat, ChatMember, ChatType, MemberRole, Message, User
 
 MANAGER_ROLES = frozenset({MemberRole.OWNER, MemberRole.ADMIN})
 
@@ -36,6 +37,12 @@ class Membership:
     def require_owner(self) -> None:
         if self.member.role != MemberRole.OWNER:
             raise Forbidden("Only the chat owner can do this", code="not_chat_owner")
+
+
+def require_admin(user: User) -> None:
+    """An administrator of the app (ADMIN_TELEGRAM_IDS)."""
+    if not user.is_admin:
+        raise Forbidden("Only administrators may do this", code="admin_only")
 
 
 def chat_not_found(**extra: Any) -> NotFound:

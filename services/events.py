@@ -11,8 +11,8 @@ from sqlalchemy import String, cast, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.outbox import encode_envelope, encode_frame, stage
+from core.signing import MediaUrls
 from models import Chat, ChatEvent, ChatMember
-from services.media import MediaUrls
 
 MAX_EVENTS_PAGE = 1000
 

@@ -40,7 +40,7 @@ from services.access import (
     require_message,
 )
 from services.events import EventType, give_back_seq, next_seq, record_event
-from services.media import attach_media
+from services.media.attachments import attach_media
 from services.views import (
     MessageView,
     media_url_version,

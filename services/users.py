@@ -111,6 +111,13 @@ async def get_user(session: AsyncSession, user_id: int) -> User:
     return user
 
 
+async def user_by_telegram_id(session: AsyncSession, telegram_id: int) -> User:
+    user = await session.scalar(select(User).where(User.telegram_id == telegram_id))
+    if user is None:
+        raise NotFound(f"No user has Telegram id {telegram_id}", code="user_not_found")
+    return user
+
+
 class _Unset(enum.Enum):
     UNSET = enum.auto()
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.signing import MediaUrls
 from models import (
     AiReply,
     ChatMember,
@@ -22,7 +23,7 @@ from models import (
     MessageType,
     User,
 )
-from services.media import MediaUrls, MediaView, aeon_media_fields, media_fields
+from services.media.attachments import MediaView, aeon_media_fields, media_fields
 
 
 class UserBrief(BaseModel):

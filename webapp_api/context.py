@@ -1,5 +1,6 @@
 """What one running API process holds: settings, the database, the broker, the socket hub,
-the AI participant and, when this process runs it, the Telegram bot."""
+the AI participant, media storage, the media cleanup loop and, when this process runs it, the
+Telegram bot."""
 
 from __future__ import annotations
 
@@ -15,10 +16,13 @@ from core.db import create_engine, create_sessionmaker
 from core.presence import PresenceStore, create_presence
 from core.ratelimit import create_rate_limiter
 from core.settings import Settings
+from core.signing import media_urls
+from core.storage import Storage, create_storage
 from services.auth import AuthConfig
 from services.limits import AbuseLimits
-from services.media import media_urls
+from services.media.config import MediaConfig
 from workers.ai_runner import AiServices
+from workers.media_cleanup import run_media_cleanup_forever
 from ws.hub import Hub
 
 if TYPE_CHECKING:
@@ -44,6 +48,8 @@ class AppContext:
     presence: PresenceStore
     notifier: Notifier | None
     limits: AbuseLimits
+    media: MediaConfig
+    storage: Storage
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -117,12 +123,21 @@ class AppContext:
             AbuseLimits.from_settings(
                 settings, create_rate_limiter(settings.redis_url, settings.redis_prefix)
             ),
+            MediaConfig.from_settings(settings),
+            create_storage(settings),
         )
         if telegram is not None:
             telegram.attach(ai)
             await telegram.start()
             if bot_mode == "polling":
                 context._tasks.append(asyncio.create_task(telegram.run_polling()))
+        context._tasks.append(
+            asyncio.create_task(
+                run_media_cleanup_forever(
+                    sessionmaker, broker, context.storage, spool_dir=context.media.spool_dir
+                )
+            )
+        )
         return context
 
     async def close(self) -> None:

@@ -14,7 +14,7 @@ from core.media_probe import THUMBNAIL_MIME
 from core.media_types import OCTET_STREAM
 from core.storage import Storage, blob_key
 from models import Media, MediaKind
-from services.media import download_filename
+from services.media.policy import download_filename
 
 INLINE_KINDS = frozenset({MediaKind.PHOTO, MediaKind.VIDEO, MediaKind.AUDIO, MediaKind.VOICE})
 CACHE_CONTROL = "private, max-age=3600"

@@ -34,8 +34,8 @@ from services.ai import jobs
 from services.ai.context import prompt_tokens
 from services.ai.jobs import SinkReply
 from services.ai.runtime import AiRuntime
-from services.billing import BillingConfig, LedgerQuota
-from services.quota import DailyTokenAllowance, QuotaPolicy
+from services.billing.config import BillingConfig
+from services.billing.quota import DailyTokenAllowance, LedgerQuota, QuotaPolicy
 
 logger = logging.getLogger(__name__)
 

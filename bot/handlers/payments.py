@@ -10,8 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.context import BotContext
 from bot.invoices import create_invoice_link
 from models import User
-from services import billing
-from services.billing import BillingConfig, format_credits
+from services.billing import ledger, stars
+from services.billing.config import BillingConfig
+from services.billing.ledger import format_credits
 
 
 async def topup(
@@ -19,12 +20,12 @@ async def topup(
 ) -> None:
     """The packages of credits, each a button that opens Telegram's payment form."""
     config = BillingConfig.from_settings(ctx.settings)
-    invoices = [billing.new_invoice(config, package.id, user) for package in config.packages]
+    invoices = [stars.new_invoice(config, package.id, user) for package in config.packages]
     links = [await create_invoice_link(bot, invoice) for invoice in invoices]
     if not links:
         await message.answer("No packages of credits are offered at the moment.")
         return
-    balance = await billing.get_balance(session, config, user.id)
+    balance = await ledger.get_balance(session, config, user.id)
     keyboard = InlineKeyboardMarkup(
         inline_keyboard=[
             [InlineKeyboardButton(text=f"{i.package.title} — {i.package.stars} ⭐", url=link)]
@@ -41,7 +42,7 @@ async def pre_checkout(query: PreCheckoutQuery, ctx: BotContext, user: User) -> 
     """Telegram asks before it takes the Stars: only our own invoice, paid by whom it was issued
     to, with the amount and the offer it was issued with."""
     config = BillingConfig.from_settings(ctx.settings)
-    billing.check_pre_checkout(
+    stars.check_pre_checkout(
         config, user, query.invoice_payload, query.currency, query.total_amount
     )
     await query.answer(ok=True)
@@ -54,7 +55,7 @@ async def successful_payment(
     paid = message.successful_payment
     if paid is None:  # the filter registered below lets only payments through
         return
-    result = await billing.record_star_payment(
+    result = await stars.record_star_payment(
         session,
         BillingConfig.from_settings(ctx.settings),
         user,

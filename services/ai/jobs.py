@@ -24,8 +24,8 @@ from services import frames
 from services.ai.context import build_request
 from services.ai.runtime import AiRuntime
 from services.audience import chat_member_ids
+from services.billing.quota import QuotaPolicy
 from services.messages import TEXT_MAX_LENGTH, MessageDraft, send_message
-from services.quota import QuotaPolicy
 from services.text_split import split_text
 
 AI_SERVICE = "ai"

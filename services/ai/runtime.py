@@ -10,7 +10,7 @@ from core.errors import ServiceUnavailable
 from llm.base import LLMError
 from llm.catalogue import Catalogue, ModelInfo
 from models import Chat, User
-from services.quota import QuotaPolicy
+from services.billing.quota import QuotaPolicy
 from services.users import ensure_bot_user
 
 

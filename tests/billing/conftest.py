@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from core.db import create_sessionmaker
 from core.settings import DEFAULT_STAR_PACKAGES
 from llm.catalogue import ModelInfo
-from services.billing import BillingConfig
+from services.billing.config import BillingConfig
 from tests.conftest import TEST_DATABASE_URL, TEST_SECRET_KEY, make_settings
 from tests.support.api import ApiUser, sign_up
 from tests.support.database import fresh_database_url, migrated_engine, truncate_all

@@ -12,8 +12,9 @@ from core.db import unit_of_work
 from core.errors import BadRequest, Conflict, PaymentRequired
 from llm.catalogue import cost_micros
 from models import AiReply, LedgerKind
-from services import billing
-from services.billing import BillingConfig, LedgerQuota
+from services.billing import ledger
+from services.billing.config import BillingConfig
+from services.billing.quota import LedgerQuota
 from tests.billing.conftest import PRICEY, STARTING_GRANT, config_with
 from tests.billing.helpers import Sessionmaker, entries_of, ledger_state, new_reply, new_user
 
@@ -47,17 +48,17 @@ async def _release(sessionmaker: Sessionmaker, quota: LedgerQuota, reply_id: int
 
 
 def test_credits_are_formatted_and_parsed_exactly() -> None:
-    assert billing.format_credits(1_500_000) == "1.5"
-    assert billing.format_credits(1) == "0.000001"
-    assert billing.format_credits(0) == "0"
-    assert billing.format_credits(-2_000_000) == "-2"
-    assert billing.credits_to_micros(Decimal("1.5")) == 1_500_000
-    assert billing.credits_to_micros(Decimal("-0.000001")) == -1
-    assert billing.credits_to_micros(Decimal("0.1")) == 100_000  # no float on the way
+    assert ledger.format_credits(1_500_000) == "1.5"
+    assert ledger.format_credits(1) == "0.000001"
+    assert ledger.format_credits(0) == "0"
+    assert ledger.format_credits(-2_000_000) == "-2"
+    assert ledger.credits_to_micros(Decimal("1.5")) == 1_500_000
+    assert ledger.credits_to_micros(Decimal("-0.000001")) == -1
+    assert ledger.credits_to_micros(Decimal("0.1")) == 100_000  # no float on the way
     with pytest.raises(BadRequest):
-        billing.credits_to_micros(Decimal("0.0000001"))
+        ledger.credits_to_micros(Decimal("0.0000001"))
     with pytest.raises(BadRequest):
-        billing.credits_to_micros(Decimal("Infinity"))
+        ledger.credits_to_micros(Decimal("Infinity"))
 
 
 async def test_a_new_user_gets_the_starting_grant_once_even_on_concurrent_first_use(
@@ -67,7 +68,7 @@ async def test_a_new_user_gets_the_starting_grant_once_even_on_concurrent_first_
 
     async def first_use() -> int:
         async with unit_of_work(billing_sessionmaker, MemoryBroker()) as session:
-            return (await billing.get_balance(session, config, user.id)).balance
+            return (await ledger.get_balance(session, config, user.id)).balance
 
     assert await asyncio.gather(*(first_use() for _ in range(10))) == [STARTING_GRANT] * 10
     state = await ledger_state(billing_sessionmaker, user.id)
@@ -82,7 +83,7 @@ async def test_without_a_starting_grant_an_account_starts_empty(
 ) -> None:
     user = await new_user(billing_sessionmaker, 5002)
     async with unit_of_work(billing_sessionmaker, MemoryBroker()) as session:
-        balance = await billing.get_balance(session, config_with(starting_grant=0), user.id)
+        balance = await ledger.get_balance(session, config_with(starting_grant=0), user.id)
     assert (balance.balance, balance.available) == (0, 0)
     assert await entries_of(billing_sessionmaker, user.id) == []
 
@@ -94,7 +95,7 @@ async def test_the_daily_free_allowance_is_granted_once_a_day(
     user = await new_user(billing_sessionmaker, 5003)
     for _ in range(3):
         async with unit_of_work(billing_sessionmaker, MemoryBroker()) as session:
-            await billing.get_balance(session, config, user.id)
+            await ledger.get_balance(session, config, user.id)
     state = await ledger_state(billing_sessionmaker, user.id)
     assert state.kinds == [LedgerKind.GRANT, LedgerKind.GRANT]
     assert state.balance == state.entries_sum == STARTING_GRANT + 5_000
@@ -219,13 +220,13 @@ async def test_an_operator_grant_and_an_adjustment_that_may_not_overdraw(
 ) -> None:
     user = await new_user(billing_sessionmaker, 5010)
     async with unit_of_work(billing_sessionmaker, MemoryBroker()) as session:
-        granted = await billing.grant_credits(session, config, user, 50_000, reason="a gift")
-        taken = await billing.grant_credits(session, config, user, -20_000, reason="a mistake")
+        granted = await ledger.grant_credits(session, config, user, 50_000, reason="a gift")
+        taken = await ledger.grant_credits(session, config, user, -20_000, reason="a mistake")
     assert (granted.kind, granted.balance_after) == (LedgerKind.GRANT, STARTING_GRANT + 50_000)
     assert (taken.kind, taken.balance_after) == (LedgerKind.ADJUSTMENT, STARTING_GRANT + 30_000)
     with pytest.raises(Conflict) as refused:
         async with unit_of_work(billing_sessionmaker, MemoryBroker()) as session:
-            await billing.grant_credits(session, config, user, -STARTING_GRANT * 2, reason="no")
+            await ledger.grant_credits(session, config, user, -STARTING_GRANT * 2, reason="no")
     assert refused.value.code == "insufficient_balance"
     state = await ledger_state(billing_sessionmaker, user.id)
     assert state.balance == state.entries_sum == STARTING_GRANT + 30_000

@@ -8,7 +8,9 @@ from sqlalchemy import func, select
 
 from llm.catalogue import cost_micros
 from models import AiReply
-from services import billing
+from services.billing.config import BillingConfig
+from services.billing.ledger import grant_credits
+from services.users import user_by_telegram_id
 from tests.ai.helpers import (
     follow_reply,
     group_with_ai,
@@ -172,10 +174,10 @@ async def test_transactions_are_paged_newest_first(
     async with start_app() as app:
         alice = await app.sign_up(6007, "Alice")
         async with billing_sessionmaker() as session, session.begin():
-            user = await billing.user_by_telegram_id(session, alice.telegram_id)
-            config = billing.BillingConfig.from_settings(app.context.settings)
+            user = await user_by_telegram_id(session, alice.telegram_id)
+            config = BillingConfig.from_settings(app.context.settings)
             for amount in range(1, 6):
-                await billing.grant_credits(session, config, user, amount, reason=f"gift {amount}")
+                await grant_credits(session, config, user, amount, reason=f"gift {amount}")
         seen: list[dict[str, Any]] = []
         cursor: str | None = None
         pages = 0

@@ -13,8 +13,10 @@ from core.broker import MemoryBroker
 from core.db import unit_of_work
 from core.errors import ServiceUnavailable
 from models import AiReply, PaymentStatus, StarPayment
-from services import billing
-from services.billing import BillingConfig, LedgerQuota
+from services.billing.config import BillingConfig
+from services.billing.quota import LedgerQuota
+from services.billing.stars import new_invoice, record_star_payment
+from services.users import user_by_telegram_id
 from tests.ai.helpers import socket_of
 from tests.billing.conftest import ADMIN_TELEGRAM_ID, PRICEY, STARTING_GRANT, AppFactory
 from tests.billing.helpers import Sessionmaker, ledger_state, new_reply, user_of
@@ -204,9 +206,9 @@ async def _pay(
     sessionmaker: Sessionmaker, config: BillingConfig, telegram_id: int, charge_id: str
 ) -> None:
     async with unit_of_work(sessionmaker, MemoryBroker()) as session:
-        user = await billing.user_by_telegram_id(session, telegram_id)
-        invoice = billing.new_invoice(config, "small", user)
-        await billing.record_star_payment(
+        user = await user_by_telegram_id(session, telegram_id)
+        invoice = new_invoice(config, "small", user)
+        await record_star_payment(
             session,
             config,
             user,

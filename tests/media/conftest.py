@@ -16,7 +16,7 @@ from core.broker import MemoryBroker
 from core.db import unit_of_work
 from core.settings import Settings
 from models import MessageType, User
-from services import media
+from services.media.attachments import attach_media
 from tests.conftest import make_settings
 from tests.support.api import ApiUser, sign_up, user_fixture
 from tests.support.server import live_server
@@ -52,7 +52,7 @@ async def attach(
     async with unit_of_work(sessionmaker, MemoryBroker()) as session:
         sender = await session.get(User, user.id)
         assert sender is not None
-        return await media.attach_media(session, sender, message_id, media_ids)
+        return await attach_media(session, sender, message_id, media_ids)
 
 
 def stored_files(media_dir: Path) -> list[Path]:

@@ -12,8 +12,9 @@ from core.broker import MemoryBroker
 from core.db import unit_of_work
 from core.errors import AppError
 from core.settings import Settings
+from core.signing import media_urls
 from models import Message, MessageType
-from services import media
+from services.media import attachments
 from tests.conftest import TEST_SECRET_KEY
 from tests.media.conftest import attach, uploaded
 from tests.media.samples import iso_media, mp3_bytes, png_bytes, wav_bytes
@@ -118,12 +119,12 @@ async def test_media_fields_load_every_message_in_album_order(
     extra = await uploaded(alice, png_bytes(color=(50, 50, 50)))
     await attach(sessionmaker, alice, deleted["id"], [extra["id"]])
     await alice.ok("DELETE", f"/api/v1/messages/{deleted['id']}")
-    urls = media.media_urls(settings, TEST_SECRET_KEY, f"{client.base_url}/")
+    urls = media_urls(settings, TEST_SECRET_KEY, f"{client.base_url}/")
 
     async with sessionmaker() as session:
         ids = [album["id"], single["id"], plain["id"], deleted["id"]]
         messages = list(await session.scalars(select(Message).where(Message.id.in_(ids))))
-        fields = await media.media_fields(session, messages, urls)
+        fields = await attachments.media_fields(session, messages, urls)
 
     assert set(fields) == {album["id"], single["id"]}
     assert [view.id for view in fields[album["id"]]] == order
@@ -131,13 +132,13 @@ async def test_media_fields_load_every_message_in_album_order(
     assert (song_view.kind, song_view.duration, song_view.filename) == ("audio", 0.5, "song.wav")
     assert song_view.url.startswith(f"{client.base_url}/media/{song['id']}?exp=")
     assert (await client.get(song_view.url)).content == wav_bytes(0.5)
-    assert media.aeon_media_fields(fields[single["id"]]) == {
+    assert attachments.aeon_media_fields(fields[single["id"]]) == {
         "media_url": song_view.url,
         "media_type": "audio/wav",
         "media_size": song["size"],
         "media_duration": 1,
     }
-    assert media.aeon_media_fields([])["media_url"] is None
+    assert attachments.aeon_media_fields([])["media_url"] is None
 
 
 async def test_a_forwarded_copy_shares_its_media_with_the_other_chat(
@@ -148,14 +149,12 @@ async def test_a_forwarded_copy_shares_its_media_with_the_other_chat(
     await attach(sessionmaker, alice, original["id"], [item["id"]])
     copy = await new_message(bob, carol)
     async with unit_of_work(sessionmaker, MemoryBroker()) as session:
-        await media.copy_attachments(session, original["id"], copy["id"])
+        await attachments.copy_attachments(session, original["id"], copy["id"])
     assert (await carol.get(f"/api/v1/media/{item['id']}")).status_code == 200
 
 
 def test_urls_over_a_websocket_base_are_http(no_env_file: Path) -> None:
     settings = Settings(secret_key=TEST_SECRET_KEY)
-    urls = media.media_urls(settings, TEST_SECRET_KEY, "wss://api.example.com/")
+    urls = media_urls(settings, TEST_SECRET_KEY, "wss://api.example.com/")
     assert urls.media(5).startswith("https://api.example.com/media/5?exp=")
-    assert (
-        media.media_urls(settings, TEST_SECRET_KEY).thumbnail(5).startswith("/media/5/thumbnail?")
-    )
+    assert media_urls(settings, TEST_SECRET_KEY).thumbnail(5).startswith("/media/5/thumbnail?")

@@ -1,23 +1,24 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import os
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.broker import MemoryBroker
+from core.db import unit_of_work
 from core.settings import Settings
 from core.storage import LocalStorage, blob_key, thumbnail_key
 from models import Media
 from models.base import utcnow
-from services.media import MediaConfig, run_media_cleanup, run_media_cleanup_forever
-from tests.media.conftest import attach, uploaded
+from services.media.config import MediaConfig
+from tests.media.conftest import ServerFactory, attach, uploaded
 from tests.media.samples import png_bytes
 from tests.support.api import ApiUser
+from workers.media_cleanup import run_media_cleanup
 
 A_DAY_LATER = timedelta(days=1, minutes=1)
 
@@ -91,26 +92,31 @@ async def test_stale_spooled_uploads_are_swept(
     fresh.unlink()
 
 
-async def test_the_periodic_cleanup_runs_until_cancelled(
-    alice: ApiUser, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+async def test_a_web_process_removes_day_old_unsent_uploads_and_spool_leftovers(
+    alice: ApiUser,
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    media_server: ServerFactory,
 ) -> None:
-    await uploaded(alice, png_bytes(color=(6, 6, 6)))
-    task = asyncio.create_task(
-        run_media_cleanup_forever(
-            sessionmaker,
-            MemoryBroker(),
-            LocalStorage(settings.media_dir),
-            interval=3600,
-            max_age=timedelta(0),
+    stale_data = png_bytes(color=(6, 6, 6))
+    stale = await uploaded(alice, stale_data)
+    fresh = await uploaded(alice, png_bytes(color=(5, 5, 5)))
+    async with unit_of_work(sessionmaker, MemoryBroker()) as session:
+        await session.execute(
+            update(Media).where(Media.id == stale["id"]).values(created_at=utcnow() - A_DAY_LATER)
         )
-    )
-    try:
-        async with asyncio.timeout(5):
-            # The loop signals nothing when a pass is done; its effect is in the database.
-            while await media_ids(sessionmaker):  # noqa: ASYNC110
-                await asyncio.sleep(0.01)
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    assert await media_ids(sessionmaker) == set()
+    spool_dir = MediaConfig.from_settings(settings).spool_dir
+    leftover = spool_dir / "upload-left-by-a-crash"
+    leftover.write_bytes(b"half a file")
+    two_days_ago = (utcnow() - timedelta(days=2)).timestamp()
+    os.utime(leftover, (two_days_ago, two_days_ago))
+    stale_file = settings.media_dir / blob_key(hashlib.sha256(stale_data).hexdigest())
+    assert stale_file.exists()
+
+    # Another web process over the same database and storage: its cleanup runs as it starts.
+    async with media_server(media_dir=settings.media_dir), asyncio.timeout(10):
+        # The loop signals nothing when a pass is done; its effect is in the database.
+        while await media_ids(sessionmaker) != {fresh["id"]} or leftover.exists():  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+
+    assert not stale_file.exists()

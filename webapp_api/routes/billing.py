@@ -6,8 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from services import billing
-from services.billing import BillingConfig
+from services.access import require_admin
+from services.billing import ledger, stars
+from services.billing.config import BillingConfig
 from webapp_api.context import AppContext
 from webapp_api.deps import Context, CurrentUser, Session
 from webapp_api.schemas.billing import (
@@ -35,7 +36,7 @@ def _config(context: AppContext) -> BillingConfig:
 @router.get("/balance", response_model=BalanceOut)
 async def get_balance(user: CurrentUser, session: Session, context: Context) -> BalanceOut:
     """My balance, what replies being written hold of it, and what I may spend."""
-    return BalanceOut.of(await billing.get_balance(session, _config(context), user.id))
+    return BalanceOut.of(await ledger.get_balance(session, _config(context), user.id))
 
 
 @router.get("/transactions", response_model=TransactionPage, responses=errors(422))
@@ -43,13 +44,11 @@ async def list_transactions(
     user: CurrentUser,
     session: Session,
     context: Context,
-    limit: Annotated[int, Query(ge=1, le=billing.TRANSACTIONS_MAX_LIMIT)] = 50,
+    limit: Annotated[int, Query(ge=1, le=ledger.TRANSACTIONS_MAX_LIMIT)] = 50,
     cursor: Annotated[str | None, Query(max_length=32)] = None,
 ) -> TransactionPage:
     """Every change to my balance, newest first."""
-    page = await billing.list_entries(
-        session, _config(context), user.id, limit=limit, cursor=cursor
-    )
+    page = await ledger.list_entries(session, _config(context), user.id, limit=limit, cursor=cursor)
     return TransactionPage(
         items=[TransactionOut.of(entry) for entry in page.items], next_cursor=page.next_cursor
     )
@@ -75,7 +74,7 @@ async def create_invoice(body: InvoiceRequest, user: CurrentUser, context: Conte
     # aiogram is imported by a process when it first talks to Telegram (seconds of start-up).
     from bot.invoices import bot_api, create_invoice_link
 
-    invoice = billing.new_invoice(_config(context), body.package, user)
+    invoice = stars.new_invoice(_config(context), body.package, user)
     running = context.telegram.bot if context.telegram is not None else None
     async with bot_api(context.settings, running) as bot:
         link = await create_invoice_link(bot, invoice)
@@ -90,12 +89,12 @@ async def refund_payment(
 ) -> RefundOut:
     """Administrators: give a payment's Stars back and take its credits back. Refused (409)
     when the payer has spent them."""
-    billing.require_admin(user)
+    require_admin(user)
     from bot.invoices import bot_api, star_refund
 
     running = context.telegram.bot if context.telegram is not None else None
     async with bot_api(context.settings, running) as bot:
-        result = await billing.refund_star_payment(
+        result = await stars.refund_star_payment(
             session, _config(context), body.telegram_payment_charge_id, star_refund(bot)
         )
     return RefundOut(payment=PaymentOut.of(result.payment), balance=BalanceOut.of(result.balance))

@@ -16,11 +16,10 @@ from fastapi.responses import Response
 from core.bounds import Id
 from core.db import read_session, unit_of_work
 from core.errors import AppError, Unprocessable
-from core.signing import MediaUrlSigner, media_path
-from core.storage import create_storage
+from core.signing import MediaUrls, MediaUrlSigner, media_path, media_urls
 from models import Media, MediaKind, User
-from services import media
-from services.media import MediaConfig, MediaUrls, MediaView
+from services.media import attachments, policy, storage
+from services.media.attachments import MediaView
 from webapp_api.context import AppContext
 from webapp_api.deps import Caller, Context
 from webapp_api.media_http import serve_media
@@ -58,7 +57,7 @@ UPLOAD_BODY: dict[str, Any] = {
 
 
 def _urls(request: Request, context: AppContext) -> MediaUrls:
-    return media.media_urls(context.settings, context.auth.secret_key, str(request.base_url))
+    return media_urls(context.settings, context.auth.secret_key, str(request.base_url))
 
 
 def _declared_kind(value: str | None) -> MediaKind | None:
@@ -73,21 +72,21 @@ def _declared_kind(value: str | None) -> MediaKind | None:
 
 
 async def _receive(request: Request, user: User, context: AppContext) -> Media:
-    config = MediaConfig.from_settings(context.settings)
+    config = context.media
     form = MultipartUpload(request, config.max_upload_bytes)
     async with read_session(context.sessionmaker) as session:
-        await media.check_upload_allowed(session, user.id, config)
+        await policy.check_upload_allowed(session, user.id, config)
     async with aclosing(form.file_chunks()) as chunks:
-        upload = await media.spool_upload(chunks, config)
+        upload = await storage.spool_upload(chunks, config)
     try:
         declared_kind = _declared_kind(form.fields.get("kind"))
     except AppError:
         await upload.discard()
         raise
     async with unit_of_work(context.sessionmaker, context.broker) as session:
-        return await media.store_upload(
+        return await storage.store_upload(
             session,
-            create_storage(context.settings),
+            context.storage,
             config,
             user.id,
             upload,
@@ -122,7 +121,7 @@ async def upload_media_aeon(request: Request, user: Caller, context: Context) ->
 
 async def _readable(context: AppContext, user: User, media_id: int) -> Media:
     async with read_session(context.sessionmaker) as session:
-        return await media.get_media_for_download(session, user.id, media_id)
+        return await attachments.get_media_for_download(session, user.id, media_id)
 
 
 async def _signed(
@@ -132,7 +131,7 @@ async def _signed(
         media_path(media_id, thumbnail=thumbnail), exp, sig
     )
     async with read_session(context.sessionmaker) as session:
-        return await media.get_media(session, media_id)
+        return await attachments.get_media(session, media_id)
 
 
 @router.get(
@@ -144,7 +143,7 @@ async def download_media(
     media_id: Id, request: Request, user: Caller, context: Context
 ) -> Response:
     item = await _readable(context, user, media_id)
-    return await serve_media(request, create_storage(context.settings), item)
+    return await serve_media(request, context.storage, item)
 
 
 @router.get(
@@ -156,7 +155,7 @@ async def download_thumbnail(
     media_id: Id, request: Request, user: Caller, context: Context
 ) -> Response:
     item = await _readable(context, user, media_id)
-    return await serve_media(request, create_storage(context.settings), item, thumbnail=True)
+    return await serve_media(request, context.storage, item, thumbnail=True)
 
 
 @router.get(
@@ -174,7 +173,7 @@ async def download_signed(
     """By signed URL (as found in message payloads): no headers needed; 403 when the signature
     is wrong or expired."""
     item = await _signed(context, media_id, exp, sig, thumbnail=False)
-    return await serve_media(request, create_storage(context.settings), item)
+    return await serve_media(request, context.storage, item)
 
 
 @router.get(
@@ -190,4 +189,4 @@ async def download_signed_thumbnail(
     sig: str | None = None,
 ) -> Response:
     item = await _signed(context, media_id, exp, sig, thumbnail=True)
-    return await serve_media(request, create_storage(context.settings), item, thumbnail=True)
+    return await serve_media(request, context.storage, item, thumbnail=True)

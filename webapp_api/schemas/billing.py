@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from core.bounds import Input
 from core.settings import StarPackage
 from models import LedgerEntry, StarPayment
-from services.billing import Balance
+from services.billing.ledger import Balance
 
 MICROS = "micro-credits (1 credit = 1,000,000)"
 

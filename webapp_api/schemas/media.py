@@ -3,7 +3,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from models import MediaKind
-from services.media import MediaView
+from services.media.attachments import MediaView
 
 
 class AeonUploadedMedia(BaseModel):
