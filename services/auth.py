@@ -26,7 +26,7 @@ from core.tokens import (
     read_access_token,
 )
 from models import AuthSession, RefreshToken, User
-from services.chats import accept_invitations
+from services.chats.invitations import accept_invitations
 from services.users import TelegramProfile, sync_telegram_user
 
 

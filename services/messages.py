@@ -7,20 +7,17 @@ replies here directly.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
     Select,
-    and_,
     bindparam,
-    case,
     delete,
     func,
     literal_column,
-    or_,
     select,
     update,
 )
@@ -41,13 +38,9 @@ from services.access import (
 )
 from services.events import EventType, give_back_seq, next_seq, record_event
 from services.media.attachments import attach_media
-from services.views import (
-    MessageView,
-    media_url_version,
-    message_view,
-    message_views,
-    new_message_view,
-)
+from services.search import like_pattern
+from services.views.media import media_url_version
+from services.views.messages import MessageView, message_view, message_views, new_message_view
 
 TEXT_MAX_LENGTH = 4096
 CLIENT_MSG_ID_MAX_LENGTH = 64
@@ -518,12 +511,6 @@ async def mark_all_read(session: AsyncSession, user: User, chat_id: int) -> int:
     return await mark_read(session, user, chat_id, int(last))
 
 
-def like_pattern(query: str) -> str:
-    """A LIKE pattern that finds `query` as a substring, its wildcards taken literally."""
-    escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 async def search_messages(
     session: AsyncSession, user: User, query: str, *, limit: int = 20, chat_id: int | None = None
 ) -> list[MessageView]:
@@ -548,29 +535,3 @@ async def search_messages(
         statement.order_by(Message.id.desc()).limit(max(1, min(limit, SEARCH_MAX_LIMIT)))
     )
     return await message_views(session, list(rows))
-
-
-async def unread_counts(
-    session: AsyncSession, user: User, last_seqs: Mapping[int, int]
-) -> dict[int, int]:
-    """Others' messages after the user's read marker, per chat, in one query: up to each chat's
-    `last_seqs` entry (the seq the caller read with the chat), so that the counts agree with it
-    even when a message is committed between the two statements."""
-    if not last_seqs:
-        return {}
-    rows = await session.execute(
-        select(Message.chat_id, func.count())
-        .join(
-            ChatMember,
-            and_(ChatMember.chat_id == Message.chat_id, ChatMember.user_id == user.id),
-        )
-        .where(
-            Message.chat_id.in_(last_seqs),
-            Message.seq > ChatMember.last_read_seq,
-            Message.seq <= case(dict(last_seqs), value=Message.chat_id),
-            or_(Message.sender_id.is_(None), Message.sender_id != user.id),
-            Message.deleted_at.is_(None),
-        )
-        .group_by(Message.chat_id)
-    )
-    return {chat_id: int(count) for chat_id, count in rows}

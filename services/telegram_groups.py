@@ -5,8 +5,9 @@ from __future__ import annotations
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import Chat, ChatMember, ChatType, MemberRole, Message, User
-from services.chats import enroll_member, record_chat_updated
+from models import Chat, ChatType, MemberRole, Message, User
+from services.chats.lifecycle import record_chat_updated
+from services.chats.members import enroll_member
 
 
 async def group_for_telegram_chat(session: AsyncSession, telegram_chat_id: int) -> Chat | None:
@@ -34,15 +35,6 @@ async def link_telegram_group(
         chat.is_active, chat.deleted_at = True, None
         await record_chat_updated(session, chat)
     return chat
-
-
-async def ensure_group_member(session: AsyncSession, chat: Chat, user: User) -> None:
-    """Someone who writes in the Telegram group is a member of its mirror."""
-    exists = await session.scalar(
-        select(ChatMember.id).where(ChatMember.chat_id == chat.id, ChatMember.user_id == user.id)
-    )
-    if exists is None:
-        await enroll_member(session, chat, user, MemberRole.MEMBER)
 
 
 async def migrate_telegram_group(session: AsyncSession, old_id: int, new_id: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
 from sqlalchemy import func, select
@@ -116,6 +117,28 @@ async def user_by_telegram_id(session: AsyncSession, telegram_id: int) -> User:
     if user is None:
         raise NotFound(f"No user has Telegram id {telegram_id}", code="user_not_found")
     return user
+
+
+async def existing_users(session: AsyncSession, user_ids: Sequence[int]) -> dict[int, User]:
+    """The users of these ids that exist, by id."""
+    users = await session.scalars(select(User).where(User.id.in_(set(user_ids))))
+    return {user.id: user for user in users}
+
+
+async def users_by_id(session: AsyncSession, user_ids: Sequence[int]) -> dict[int, User]:
+    """The users of these ids, by id; 404 if any id is no user's."""
+    found = await existing_users(session, user_ids)
+    missing = sorted(set(user_ids) - found.keys())
+    if missing:
+        raise NotFound(f"Unknown user ids: {missing}", code="user_not_found")
+    return found
+
+
+def normalize_username(username: str) -> str:
+    name = username.strip().lstrip("@").lower()
+    if not name or len(name) > 64:
+        raise Unprocessable("A username is required", code="username_required")
+    return name
 
 
 class _Unset(enum.Enum):

@@ -13,9 +13,9 @@ from core.errors import ServiceUnavailable
 from models import AiMode, Chat, User
 from services import conversation
 from services.ai.settings import update_ai_settings
+from services.chats.members import ensure_member
 from services.messages import MessageDraft
 from services.telegram_groups import (
-    ensure_group_member,
     group_for_telegram_chat,
     link_telegram_group,
     message_for_telegram,
@@ -39,7 +39,7 @@ async def _group_chat(
             added_by=None,
         )
     if chat is not None and user is not None:
-        await ensure_group_member(session, chat, user)
+        await ensure_member(session, chat, user)
     return chat
 
 

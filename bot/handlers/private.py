@@ -17,9 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.context import BotContext, app_button
 from core.errors import AppError
 from models import Chat, User
-from services import chats, conversation
+from services import conversation
 from services.ai import replies
 from services.ai.settings import update_ai_settings
+from services.chats import invitations, lifecycle
 from services.messages import MessageDraft
 from services.telegram_groups import message_for_telegram
 
@@ -39,7 +40,7 @@ async def _ai_chat(ctx: BotContext, session: AsyncSession, user: User) -> Chat:
     runtime = ctx.runtime
     if runtime is None:
         raise AppError("The AI is not configured on this server", code="ai_not_configured")
-    return await chats.get_or_create_ai_chat(session, user, await runtime.bot_user(session))
+    return await lifecycle.get_or_create_ai_chat(session, user, await runtime.bot_user(session))
 
 
 async def start(
@@ -50,7 +51,9 @@ async def start(
     start_param: str | None = None
     if payload.startswith("join_"):
         try:
-            joined = await chats.join_by_invite_link(session, user, payload.removeprefix("join_"))
+            joined = await invitations.join_by_invite_link(
+                session, user, payload.removeprefix("join_")
+            )
         except AppError:
             text = "This invite link is no longer valid."
         else:

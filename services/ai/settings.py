@@ -13,7 +13,7 @@ from models import AiMode, ChatType, User
 from services.access import Membership, require_membership
 from services.ai.policy import effective_mode
 from services.ai.runtime import AiRuntime
-from services.chats import ensure_member
+from services.chats.members import ensure_member
 
 PERSONA_MAX_LENGTH = 4000
 

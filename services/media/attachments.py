@@ -1,20 +1,15 @@
-"""Media and messages: who may fetch an upload, showing uploads in a message, and the media
-each message shows."""
+"""Media and messages: who may fetch an upload, and showing uploads in a message (the media
+each message shows, as clients see it, is in services/views/media.py)."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
 
-from pydantic import BaseModel
 from sqlalchemy import BigInteger, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import Conflict, NotFound, Unprocessable
-from core.signing import MediaUrls
 from models import Chat, ChatMember, Media, MediaKind, Message, MessageMedia, MessageType, User
-from services.media.policy import download_filename
 
 MAX_ALBUM_ITEMS = 10
 # What one album may mix.
@@ -122,63 +117,3 @@ async def copy_attachments(
             ).where(MessageMedia.message_id == source_message_id),
         )
     )
-
-
-class MediaView(BaseModel):
-    id: int
-    kind: MediaKind
-    mime_type: str
-    size: int
-    width: int | None
-    height: int | None
-    duration: float | None
-    url: str
-    thumbnail_url: str | None
-    filename: str
-
-    @classmethod
-    def of(cls, media: Media, urls: MediaUrls) -> MediaView:
-        return cls(
-            id=media.id,
-            kind=media.kind,
-            mime_type=media.mime_type,
-            size=media.size,
-            width=media.width,
-            height=media.height,
-            duration=media.duration,
-            url=urls.media(media.id),
-            thumbnail_url=urls.thumbnail(media.id) if media.thumbnail_key else None,
-            filename=download_filename(media),
-        )
-
-
-def aeon_media_fields(items: Sequence[MediaView]) -> dict[str, Any]:
-    """Aeon's single-media message fields, from a message's first media item."""
-    first = items[0] if items else None
-    duration = first.duration if first else None
-    return {
-        "media_url": first.url if first else None,
-        "media_type": first.mime_type if first else None,
-        "media_size": first.size if first else None,
-        # Aeon's is whole seconds (half up); the exact duration is in `media`.
-        "media_duration": int(duration + 0.5) if duration is not None else None,
-    }
-
-
-async def media_fields(
-    session: AsyncSession, messages: Sequence[Message], urls: MediaUrls
-) -> dict[int, list[MediaView]]:
-    """Media of each message (deleted messages show none), in album order; one query."""
-    message_ids = [message.id for message in messages if message.deleted_at is None]
-    if not message_ids:
-        return {}
-    rows = await session.execute(
-        select(MessageMedia.message_id, Media)
-        .join(Media, Media.id == MessageMedia.media_id)
-        .where(MessageMedia.message_id.in_(message_ids))
-        .order_by(MessageMedia.message_id, MessageMedia.position)
-    )
-    views: dict[int, list[MediaView]] = defaultdict(list)
-    for message_id, media in rows:
-        views[message_id].append(MediaView.of(media, urls))
-    return dict(views)

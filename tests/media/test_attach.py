@@ -15,6 +15,7 @@ from core.settings import Settings
 from core.signing import media_urls
 from models import Message, MessageType
 from services.media import attachments
+from services.views.media import aeon_media_fields, media_fields
 from tests.conftest import TEST_SECRET_KEY
 from tests.media.conftest import attach, uploaded
 from tests.media.samples import iso_media, mp3_bytes, png_bytes, wav_bytes
@@ -124,7 +125,7 @@ async def test_media_fields_load_every_message_in_album_order(
     async with sessionmaker() as session:
         ids = [album["id"], single["id"], plain["id"], deleted["id"]]
         messages = list(await session.scalars(select(Message).where(Message.id.in_(ids))))
-        fields = await attachments.media_fields(session, messages, urls)
+        fields = await media_fields(session, messages, urls)
 
     assert set(fields) == {album["id"], single["id"]}
     assert [view.id for view in fields[album["id"]]] == order
@@ -132,13 +133,13 @@ async def test_media_fields_load_every_message_in_album_order(
     assert (song_view.kind, song_view.duration, song_view.filename) == ("audio", 0.5, "song.wav")
     assert song_view.url.startswith(f"{client.base_url}/media/{song['id']}?exp=")
     assert (await client.get(song_view.url)).content == wav_bytes(0.5)
-    assert attachments.aeon_media_fields(fields[single["id"]]) == {
+    assert aeon_media_fields(fields[single["id"]]) == {
         "media_url": song_view.url,
         "media_type": "audio/wav",
         "media_size": song["size"],
         "media_duration": 1,
     }
-    assert attachments.aeon_media_fields([])["media_url"] is None
+    assert aeon_media_fields([])["media_url"] is None
 
 
 async def test_a_forwarded_copy_shares_its_media_with_the_other_chat(

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from models import Media, MediaKind, Message, User
 from services import messages
 from services.messages import MessageDraft
-from services.views import message_view
+from services.views.messages import message_view
 from tests.support.api import ApiUser
 from tests.support.messaging import row_count, stored_events
 from tests.support.sql import count_statements

@@ -18,7 +18,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.db import unit_of_work
-from services import chats, messages, users
+from services import messages, users
+from services.chats import members
 from services.messages import MessageDraft
 from tests.conftest import make_settings
 from tests.support.api import ApiUser, sign_up
@@ -217,7 +218,7 @@ async def test_a_chat_joined_after_connecting_starts_at_its_first_event_even_if_
         held = HeldBack()
         async with unit_of_work(seam.sessionmaker, held) as session:
             actor = await users.get_user(session, owner.id)
-            await chats.add_member(session, actor, group, bob.id)
+            await members.add_member(session, actor, group, bob.id)
         (added,) = held.envelopes
         # The welcome overtakes the (late) doorbell of bob's joining.
         welcome = (await owner.send(group, "welcome"))["seq"]

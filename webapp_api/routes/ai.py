@@ -23,20 +23,16 @@ from services.ai import replies, settings
 from services.ai.policy import request_reply
 from services.ai.runtime import AiRuntime
 from services.messages import MessageDraft
-from services.views import MessageView, message_view
+from services.views.ai import AiReplyOut, AiSettingsOut, ModelOut, ProfileOut, UsageOut
+from services.views.messages import MessageView, message_view
 from webapp_api.context import AppContext
 from webapp_api.deps import Caller, Context, CurrentUser, Session
 from webapp_api.schemas.ai import (
-    AiReplyOut,
-    AiSettingsOut,
     AiSettingsUpdate,
     LlmChatMessage,
     LlmChatResult,
-    ModelOut,
     ProfileAnalyzeRequest,
-    ProfileOut,
     ProfileUpdate,
-    UsageOut,
 )
 from webapp_api.schemas.errors import errors
 

@@ -7,10 +7,11 @@ from fastapi.responses import JSONResponse
 
 from core.errors import Unauthorized
 from services import auth
+from services.views.users import Me
 from webapp_api.deps import Context, CurrentIdentity, Session
 from webapp_api.errors import error_body
 from webapp_api.schemas.errors import errors
-from webapp_api.schemas.users import Me, RefreshRequest, TelegramSignIn, TokenPair
+from webapp_api.schemas.users import RefreshRequest, TelegramSignIn, TokenPair
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 

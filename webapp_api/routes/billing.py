@@ -9,19 +9,15 @@ from fastapi import APIRouter, Query
 from services.access import require_admin
 from services.billing import ledger, stars
 from services.billing.config import BillingConfig
+from services.views.billing import BalanceOut, ModelPriceOut, PackageOut, PaymentOut, TransactionOut
 from webapp_api.context import AppContext
 from webapp_api.deps import Context, CurrentUser, Session
 from webapp_api.schemas.billing import (
-    BalanceOut,
     InvoiceOut,
     InvoiceRequest,
-    ModelPriceOut,
-    PackageOut,
-    PaymentOut,
     PricesOut,
     RefundOut,
     RefundRequest,
-    TransactionOut,
     TransactionPage,
 )
 from webapp_api.schemas.errors import errors

@@ -10,9 +10,11 @@ from fastapi import APIRouter, Query, Request, Response
 from core.bounds import Id, Int64, Seq, Text
 from core.errors import ServiceUnavailable, Unprocessable
 from core.settings import webapp_link
-from services import audience, chats, conversation, events, messages, users
+from services import audience, conversation, events, messages, users
 from services.access import require_membership
-from services.views import ChatListItem, ChatView, MemberView, MessageView, MySettings
+from services.chats import invitations, lifecycle, listing, members
+from services.views.chats import ChatListItem, ChatView, MemberView, MySettings, member_view
+from services.views.messages import MessageView
 from webapp_api.conditional import NOT_MODIFIED, etag, mark, not_modified
 from webapp_api.deps import Ai, Context, CurrentUser, Session
 from webapp_api.rate_limits import INVITE_LIMIT
@@ -48,18 +50,18 @@ async def list_chats(
     session: Session,
     request: Request,
     response: Response,
-    limit: Annotated[int, Query(ge=1, le=chats.CHAT_LIST_MAX_LIMIT)] = 100,
+    limit: Annotated[int, Query(ge=1, le=listing.CHAT_LIST_MAX_LIMIT)] = 100,
     cursor: Text | None = None,
     q: Annotated[Text | None, Query(max_length=100)] = None,
 ) -> list[ChatListItem] | Response:
     """My active chats, most recently active first. When more exist, the `X-Next-Cursor`
     header holds the `cursor` for the next page (the body stays Aeon's plain list).
     Conditional: `304` to an `If-None-Match` with the current `ETag`."""
-    version = await chats.chat_list_version(session, user)
+    version = await listing.chat_list_version(session, user)
     tag = etag("chats", user.id, limit, cursor, q, version)
     if (unchanged := not_modified(request, tag)) is not None:
         return unchanged
-    page = await chats.list_chats(session, user, limit=limit, cursor=cursor, query=q)
+    page = await listing.list_chats(session, user, limit=limit, cursor=cursor, query=q)
     if page.next_cursor:
         response.headers["X-Next-Cursor"] = page.next_cursor
     mark(response, tag)
@@ -71,11 +73,11 @@ async def search_chats(
     user: CurrentUser,
     session: Session,
     q: Annotated[Text, Query(min_length=1, max_length=100)],
-    limit: Annotated[int, Query(ge=1, le=chats.CHAT_LIST_MAX_LIMIT)] = 50,
+    limit: Annotated[int, Query(ge=1, le=listing.CHAT_LIST_MAX_LIMIT)] = 50,
 ) -> list[ChatListItem]:
     """My chats whose title (or, for private chats and untitled groups, a member's name)
     matches `q`."""
-    return (await chats.list_chats(session, user, limit=limit, query=q)).items
+    return (await listing.list_chats(session, user, limit=limit, query=q)).items
 
 
 @router.post("/chats", response_model=ChatCreated, responses=errors(400, 404, 422, 429))
@@ -89,7 +91,7 @@ async def create_chat(
     group's members against the invitation limit."""
     if body.chat_type == "group":
         await context.limits.check_invites(user.id, len(set(body.member_ids) - {user.id}))
-    created = await chats.create_chat(
+    created = await lifecycle.create_chat(
         session,
         user,
         chat_type=body.chat_type,
@@ -100,7 +102,7 @@ async def create_chat(
     )
     if created.is_new:  # refused: the unit of work rolls the new chat back
         await context.limits.check_chat_create(user.id)
-    view = await chats.get_chat(session, user, created.chat.id)
+    view = await listing.get_chat(session, user, created.chat.id)
     return ChatCreated(**dict(view), skipped_member_ids=created.skipped_member_ids)
 
 
@@ -109,13 +111,13 @@ async def my_ai_chat(user: CurrentUser, session: Session, ai: Ai) -> ChatView:
     """My direct chat with the AI, created on first request."""
     if ai is None:
         raise ServiceUnavailable("The AI bot is not configured", code="bot_not_configured")
-    chat = await chats.get_or_create_ai_chat(session, user, await ai.bot_user(session))
-    return await chats.get_chat(session, user, chat.id)
+    chat = await lifecycle.get_or_create_ai_chat(session, user, await ai.bot_user(session))
+    return await listing.get_chat(session, user, chat.id)
 
 
 @router.get("/chats/{chat_id}", response_model=ChatView, responses=errors(404, 422))
 async def get_chat(chat_id: Id, user: CurrentUser, session: Session) -> ChatView:
-    return await chats.get_chat(session, user, chat_id)
+    return await listing.get_chat(session, user, chat_id)
 
 
 @router.put("/chats/{chat_id}", response_model=ChatView, responses=errors(400, 403, 404, 422))
@@ -123,14 +125,14 @@ async def get_chat(chat_id: Id, user: CurrentUser, session: Session) -> ChatView
 async def update_chat(
     chat_id: Id, body: ChatUpdate, user: CurrentUser, session: Session
 ) -> ChatView:
-    await chats.update_chat(session, user, chat_id, changes=body.model_dump(exclude_unset=True))
-    return await chats.get_chat(session, user, chat_id)
+    await lifecycle.update_chat(session, user, chat_id, changes=body.model_dump(exclude_unset=True))
+    return await listing.get_chat(session, user, chat_id)
 
 
 @router.delete("/chats/{chat_id}", responses=errors(403, 404, 422))
 async def delete_chat(chat_id: Id, user: CurrentUser, session: Session) -> Ok:
     """Soft delete; the owner can restore it within 30 days."""
-    await chats.delete_chat(session, user, chat_id)
+    await lifecycle.delete_chat(session, user, chat_id)
     return {"ok": True}
 
 
@@ -138,13 +140,13 @@ async def delete_chat(chat_id: Id, user: CurrentUser, session: Session) -> Ok:
     "/chats/{chat_id}/restore", response_model=ChatView, responses=errors(403, 404, 409, 422)
 )
 async def restore_chat(chat_id: Id, user: CurrentUser, session: Session) -> ChatView:
-    await chats.restore_chat(session, user, chat_id)
-    return await chats.get_chat(session, user, chat_id)
+    await lifecycle.restore_chat(session, user, chat_id)
+    return await listing.get_chat(session, user, chat_id)
 
 
 @router.post("/chats/{chat_id}/leave", responses=errors(400, 404, 422))
 async def leave_chat(chat_id: Id, user: CurrentUser, session: Session) -> Ok:
-    await chats.leave_chat(session, user, chat_id)
+    await members.leave_chat(session, user, chat_id)
     return {"ok": True}
 
 
@@ -155,8 +157,8 @@ async def online_members(
     """Who of the members is online now. Groups larger than PRESENCE_MAX_GROUP_SIZE get no
     `user_status` frames: ask this when such a group opens."""
     await require_membership(session, chat_id, user.id)
-    members = await audience.chat_member_ids(session, chat_id)
-    online = await context.presence.online(sorted(members))
+    member_ids = await audience.chat_member_ids(session, chat_id)
+    online = await context.presence.online(sorted(member_ids))
     return OnlineMembers(chat_id=chat_id, user_ids=sorted(online))
 
 
@@ -167,14 +169,14 @@ async def online_members(
     responses=errors(400, 403, 404, 422, 429),
 )
 async def add_member(chat_id: Id, user_id: Id, user: CurrentUser, session: Session) -> ChatView:
-    await chats.add_member(session, user, chat_id, user_id)
-    return await chats.get_chat(session, user, chat_id)
+    await members.add_member(session, user, chat_id, user_id)
+    return await listing.get_chat(session, user, chat_id)
 
 
 @router.delete("/chats/{chat_id}/members/{user_id}", responses=errors(400, 403, 404, 422))
 async def remove_member(chat_id: Id, user_id: Id, user: CurrentUser, session: Session) -> Ok:
     """Chat admins remove members; a member may remove themself (leave)."""
-    await chats.remove_member(session, user, chat_id, user_id)
+    await members.remove_member(session, user, chat_id, user_id)
     return {"ok": True}
 
 
@@ -187,8 +189,8 @@ async def set_member_role(
     chat_id: Id, user_id: Id, body: MemberRoleUpdate, user: CurrentUser, session: Session
 ) -> MemberView:
     """The owner sets roles; making someone owner hands ownership over."""
-    member = await chats.set_member_role(session, user, chat_id, user_id, body.role)
-    return MemberView.of(member, await users.get_user(session, user_id))
+    member = await members.set_member_role(session, user, chat_id, user_id, body.role)
+    return member_view(member, await users.get_user(session, user_id))
 
 
 @router.post(
@@ -200,7 +202,7 @@ async def set_member_role(
 async def invite_by_username(
     chat_id: Id, body: InviteByUsername, user: CurrentUser, session: Session
 ) -> InviteResult:
-    status = await chats.invite_by_username(session, user, chat_id, body.username)
+    status = await invitations.invite_by_username(session, user, chat_id, body.username)
     message = "User added to the chat" if status == "added" else "Invitation saved"
     return InviteResult(message=message, status=status)
 
@@ -220,7 +222,7 @@ async def create_invite_link(
 ) -> InviteLinkOut:
     """A link to join the group; open the Mini App with `startapp=join_<token>`."""
     expires_in = body.expires_in_seconds if body else None
-    link = await chats.create_invite_link(
+    link = await invitations.create_invite_link(
         session, user, chat_id, expires_in=timedelta(seconds=expires_in) if expires_in else None
     )
     start_param = f"join_{link.token}"
@@ -234,14 +236,14 @@ async def create_invite_link(
 
 @router.delete("/chats/{chat_id}/invite-link/{token}", responses=errors(403, 404, 422))
 async def revoke_invite_link(chat_id: Id, token: Text, user: CurrentUser, session: Session) -> Ok:
-    await chats.revoke_invite_link(session, user, chat_id, token)
+    await invitations.revoke_invite_link(session, user, chat_id, token)
     return {"ok": True}
 
 
 @router.post("/join/{token}", response_model=ChatView, responses=errors(404, 422))
 async def join_by_invite_link(token: Text, user: CurrentUser, session: Session) -> ChatView:
-    chat = await chats.join_by_invite_link(session, user, token)
-    return await chats.get_chat(session, user, chat.id)
+    chat = await invitations.join_by_invite_link(session, user, token)
+    return await listing.get_chat(session, user, chat.id)
 
 
 @router.patch(
@@ -251,16 +253,10 @@ async def update_my_chat_settings(
     chat_id: Id, body: MemberSettingsUpdate, user: CurrentUser, session: Session
 ) -> MySettings:
     """My own flags for this chat: favorite, muted, archived."""
-    membership = await chats.update_member_settings(
+    membership = await members.update_member_settings(
         session, user, chat_id, body.model_dump(exclude_unset=True)
     )
-    member = membership.member
-    return MySettings(
-        is_favorite=member.is_favorite,
-        is_muted=member.is_muted,
-        is_archived=member.is_archived,
-        last_read_seq=member.last_read_seq,
-    )
+    return MySettings.of(membership.member)
 
 
 @router.get("/chats/{chat_id}/messages", response_model=HistoryOut, responses=errors(404, 422))

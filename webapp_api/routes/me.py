@@ -2,11 +2,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from services import chats, users
+from services import users
+from services.chats import invitations
+from services.views.users import Me
 from webapp_api.conditional import NOT_MODIFIED, etag, mark, not_modified
 from webapp_api.deps import CurrentUser, Session
 from webapp_api.schemas.errors import errors
-from webapp_api.schemas.users import Me, MeUpdate
+from webapp_api.schemas.users import MeUpdate
 
 router = APIRouter(prefix="/api/v1", tags=["me"], responses=errors(401))
 
@@ -30,5 +32,5 @@ async def update_me(body: MeUpdate, user: CurrentUser, session: Session) -> Me:
 @router.post("/users/check-invitations", response_model=Me, tags=["users"])
 async def check_invitations(user: CurrentUser, session: Session) -> Me:
     """Joins me to the chats that invited my username; Aeon's client asks every few minutes."""
-    await chats.accept_invitations(session, user)
+    await invitations.accept_invitations(session, user)
     return Me.of(user)

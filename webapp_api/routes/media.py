@@ -19,12 +19,11 @@ from core.errors import AppError, Unprocessable
 from core.signing import MediaUrls, MediaUrlSigner, media_path, media_urls
 from models import Media, MediaKind, User
 from services.media import attachments, policy, storage
-from services.media.attachments import MediaView
+from services.views.media import AeonUploadedMedia, MediaView
 from webapp_api.context import AppContext
 from webapp_api.deps import Caller, Context
 from webapp_api.media_http import serve_media
 from webapp_api.schemas.errors import errors
-from webapp_api.schemas.media import AeonUploadedMedia
 from webapp_api.uploads import MultipartUpload
 
 router = APIRouter(tags=["media"])

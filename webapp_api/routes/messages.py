@@ -8,8 +8,8 @@ from fastapi import APIRouter, Query, Request, Response
 
 from core.bounds import Id, Page, Text
 from services import conversation, messages, users
-from services.chats import normalize_username
-from services.views import MessageView, UserBrief
+from services.views.messages import MessageView
+from services.views.users import UserBrief
 from webapp_api.conditional import NOT_MODIFIED, etag, mark, not_modified
 from webapp_api.deps import Ai, Context, CurrentUser, Session
 from webapp_api.schemas.chats import (
@@ -174,4 +174,6 @@ async def search_messages(
 )
 async def find_user(username: Text, user: CurrentUser, session: Session) -> UserBrief:
     """Find someone by their Telegram username, to start a private chat with them."""
-    return UserBrief.of(await users.get_user_by_username(session, normalize_username(username)))
+    return UserBrief.of(
+        await users.get_user_by_username(session, users.normalize_username(username))
+    )

@@ -7,10 +7,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from core.bounds import INTEGERS_ONLY, Flag, Id, Input
 from models import MemberRole
-from services.chats import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH
+from services.chats.lifecycle import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH
 from services.events import MAX_EVENTS_PAGE
 from services.messages import CLIENT_MSG_ID_MAX_LENGTH, TEXT_MAX_LENGTH, MessageDraft
-from services.views import ChatView, MessageView
+from services.views.chats import ChatView
+from services.views.messages import MessageView
 
 
 class ChatCreate(Input):

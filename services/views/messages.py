@@ -1,5 +1,4 @@
-"""The shapes of domain objects as clients see them, shared by REST responses, WebSocket frames
-and stored chat events, so that every surface shows the same thing."""
+"""Messages as clients see them: sender, reactions, read markers, media and the AI's usage."""
 
 from __future__ import annotations
 
@@ -12,40 +11,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.signing import MediaUrls
-from models import (
-    AiReply,
-    ChatMember,
-    ChatType,
-    MediaKind,
-    MemberRole,
-    Message,
-    MessageReaction,
-    MessageType,
-    User,
-)
-from services.media.attachments import MediaView, aeon_media_fields, media_fields
-
-
-class UserBrief(BaseModel):
-    id: int
-    telegram_id: int
-    username: str | None
-    first_name: str
-    last_name: str | None
-    profile_photo_url: str | None
-    is_bot: bool
-
-    @classmethod
-    def of(cls, user: User) -> UserBrief:
-        return cls(
-            id=user.id,
-            telegram_id=user.telegram_id,
-            username=user.username,
-            first_name=user.first_name,
-            last_name=user.last_name,
-            profile_photo_url=user.photo_url,
-            is_bot=user.is_bot,
-        )
+from models import AiReply, ChatMember, MediaKind, Message, MessageReaction, MessageType, User
+from services.views.media import MediaView, aeon_media_fields, media_fields
+from services.views.users import UserBrief
 
 
 class ReactionCount(BaseModel):
@@ -186,13 +154,6 @@ async def new_message_view(
     return _view(message, UserBrief.of(sender), [], [], media.get(message.id, []), ai_reply)
 
 
-def media_url_version(session: AsyncSession) -> str:
-    """What the media URLs in this session's message views depend on besides the media: a
-    view built now and one built later are the same only if this is."""
-    urls: MediaUrls | None = session.info.get("media_urls")
-    return f"{urls.base_url}|{urls.signer.expiry()}" if urls is not None else ""
-
-
 async def _media(session: AsyncSession, messages: Sequence[Message]) -> dict[int, list[MediaView]]:
     urls: MediaUrls | None = session.info.get("media_urls")
     return await media_fields(session, messages, urls) if urls is not None else {}
@@ -255,83 +216,3 @@ def message_summary(message: MessageView) -> str:
 async def message_view(session: AsyncSession, message: Message) -> MessageView:
     (view,) = await message_views(session, [message])
     return view
-
-
-class MemberView(BaseModel):
-    """Aeon's chat member shape plus role and read marker."""
-
-    id: int
-    telegram_id: int
-    username: str | None
-    first_name: str
-    last_name: str | None
-    profile_photo_url: str | None
-    is_bot: bool
-    is_admin: bool
-    role: str
-    joined_at: datetime
-    last_read_seq: int
-
-    @classmethod
-    def of(cls, member: ChatMember, user: User) -> MemberView:
-        return cls(
-            id=user.id,
-            telegram_id=user.telegram_id,
-            username=user.username,
-            first_name=user.first_name,
-            last_name=user.last_name,
-            profile_photo_url=user.photo_url,
-            is_bot=user.is_bot,
-            is_admin=member.role in (MemberRole.OWNER, MemberRole.ADMIN),
-            role=member.role.value,
-            joined_at=member.joined_at,
-            last_read_seq=member.last_read_seq,
-        )
-
-
-class MySettings(BaseModel):
-    is_favorite: bool
-    is_muted: bool
-    is_archived: bool
-    last_read_seq: int
-
-
-class ChatView(BaseModel):
-    """Aeon's Chat shape plus the event sequence and the caller's own settings."""
-
-    id: int
-    title: str | None
-    chat_type: ChatType
-    description: str | None
-    photo_url: str | None
-    created_by: int | None
-    is_active: bool
-    created_at: datetime
-    updated_at: datetime
-    last_seq: int
-    members: list[MemberView]
-    my_settings: MySettings
-
-
-class ChatListItem(BaseModel):
-    """Aeon's chat list entry (with a real unread_count) plus seqs and the caller's flags."""
-
-    id: int
-    title: str | None
-    chat_type: ChatType
-    photo_url: str | None
-    # Aeon's: the newest message that is not deleted, as text a list can show as it is.
-    last_message: str | None
-    last_message_time: datetime | None
-    # The same message in full (sender, media, seq, ...), for clients that show more.
-    last_message_detail: MessageView | None
-    unread_count: int
-    last_seq: int
-    last_read_seq: int
-    is_favorite: bool
-    is_muted: bool
-    is_archived: bool
-    is_active: bool
-    member_count: int
-    # The other person of a private or AI chat, for avatars and presence.
-    peer: UserBrief | None
