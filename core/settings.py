@@ -341,10 +341,6 @@ class Settings(BaseSettings):
         """`/app/dev` answers: DEV_LOGIN, which defaults to on in development only."""
         return self.environment == "development" if self.dev_login is None else self.dev_login
 
-    @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
-
     def secret_key_value(self) -> str:
         """The signing key; outside production a missing key is generated once under data/."""
         if self.secret_key is not None:

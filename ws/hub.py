@@ -79,16 +79,8 @@ class Hub:
         self._tasks: set[asyncio.Task[None]] = set()
         self._remove_listener = broker.add_listener(self._on_envelope)
 
-    @property
-    def connection_count(self) -> int:
-        return sum(len(connections) for connections in self._by_user.values())
-
     def connections_of(self, user_id: int) -> list[Connection]:
         return list(self._by_user.get(user_id, ()))
-
-    def is_connected(self, user_id: int) -> bool:
-        """Whether the user has a socket open on this process."""
-        return bool(self._by_user.get(user_id))
 
     @property
     def chats_with_gaps(self) -> int:

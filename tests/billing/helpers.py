@@ -35,23 +35,27 @@ async def new_user(
         return user
 
 
-async def new_reply(sessionmaker: Sessionmaker, user: User, *, max_tokens: int = 100) -> AiReply:
+async def add_reply(session: AsyncSession, user: User, *, max_tokens: int = 100) -> AiReply:
     """A running reply asked for by `user`, in a chat of its own (one active reply per chat)."""
+    chat = Chat(type=ChatType.AI, created_by=user.id)
+    session.add(chat)
+    await session.flush()
+    reply = AiReply(
+        chat_id=chat.id,
+        requested_by=user.id,
+        model=PRICEY.id,
+        provider=PRICEY.provider,
+        max_tokens=max_tokens,
+        status=AiReplyStatus.RUNNING,
+    )
+    session.add(reply)
+    await session.flush()
+    return reply
+
+
+async def new_reply(sessionmaker: Sessionmaker, user: User, *, max_tokens: int = 100) -> AiReply:
     async with unit_of_work(sessionmaker, MemoryBroker()) as session:
-        chat = Chat(type=ChatType.AI, created_by=user.id)
-        session.add(chat)
-        await session.flush()
-        reply = AiReply(
-            chat_id=chat.id,
-            requested_by=user.id,
-            model=PRICEY.id,
-            provider=PRICEY.provider,
-            max_tokens=max_tokens,
-            status=AiReplyStatus.RUNNING,
-        )
-        session.add(reply)
-        await session.flush()
-        return reply
+        return await add_reply(session, user, max_tokens=max_tokens)
 
 
 @dataclass(frozen=True, slots=True)

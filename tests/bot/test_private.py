@@ -65,6 +65,8 @@ async def test_start_with_an_invite_joins_the_group(bot_app: BotApp) -> None:
     sent = await _sent_to(bot_app, ALICE.id)
     assert "Book club" in sent.params["text"]
     assert _button_url(sent) == f"{WEBAPP_URL}?startapp=chat_{group['id']}"
+    bot_app.telegram.push_update(private_text(ALICE, "/help"))  # handled after /start commits
+    await _sent_to(bot_app, ALICE.id, nth=2)
     async with bot_app.sessionmaker() as session:
         alice = await session.scalar(select(User).where(User.telegram_id == ALICE.id))
         assert alice is not None
@@ -310,6 +312,10 @@ async def test_telegrams_stop_button_cancels_the_reply(bot_app: BotApp) -> None:
 async def test_the_ai_chat_is_the_one_the_mini_app_shows(bot_app: BotApp) -> None:
     bot_app.telegram.push_update(private_text(ALICE, "/new"))
     await _sent_to(bot_app, ALICE.id)
+    # The answer goes out before the update's unit of work commits; the next update is
+    # handled after that commit.
+    bot_app.telegram.push_update(private_text(ALICE, "/help"))
+    await _sent_to(bot_app, ALICE.id, nth=2)
     async with bot_app.sessionmaker() as session:
         chats = list(await session.scalars(select(Chat).where(Chat.type == ChatType.AI)))
     alice = await bot_app.sign_up(ALICE.id, "Alice")

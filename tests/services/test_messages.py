@@ -1,0 +1,75 @@
+"""The message writer at the service level: retries with a client_msg_id, and a sequence of
+seqs that keeps no gap when a send is rolled back or turns out to be a retry."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.errors import Conflict
+from models import Chat, User
+from services.chats.lifecycle import create_chat
+from services.messages import send_message
+from tests.services.helpers import event_count, event_seqs, last_seq, new_user, staged_seqs
+
+
+async def _two_in_a_chat(session: AsyncSession, first_id: int) -> tuple[User, User, Chat]:
+    """Alice, Bob and their private chat."""
+    alice = await new_user(session, first_id, "Alice")
+    bob = await new_user(session, first_id + 1, "Bob")
+    chat = (await create_chat(session, alice, chat_type="private", member_ids=[bob.id])).chat
+    return alice, bob, chat
+
+
+async def test_a_retry_returns_the_original_and_records_nothing(session: AsyncSession) -> None:
+    alice, _, chat = await _two_in_a_chat(session, 11011)
+    await staged_seqs(session)  # the chat's creation
+    first = await send_message(session, alice, chat.id, text="hello", client_msg_id="c-1", ai=None)
+    assert first.created
+    assert await staged_seqs(session) == [first.message.seq]
+    events, seq = await event_count(session, chat.id), await last_seq(session, chat.id)
+
+    retry = await send_message(session, alice, chat.id, text="hello", client_msg_id="c-1", ai=None)
+    assert not retry.created
+    assert retry.message.id == first.message.id
+    assert retry.view.model_dump() == first.view.model_dump()
+    assert await staged_seqs(session) == []
+    assert (await event_count(session, chat.id), await last_seq(session, chat.id)) == (events, seq)
+    # The seq the retry took was given back: the next message takes the very next one.
+    after = await send_message(session, alice, chat.id, text="and more", ai=None)
+    assert after.message.seq == first.message.seq + 1
+
+
+async def test_a_client_msg_id_reused_for_another_chat_is_a_conflict(
+    session: AsyncSession,
+) -> None:
+    alice, _, first = await _two_in_a_chat(session, 11021)
+    other = (await create_chat(session, alice, chat_type="group", title="Team")).chat
+    await send_message(session, alice, first.id, text="one", client_msg_id="c-2", ai=None)
+    seq = await last_seq(session, other.id)
+    with pytest.raises(Conflict) as reused:
+        await send_message(session, alice, other.id, text="two", client_msg_id="c-2", ai=None)
+    assert reused.value.code == "client_msg_id_reused"
+    assert await last_seq(session, other.id) == seq
+
+
+async def test_a_rolled_back_send_gives_its_seq_and_its_event_back(
+    session: AsyncSession,
+) -> None:
+    alice, bob, chat = await _two_in_a_chat(session, 11031)
+    kept = (await send_message(session, alice, chat.id, text="kept", ai=None)).message.seq
+    chat_id = chat.id  # the rollback expires the objects it loaded
+    await staged_seqs(session)
+
+    savepoint = await session.begin_nested()
+    undone = await send_message(session, bob, chat_id, text="undone", ai=None)
+    assert undone.message.seq == kept + 1
+    await savepoint.rollback()
+    assert await last_seq(session, chat_id) == kept
+    assert await staged_seqs(session) == []  # its event went with the rollback
+
+    later = await send_message(session, bob, chat_id, text="later", ai=None)
+    assert later.message.seq == kept + 1
+    assert await staged_seqs(session) == [later.message.seq]
+    seqs = await event_seqs(session, chat_id)
+    assert seqs == list(range(1, seqs[-1] + 1))  # no gap from the chat's first event
