@@ -12,7 +12,7 @@ from core.broker import Broker
 from core.settings import Settings, webapp_link
 from services.ai.runtime import AiRuntime
 from services.users import TelegramProfile
-from workers.ai_runner import AiServices
+from workers.ai_runner import AiRunner
 
 
 @dataclass(slots=True)
@@ -20,11 +20,8 @@ class BotContext:
     settings: Settings
     sessionmaker: async_sessionmaker[AsyncSession]
     broker: Broker
-    ai: AiServices | None = None
-
-    @property
-    def runtime(self) -> AiRuntime | None:
-        return self.ai.runtime if self.ai is not None else None
+    runtime: AiRuntime | None  # the AI participant, None when this server has none
+    runner: AiRunner | None = None  # this process's runner of reply jobs, once attached
 
 
 def profile_of(user: TelegramUser, *, wrote_to_bot: bool) -> TelegramProfile:

@@ -25,8 +25,7 @@ from decimal import Decimal, InvalidOperation
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.broker import create_broker
-from core.db import create_engine, create_sessionmaker, unit_of_work
+from core.db import read_session, unit_of_work
 from core.errors import AppError
 from core.settings import Settings, get_settings
 from services import auth, users
@@ -34,6 +33,7 @@ from services.billing import ledger
 from services.billing.config import BillingConfig
 from services.billing.ledger import credits_to_micros, format_credits
 from services.billing.reports import usage_report
+from wiring.process import Process
 
 Command = Callable[[Settings, argparse.Namespace], Coroutine[None, None, str]]
 
@@ -41,15 +41,12 @@ Command = Callable[[Settings, argparse.Namespace], Coroutine[None, None, str]]
 @asynccontextmanager
 async def _unit_of_work(settings: Settings) -> AsyncIterator[AsyncSession]:
     """One unit of work whose events reach the API processes (through Redis, when set)."""
-    engine = create_engine(settings.database_url)
-    broker = create_broker(settings.redis_url, settings.redis_prefix)
-    await broker.start()
+    process = await Process.open(settings)
     try:
-        async with unit_of_work(create_sessionmaker(engine), broker) as session:
+        async with unit_of_work(process.sessionmaker, process.broker) as session:
             yield session
     finally:
-        await broker.close()
-        await engine.dispose()
+        await process.close()
 
 
 async def _grant(settings: Settings, args: argparse.Namespace) -> str:
@@ -94,12 +91,12 @@ USAGE_COLUMNS = (
 
 
 async def _usage(settings: Settings, args: argparse.Namespace) -> str:
-    engine = create_engine(settings.database_url)
+    process = await Process.open(settings)
     try:
-        async with create_sessionmaker(engine)() as session:
+        async with read_session(process.sessionmaker) as session:
             rows = await usage_report(session, args.first, args.last)
     finally:
-        await engine.dispose()
+        await process.close()
     lines = ["\t".join(USAGE_COLUMNS)]
     for row in rows:
         who = (str(row.telegram_id), row.username or "") if row.telegram_id else ("", "")

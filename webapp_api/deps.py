@@ -109,7 +109,7 @@ CurrentUser = Annotated[User, Depends(get_current_user)]
 
 async def get_ai(context: Context) -> AiRuntime | None:
     """The AI participant's configuration (None when this server has no bot identity)."""
-    return context.ai.runtime if context.ai is not None else None
+    return context.ai
 
 
 Ai = Annotated[AiRuntime | None, Depends(get_ai)]

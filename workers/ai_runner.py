@@ -25,17 +25,15 @@ from core.broker import Broker
 from core.db import read_session, unit_of_work
 from core.errors import AppError
 from core.outbox import decode_envelope, encode_envelope, encode_frame
-from core.settings import Settings
 from llm.base import CompletionRequest, LLMError, Provider, TextDelta, Usage
-from llm.catalogue import ModelInfo, load_catalogue
+from llm.catalogue import ModelInfo
 from llm.tokens import estimate_tokens
 from services import frames
 from services.ai import jobs
 from services.ai.context import prompt_tokens
 from services.ai.jobs import SinkReply
 from services.ai.runtime import AiRuntime
-from services.billing.config import BillingConfig
-from services.billing.quota import DailyTokenAllowance, LedgerQuota, QuotaPolicy
+from wiring.process import Process
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +95,7 @@ class AiRunner:
         self._surfaces = surfaces
         self._sink = sink
         self._concurrency = concurrency
-        self._running = 0
+        self._claimed: set[int] = set()  # the jobs this runner claimed and still runs
         self._stale_after = stale_after
         # A live reply must beat well within `stale_after`, or a sweep takes it for dead.
         self._heartbeat_interval = min(heartbeat_interval, stale_after / 4)
@@ -123,7 +121,6 @@ class AiRunner:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self.ai.catalogue.close()
 
     def _on_envelope(self, data: bytes) -> None:
         reply_id = jobs.woken_reply_id(decode_envelope(data))
@@ -146,11 +143,11 @@ class AiRunner:
                 if time.monotonic() - last_sweep > self._stale_after / 3:
                     last_sweep = time.monotonic()
                     await self._recover_stale()
-                while self._running < self._concurrency:
+                while len(self._claimed) < self._concurrency:
                     reply_id = await self._claim()
                     if reply_id is None:
                         break
-                    self._running += 1
+                    self._claimed.add(reply_id)
                     self._spawn(self._run_claimed(reply_id))
             except asyncio.CancelledError:
                 raise
@@ -171,7 +168,7 @@ class AiRunner:
             logger.exception("AI reply %s crashed", reply_id)
             await self._fail(reply_id, "internal_error", "The reply failed unexpectedly")
         finally:
-            self._running -= 1
+            self._claimed.discard(reply_id)
             self._wake.set()
 
     # -- claiming and recovery ------------------------------------------------------------------
@@ -184,7 +181,9 @@ class AiRunner:
         """Replies whose process stopped beating: run once more, or fail with a clear code."""
         cutoff = datetime.now(UTC) - timedelta(seconds=self._stale_after)
         async with unit_of_work(self._sessionmaker, self._broker) as session:
-            requeued, failing = await jobs.requeue_stale(session, cutoff)
+            requeued, failing = await jobs.requeue_stale(
+                session, cutoff, running_here=self._claimed
+            )
         for reply_id in failing:
             await self._fail(
                 reply_id,
@@ -373,60 +372,23 @@ class AiRunner:
         return True
 
 
-AI_BOT_NAME = "AI Assistant"
-
-
-@dataclass(slots=True)
-class AiServices:
-    """The AI participant of one process: its configuration and its job runner."""
-
-    runtime: AiRuntime
-    runner: AiRunner
-
-    @classmethod
-    def open(
-        cls,
-        settings: Settings,
-        sessionmaker: async_sessionmaker[AsyncSession],
-        broker: Broker,
-        *,
-        quota: QuotaPolicy | None = None,
-        sink: ReplySink | None = None,
-        surfaces: frozenset[str] = frozenset({"app"}),
-    ) -> AiServices | None:
-        """`surfaces`: which replies this process runs ("app", "telegram": the latter only
-        where the bot runs, with its `sink`)."""
-        """None when this server cannot tell who its bot is (no BOT_TOKEN or BOT_ID)."""
-        bot_telegram_id = settings.bot_telegram_id()
-        if bot_telegram_id is None:
-            return None
-        runtime = AiRuntime(
-            catalogue=load_catalogue(settings),
-            quota=quota
-            or (
-                LedgerQuota(BillingConfig.from_settings(settings))
-                if settings.billing_enabled
-                else DailyTokenAllowance(settings.ai_daily_token_allowance)
-            ),
-            bot_telegram_id=bot_telegram_id,
-            bot_name=AI_BOT_NAME,
-            bot_username=settings.bot_username,
-            max_reply_tokens=settings.ai_max_reply_tokens,
-            user_replies_per_minute=settings.ai_user_replies_per_minute,
-            chat_always_replies_per_minute=settings.ai_group_always_replies_per_minute,
-        )
-        runner = AiRunner(
-            sessionmaker,
-            broker,
-            runtime,
-            concurrency=settings.ai_max_concurrent_replies,
-            stale_after=settings.ai_reply_stale_after,
-            surfaces=surfaces,
-            sink=sink,
-        )
-        if settings.ai_runner_enabled:
-            runner.start()
-        return cls(runtime, runner)
-
-    async def close(self) -> None:
-        await self.runner.close()
+def start_runner(
+    process: Process, *, surfaces: frozenset[str], sink: ReplySink | None = None
+) -> AiRunner | None:
+    """This process's runner of reply jobs, None without an AI. `surfaces`: which replies it
+    runs ("app", "telegram": the latter only where the bot runs, with its `sink`)."""
+    if process.ai is None:
+        return None
+    settings = process.settings
+    runner = AiRunner(
+        process.sessionmaker,
+        process.broker,
+        process.ai,
+        concurrency=settings.ai_max_concurrent_replies,
+        stale_after=settings.ai_reply_stale_after,
+        surfaces=surfaces,
+        sink=sink,
+    )
+    if settings.ai_runner_enabled:
+        runner.start()
+    return runner

@@ -130,8 +130,8 @@ async def _cancel_reply(ctx: BotContext, session: AsyncSession, user: User, repl
         reply = await replies.request_cancel(session, user, reply_id)
     except AppError:
         return False
-    if ctx.ai is not None:
-        ctx.ai.runner.cancel_locally(reply.id)
+    if ctx.runner is not None:
+        ctx.runner.cancel_locally(reply.id)
     return True
 
 

@@ -9,6 +9,7 @@ failed.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -86,13 +87,19 @@ async def claim(session: AsyncSession, node: str, surfaces: frozenset[str]) -> i
     return int(claimed) if claimed is not None else None
 
 
-async def requeue_stale(session: AsyncSession, cutoff: datetime) -> tuple[list[int], list[int]]:
+async def requeue_stale(
+    session: AsyncSession, cutoff: datetime, *, running_here: Collection[int]
+) -> tuple[list[int], list[int]]:
     """Running jobs that have not beaten since `cutoff`: those run fewer than `MAX_RUNS` times
-    are queued again. Returns those and the others, for the caller to `fail` each."""
+    are queued again. Returns those and the others, for the caller to `fail` each. The jobs
+    `running_here` are not stale whatever their heartbeat says: the caller runs them (a busy
+    event loop beats late; taking its job for dead would run it twice at once)."""
     stale = list(
         await session.execute(
             select(AiReply.id, AiReply.attempts).where(
-                AiReply.status == AiReplyStatus.RUNNING, AiReply.heartbeat_at < cutoff
+                AiReply.status == AiReplyStatus.RUNNING,
+                AiReply.heartbeat_at < cutoff,
+                AiReply.id.not_in(running_here),
             )
         )
     )

@@ -59,7 +59,7 @@ SSE_EVENT = {
 def _runtime(context: AppContext) -> AiRuntime:
     if context.ai is None:
         raise ServiceUnavailable("AI is not configured", code="ai_not_configured")
-    return context.ai.runtime
+    return context.ai
 
 
 @router.get("/llm/models", response_model=list[ModelOut])
@@ -68,7 +68,7 @@ async def list_models(context: Context, _user: CurrentUser) -> list[ModelOut]:
     tokens)."""
     if context.ai is None:
         return []
-    return [ModelOut.model_validate(model) for model in context.ai.runtime.catalogue.usable()]
+    return [ModelOut.model_validate(model) for model in context.ai.catalogue.usable()]
 
 
 @router.get("/chats/{chat_id}/ai", response_model=AiSettingsOut, responses=errors(404, 422))
@@ -83,15 +83,14 @@ async def put_chat_ai(
     chat_id: Id, body: AiSettingsUpdate, user: CurrentUser, session: Session, context: Context
 ) -> AiSettingsOut:
     """Mode (off, mention, always), model, persona and temperature; in groups, admins only."""
-    runtime = context.ai.runtime if context.ai else None
     updated = await settings.update_ai_settings(
-        session, runtime, user, chat_id, body.model_dump(exclude_unset=True)
+        session, context.ai, user, chat_id, body.model_dump(exclude_unset=True)
     )
     return AiSettingsOut.model_validate(updated)
 
 
 def _reply_out(reply: Any, context: AppContext) -> AiReplyOut:
-    live = context.ai.runner.live_text(reply.id) if context.ai else None
+    live = context.runner.live_text(reply.id) if context.runner else None
     return AiReplyOut.of(reply, live_text=live)
 
 
@@ -112,8 +111,8 @@ async def cancel_ai_reply(
 ) -> AiReplyOut:
     """Stops the reply; the text produced so far is kept as an incomplete message."""
     reply = await replies.request_cancel(session, user, reply_id)
-    if context.ai is not None:
-        context.ai.runner.cancel_locally(reply.id)
+    if context.runner is not None:
+        context.runner.cancel_locally(reply.id)
     return _reply_out(reply, context)
 
 

@@ -54,7 +54,7 @@ async def list_transactions(
 async def get_prices(_user: CurrentUser, context: Context) -> PricesOut:
     """What AI replies cost per model, and the packages of credits sold for Telegram Stars."""
     config = _config(context)
-    models = context.ai.runtime.catalogue.usable() if context.ai is not None else []
+    models = context.ai.catalogue.usable() if context.ai is not None else []
     return PricesOut(
         billing_enabled=config.enabled,
         models=[ModelPriceOut.model_validate(model) for model in models],

@@ -220,7 +220,7 @@ async def _send_message(
             user,
             client_frame.chat_id,
             draft,
-            ai=context.ai.runtime if context.ai else None,
+            ai=context.ai,
             limits=context.limits,
         )
     connection.send(
