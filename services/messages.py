@@ -37,7 +37,7 @@ from services.access import (
     require_message,
 )
 from services.events import EventType, give_back_seq, next_seq, record_event
-from services.media.attachments import attach_media
+from services.media.attachments import attach_media, copy_attachments
 from services.search import like_pattern
 from services.views.media import media_url_version
 from services.views.messages import MessageView, message_view, message_views, new_message_view
@@ -88,24 +88,23 @@ def clean_text(text: str | None, *, required: bool) -> str | None:
 
 
 async def _find_by_client_msg_id(
-    session: AsyncSession, sender_id: int, client_msg_id: str
-) -> Message | None:
-    return await session.scalar(
+    session: AsyncSession, sender_id: int, client_msg_id: str | None
+) -> Message:
+    found = await session.scalars(
         select(Message).where(
             Message.sender_id == sender_id, Message.client_msg_id == client_msg_id
         )
     )
+    return found.one()
 
 
-async def _retried(session: AsyncSession, original: Message, chat_id: int) -> Sent:
+async def _retried(session: AsyncSession, original: Message, chat: Chat) -> Sent:
     """The answer to a retry. An id reused for another chat is a client bug, and answering with
     that message would show a chat the sender may have left."""
-    if original.chat_id != chat_id:
+    if original.chat_id != chat.id:
         raise Conflict(
             "client_msg_id was already used for another chat", code="client_msg_id_reused"
         )
-    chat = await session.get(Chat, chat_id)
-    assert chat is not None
     return Sent(original, await message_view(session, original), created=False, chat=chat)
 
 
@@ -139,16 +138,20 @@ async def send_message(
         forward_from=forward_from,
         telegram_message_id=draft.telegram_message_id,
     )
-    if message is None:
-        assert client_msg_id is not None
+    if message is None:  # only a client_msg_id the sender already used makes the insert give way
         original = await _find_by_client_msg_id(session, sender.id, client_msg_id)
-        assert original is not None
-        return await _retried(session, original, chat_id)
+        return await _retried(session, original, membership.chat)
     if media_ids:
         message.type = await attach_media(session, sender, message.id, media_ids)
         await session.flush()
+    elif forward_from is not None:
+        await copy_attachments(session, forward_from.id, message.id)
     view = await new_message_view(
-        session, message, sender, with_media=bool(media_ids), ai_reply=draft.ai_reply
+        session,
+        message,
+        sender,
+        with_media=bool(media_ids) or forward_from is not None,
+        ai_reply=draft.ai_reply,
     )
     await record_event(
         session,

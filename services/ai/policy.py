@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal, overload
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -93,6 +93,30 @@ async def _recent_replies(session: AsyncSession, **where: Any) -> int:
     for column, value in where.items():
         statement = statement.where(getattr(AiReply, column) == value)
     return int(await session.scalar(statement) or 0)
+
+
+@overload
+async def request_reply(
+    session: AsyncSession,
+    ai: AiRuntime,
+    chat: Chat,
+    trigger: Message,
+    requester: User,
+    *,
+    quiet: Literal[False] = False,
+) -> AiReply: ...
+
+
+@overload
+async def request_reply(
+    session: AsyncSession,
+    ai: AiRuntime,
+    chat: Chat,
+    trigger: Message,
+    requester: User,
+    *,
+    quiet: bool,
+) -> AiReply | None: ...
 
 
 async def request_reply(

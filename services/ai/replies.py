@@ -53,9 +53,7 @@ async def regenerate(session: AsyncSession, ai: AiRuntime, user: User, message_i
         raise BadRequest("The AI is off in this chat", code="ai_off")
     if message.deleted_at is not None:
         raise BadRequest("The message was deleted", code="message_deleted")
-    reply = await request_reply(session, ai, membership.chat, message, user)
-    assert reply is not None
-    return reply
+    return await request_reply(session, ai, membership.chat, message, user)
 
 
 @dataclass(frozen=True, slots=True)

@@ -206,7 +206,6 @@ async def _ask(
         reply = posted.ai_reply or await request_reply(
             session, runtime, sent.chat, sent.message, user
         )
-        assert reply is not None
         return sent.view, reply.id
 
 
