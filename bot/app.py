@@ -42,7 +42,7 @@ class TelegramBot:
             settings.bot_token.get_secret_value(),
             session=AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_base)),
         )
-        self.context = BotContext(settings, sessionmaker, broker, process.ai)
+        self.context = BotContext(settings, sessionmaker, broker, process.billing, process.ai)
         cadence = Cadence(
             draft_interval=settings.telegram_draft_interval,
             private_edit_interval=settings.telegram_edit_interval,

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.broker import Broker
 from core.settings import Settings, webapp_link
 from services.ai.runtime import AiRuntime
+from services.billing.config import BillingConfig
 from services.users import TelegramProfile
 from workers.ai_runner import AiRunner
 
@@ -20,6 +21,7 @@ class BotContext:
     settings: Settings
     sessionmaker: async_sessionmaker[AsyncSession]
     broker: Broker
+    billing: BillingConfig
     runtime: AiRuntime | None  # the AI participant, None when this server has none
     runner: AiRunner | None = None  # this process's runner of reply jobs, once attached
 

@@ -25,14 +25,14 @@ from services.media.config import MediaConfig
 AI_BOT_NAME = "AI Assistant"
 
 
-def quota_policy(settings: Settings) -> QuotaPolicy:
+def quota_policy(settings: Settings, billing: BillingConfig) -> QuotaPolicy:
     """Who pays for AI replies: the ledger with billing on, else a daily token allowance."""
-    if settings.billing_enabled:
-        return LedgerQuota(BillingConfig.from_settings(settings))
+    if billing.enabled:
+        return LedgerQuota(billing)
     return DailyTokenAllowance(settings.ai_daily_token_allowance)
 
 
-def ai_runtime(settings: Settings) -> AiRuntime | None:
+def ai_runtime(settings: Settings, billing: BillingConfig) -> AiRuntime | None:
     """The AI participant's configuration; None when this server cannot tell who its bot is
     (no BOT_TOKEN or BOT_ID)."""
     bot_telegram_id = settings.bot_telegram_id()
@@ -40,7 +40,7 @@ def ai_runtime(settings: Settings) -> AiRuntime | None:
         return None
     return AiRuntime(
         catalogue=load_catalogue(settings),
-        quota=quota_policy(settings),
+        quota=quota_policy(settings, billing),
         bot_telegram_id=bot_telegram_id,
         bot_name=AI_BOT_NAME,
         bot_username=settings.bot_username,
@@ -61,6 +61,7 @@ class Process:
     presence: PresenceStore
     media: MediaConfig
     storage: Storage
+    billing: BillingConfig
     ai: AiRuntime | None
 
     @classmethod
@@ -77,6 +78,7 @@ class Process:
         sessionmaker = create_sessionmaker(
             engine, info={"media_urls": media_urls(settings, settings.secret_key_value())}
         )
+        billing = BillingConfig.from_settings(settings)
         return cls(
             settings,
             engine,
@@ -85,7 +87,8 @@ class Process:
             presence,
             MediaConfig.from_settings(settings),
             create_storage(settings),
-            ai_runtime(settings),
+            billing,
+            ai_runtime(settings, billing),
         )
 
     def parts(self) -> dict[str, Any]:
