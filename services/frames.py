@@ -80,6 +80,16 @@ def user_status(user_id: int, *, is_online: bool, last_seen_at: datetime) -> Fra
     }
 
 
+def balance_changed(balance: int, *, available: int) -> Frame:
+    """Micro-credits: the balance, and what of it replies being written do not hold."""
+    return {
+        "type": "balance_changed",
+        "balance": balance,
+        "available": available,
+        "currency": "credits",
+    }
+
+
 def typing(chat_id: int, user_id: int, *, is_typing: bool, expires_in: float) -> Frame:
     """`expires_in`: seconds until the typing state ends by itself (0 when it ended)."""
     return {
