@@ -10,50 +10,23 @@ import sys
 
 from bot.app import TelegramBot
 from bot.notifications import Notifier
-from core.broker import create_broker
-from core.db import create_engine, create_sessionmaker
 from core.logging import setup_logging
-from core.presence import create_presence
 from core.settings import Settings, get_settings, log_alias_uses
-from core.signing import media_urls
-from services.ai_runner import AiServices
+from wiring.process import Process
+from workers.ai_runner import start_runner
 
 logger = logging.getLogger("bot")
 
 
 async def run_polling(settings: Settings) -> None:
-    engine = create_engine(settings.database_url)
-    broker = create_broker(settings.redis_url, settings.redis_prefix)
-    await broker.start()
-    sessionmaker = create_sessionmaker(
-        engine, info={"media_urls": media_urls(settings, settings.secret_key_value())}
-    )
-    telegram = TelegramBot(settings, sessionmaker, broker)
+    process = await Process.open(settings)
+    telegram = TelegramBot(process)
     # This process runs only the replies asked for in Telegram; the API runs the app's.
-    ai = AiServices.open(
-        settings,
-        sessionmaker,
-        broker,
-        sink=telegram.relay,
-        surfaces=frozenset({"telegram"}),
-    )
-    telegram.attach(ai)
+    runner = start_runner(process, sink=telegram.relay, surfaces=frozenset({"telegram"}))
+    telegram.attach(runner)
     # The bot notifies offline users of Mini App messages (the API processes, BOT_MODE=off,
     # make no Bot API calls by themselves); who is online is the API's shared presence.
-    presence = create_presence(settings.redis_url, settings.redis_prefix)
-    await presence.start()
-    notifier = (
-        Notifier(
-            telegram.bot,
-            sessionmaker,
-            broker,
-            presence,
-            webapp_url=settings.webapp_url,
-            interval=settings.notify_interval,
-        )
-        if settings.notify_interval > 0
-        else None
-    )
+    notifier = Notifier(telegram.bot, process) if settings.notify_interval > 0 else None
     try:
         await telegram.start()
         logger.info("polling Telegram for updates")
@@ -62,18 +35,16 @@ async def run_polling(settings: Settings) -> None:
         if notifier is not None:
             await notifier.close()
         await telegram.stop()
-        if ai is not None:
-            await ai.close()
-        await presence.close()
-        await broker.close()
-        await engine.dispose()
+        if runner is not None:
+            await runner.close()
+        await process.close()
 
 
 async def set_webhook(settings: Settings) -> None:
     if not settings.public_base_url or settings.webhook_secret is None:
         raise SystemExit("set-webhook needs PUBLIC_BASE_URL and WEBHOOK_SECRET")
-    engine = create_engine(settings.database_url)
-    telegram = TelegramBot(settings, create_sessionmaker(engine), create_broker(None))
+    process = await Process.open(settings)
+    telegram = TelegramBot(process)
     try:
         await telegram.bot.set_webhook(
             url=settings.public_base_url + settings.webhook_path,
@@ -83,18 +54,18 @@ async def set_webhook(settings: Settings) -> None:
         logger.info("webhook set to %s%s", settings.public_base_url, settings.webhook_path)
     finally:
         await telegram.stop()
-        await engine.dispose()
+        await process.close()
 
 
 async def delete_webhook(settings: Settings) -> None:
-    engine = create_engine(settings.database_url)
-    telegram = TelegramBot(settings, create_sessionmaker(engine), create_broker(None))
+    process = await Process.open(settings)
+    telegram = TelegramBot(process)
     try:
         await telegram.bot.delete_webhook()
         logger.info("webhook deleted")
     finally:
         await telegram.stop()
-        await engine.dispose()
+        await process.close()
 
 
 COMMANDS = {"run": run_polling, "set-webhook": set_webhook, "delete-webhook": delete_webhook}

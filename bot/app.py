@@ -12,15 +12,13 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import TelegramAPIError
 from aiogram.types import BotCommand, MenuButtonWebApp, Update, WebAppInfo
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.context import BotContext
 from bot.handlers import errors, groups, payments, private
 from bot.middleware import UnitOfWorkMiddleware
 from bot.relay import Cadence, TelegramRelay
-from core.broker import Broker
-from core.settings import Settings
-from services.ai_runner import AiServices
+from wiring.process import Process
+from workers.ai_runner import AiRunner
 
 logger = logging.getLogger(__name__)
 
@@ -36,19 +34,15 @@ COMMANDS = [
 
 
 class TelegramBot:
-    def __init__(
-        self,
-        settings: Settings,
-        sessionmaker: async_sessionmaker[AsyncSession],
-        broker: Broker,
-    ) -> None:
+    def __init__(self, process: Process) -> None:
+        settings, sessionmaker, broker = process.settings, process.sessionmaker, process.broker
         if settings.bot_token is None:
             raise ValueError("a Telegram bot needs BOT_TOKEN")
         self.bot = Bot(
             settings.bot_token.get_secret_value(),
             session=AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_base)),
         )
-        self.context = BotContext(settings, sessionmaker, broker)
+        self.context = BotContext(settings, sessionmaker, broker, process.billing, process.ai)
         cadence = Cadence(
             draft_interval=settings.telegram_draft_interval,
             private_edit_interval=settings.telegram_edit_interval,
@@ -63,8 +57,8 @@ class TelegramBot:
         self.dispatcher.include_router(groups.create_router())
         self.dispatcher.include_router(errors.create_router())
 
-    def attach(self, ai: AiServices | None) -> None:
-        self.context.ai = ai
+    def attach(self, runner: AiRunner | None) -> None:
+        self.context.runner = runner
 
     async def start(self) -> None:
         """Learn who the bot is and offer the Mini App from its commands and menu button."""

@@ -10,9 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.broker import Broker
 from core.settings import Settings, webapp_link
-from services.ai import AiRuntime
-from services.ai_runner import AiServices
+from services.ai.runtime import AiRuntime
+from services.billing.config import BillingConfig
 from services.users import TelegramProfile
+from workers.ai_runner import AiRunner
 
 
 @dataclass(slots=True)
@@ -20,11 +21,9 @@ class BotContext:
     settings: Settings
     sessionmaker: async_sessionmaker[AsyncSession]
     broker: Broker
-    ai: AiServices | None = None
-
-    @property
-    def runtime(self) -> AiRuntime | None:
-        return self.ai.runtime if self.ai is not None else None
+    billing: BillingConfig
+    runtime: AiRuntime | None  # the AI participant, None when this server has none
+    runner: AiRunner | None = None  # this process's runner of reply jobs, once attached
 
 
 def profile_of(user: TelegramUser, *, wrote_to_bot: bool) -> TelegramProfile:

@@ -15,14 +15,12 @@ from typing import Any
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.context import app_button
-from core.broker import Broker
 from core.db import read_session
 from core.outbox import decode_envelope
-from core.presence import PresenceStore
 from models import Chat, ChatMember, ChatType, User
+from wiring.process import Process
 
 logger = logging.getLogger(__name__)
 
@@ -30,23 +28,14 @@ PREVIEW_LENGTH = 120
 
 
 class Notifier:
-    def __init__(
-        self,
-        bot: Bot,
-        sessionmaker: async_sessionmaker[AsyncSession],
-        broker: Broker,
-        presence: PresenceStore,
-        *,
-        webapp_url: str | None,
-        interval: float,
-    ) -> None:
+    def __init__(self, bot: Bot, process: Process) -> None:
         self._bot = bot
-        self._sessionmaker = sessionmaker
-        self._presence = presence
-        self._webapp_url = webapp_url
-        self._interval = interval
+        self._sessionmaker = process.sessionmaker
+        self._presence = process.presence
+        self._webapp_url = process.settings.webapp_url
+        self._interval = process.settings.notify_interval
         self._tasks: set[asyncio.Task[None]] = set()
-        self._remove_listener = broker.add_listener(self._on_envelope)
+        self._remove_listener = process.broker.add_listener(self._on_envelope)
 
     def _on_envelope(self, data: bytes) -> None:
         if b'"type":"new_message"' not in data:

@@ -29,9 +29,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.formatting import TELEGRAM_TEXT_LIMIT, markdown_to_html
 from core.broker import Broker
 from core.db import unit_of_work
-from services.ai_runner import ReplySink, SinkReply
+from services.ai.jobs import SinkReply
 from services.telegram_groups import link_telegram_message
 from services.text_split import split_text
+from workers.ai_runner import ReplySink
 
 logger = logging.getLogger(__name__)
 

@@ -18,46 +18,28 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from core.broker import create_broker
-from core.db import create_engine, create_sessionmaker, unit_of_work
+from core.db import read_session, unit_of_work
 from core.errors import AppError
-from core.settings import Settings, get_settings
+from core.settings import get_settings
 from services import auth, users
 from services.billing import ledger
-from services.billing.config import BillingConfig
 from services.billing.ledger import credits_to_micros, format_credits
 from services.billing.reports import usage_report
+from wiring.process import Process
 
-Command = Callable[[Settings, argparse.Namespace], Coroutine[None, None, str]]
-
-
-@asynccontextmanager
-async def _unit_of_work(settings: Settings) -> AsyncIterator[AsyncSession]:
-    """One unit of work whose events reach the API processes (through Redis, when set)."""
-    engine = create_engine(settings.database_url)
-    broker = create_broker(settings.redis_url, settings.redis_prefix)
-    await broker.start()
-    try:
-        async with unit_of_work(create_sessionmaker(engine), broker) as session:
-            yield session
-    finally:
-        await broker.close()
-        await engine.dispose()
+Command = Callable[[Process, argparse.Namespace], Coroutine[None, None, str]]
 
 
-async def _grant(settings: Settings, args: argparse.Namespace) -> str:
-    async with _unit_of_work(settings) as session:
+async def _grant(process: Process, args: argparse.Namespace) -> str:
+    async with unit_of_work(process.sessionmaker, process.broker) as session:
         user = await users.user_by_telegram_id(session, args.telegram_id)
         entry = await ledger.grant_credits(
             session,
-            BillingConfig.from_settings(settings),
+            process.billing,
             user,
             args.amount,
             reason=args.reason,
@@ -68,15 +50,15 @@ async def _grant(settings: Settings, args: argparse.Namespace) -> str:
     )
 
 
-async def _ban(settings: Settings, args: argparse.Namespace) -> str:
-    async with _unit_of_work(settings) as session:
+async def _ban(process: Process, args: argparse.Namespace) -> str:
+    async with unit_of_work(process.sessionmaker, process.broker) as session:
         user = await users.user_by_telegram_id(session, args.telegram_id)
         await auth.ban_user(session, user)
     return f"Telegram user {args.telegram_id} is banned: every session ended\n"
 
 
-async def _unban(settings: Settings, args: argparse.Namespace) -> str:
-    async with _unit_of_work(settings) as session:
+async def _unban(process: Process, args: argparse.Namespace) -> str:
+    async with unit_of_work(process.sessionmaker, process.broker) as session:
         user = await users.user_by_telegram_id(session, args.telegram_id)
         await auth.unban_user(session, user)
     return f"Telegram user {args.telegram_id} may sign in again\n"
@@ -93,13 +75,9 @@ USAGE_COLUMNS = (
 )
 
 
-async def _usage(settings: Settings, args: argparse.Namespace) -> str:
-    engine = create_engine(settings.database_url)
-    try:
-        async with create_sessionmaker(engine)() as session:
-            rows = await usage_report(session, args.first, args.last)
-    finally:
-        await engine.dispose()
+async def _usage(process: Process, args: argparse.Namespace) -> str:
+    async with read_session(process.sessionmaker) as session:
+        rows = await usage_report(session, args.first, args.last)
     lines = ["\t".join(USAGE_COLUMNS)]
     for row in rows:
         who = (str(row.telegram_id), row.username or "") if row.telegram_id else ("", "")
@@ -146,14 +124,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+async def _run(command: Command, args: argparse.Namespace) -> str:
+    """Events the command's unit of work publishes reach the API processes (through Redis,
+    when set)."""
+    process = await Process.open(get_settings())
+    try:
+        return await command(process, args)
+    finally:
+        await process.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "usage" and args.last < args.first:
         parser.error("--to is before --from")
-    run: Command = args.run
     try:
-        sys.stdout.write(asyncio.run(run(get_settings(), args)))
+        sys.stdout.write(asyncio.run(_run(args.run, args)))
     except AppError as error:
         sys.stderr.write(f"error: {error.message}\n")
         return 1

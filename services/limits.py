@@ -3,8 +3,9 @@
 Sending (REST and the socket share one bucket), creating chats, and inviting people (invite by
 username, invite links, adding members, the members a new group starts with) each have a bucket
 per user (`core.ratelimit`: shared by every process through Redis). A refused action changes
-nothing and says when to try again (`retry_after`, whole seconds). The AI participant's messages
-and the bot's come through no door and are never limited; Telegram limits what reaches the bot.
+nothing and says when to try again (`retry_after`, whole seconds). The send limit is taken by
+`services.conversation`, which the doors hand these limits to. The AI participant's messages and
+what people write to the bot are never limited; Telegram limits what reaches the bot.
 """
 
 from __future__ import annotations

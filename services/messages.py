@@ -1,7 +1,8 @@
 """Messages: send, forward, edit, delete, react, pin, read, history and search.
 
-`send_message` is the one way a message comes to exist: the REST routes, the WebSocket, the bot
-and the AI participant all call it.
+`send_message` is the one way a message comes to exist. It knows nothing of the AI: the people's
+doors post through `services.conversation` (which then asks the AI), the AI's runner posts its
+replies here directly.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.elements import BindParameter
 
 from core.db import upsert_insert
-from core.errors import AppError, BadRequest, Conflict, Forbidden, Unprocessable
+from core.errors import BadRequest, Conflict, Forbidden, Unprocessable
 from models import AiReply, Chat, ChatMember, ChatType, Message, MessageReaction, MessageType, User
 from models.message import FTS_CONFIG
 from services.access import (
@@ -35,9 +36,8 @@ from services.access import (
     require_membership,
     require_message,
 )
-from services.ai import AiRuntime, maybe_reply, publish_reply_event
 from services.events import EventType, give_back_seq, next_seq, record_event
-from services.media.attachments import attach_media
+from services.media.attachments import attach_media, copy_attachments
 from services.search import like_pattern
 from services.views.media import media_url_version
 from services.views.messages import MessageView, message_view, message_views, new_message_view
@@ -50,13 +50,28 @@ SEARCH_MAX_LIMIT = 50
 
 
 @dataclass(frozen=True, slots=True)
+class MessageDraft:
+    """What a new message says. `forward_from`: the message it copies (text and type), when it
+    is a forward. `ai_reply`: on the AI's own message, the reply job it is the text of; the
+    message's `new_message` view shows it (model, usage, cost), and the view of a new message is
+    built without reading anything back, while the job's row links to the message only once the
+    message exists."""
+
+    text: str | None = None
+    reply_to_message_id: int | None = None
+    client_msg_id: str | None = None
+    media_ids: Sequence[int] = ()
+    telegram_message_id: int | None = None
+    forward_from: Message | None = None
+    ai_reply: AiReply | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Sent:
     message: Message
     view: MessageView
     created: bool  # False when a retry with the same client_msg_id found the original
     chat: Chat
-    ai_reply: AiReply | None = None  # the AI participant's reply job, when it answers
-    ai_error: AppError | None = None  # why the AI, asked in a group, will not answer
 
 
 def clean_text(text: str | None, *, required: bool) -> str | None:
@@ -73,52 +88,40 @@ def clean_text(text: str | None, *, required: bool) -> str | None:
 
 
 async def _find_by_client_msg_id(
-    session: AsyncSession, sender_id: int, client_msg_id: str
-) -> Message | None:
-    return await session.scalar(
+    session: AsyncSession, sender_id: int, client_msg_id: str | None
+) -> Message:
+    found = await session.scalars(
         select(Message).where(
             Message.sender_id == sender_id, Message.client_msg_id == client_msg_id
         )
     )
+    return found.one()
 
 
-async def _retried(session: AsyncSession, original: Message, chat_id: int) -> Sent:
+async def _retried(session: AsyncSession, original: Message, chat: Chat) -> Sent:
     """The answer to a retry. An id reused for another chat is a client bug, and answering with
     that message would show a chat the sender may have left."""
-    if original.chat_id != chat_id:
+    if original.chat_id != chat.id:
         raise Conflict(
             "client_msg_id was already used for another chat", code="client_msg_id_reused"
         )
-    chat = await session.get(Chat, chat_id)
-    assert chat is not None
     return Sent(original, await message_view(session, original), created=False, chat=chat)
 
 
 async def send_message(
-    session: AsyncSession,
-    sender: User,
-    chat_id: int,
-    *,
-    text: str | None,
-    reply_to_message_id: int | None = None,
-    client_msg_id: str | None = None,
-    message_type: MessageType = MessageType.TEXT,
-    forward_from: Message | None = None,
-    media_ids: Sequence[int] = (),
-    telegram_message_id: int | None = None,
-    addressed_to_ai: bool | None = None,
-    carries_ai_reply: AiReply | None = None,
-    ai: AiRuntime | None,
+    session: AsyncSession, sender: User, chat_id: int, draft: MessageDraft
 ) -> Sent:
-    """Persist a message with the chat's next seq and stage its `new_message` event; queue the
-    AI participant's reply when it should answer (`ai` is None only for the AI's own messages).
+    """Persist a message with the chat's next seq and stage its `new_message` event.
 
     A retry with a `client_msg_id` the sender already used returns the original message and
     records nothing, also when the two attempts race each other."""
     membership = await require_membership(session, chat_id, sender.id)
+    client_msg_id = draft.client_msg_id
     if client_msg_id is not None and not 0 < len(client_msg_id) <= CLIENT_MSG_ID_MAX_LENGTH:
         raise Unprocessable("client_msg_id must be 1..64 characters", code="bad_client_msg_id")
-    text = clean_text(text, required=forward_from is None and not media_ids)
+    forward_from, media_ids = draft.forward_from, draft.media_ids
+    text = clean_text(draft.text, required=forward_from is None and not media_ids)
+    reply_to_message_id = draft.reply_to_message_id
     if reply_to_message_id is not None:
         reply_to = await session.get(Message, reply_to_message_id)
         if reply_to is None or reply_to.chat_id != chat_id:
@@ -130,22 +133,25 @@ async def send_message(
         membership.chat,
         sender,
         text=text,
-        message_type=message_type,
         reply_to_message_id=reply_to_message_id,
         client_msg_id=client_msg_id,
         forward_from=forward_from,
-        telegram_message_id=telegram_message_id,
+        telegram_message_id=draft.telegram_message_id,
     )
-    if message is None:
-        assert client_msg_id is not None
+    if message is None:  # only a client_msg_id the sender already used makes the insert give way
         original = await _find_by_client_msg_id(session, sender.id, client_msg_id)
-        assert original is not None
-        return await _retried(session, original, chat_id)
+        return await _retried(session, original, membership.chat)
     if media_ids:
         message.type = await attach_media(session, sender, message.id, media_ids)
         await session.flush()
+    elif forward_from is not None:
+        await copy_attachments(session, forward_from.id, message.id)
     view = await new_message_view(
-        session, message, sender, with_media=bool(media_ids), ai_reply=carries_ai_reply
+        session,
+        message,
+        sender,
+        with_media=bool(media_ids) or forward_from is not None,
+        ai_reply=draft.ai_reply,
     )
     await record_event(
         session,
@@ -154,45 +160,7 @@ async def send_message(
         {"message": view.model_dump(mode="json")},
         seq=message.seq,
     )
-    ai_reply, ai_error = await _ask_ai(
-        session, ai, membership.chat, message, sender, addressed_to_ai
-    )
-    return Sent(
-        message, view, created=True, chat=membership.chat, ai_reply=ai_reply, ai_error=ai_error
-    )
-
-
-async def _ask_ai(
-    session: AsyncSession,
-    ai: AiRuntime | None,
-    chat: Chat,
-    message: Message,
-    sender: User,
-    addressed: bool | None,
-) -> tuple[AiReply | None, AppError | None]:
-    """The AI's reply job for a new message. In the direct AI chat a refusal (busy, over a
-    limit, not configured) refuses the message too; in a group the message stands, and the
-    refusal is told to the chat as an `ai_reply_failed` without a reply id."""
-    try:
-        async with session.begin_nested():
-            return await maybe_reply(session, ai, chat, message, sender, addressed=addressed), None
-    except AppError as error:
-        if chat.type == ChatType.AI:
-            raise
-        await publish_reply_event(
-            session,
-            chat.id,
-            {
-                "type": "ai_reply_failed",
-                "reply_id": None,
-                "chat_id": chat.id,
-                "reply_to_message_id": message.id,
-                "code": error.code,
-                "message": error.message,
-            },
-            staged=True,
-        )
-        return None, error
+    return Sent(message, view, created=True, chat=membership.chat)
 
 
 async def _insert_message(
@@ -201,7 +169,6 @@ async def _insert_message(
     sender: User,
     *,
     text: str | None,
-    message_type: MessageType,
     reply_to_message_id: int | None,
     client_msg_id: str | None,
     forward_from: Message | None,
@@ -225,7 +192,7 @@ async def _insert_message(
             chat_id=chat.id,
             sender_id=sender.id,
             seq=seq,
-            type=forward_from.type if forward_from else message_type,
+            type=forward_from.type if forward_from else MessageType.TEXT,
             text=forward_from.text if forward_from else text,
             reply_to_id=reply_to_message_id,
             client_msg_id=client_msg_id,
@@ -250,12 +217,12 @@ async def _insert_message(
 
 
 async def forward_message(
-    session: AsyncSession, user: User, message_id: int, to_chat_id: int, *, ai: AiRuntime | None
+    session: AsyncSession, user: User, message_id: int, to_chat_id: int
 ) -> Sent:
     original, _ = await require_message(session, message_id, user.id)
     if original.deleted_at is not None:
         raise BadRequest("A deleted message cannot be forwarded", code="message_deleted")
-    return await send_message(session, user, to_chat_id, text=None, forward_from=original, ai=ai)
+    return await send_message(session, user, to_chat_id, MessageDraft(forward_from=original))
 
 
 async def edit_message(

@@ -14,7 +14,7 @@ from starlette.requests import HTTPConnection
 from core.db import unit_of_work
 from core.errors import Unauthorized
 from models import User
-from services.ai import AiRuntime
+from services.ai.runtime import AiRuntime
 from services.auth import Identity, authenticate_access_token, authenticate_init_data
 from webapp_api.context import AppContext
 
@@ -109,7 +109,7 @@ CurrentUser = Annotated[User, Depends(get_current_user)]
 
 async def get_ai(context: Context) -> AiRuntime | None:
     """The AI participant's configuration (None when this server has no bot identity)."""
-    return context.ai.runtime if context.ai is not None else None
+    return context.ai
 
 
 Ai = Annotated[AiRuntime | None, Depends(get_ai)]

@@ -30,7 +30,7 @@ from core.broker import Broker
 from core.db import read_session, unit_of_work
 from core.outbox import decode_envelope, encode_envelope, encode_frame
 from core.presence import MemoryPresence, PresenceStore
-from services import audience
+from services import audience, frames
 from services.auth import REVOCATION_SERVICE, Revocation
 from services.events import events_after
 from ws.connection import Connection
@@ -234,13 +234,7 @@ class Hub:
                 session, user_id, max_group_size=self._presence_max_group_size
             )
         await self.publish_ephemeral(
-            peers,
-            {
-                "type": "user_status",
-                "user_id": user_id,
-                "is_online": is_online,
-                "last_seen_at": now.isoformat(),
-            },
+            peers, frames.user_status(user_id, is_online=is_online, last_seen_at=now)
         )
 
     # -- typing ----------------------------------------------------------------------------------
@@ -273,15 +267,10 @@ class Hub:
         async with read_session(self._sessionmaker) as session:
             members = await audience.chat_member_ids(session, chat_id)
         members.discard(user_id)
+        expires_in = self._typing_ttl if is_typing else 0
         await self.publish_ephemeral(
             members,
-            {
-                "type": "typing",
-                "chat_id": chat_id,
-                "user_id": user_id,
-                "is_typing": is_typing,
-                "expires_in": self._typing_ttl if is_typing else 0,
-            },
+            frames.typing(chat_id, user_id, is_typing=is_typing, expires_in=expires_in),
             chat_id=chat_id,
         )
 

@@ -11,8 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.context import BotContext
 from core.errors import ServiceUnavailable
 from models import AiMode, Chat, User
-from services import ai, messages
+from services import conversation
+from services.ai.settings import update_ai_settings
 from services.chats.members import ensure_member
+from services.messages import MessageDraft
 from services.telegram_groups import (
     group_for_telegram_chat,
     link_telegram_group,
@@ -87,7 +89,7 @@ async def _admin_setting(
         raise ServiceUnavailable(
             "The AI is not configured on this server", code="ai_not_configured"
         )
-    await ai.update_ai_settings(session, ctx.runtime, user, chat.id, changes, telegram_admin=True)
+    await update_ai_settings(session, ctx.runtime, user, chat.id, changes, telegram_admin=True)
     await message.reply(done)
 
 
@@ -170,18 +172,14 @@ async def group_message(
     reply_to = None
     if message.reply_to_message is not None:
         reply_to = await message_for_telegram(session, chat.id, message.reply_to_message.message_id)
-    sent = await messages.send_message(
-        session,
-        user,
-        chat.id,
-        text=message.text,
-        reply_to_message_id=reply_to,
-        telegram_message_id=message.message_id,
-        addressed_to_ai=addressed,
-        ai=runtime,
+    draft = MessageDraft(
+        text=message.text, reply_to_message_id=reply_to, telegram_message_id=message.message_id
     )
-    if sent.ai_error is not None and addressed:
-        await message.reply(f"⚠️ {sent.ai_error.message}")
+    posted = await conversation.post_message(
+        session, user, chat.id, draft, ai=runtime, limits=None, addressed_to_ai=addressed
+    )
+    if posted.ai_error is not None and addressed:
+        await message.reply(f"⚠️ {posted.ai_error.message}")
 
 
 def create_router() -> Router:

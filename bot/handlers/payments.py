@@ -11,7 +11,6 @@ from bot.context import BotContext
 from bot.invoices import create_invoice_link
 from models import User
 from services.billing import ledger, stars
-from services.billing.config import BillingConfig
 from services.billing.ledger import format_credits
 
 
@@ -19,7 +18,7 @@ async def topup(
     message: Message, bot: Bot, ctx: BotContext, session: AsyncSession, user: User
 ) -> None:
     """The packages of credits, each a button that opens Telegram's payment form."""
-    config = BillingConfig.from_settings(ctx.settings)
+    config = ctx.billing
     invoices = [stars.new_invoice(config, package.id, user) for package in config.packages]
     links = [await create_invoice_link(bot, invoice) for invoice in invoices]
     if not links:
@@ -41,7 +40,7 @@ async def topup(
 async def pre_checkout(query: PreCheckoutQuery, ctx: BotContext, user: User) -> None:
     """Telegram asks before it takes the Stars: only our own invoice, paid by whom it was issued
     to, with the amount and the offer it was issued with."""
-    config = BillingConfig.from_settings(ctx.settings)
+    config = ctx.billing
     stars.check_pre_checkout(
         config, user, query.invoice_payload, query.currency, query.total_amount
     )
@@ -57,7 +56,7 @@ async def successful_payment(
         return
     result = await stars.record_star_payment(
         session,
-        BillingConfig.from_settings(ctx.settings),
+        ctx.billing,
         user,
         payload=paid.invoice_payload,
         currency=paid.currency,

@@ -17,8 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.context import BotContext, app_button
 from core.errors import AppError
 from models import Chat, User
-from services import ai, messages
+from services import conversation
+from services.ai import replies
+from services.ai.settings import update_ai_settings
 from services.chats import invitations, lifecycle
+from services.messages import MessageDraft
 from services.telegram_groups import message_for_telegram
 
 HELP = (
@@ -71,7 +74,7 @@ async def help_(message: Message) -> None:
 async def new_conversation(
     message: Message, ctx: BotContext, session: AsyncSession, user: User
 ) -> None:
-    await ai.reset_context(session, await _ai_chat(ctx, session, user))
+    await replies.reset_context(session, await _ai_chat(ctx, session, user))
     await message.answer("Started a new conversation: I forgot what we said before.")
 
 
@@ -103,7 +106,7 @@ async def model_chosen(
 ) -> None:
     model_id = (query.data or "").removeprefix("model:")
     chat = await _ai_chat(ctx, session, user)
-    settings = await ai.update_ai_settings(session, ctx.runtime, user, chat.id, {"model": model_id})
+    settings = await update_ai_settings(session, ctx.runtime, user, chat.id, {"model": model_id})
     await query.answer(f"Model: {settings.model}")
     if isinstance(query.message, Message):
         await query.message.edit_text(f"Model set to {settings.model}.")
@@ -118,22 +121,22 @@ async def persona(
         await message.answer(f"Current persona: {chat.ai_persona or 'the default assistant'}.")
         return
     value = None if text.lower() == "reset" else text
-    await ai.update_ai_settings(session, ctx.runtime, user, chat.id, {"persona": value})
+    await update_ai_settings(session, ctx.runtime, user, chat.id, {"persona": value})
     await message.answer("Persona cleared." if value is None else "Persona saved.")
 
 
 async def _cancel_reply(ctx: BotContext, session: AsyncSession, user: User, reply_id: int) -> bool:
     try:
-        reply = await ai.request_cancel(session, user, reply_id)
+        reply = await replies.request_cancel(session, user, reply_id)
     except AppError:
         return False
-    if ctx.ai is not None:
-        ctx.ai.runner.cancel_locally(reply.id)
+    if ctx.runner is not None:
+        ctx.runner.cancel_locally(reply.id)
     return True
 
 
 async def stop(message: Message, ctx: BotContext, session: AsyncSession, user: User) -> None:
-    running = await ai.active_reply(session, (await _ai_chat(ctx, session, user)).id)
+    running = await replies.active_reply(session, (await _ai_chat(ctx, session, user)).id)
     if running is None or not await _cancel_reply(ctx, session, user, running.id):
         await message.answer("Nothing to stop.")
         return
@@ -166,15 +169,10 @@ async def chat_with_ai(
     reply_to = None
     if message.reply_to_message is not None:
         reply_to = await message_for_telegram(session, chat.id, message.reply_to_message.message_id)
-    await messages.send_message(
-        session,
-        user,
-        chat.id,
-        text=message.text,
-        reply_to_message_id=reply_to,
-        telegram_message_id=message.message_id,
-        ai=ctx.runtime,
+    draft = MessageDraft(
+        text=message.text, reply_to_message_id=reply_to, telegram_message_id=message.message_id
     )
+    await conversation.post_message(session, user, chat.id, draft, ai=ctx.runtime, limits=None)
 
 
 def create_router() -> Router:

@@ -26,6 +26,7 @@ from core.db import upsert_insert
 from core.errors import BadRequest, Conflict, Unprocessable
 from core.outbox import encode_envelope, encode_frame, stage
 from models import BillingAccount, LedgerEntry, LedgerKind, User
+from services import frames
 from services.billing.config import BillingConfig
 
 TRANSACTIONS_MAX_LIMIT = 100
@@ -149,12 +150,7 @@ async def apply_entry(
 
 def stage_balance_changed(session: AsyncSession, account: BillingAccount) -> None:
     """The user's sockets hear of it once the transaction has committed."""
-    frame = {
-        "type": "balance_changed",
-        "balance": account.balance,
-        "available": account.balance - account.reserved,
-        "currency": "credits",
-    }
+    frame = frames.balance_changed(account.balance, available=account.balance - account.reserved)
     stage(session, encode_envelope([account.user_id], encode_frame(frame)))
 
 

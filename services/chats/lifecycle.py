@@ -109,8 +109,7 @@ async def _chat_by_pair_key(
         .on_conflict_do_nothing(index_elements=["pair_key"])
         .returning(Chat.id)
     )
-    chat = await session.scalar(select(Chat).where(Chat.pair_key == pair_key))
-    assert chat is not None
+    chat = (await session.scalars(select(Chat).where(Chat.pair_key == pair_key))).one()
     if inserted is None:
         if not chat.is_active:
             chat.is_active, chat.deleted_at = True, None
@@ -184,8 +183,7 @@ async def restore_chat(session: AsyncSession, user: User, chat_id: int) -> Chat:
         return chat
     if chat.type == ChatType.GROUP:
         membership.require_owner()
-    assert chat.deleted_at is not None
-    if datetime.now(UTC) - chat.deleted_at > RESTORE_WINDOW:
+    if chat.deleted_at is not None and datetime.now(UTC) - chat.deleted_at > RESTORE_WINDOW:
         raise Conflict("The chat was deleted more than 30 days ago", code="restore_window_passed")
     chat.is_active, chat.deleted_at = True, None
     await session.flush()

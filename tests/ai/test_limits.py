@@ -3,7 +3,7 @@ no AI configured at all."""
 
 from __future__ import annotations
 
-from tests.ai.conftest import OwnAppFactory
+from tests.ai.conftest import BOT_USERNAME, OwnAppFactory
 from tests.ai.helpers import (
     answers_before,
     bot_message,
@@ -41,11 +41,11 @@ async def test_a_user_over_the_per_minute_limit_gets_429(
 async def test_an_exhausted_daily_allowance_gets_402(
     own_app: OwnAppFactory, fake_llm: FakeLLM
 ) -> None:
-    # A reply may need its prompt (~50 tokens) plus 16: the first fits 150, not a second one
-    # on top of the 110 the first used.
-    fake_llm.script(FakeReply(text="Fine.", input_tokens=100, output_tokens=10))
+    # Her first reply leaves her 20 tokens, less than any prompt (and 16 to answer); Bob's
+    # replies in the group fit his 1000.
+    fake_llm.script(FakeReply(text="Fine.", input_tokens=970, output_tokens=10))
     async with own_app(
-        billing_enabled=False, ai_daily_token_allowance=150, ai_max_reply_tokens=16
+        billing_enabled=False, ai_daily_token_allowance=1000, ai_max_reply_tokens=16
     ) as app:
         alice = await app.sign_up(241, "Alice")
         bob = await app.sign_up(242, "Bob")
@@ -73,7 +73,24 @@ async def test_an_exhausted_daily_allowance_gets_402(
             )
             reply = await follow_reply(ws)
             assert reply.started["reply_to_message_id"] == from_bob["id"]
-    assert len(fake_llm.requests) == 2
+
+            # Named, the AI says why it will not answer her; her message stands, and no reply
+            # to it is left waiting: the AI is free to answer Bob.
+            await set_chat_ai(alice, group_id, mode="mention")
+            sent = await alice.send(group_id, f"@{BOT_USERNAME} one more")
+            refused_in_group = await ws.wait_for("ai_reply_failed")
+            assert refused_in_group == {
+                "type": "ai_reply_failed",
+                "reply_id": None,
+                "chat_id": group_id,
+                "reply_to_message_id": sent["id"],
+                "code": "daily_allowance_exhausted",
+                "message": "Today's AI allowance is used up",
+            }
+            from_bob = await bob.send(group_id, f"@{BOT_USERNAME} and me?")
+            reply = await follow_reply(ws)
+            assert reply.started["reply_to_message_id"] == from_bob["id"]
+    assert len(fake_llm.requests) == 3
 
 
 async def test_without_a_provider_the_app_runs_and_the_ai_says_not_configured(

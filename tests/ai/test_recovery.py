@@ -85,8 +85,15 @@ async def test_a_reply_orphaned_twice_fails_as_interrupted(
     async with socket_of(server, alice) as ws:
         reply_id = await orphaned_reply(sessionmaker, trigger, attempts=2)
         failed = await ws.wait_for("ai_reply_failed")
-        assert (failed["reply_id"], failed["chat_id"]) == (reply_id, group_id)
-        assert failed["code"] == "interrupted"
+        # The same keys as the AI's refusal of a group message (tests/ai/test_group_refusals).
+        assert failed == {
+            "type": "ai_reply_failed",
+            "reply_id": reply_id,
+            "chat_id": group_id,
+            "reply_to_message_id": trigger["id"],
+            "code": "interrupted",
+            "message": "The server answering this reply stopped; please try again",
+        }
         state = await alice.ok("GET", f"/api/v1/ai/replies/{reply_id}")
         assert (state["status"], state["error_code"]) == ("failed", "interrupted")
         assert (state["output_tokens"], state["cost_micros"], state["message_id"]) == (0, 0, None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.ai import mentions_bot
+from services.ai.policy import mentions_bot
 from tests.ai.conftest import BOT_USERNAME, OwnAppFactory
 from tests.ai.helpers import (
     answers_before,

@@ -13,6 +13,7 @@ from core.broker import MemoryBroker
 from core.db import ReadOnlySessionError, read_session, unit_of_work
 from core.outbox import decode_envelope
 from services import messages, users
+from services.messages import MessageDraft
 from tests.support.api import sign_up
 
 
@@ -34,7 +35,7 @@ async def _chat(client: httpx.AsyncClient, telegram_id: int) -> tuple[int, int]:
 
 async def _send(session: AsyncSession, sender_id: int, chat_id: int, text: str) -> None:
     user = await users.get_user(session, sender_id)
-    await messages.send_message(session, user, chat_id, text=text, ai=None)
+    await messages.send_message(session, user, chat_id, MessageDraft(text=text))
 
 
 async def test_a_rollback_by_hand_drops_what_was_staged(

@@ -8,13 +8,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.broker import MemoryBroker
-from core.db import unit_of_work
 from core.errors import AppError
 from core.settings import Settings
 from core.signing import media_urls
 from models import Message, MessageType
-from services.media import attachments
 from services.views.media import aeon_media_fields, media_fields
 from tests.conftest import TEST_SECRET_KEY
 from tests.media.conftest import attach, uploaded
@@ -143,15 +140,28 @@ async def test_media_fields_load_every_message_in_album_order(
 
 
 async def test_a_forwarded_copy_shares_its_media_with_the_other_chat(
-    alice: ApiUser, bob: ApiUser, carol: ApiUser, sessionmaker: async_sessionmaker[AsyncSession]
+    alice: ApiUser, bob: ApiUser, carol: ApiUser
 ) -> None:
     item = await uploaded(alice, png_bytes())
-    original = await new_message(alice, bob)
-    await attach(sessionmaker, alice, original["id"], [item["id"]])
-    copy = await new_message(bob, carol)
-    async with unit_of_work(sessionmaker, MemoryBroker()) as session:
-        await attachments.copy_attachments(session, original["id"], copy["id"])
-    assert (await carol.get(f"/api/v1/media/{item['id']}")).status_code == 200
+    to_bob = await alice.private_chat_with(bob)
+    photo = await alice.ok(
+        "POST", f"/api/v1/chats/{to_bob['id']}/messages", json={"media_ids": [item["id"]]}
+    )
+    to_carol = await bob.private_chat_with(carol)
+
+    copy = await bob.ok(
+        "POST",
+        "/api/v1/messages/forward",
+        params={"message_id": photo["id"], "chat_id": to_carol["id"]},
+    )
+
+    assert (copy["message_type"], [media["id"] for media in copy["media"]]) == (
+        "photo",
+        [item["id"]],
+    )
+    [seen] = (await carol.ok("GET", f"/api/v1/chats/{to_carol['id']}/messages"))["messages"]
+    assert [media["id"] for media in seen["media"]] == [item["id"]]
+    assert (await carol.get(seen["media"][0]["url"])).content == png_bytes()
 
 
 def test_urls_over_a_websocket_base_are_http(no_env_file: Path) -> None:

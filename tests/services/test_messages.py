@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.errors import Conflict
 from models import Chat, User
 from services.chats.lifecycle import create_chat
-from services.messages import send_message
+from services.messages import MessageDraft, send_message
 from tests.services.helpers import event_count, event_seqs, last_seq, new_user, staged_seqs
 
 
@@ -24,19 +24,23 @@ async def _two_in_a_chat(session: AsyncSession, first_id: int) -> tuple[User, Us
 async def test_a_retry_returns_the_original_and_records_nothing(session: AsyncSession) -> None:
     alice, _, chat = await _two_in_a_chat(session, 11011)
     await staged_seqs(session)  # the chat's creation
-    first = await send_message(session, alice, chat.id, text="hello", client_msg_id="c-1", ai=None)
+    first = await send_message(
+        session, alice, chat.id, MessageDraft(text="hello", client_msg_id="c-1")
+    )
     assert first.created
     assert await staged_seqs(session) == [first.message.seq]
     events, seq = await event_count(session, chat.id), await last_seq(session, chat.id)
 
-    retry = await send_message(session, alice, chat.id, text="hello", client_msg_id="c-1", ai=None)
+    retry = await send_message(
+        session, alice, chat.id, MessageDraft(text="hello", client_msg_id="c-1")
+    )
     assert not retry.created
     assert retry.message.id == first.message.id
     assert retry.view.model_dump() == first.view.model_dump()
     assert await staged_seqs(session) == []
     assert (await event_count(session, chat.id), await last_seq(session, chat.id)) == (events, seq)
     # The seq the retry took was given back: the next message takes the very next one.
-    after = await send_message(session, alice, chat.id, text="and more", ai=None)
+    after = await send_message(session, alice, chat.id, MessageDraft(text="and more"))
     assert after.message.seq == first.message.seq + 1
 
 
@@ -45,10 +49,10 @@ async def test_a_client_msg_id_reused_for_another_chat_is_a_conflict(
 ) -> None:
     alice, _, first = await _two_in_a_chat(session, 11021)
     other = (await create_chat(session, alice, chat_type="group", title="Team")).chat
-    await send_message(session, alice, first.id, text="one", client_msg_id="c-2", ai=None)
+    await send_message(session, alice, first.id, MessageDraft(text="one", client_msg_id="c-2"))
     seq = await last_seq(session, other.id)
     with pytest.raises(Conflict) as reused:
-        await send_message(session, alice, other.id, text="two", client_msg_id="c-2", ai=None)
+        await send_message(session, alice, other.id, MessageDraft(text="two", client_msg_id="c-2"))
     assert reused.value.code == "client_msg_id_reused"
     assert await last_seq(session, other.id) == seq
 
@@ -57,18 +61,18 @@ async def test_a_rolled_back_send_gives_its_seq_and_its_event_back(
     session: AsyncSession,
 ) -> None:
     alice, bob, chat = await _two_in_a_chat(session, 11031)
-    kept = (await send_message(session, alice, chat.id, text="kept", ai=None)).message.seq
+    kept = (await send_message(session, alice, chat.id, MessageDraft(text="kept"))).message.seq
     chat_id = chat.id  # the rollback expires the objects it loaded
     await staged_seqs(session)
 
     savepoint = await session.begin_nested()
-    undone = await send_message(session, bob, chat_id, text="undone", ai=None)
+    undone = await send_message(session, bob, chat_id, MessageDraft(text="undone"))
     assert undone.message.seq == kept + 1
     await savepoint.rollback()
     assert await last_seq(session, chat_id) == kept
     assert await staged_seqs(session) == []  # its event went with the rollback
 
-    later = await send_message(session, bob, chat_id, text="later", ai=None)
+    later = await send_message(session, bob, chat_id, MessageDraft(text="later"))
     assert later.message.seq == kept + 1
     assert await staged_seqs(session) == [later.message.seq]
     seqs = await event_seqs(session, chat_id)

@@ -13,7 +13,7 @@ from core.broker import MemoryBroker
 from core.db import read_session, unit_of_work
 from models import Message
 from services.chats.lifecycle import create_chat
-from services.messages import Sent, send_message
+from services.messages import MessageDraft, Sent, send_message
 from tests.services.helpers import event_seqs, new_user
 
 pytestmark = pytest.mark.postgres
@@ -37,7 +37,7 @@ async def test_retries_racing_each_other_store_one_message(
     async def attempt() -> Sent:
         async with unit_of_work(sessionmaker, broker) as session:
             return await send_message(
-                session, alice, chat_id, text="once", client_msg_id="race-1", ai=None
+                session, alice, chat_id, MessageDraft(text="once", client_msg_id="race-1")
             )
 
     sent = await asyncio.gather(*(attempt() for _ in range(ATTEMPTS)))
@@ -46,7 +46,7 @@ async def test_retries_racing_each_other_store_one_message(
     assert len(published) == 1  # one new_message event, from the attempt that stored it
     # The seqs the other attempts took were given back: the next message follows at once.
     async with unit_of_work(sessionmaker, broker) as session:
-        after = await send_message(session, bob, chat_id, text="after", ai=None)
+        after = await send_message(session, bob, chat_id, MessageDraft(text="after"))
     assert after.message.seq == sent[0].message.seq + 1
     async with read_session(sessionmaker) as session:
         stored = await session.scalar(

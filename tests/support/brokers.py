@@ -13,6 +13,7 @@ from core.broker import Broker
 from core.db import unit_of_work
 from core.settings import Settings
 from services import messages, users
+from services.messages import MessageDraft
 from tests.support.api import ApiUser, RunningApp, running_app
 
 
@@ -51,7 +52,7 @@ class DoorbellApp(RunningApp):
 
         async def send(session: AsyncSession) -> None:
             user = await users.get_user(session, sender.id)
-            await messages.send_message(session, user, chat_id, text=text, ai=None)
+            await messages.send_message(session, user, chat_id, MessageDraft(text=text))
 
         return await self.unannounced(send)
 

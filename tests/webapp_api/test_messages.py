@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from models import Media, MediaKind, Message, User
 from services import messages
+from services.messages import MessageDraft
 from services.views.messages import message_view
 from tests.support.api import ApiUser
 from tests.support.messaging import row_count, stored_events
@@ -146,20 +147,15 @@ async def test_a_sent_message_shows_what_reading_it_back_shows(
         session.add(photo)
         await session.flush()
         if kind == "forward":
-            sent = await messages.forward_message(
-                session, sender, earlier["id"], chat["id"], ai=None
-            )
+            sent = await messages.forward_message(session, sender, earlier["id"], chat["id"])
         else:
-            sent = await messages.send_message(
-                session,
-                sender,
-                chat["id"],
+            draft = MessageDraft(
                 text="hi",
                 reply_to_message_id=earlier["id"] if kind == "reply" else None,
                 client_msg_id="view",
                 media_ids=[photo.id] if kind == "media" else (),
-                ai=None,
             )
+            sent = await messages.send_message(session, sender, chat["id"], draft)
         read_back = await message_view(session, sent.message)
     assert sent.view.model_dump(mode="json") == read_back.model_dump(mode="json")
     assert (read_back.reply_to_message_id, read_back.forward_from_user_id) == (

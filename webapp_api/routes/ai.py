@@ -18,8 +18,11 @@ from core.db import read_session, unit_of_work
 from core.errors import ServiceUnavailable
 from core.outbox import decode_envelope
 from models import ACTIVE_REPLY_STATUSES, AiReply, Message, User
-from services import ai, messages, profile, users
-from services.ai import AiRuntime
+from services import conversation, profile, users
+from services.ai import replies, settings
+from services.ai.policy import request_reply
+from services.ai.runtime import AiRuntime
+from services.messages import MessageDraft
 from services.views.ai import AiReplyOut, AiSettingsOut, ModelOut, ProfileOut, UsageOut
 from services.views.messages import MessageView, message_view
 from webapp_api.context import AppContext
@@ -56,7 +59,7 @@ SSE_EVENT = {
 def _runtime(context: AppContext) -> AiRuntime:
     if context.ai is None:
         raise ServiceUnavailable("AI is not configured", code="ai_not_configured")
-    return context.ai.runtime
+    return context.ai
 
 
 @router.get("/llm/models", response_model=list[ModelOut])
@@ -65,12 +68,12 @@ async def list_models(context: Context, _user: CurrentUser) -> list[ModelOut]:
     tokens)."""
     if context.ai is None:
         return []
-    return [ModelOut.model_validate(model) for model in context.ai.runtime.catalogue.usable()]
+    return [ModelOut.model_validate(model) for model in context.ai.catalogue.usable()]
 
 
 @router.get("/chats/{chat_id}/ai", response_model=AiSettingsOut, responses=errors(404, 422))
 async def get_chat_ai(chat_id: Id, user: CurrentUser, session: Session) -> AiSettingsOut:
-    return AiSettingsOut.model_validate(await ai.get_ai_settings(session, user, chat_id))
+    return AiSettingsOut.model_validate(await settings.get_ai_settings(session, user, chat_id))
 
 
 @router.put(
@@ -80,15 +83,14 @@ async def put_chat_ai(
     chat_id: Id, body: AiSettingsUpdate, user: CurrentUser, session: Session, context: Context
 ) -> AiSettingsOut:
     """Mode (off, mention, always), model, persona and temperature; in groups, admins only."""
-    runtime = context.ai.runtime if context.ai else None
-    updated = await ai.update_ai_settings(
-        session, runtime, user, chat_id, body.model_dump(exclude_unset=True)
+    updated = await settings.update_ai_settings(
+        session, context.ai, user, chat_id, body.model_dump(exclude_unset=True)
     )
     return AiSettingsOut.model_validate(updated)
 
 
 def _reply_out(reply: Any, context: AppContext) -> AiReplyOut:
-    live = context.ai.runner.live_text(reply.id) if context.ai else None
+    live = context.runner.live_text(reply.id) if context.runner else None
     return AiReplyOut.of(reply, live_text=live)
 
 
@@ -98,7 +100,7 @@ async def get_ai_reply(
 ) -> AiReplyOut:
     """A reply's state and its text so far: a client that joins late starts from here and
     applies the `ai_reply_delta` frames past `len(text)`."""
-    return _reply_out(await ai.get_reply(session, user, reply_id), context)
+    return _reply_out(await replies.get_reply(session, user, reply_id), context)
 
 
 @router.post(
@@ -108,9 +110,9 @@ async def cancel_ai_reply(
     reply_id: Id, user: CurrentUser, session: Session, context: Context
 ) -> AiReplyOut:
     """Stops the reply; the text produced so far is kept as an incomplete message."""
-    reply = await ai.request_cancel(session, user, reply_id)
-    if context.ai is not None:
-        context.ai.runner.cancel_locally(reply.id)
+    reply = await replies.request_cancel(session, user, reply_id)
+    if context.runner is not None:
+        context.runner.cancel_locally(reply.id)
     return _reply_out(reply, context)
 
 
@@ -123,7 +125,7 @@ async def regenerate_reply(
     message_id: Id, user: CurrentUser, session: Session, context: Context
 ) -> AiReplyOut:
     """A new AI reply to this message (or, given an AI message, to what it answered)."""
-    reply = await ai.regenerate(session, _runtime(context), user, message_id)
+    reply = await replies.regenerate(session, _runtime(context), user, message_id)
     return _reply_out(reply, context)
 
 
@@ -132,7 +134,7 @@ async def ai_usage(
     user: CurrentUser, session: Session, days: Annotated[int, Query(ge=1, le=366)] = 30
 ) -> list[UsageOut]:
     """My AI usage per day and model: replies, tokens and cost in micro-credits."""
-    return [UsageOut.model_validate(row) for row in await ai.usage(session, user, days=days)]
+    return [UsageOut.model_validate(row) for row in await replies.usage(session, user, days=days)]
 
 
 @router.get("/profile", response_model=ProfileOut)
@@ -168,8 +170,11 @@ async def _reply_frames(context: AppContext, chat_id: int) -> AsyncIterator[Fram
 
     def listen(data: bytes) -> None:
         envelope = decode_envelope(data)
-        if envelope.chat_id == chat_id and envelope.seq is None and b'"ai_reply_' in envelope.frame:
-            frames.put_nowait(json.loads(envelope.frame))
+        if envelope.chat_id != chat_id or envelope.seq is not None:
+            return
+        frame = json.loads(envelope.frame)
+        if str(frame.get("type", "")).startswith("ai_reply_"):
+            frames.put_nowait(frame)
 
     remove = context.broker.add_listener(listen)
     try:
@@ -183,16 +188,24 @@ async def _ask(
 ) -> tuple[MessageView, int]:
     """Post the user's message and make sure the AI answers it; returns the reply id."""
     runtime = _runtime(context)
-    await context.limits.check_send(user_id)
     async with unit_of_work(context.sessionmaker, context.broker) as session:
         user = await users.get_user(session, user_id)
         if body.model is not None:
-            await ai.update_ai_settings(session, runtime, user, chat_id, {"model": body.model})
-        sent = await messages.send_message(session, user, chat_id, text=body.content, ai=runtime)
-        reply = sent.ai_reply or await ai.request_reply(
+            await settings.update_ai_settings(
+                session, runtime, user, chat_id, {"model": body.model}
+            )
+        posted = await conversation.post_message(
+            session,
+            user,
+            chat_id,
+            MessageDraft(text=body.content),
+            ai=runtime,
+            limits=context.limits,
+        )
+        sent = posted.sent
+        reply = posted.ai_reply or await request_reply(
             session, runtime, sent.chat, sent.message, user
         )
-        assert reply is not None
         return sent.view, reply.id
 
 
@@ -204,7 +217,7 @@ async def _finished_reply(
     async with asyncio.timeout(WAIT_FOR_REPLY_SECONDS):
         while True:
             async with read_session(context.sessionmaker) as session:
-                reply = await ai.get_reply(session, user, reply_id)
+                reply = await replies.get_reply(session, user, reply_id)
             if reply.status not in ACTIVE_REPLY_STATUSES:
                 return reply
             with contextlib.suppress(TimeoutError):

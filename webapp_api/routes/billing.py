@@ -8,9 +8,7 @@ from fastapi import APIRouter, Query
 
 from services.access import require_admin
 from services.billing import ledger, stars
-from services.billing.config import BillingConfig
 from services.views.billing import BalanceOut, ModelPriceOut, PackageOut, PaymentOut, TransactionOut
-from webapp_api.context import AppContext
 from webapp_api.deps import Context, CurrentUser, Session
 from webapp_api.schemas.billing import (
     InvoiceOut,
@@ -25,14 +23,10 @@ from webapp_api.schemas.errors import errors
 router = APIRouter(prefix="/api/v1/billing", tags=["billing"], responses=errors(401))
 
 
-def _config(context: AppContext) -> BillingConfig:
-    return BillingConfig.from_settings(context.settings)
-
-
 @router.get("/balance", response_model=BalanceOut)
 async def get_balance(user: CurrentUser, session: Session, context: Context) -> BalanceOut:
     """My balance, what replies being written hold of it, and what I may spend."""
-    return BalanceOut.of(await ledger.get_balance(session, _config(context), user.id))
+    return BalanceOut.of(await ledger.get_balance(session, context.billing, user.id))
 
 
 @router.get("/transactions", response_model=TransactionPage, responses=errors(422))
@@ -44,7 +38,7 @@ async def list_transactions(
     cursor: Annotated[str | None, Query(max_length=32)] = None,
 ) -> TransactionPage:
     """Every change to my balance, newest first."""
-    page = await ledger.list_entries(session, _config(context), user.id, limit=limit, cursor=cursor)
+    page = await ledger.list_entries(session, context.billing, user.id, limit=limit, cursor=cursor)
     return TransactionPage(
         items=[TransactionOut.of(entry) for entry in page.items], next_cursor=page.next_cursor
     )
@@ -53,8 +47,8 @@ async def list_transactions(
 @router.get("/prices", response_model=PricesOut)
 async def get_prices(_user: CurrentUser, context: Context) -> PricesOut:
     """What AI replies cost per model, and the packages of credits sold for Telegram Stars."""
-    config = _config(context)
-    models = context.ai.runtime.catalogue.usable() if context.ai is not None else []
+    config = context.billing
+    models = context.ai.catalogue.usable() if context.ai is not None else []
     return PricesOut(
         billing_enabled=config.enabled,
         models=[ModelPriceOut.model_validate(model) for model in models],
@@ -70,7 +64,7 @@ async def create_invoice(body: InvoiceRequest, user: CurrentUser, context: Conte
     # aiogram is imported by a process when it first talks to Telegram (seconds of start-up).
     from bot.invoices import bot_api, create_invoice_link
 
-    invoice = stars.new_invoice(_config(context), body.package, user)
+    invoice = stars.new_invoice(context.billing, body.package, user)
     running = context.telegram.bot if context.telegram is not None else None
     async with bot_api(context.settings, running) as bot:
         link = await create_invoice_link(bot, invoice)
@@ -91,6 +85,6 @@ async def refund_payment(
     running = context.telegram.bot if context.telegram is not None else None
     async with bot_api(context.settings, running) as bot:
         result = await stars.refund_star_payment(
-            session, _config(context), body.telegram_payment_charge_id, star_refund(bot)
+            session, context.billing, body.telegram_payment_charge_id, star_refund(bot)
         )
     return RefundOut(payment=PaymentOut.of(result.payment), balance=BalanceOut.of(result.balance))

@@ -10,14 +10,14 @@ from fastapi import APIRouter, Query, Request, Response
 from core.bounds import Id, Int64, Seq, Text
 from core.errors import ServiceUnavailable, Unprocessable
 from core.settings import webapp_link
-from services import audience, events, messages, users
+from services import audience, conversation, events, messages, users
 from services.access import require_membership
 from services.chats import invitations, lifecycle, listing, members
 from services.views.chats import ChatListItem, ChatView, MemberView, MySettings, member_view
 from services.views.messages import MessageView
 from webapp_api.conditional import NOT_MODIFIED, etag, mark, not_modified
 from webapp_api.deps import Ai, Context, CurrentUser, Session
-from webapp_api.rate_limits import INVITE_LIMIT, SEND_LIMIT
+from webapp_api.rate_limits import INVITE_LIMIT
 from webapp_api.schemas.chats import (
     EVENTS_PAGE_LIMIT,
     ChatCreate,
@@ -281,26 +281,18 @@ async def chat_history(
 @router.post(
     "/chats/{chat_id}/messages",
     response_model=MessageView,
-    dependencies=[SEND_LIMIT],
     responses=errors(400, 402, 404, 409, 422, 429),
 )
 async def send_message(
-    chat_id: Id, body: MessageCreate, user: CurrentUser, session: Session, ai: Ai
+    chat_id: Id, body: MessageCreate, user: CurrentUser, session: Session, ai: Ai, context: Context
 ) -> MessageView:
     """Send a message (text and/or uploaded `media_ids`). Retrying with the same
     `client_msg_id` returns the original. Where the AI answers, its reply streams on the
     socket (`ai_reply_*`)."""
-    sent = await messages.send_message(
-        session,
-        user,
-        chat_id,
-        text=body.text,
-        reply_to_message_id=body.reply_to_message_id,
-        client_msg_id=body.client_msg_id,
-        media_ids=body.media_ids,
-        ai=ai,
+    posted = await conversation.post_message(
+        session, user, chat_id, body.draft(), ai=ai, limits=context.limits
     )
-    return sent.view
+    return posted.sent.view
 
 
 @router.post("/chats/{chat_id}/read", response_model=ReadState, responses=errors(400, 404, 422))

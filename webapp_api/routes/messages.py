@@ -7,12 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from core.bounds import Id, Page, Text
-from services import messages, users
+from services import conversation, messages, users
 from services.views.messages import MessageView
 from services.views.users import UserBrief
 from webapp_api.conditional import NOT_MODIFIED, etag, mark, not_modified
-from webapp_api.deps import Ai, CurrentUser, Session
-from webapp_api.rate_limits import SEND_LIMIT
+from webapp_api.deps import Ai, Context, CurrentUser, Session
 from webapp_api.schemas.chats import (
     AeonMessageCreate,
     MessageEdit,
@@ -28,23 +27,15 @@ router = APIRouter(prefix="/api/v1", tags=["messages"], responses=errors(401))
 @router.post(
     "/messages",
     response_model=MessageView,
-    dependencies=[SEND_LIMIT],
     responses=errors(400, 402, 404, 409, 422, 429),
 )
 async def send_message(
-    body: AeonMessageCreate, user: CurrentUser, session: Session, ai: Ai
+    body: AeonMessageCreate, user: CurrentUser, session: Session, ai: Ai, context: Context
 ) -> MessageView:
-    sent = await messages.send_message(
-        session,
-        user,
-        body.chat_id,
-        text=body.text,
-        reply_to_message_id=body.reply_to_message_id,
-        client_msg_id=body.client_msg_id,
-        media_ids=body.media_ids,
-        ai=ai,
+    posted = await conversation.post_message(
+        session, user, body.chat_id, body.draft(), ai=ai, limits=context.limits
     )
-    return sent.view
+    return posted.sent.view
 
 
 @router.get(
@@ -85,14 +76,16 @@ async def message_page(
 @router.post(
     "/messages/forward",
     response_model=MessageView,
-    dependencies=[SEND_LIMIT],
     responses=errors(400, 402, 404, 409, 422, 429),
 )
 async def forward_message(
-    message_id: Id, chat_id: Id, user: CurrentUser, session: Session, ai: Ai
+    message_id: Id, chat_id: Id, user: CurrentUser, session: Session, ai: Ai, context: Context
 ) -> MessageView:
     """Copies a message into another chat; the caller must be a member of both."""
-    return (await messages.forward_message(session, user, message_id, chat_id, ai=ai)).view
+    posted = await conversation.forward(
+        session, user, message_id, chat_id, ai=ai, limits=context.limits
+    )
+    return posted.sent.view
 
 
 @router.post(

@@ -18,7 +18,7 @@ from starlette.types import Receive, Scope, Send
 
 from core.db import read_session, unit_of_work
 from core.errors import AppError, Unauthorized
-from services import messages, users
+from services import conversation, messages, users
 from services.access import chat_not_found, chats_of_member, require_membership
 from services.auth import (
     Identity,
@@ -26,6 +26,7 @@ from services.auth import (
     authenticate_init_data,
     still_signed_in,
 )
+from services.messages import MessageDraft
 from webapp_api.context import AppContext
 from ws.connection import Connection
 from ws.protocol import (
@@ -207,24 +208,27 @@ async def _resume(chats: dict[int, int], context: AppContext, connection: Connec
 async def _send_message(
     client_frame: SendMessageFrame, context: AppContext, connection: Connection
 ) -> None:
-    await context.limits.check_send(connection.user_id)
+    draft = MessageDraft(
+        text=client_frame.text,
+        reply_to_message_id=client_frame.reply_to_message_id,
+        client_msg_id=client_frame.client_msg_id,
+    )
     async with unit_of_work(context.sessionmaker, context.broker) as session:
         user = await users.get_user(session, connection.user_id)
-        sent = await messages.send_message(
+        posted = await conversation.post_message(
             session,
             user,
             client_frame.chat_id,
-            text=client_frame.text,
-            reply_to_message_id=client_frame.reply_to_message_id,
-            client_msg_id=client_frame.client_msg_id,
-            ai=context.ai.runtime if context.ai else None,
+            draft,
+            ai=context.ai,
+            limits=context.limits,
         )
     connection.send(
         frame(
             "ack",
             client_msg_id=client_frame.client_msg_id,
-            message_id=sent.message.id,
-            seq=sent.message.seq,
-            chat_id=sent.message.chat_id,
+            message_id=posted.sent.message.id,
+            seq=posted.sent.message.seq,
+            chat_id=posted.sent.message.chat_id,
         )
     )

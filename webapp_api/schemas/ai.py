@@ -4,7 +4,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from core.bounds import Flag, Input, Number
 from models import AiMode
-from services.ai import PERSONA_MAX_LENGTH
+from services.ai.settings import PERSONA_MAX_LENGTH
 from services.profile import ProfileData
 from services.views.ai import AiReplyOut
 from services.views.messages import MessageView

@@ -9,7 +9,7 @@ from core.bounds import INTEGERS_ONLY, Flag, Id, Input
 from models import MemberRole
 from services.chats.lifecycle import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH
 from services.events import MAX_EVENTS_PAGE
-from services.messages import CLIENT_MSG_ID_MAX_LENGTH, TEXT_MAX_LENGTH
+from services.messages import CLIENT_MSG_ID_MAX_LENGTH, TEXT_MAX_LENGTH, MessageDraft
 from services.views.chats import ChatView
 from services.views.messages import MessageView
 
@@ -77,6 +77,14 @@ class MessageCreate(Input):
     client_msg_id: str | None = Field(
         default=None, min_length=1, max_length=CLIENT_MSG_ID_MAX_LENGTH
     )
+
+    def draft(self) -> MessageDraft:
+        return MessageDraft(
+            text=self.text,
+            reply_to_message_id=self.reply_to_message_id,
+            client_msg_id=self.client_msg_id,
+            media_ids=self.media_ids,
+        )
 
 
 class AeonMessageCreate(MessageCreate):

@@ -4,13 +4,14 @@ A process runs at most `concurrency` replies at once. While a reply streams, its
 the chat's sockets coalesced (one frame per ~50 ms, never more behind the provider), its text
 so far is saved with a heartbeat every second, and a cancellation stops the upstream request.
 A reply whose process died (no heartbeat for `stale_after`) is run again once, then failed.
+
+A front door: each step opens its own unit of work and calls `services.ai.jobs` in it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 import uuid
@@ -18,25 +19,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.broker import Broker
 from core.db import read_session, unit_of_work
 from core.errors import AppError
-from core.outbox import decode_envelope, encode_envelope, encode_frame, stage
-from core.settings import Settings
+from core.outbox import decode_envelope, encode_envelope, encode_frame
 from llm.base import CompletionRequest, LLMError, Provider, TextDelta, Usage
-from llm.catalogue import ModelInfo, cost_micros, load_catalogue
+from llm.catalogue import ModelInfo
 from llm.tokens import estimate_tokens
-from models import AiReply, AiReplyStatus, Chat, Message, User
-from services.ai import AI_SERVICE, AiRuntime, publish_reply_event
-from services.ai_context import build_request, prompt_tokens
-from services.audience import chat_member_ids
-from services.billing.config import BillingConfig
-from services.billing.quota import DailyTokenAllowance, LedgerQuota, QuotaPolicy
-from services.messages import TEXT_MAX_LENGTH, send_message
-from services.text_split import split_text
+from services import frames
+from services.ai import jobs
+from services.ai.context import prompt_tokens
+from services.ai.jobs import SinkReply
+from services.ai.runtime import AiRuntime
+from wiring.process import Process
 
 logger = logging.getLogger(__name__)
 
@@ -61,17 +58,6 @@ class LiveReply:
 
 class Cancelled(Exception):
     pass
-
-
-@dataclass(frozen=True, slots=True)
-class SinkReply:
-    """A reply that was asked for in Telegram, and where in Telegram it goes."""
-
-    reply_id: int
-    chat_id: int
-    telegram_chat_id: int
-    is_private: bool
-    reply_to_telegram_message_id: int | None
 
 
 class ReplySink(Protocol):
@@ -109,7 +95,7 @@ class AiRunner:
         self._surfaces = surfaces
         self._sink = sink
         self._concurrency = concurrency
-        self._running = 0
+        self._claimed: set[int] = set()  # the jobs this runner claimed and still runs
         self._stale_after = stale_after
         # A live reply must beat well within `stale_after`, or a sweep takes it for dead.
         self._heartbeat_interval = min(heartbeat_interval, stale_after / 4)
@@ -135,15 +121,11 @@ class AiRunner:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self.ai.catalogue.close()
 
     def _on_envelope(self, data: bytes) -> None:
-        if not data.startswith(b'{"u":[],'):
-            return  # cheap filter: service envelopes have no user recipients
-        envelope = decode_envelope(data)
-        if envelope.service != AI_SERVICE:
+        reply_id = jobs.woken_reply_id(decode_envelope(data))
+        if reply_id is None:
             return
-        reply_id = int(json.loads(envelope.frame)["reply_id"])
         live = self._live.get(reply_id)
         if live is not None:
             self._spawn(self._check_cancel(live))
@@ -161,11 +143,11 @@ class AiRunner:
                 if time.monotonic() - last_sweep > self._stale_after / 3:
                     last_sweep = time.monotonic()
                     await self._recover_stale()
-                while self._running < self._concurrency:
+                while len(self._claimed) < self._concurrency:
                     reply_id = await self._claim()
                     if reply_id is None:
                         break
-                    self._running += 1
+                    self._claimed.add(reply_id)
                     self._spawn(self._run_claimed(reply_id))
             except asyncio.CancelledError:
                 raise
@@ -186,117 +168,62 @@ class AiRunner:
             logger.exception("AI reply %s crashed", reply_id)
             await self._fail(reply_id, "internal_error", "The reply failed unexpectedly")
         finally:
-            self._running -= 1
+            self._claimed.discard(reply_id)
             self._wake.set()
 
     # -- claiming and recovery ------------------------------------------------------------------
 
     async def _claim(self) -> int | None:
-        now = datetime.now(UTC)
         async with unit_of_work(self._sessionmaker, self._broker) as session:
-            candidate = (
-                select(AiReply.id)
-                .where(AiReply.status == AiReplyStatus.QUEUED, AiReply.surface.in_(self._surfaces))
-                .order_by(AiReply.id)
-                .limit(1)
-                .with_for_update(skip_locked=True)
-                .scalar_subquery()
-            )
-            claimed = await session.scalar(
-                update(AiReply)
-                .where(AiReply.id == candidate, AiReply.status == AiReplyStatus.QUEUED)
-                .values(
-                    status=AiReplyStatus.RUNNING,
-                    claimed_by=self._node,
-                    heartbeat_at=now,
-                    started_at=now,
-                    attempts=AiReply.attempts + 1,
-                )
-                .returning(AiReply.id)
-            )
-        return int(claimed) if claimed is not None else None
+            return await jobs.claim(session, self._node, self._surfaces)
 
     async def _recover_stale(self) -> None:
         """Replies whose process stopped beating: run once more, or fail with a clear code."""
         cutoff = datetime.now(UTC) - timedelta(seconds=self._stale_after)
         async with unit_of_work(self._sessionmaker, self._broker) as session:
-            stale = list(
-                await session.execute(
-                    select(AiReply.id, AiReply.attempts).where(
-                        AiReply.status == AiReplyStatus.RUNNING, AiReply.heartbeat_at < cutoff
-                    )
-                )
+            requeued, failing = await jobs.requeue_stale(
+                session, cutoff, running_here=self._claimed
             )
-            retried = [reply_id for reply_id, attempts in stale if attempts < 2]
-            if retried:
-                await session.execute(
-                    update(AiReply)
-                    .where(AiReply.id.in_(retried), AiReply.heartbeat_at < cutoff)
-                    .values(status=AiReplyStatus.QUEUED, claimed_by=None, text="")
-                )
-        for reply_id, attempts in stale:
-            if attempts >= 2:
-                await self._fail(
-                    reply_id,
-                    "interrupted",
-                    "The server answering this reply stopped; please try again",
-                    only_if_stale_before=cutoff,
-                )
-        if stale:
+        for reply_id in failing:
+            await self._fail(
+                reply_id,
+                "interrupted",
+                "The server answering this reply stopped; please try again",
+                only_if_stale_before=cutoff,
+            )
+        if requeued or failing:
             self._wake.set()
 
     # -- running one reply ----------------------------------------------------------------------
 
     async def _execute(self, reply_id: int) -> None:
         async with read_session(self._sessionmaker) as session:
-            reply = await session.get(AiReply, reply_id)
-            assert reply is not None
-            chat = await session.get(Chat, reply.chat_id)
-            if chat is None or not chat.is_active:
-                raise LLMError("bad_request", "The chat is gone")
-            model = self.ai.catalogue.get(reply.model)
-            request = await build_request(
-                session,
-                chat,
-                reply.trigger_message_id,
-                model,
-                bot_user_id=(await self.ai.bot_user(session)).id,
-                requester_id=reply.requested_by,
-                max_tokens=reply.max_tokens,
-                temperature=chat.ai_temperature,
+            job = await jobs.load_claimed(
+                session, self.ai, reply_id, to_telegram=self._sink is not None
             )
-            live = LiveReply(
-                reply_id,
-                chat.id,
-                await chat_member_ids(session, chat.id),
-                sink=await self._sink_reply(session, reply, chat),
-            )
-            if reply.cancel_requested:
-                live.cancel.set()
-            trigger_id = reply.trigger_message_id
+        live = LiveReply(reply_id, job.chat_id, job.members, sink=job.sink)
+        if job.cancel_requested:
+            live.cancel.set()
         self._live[reply_id] = live
         if live.sink is not None and self._sink is not None:
             self._sink.started(live.sink)
         try:
-            await self._publish(
-                live,
-                {
-                    "type": "ai_reply_started",
-                    "reply_id": reply_id,
-                    "chat_id": live.chat_id,
-                    "reply_to_message_id": trigger_id,
-                    "model": model.id,
-                },
+            started = frames.ai_reply_started(
+                reply_id,
+                live.chat_id,
+                reply_to_message_id=job.trigger_message_id,
+                model=job.model.id,
             )
+            await self._publish(live, started)
             try:
-                await self._stream(live, model, request)
+                await self._stream(live, job.model, job.request)
             except Cancelled:
-                await self._finish(live, model, request, cancelled=True)
+                await self._finish(live, job.model, job.request, cancelled=True)
                 return
             except LLMError as exc:
                 await self._fail(reply_id, exc.code, exc.message)
                 return
-            await self._finish(live, model, request, cancelled=False)
+            await self._finish(live, job.model, job.request, cancelled=False)
         finally:
             self._live.pop(reply_id, None)
 
@@ -365,16 +292,10 @@ class AiRunner:
             return
         offset, live.flushed = live.flushed, len(live.text)
         live.flushed_at = time.monotonic()
-        await self._publish(
-            live,
-            {
-                "type": "ai_reply_delta",
-                "reply_id": live.reply_id,
-                "chat_id": live.chat_id,
-                "text": live.text[offset : live.flushed],
-                "offset": offset,
-            },
+        delta = frames.ai_reply_delta(
+            live.reply_id, live.chat_id, text=live.text[offset : live.flushed], offset=offset
         )
+        await self._publish(live, delta)
         if live.sink is not None and self._sink is not None:
             self._sink.progress(live.sink, live.text)
 
@@ -387,15 +308,8 @@ class AiRunner:
 
     async def _check_cancel(self, live: LiveReply, *, save_text: bool = False) -> None:
         async with unit_of_work(self._sessionmaker, self._broker) as session:
-            values: dict[str, object] = {"heartbeat_at": datetime.now(UTC)}
-            if save_text:
-                values["text"] = live.text
-            cancel = await session.scalar(
-                update(AiReply)
-                .where(AiReply.id == live.reply_id, AiReply.claimed_by == self._node)
-                .values(**values)
-                .returning(AiReply.cancel_requested)
-            )
+            text = live.text if save_text else None
+            cancel = await jobs.beat(session, live.reply_id, self._node, text)
         if cancel:
             live.cancel.set()
 
@@ -417,86 +331,11 @@ class AiRunner:
             input_tokens=prompt_tokens(request), output_tokens=estimate_tokens(live.text)
         )
         async with unit_of_work(self._sessionmaker, self._broker) as session:
-            reply = await session.get(AiReply, live.reply_id)
-            bot = await self.ai.bot_user(session)
-            assert reply is not None
-            # Usage first: the new_message announcing the reply carries it.
-            reply.status = AiReplyStatus.CANCELLED if cancelled else AiReplyStatus.DONE
-            reply.incomplete = cancelled
-            reply.text = live.text
-            reply.input_tokens = usage.input_tokens
-            reply.output_tokens = usage.output_tokens
-            reply.cost_micros = cost_micros(model, usage.input_tokens, usage.output_tokens)
-            reply.finished_at = datetime.now(UTC)
-            await session.flush()
-            message_ids: list[int] = []
-            reply_to = await self._live_message_id(session, reply.trigger_message_id)
-            for part in split_text(text, TEXT_MAX_LENGTH):
-                sent = await send_message(
-                    session,
-                    bot,
-                    reply.chat_id,
-                    text=part,
-                    reply_to_message_id=reply_to,
-                    carries_ai_reply=None if message_ids else reply,
-                    ai=None,
-                )
-                message_ids.append(sent.message.id)
-                reply_to = None
-            reply.reply_message_id = message_ids[0] if message_ids else None
-            await session.flush()
-            await self.ai.quota.settle(session, reply)
-            envelope = await publish_reply_event(
-                session,
-                reply.chat_id,
-                {
-                    "type": "ai_reply_done",
-                    "reply_id": reply.id,
-                    "chat_id": reply.chat_id,
-                    "message_id": reply.reply_message_id,
-                    "message_ids": message_ids,
-                    "incomplete": cancelled,
-                },
-                staged=False,
+            message_ids = await jobs.finish(
+                session, self.ai, live.reply_id, model, usage, text=live.text, cancelled=cancelled
             )
-            # Clients see "done" before the persisted new_message it announces.
-            stage(session, envelope, first=True)
         if live.sink is not None and self._sink is not None:
             await self._sink.finished(live.sink, text, message_ids)
-
-    async def _sink_reply(
-        self, session: AsyncSession, reply: AiReply, chat: Chat
-    ) -> SinkReply | None:
-        """Where in Telegram a reply asked for there goes: the group, or the private chat with
-        the user who asked (a user's Telegram id is their private chat's id)."""
-        if reply.surface != "telegram" or self._sink is None:
-            return None
-        trigger = (
-            await session.get(Message, reply.trigger_message_id)
-            if reply.trigger_message_id
-            else None
-        )
-        if chat.telegram_chat_id is not None:
-            telegram_chat_id, is_private = chat.telegram_chat_id, False
-        else:
-            requester = await session.get(User, reply.requested_by) if reply.requested_by else None
-            if requester is None:
-                return None
-            telegram_chat_id, is_private = requester.telegram_id, True
-        return SinkReply(
-            reply_id=reply.id,
-            chat_id=chat.id,
-            telegram_chat_id=telegram_chat_id,
-            is_private=is_private,
-            reply_to_telegram_message_id=trigger.telegram_message_id if trigger else None,
-        )
-
-    @staticmethod
-    async def _live_message_id(session: AsyncSession, message_id: int | None) -> int | None:
-        if message_id is None:
-            return None
-        message = await session.get(Message, message_id)
-        return message_id if message is not None and message.deleted_at is None else None
 
     async def _fail(
         self,
@@ -507,42 +346,16 @@ class AiRunner:
         only_if_stale_before: datetime | None = None,
     ) -> None:
         async with unit_of_work(self._sessionmaker, self._broker) as session:
-            statement = (
-                update(AiReply)
-                .where(
-                    AiReply.id == reply_id,
-                    AiReply.status.in_((AiReplyStatus.QUEUED, AiReplyStatus.RUNNING)),
-                )
-                .values(
-                    status=AiReplyStatus.FAILED,
-                    error_code=code,
-                    error_message=message,
-                    finished_at=datetime.now(UTC),
-                )
-                .returning(AiReply.chat_id)
-            )
-            if only_if_stale_before is not None:
-                statement = statement.where(AiReply.heartbeat_at < only_if_stale_before)
-            chat_id = await session.scalar(statement)
-            if chat_id is None:
-                return
-            reply = await session.get(AiReply, reply_id)
-            assert reply is not None
-            await self.ai.quota.release(session, reply)
-            await publish_reply_event(
+            failed = await jobs.fail(
                 session,
-                chat_id,
-                {
-                    "type": "ai_reply_failed",
-                    "reply_id": reply_id,
-                    "chat_id": chat_id,
-                    "code": code,
-                    "message": message,
-                },
-                staged=True,
+                self.ai.quota,
+                reply_id,
+                code,
+                message,
+                only_if_stale_before=only_if_stale_before,
             )
         live = self._live.get(reply_id)
-        if live is not None and live.sink is not None and self._sink is not None:
+        if failed and live is not None and live.sink is not None and self._sink is not None:
             await self._sink.failed(live.sink, code, message)
 
     # -- what the API asks of a running reply ------------------------------------------------------
@@ -559,60 +372,23 @@ class AiRunner:
         return True
 
 
-AI_BOT_NAME = "AI Assistant"
-
-
-@dataclass(slots=True)
-class AiServices:
-    """The AI participant of one process: its configuration and its job runner."""
-
-    runtime: AiRuntime
-    runner: AiRunner
-
-    @classmethod
-    def open(
-        cls,
-        settings: Settings,
-        sessionmaker: async_sessionmaker[AsyncSession],
-        broker: Broker,
-        *,
-        quota: QuotaPolicy | None = None,
-        sink: ReplySink | None = None,
-        surfaces: frozenset[str] = frozenset({"app"}),
-    ) -> AiServices | None:
-        """`surfaces`: which replies this process runs ("app", "telegram": the latter only
-        where the bot runs, with its `sink`)."""
-        """None when this server cannot tell who its bot is (no BOT_TOKEN or BOT_ID)."""
-        bot_telegram_id = settings.bot_telegram_id()
-        if bot_telegram_id is None:
-            return None
-        runtime = AiRuntime(
-            catalogue=load_catalogue(settings),
-            quota=quota
-            or (
-                LedgerQuota(BillingConfig.from_settings(settings))
-                if settings.billing_enabled
-                else DailyTokenAllowance(settings.ai_daily_token_allowance)
-            ),
-            bot_telegram_id=bot_telegram_id,
-            bot_name=AI_BOT_NAME,
-            bot_username=settings.bot_username,
-            max_reply_tokens=settings.ai_max_reply_tokens,
-            user_replies_per_minute=settings.ai_user_replies_per_minute,
-            chat_always_replies_per_minute=settings.ai_group_always_replies_per_minute,
-        )
-        runner = AiRunner(
-            sessionmaker,
-            broker,
-            runtime,
-            concurrency=settings.ai_max_concurrent_replies,
-            stale_after=settings.ai_reply_stale_after,
-            surfaces=surfaces,
-            sink=sink,
-        )
-        if settings.ai_runner_enabled:
-            runner.start()
-        return cls(runtime, runner)
-
-    async def close(self) -> None:
-        await self.runner.close()
+def start_runner(
+    process: Process, *, surfaces: frozenset[str], sink: ReplySink | None = None
+) -> AiRunner | None:
+    """This process's runner of reply jobs, None without an AI. `surfaces`: which replies it
+    runs ("app", "telegram": the latter only where the bot runs, with its `sink`)."""
+    if process.ai is None:
+        return None
+    settings = process.settings
+    runner = AiRunner(
+        process.sessionmaker,
+        process.broker,
+        process.ai,
+        concurrency=settings.ai_max_concurrent_replies,
+        stale_after=settings.ai_reply_stale_after,
+        surfaces=surfaces,
+        sink=sink,
+    )
+    if settings.ai_runner_enabled:
+        runner.start()
+    return runner
