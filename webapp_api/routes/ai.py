@@ -133,7 +133,7 @@ async def ai_usage(
     user: CurrentUser, session: Session, days: Annotated[int, Query(ge=1, le=366)] = 30
 ) -> list[UsageOut]:
     """My AI usage per day and model: replies, tokens and cost in micro-credits."""
-    return [UsageOut.model_validate(row) for row in await replies.usage(session, user, days=days)]
+    return await replies.usage(session, user, days=days)
 
 
 @router.get("/profile", response_model=ProfileOut)
