@@ -3,7 +3,6 @@ cost; and the AI's memory of a chat ("/new")."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select, update
@@ -16,6 +15,7 @@ from services.access import require_membership, require_message
 from services.ai.jobs import wake_envelope
 from services.ai.policy import effective_mode, request_reply
 from services.ai.runtime import AiRuntime
+from services.views.ai import UsageOut
 
 
 async def get_reply(session: AsyncSession, user: User, reply_id: int) -> AiReply:
@@ -56,17 +56,7 @@ async def regenerate(session: AsyncSession, ai: AiRuntime, user: User, message_i
     return await request_reply(session, ai, membership.chat, message, user)
 
 
-@dataclass(frozen=True, slots=True)
-class UsageRow:
-    day: str
-    model: str
-    replies: int
-    input_tokens: int
-    output_tokens: int
-    cost_micros: int
-
-
-async def usage(session: AsyncSession, user: User, *, days: int) -> list[UsageRow]:
+async def usage(session: AsyncSession, user: User, *, days: int) -> list[UsageOut]:
     """The user's AI usage per UTC day and model (replies they paid for)."""
     since = datetime.now(UTC) - timedelta(days=days)
     day = func.date(AiReply.created_at)
@@ -91,7 +81,14 @@ async def usage(session: AsyncSession, user: User, *, days: int) -> list[UsageRo
         .order_by(day, AiReply.model)
     )
     return [
-        UsageRow(str(d), m, int(n), int(i or 0), int(o or 0), int(c or 0))
+        UsageOut(
+            day=str(d),
+            model=m,
+            replies=int(n),
+            input_tokens=int(i or 0),
+            output_tokens=int(o or 0),
+            cost_micros=int(c or 0),
+        )
         for d, m, n, i, o, c in rows
     ]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,23 +13,14 @@ from services.access import Membership, require_membership
 from services.ai.policy import effective_mode
 from services.ai.runtime import AiRuntime
 from services.chats.members import ensure_member
+from services.views.ai import AiSettingsOut
 
 PERSONA_MAX_LENGTH = 4000
 
 
-@dataclass(frozen=True, slots=True)
-class AiSettings:
-    chat_id: int
-    mode: AiMode
-    model: str | None
-    persona: str | None
-    temperature: float | None
-    can_edit: bool
-
-
-def ai_settings_of(membership: Membership) -> AiSettings:
+def ai_settings_of(membership: Membership) -> AiSettingsOut:
     chat = membership.chat
-    return AiSettings(
+    return AiSettingsOut(
         chat_id=chat.id,
         mode=effective_mode(chat),
         model=chat.ai_model,
@@ -46,7 +36,7 @@ def _can_edit(membership: Membership) -> bool:
     return membership.chat.type == ChatType.GROUP and membership.is_manager
 
 
-async def get_ai_settings(session: AsyncSession, user: User, chat_id: int) -> AiSettings:
+async def get_ai_settings(session: AsyncSession, user: User, chat_id: int) -> AiSettingsOut:
     return ai_settings_of(await require_membership(session, chat_id, user.id))
 
 
@@ -58,7 +48,7 @@ async def update_ai_settings(
     changes: dict[str, Any],
     *,
     telegram_admin: bool = False,
-) -> AiSettings:
+) -> AiSettingsOut:
     """`telegram_admin`: the bot checked with Telegram that the user administers the group this
     chat mirrors (Telegram's roles rule there, not ours)."""
     membership = await require_membership(session, chat_id, user.id)

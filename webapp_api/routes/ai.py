@@ -73,7 +73,7 @@ async def list_models(context: Context, _user: CurrentUser) -> list[ModelOut]:
 
 @router.get("/chats/{chat_id}/ai", response_model=AiSettingsOut, responses=errors(404, 422))
 async def get_chat_ai(chat_id: Id, user: CurrentUser, session: Session) -> AiSettingsOut:
-    return AiSettingsOut.model_validate(await settings.get_ai_settings(session, user, chat_id))
+    return await settings.get_ai_settings(session, user, chat_id)
 
 
 @router.put(
@@ -83,10 +83,9 @@ async def put_chat_ai(
     chat_id: Id, body: AiSettingsUpdate, user: CurrentUser, session: Session, context: Context
 ) -> AiSettingsOut:
     """Mode (off, mention, always), model, persona and temperature; in groups, admins only."""
-    updated = await settings.update_ai_settings(
+    return await settings.update_ai_settings(
         session, context.ai, user, chat_id, body.model_dump(exclude_unset=True)
     )
-    return AiSettingsOut.model_validate(updated)
 
 
 def _reply_out(reply: Any, context: AppContext) -> AiReplyOut:
@@ -134,7 +133,7 @@ async def ai_usage(
     user: CurrentUser, session: Session, days: Annotated[int, Query(ge=1, le=366)] = 30
 ) -> list[UsageOut]:
     """My AI usage per day and model: replies, tokens and cost in micro-credits."""
-    return [UsageOut.model_validate(row) for row in await replies.usage(session, user, days=days)]
+    return await replies.usage(session, user, days=days)
 
 
 @router.get("/profile", response_model=ProfileOut)
