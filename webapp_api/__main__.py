@@ -14,7 +14,7 @@ def main() -> None:
     setup_logging(settings.log_level, json_lines=settings.environment == "production")
     log_alias_uses()
     uvicorn.run(
-        "webapp_api.app:create_app",
+        "webapp_api.app:serve_app",
         factory=True,
         host=settings.host,
         port=settings.port,

@@ -13,8 +13,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import Receive, Scope, Send
 
 from core import __version__
-from core.logging import request_id_var
-from core.settings import Settings
+from core.logging import request_id_var, setup_logging
+from core.settings import Settings, get_settings
 from webapp_api.context import AppContext
 from webapp_api.errors import install_error_handlers
 from webapp_api.middleware import (
@@ -136,3 +136,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(StripTrailingSlashMiddleware)
     app.add_middleware(RequestIdMiddleware)
     return app
+
+
+def serve_app() -> FastAPI:
+    """The app `python -m webapp_api` serves. Each worker process sets up its own logging:
+    uvicorn starts several workers afresh, and they inherit none of the parent's."""
+    settings = get_settings()
+    setup_logging(settings.log_level, json_lines=settings.environment == "production")
+    return create_app(settings)

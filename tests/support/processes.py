@@ -6,6 +6,7 @@ import asyncio
 import ipaddress
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -16,8 +17,6 @@ from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
-
-import httpx
 
 from tests.support.server import LiveServer
 
@@ -32,12 +31,11 @@ START_WITHIN = 120.0  # imports alone take ~15 s on a loaded machine
 class ServerProcess:
     """A uvicorn server process told to take any free port (PORT=0), whose output is read as it
     comes. It is ready when it says so: its port in "Uvicorn running on", then "Application
-    startup complete". The workers of a several-worker server log nothing (only the parent's
-    logging is set up) and its socket listens once a worker serves: after its port, it is
-    ready when its health route first answers."""
+    startup complete" (of its first worker, when it has several). A worker listens only just
+    after it says so, and the port of several is bound (not listening) before any starts: the
+    port is then tried until it takes connections."""
 
     def __init__(self, command: list[str], cwd: Path, env: dict[str, str]) -> None:
-        self._single = env.get("WORKERS", "1") == "1"
         self.lines: list[str] = []
         self.host = "127.0.0.1"  # where to reach it (it may listen on all addresses)
         self.port: int | None = None
@@ -64,7 +62,7 @@ class ServerProcess:
                     self.host = listens_on
                 self.port = int(running[2])
             self._started = self._started or STARTED in line
-            if self.port is not None and (self._started or not self._single):
+            if self.port is not None and self._started:
                 self._ready.set()
         self._ready.set()  # the output ended: the process is gone
 
@@ -78,20 +76,19 @@ class ServerProcess:
                 f"the server was not ready within {within} s (exit code "
                 f"{self.process.poll()}); what it printed:\n{self.output}"
             )
-        server = LiveServer(self.host, self.port)
-        if not self._single:
-            deadline = time.monotonic() + within
-            while not self._answers(server):
-                assert time.monotonic() < deadline, f"no worker answered; output:\n{self.output}"
-                time.sleep(0.1)
-        return server
+        deadline = time.monotonic() + within
+        while not self._listening():
+            assert time.monotonic() < deadline, f"nothing listens; output:\n{self.output}"
+            time.sleep(0.05)
+        return LiveServer(self.host, self.port)
 
-    def _answers(self, server: LiveServer) -> bool:
+    def _listening(self) -> bool:
         try:
-            return httpx.get(f"{server.base_url}/api/v1/health", timeout=5).is_success
-        except httpx.TransportError:
+            socket.create_connection((self.host, self.port), timeout=5).close()
+        except ConnectionRefusedError:
             assert self.process.poll() is None, f"the server exited; output:\n{self.output}"
             return False
+        return True
 
     def stop(self) -> str:
         """Stops the process; all it printed."""
