@@ -4,30 +4,37 @@ last message, unread count, peer), its version for conditional reads, and one ch
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Select, and_, bindparam, case, func, or_, select
+from sqlalchemy import Select, String, and_, bindparam, case, cast, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import BindParameter
 
 from core.bounds import fits_int64
 from core.errors import Unprocessable
+from core.sql import in_ids
 from models import Chat, ChatMember, ChatType, Message, User
 from services.access import require_membership
 from services.search import like_pattern
 from services.views.chats import ChatListItem, ChatView, chat_view, display_title
 from services.views.media import media_url_version
-from services.views.messages import MessageView, message_summary, message_views
-from services.views.users import UserBrief
+from services.views.messages import (
+    MESSAGE_COLUMNS,
+    MessageRow,
+    MessageValues,
+    message_summary,
+    read_message_views,
+)
+from services.views.users import BRIEF_COLUMNS, UserBrief
 
 CHAT_LIST_MAX_LIMIT = 200
 
 
-def _encode_cursor(chat: Chat) -> str:
-    raw = f"{chat.last_activity_at.isoformat()}|{chat.id}"
+def _encode_cursor(last_activity_at: datetime, chat_id: int) -> str:
+    raw = f"{last_activity_at.isoformat()}|{chat_id}"
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
@@ -49,6 +56,160 @@ class ChatListPage:
     next_cursor: str | None
 
 
+def _chat_list_statement() -> Select[*tuple[Any, ...]]:
+    """Each of the user's active chats with all the list shows of it but its last message's
+    reactions and media and an untitled group's member names: rows, not entities, in one
+    statement."""
+    user_id: BindParameter[int] = bindparam("user_id")
+    other = aliased(ChatMember)
+    member_count = (
+        select(func.count()).select_from(other).where(other.chat_id == Chat.id).scalar_subquery()
+    )
+    # Others' messages after the user's read marker.
+    unread = (
+        select(func.count())
+        .select_from(Message)
+        .where(
+            Message.chat_id == Chat.id,
+            Message.seq > ChatMember.last_read_seq,
+            or_(Message.sender_id.is_(None), Message.sender_id != user_id),
+            Message.deleted_at.is_(None),
+        )
+        .scalar_subquery()
+    )
+    # The newest message that is not deleted: `last_message_id` is the newest message; only
+    # when that one is deleted is an older one looked for.
+    newest_shown = select(Message.id).where(
+        Message.id == Chat.last_message_id, Message.deleted_at.is_(None)
+    )
+    older_shown = select(func.max(Message.id)).where(
+        Message.chat_id == Chat.id, Message.deleted_at.is_(None)
+    )
+    last_message_id = case(
+        (Chat.last_message_id.is_(None), None),
+        else_=func.coalesce(newest_shown.scalar_subquery(), older_shown.scalar_subquery()),
+    )
+    last = aliased(Message)
+    # Who read the last message: the members whose marker reached it, its sender aside.
+    read_by = (
+        select(func.aggregate_strings(cast(other.user_id, String), ","))
+        .where(
+            other.chat_id == Chat.id,
+            other.last_read_seq >= last.seq,
+            or_(last.sender_id.is_(None), other.user_id != last.sender_id),
+        )
+        .scalar_subquery()
+    )
+    # The other person of a private or AI chat.
+    peer_id = (
+        select(other.user_id)
+        .where(other.chat_id == Chat.id, other.user_id != user_id)
+        .order_by(other.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    peer = aliased(User)
+    sender = aliased(User)
+    return (
+        select(
+            *_CHAT_COLUMNS,
+            member_count,
+            unread,
+            read_by,
+            *(getattr(peer, column.key) for column in BRIEF_COLUMNS),
+            *(getattr(sender, column.key) for column in BRIEF_COLUMNS),
+            *(getattr(last, column.key) for column in MESSAGE_COLUMNS),
+        )
+        .join(ChatMember, ChatMember.chat_id == Chat.id)
+        .outerjoin(peer, and_(Chat.type != ChatType.GROUP, peer.id == peer_id))
+        .outerjoin(last, last.id == last_message_id)
+        .outerjoin(sender, sender.id == last.sender_id)
+        .where(ChatMember.user_id == user_id, Chat.is_active.is_(True))
+        .order_by(Chat.last_activity_at.desc(), Chat.id.desc())
+        .limit(bindparam("limit"))
+    )
+
+
+class _ListedChat(NamedTuple):
+    id: int
+    type: ChatType
+    title: str | None
+    pair_key: str | None
+    created_by: int | None
+    photo_url: str | None
+    last_seq: int
+    is_active: bool
+    last_activity_at: datetime
+    last_read_seq: int
+    is_favorite: bool
+    is_muted: bool
+    is_archived: bool
+    member_count: int
+    unread_count: int
+    read_by: str | None
+
+
+_CHAT_COLUMNS = (
+    Chat.id,
+    Chat.type,
+    Chat.title,
+    Chat.pair_key,
+    Chat.created_by,
+    Chat.photo_url,
+    Chat.last_seq,
+    Chat.is_active,
+    Chat.last_activity_at,
+    ChatMember.last_read_seq,
+    ChatMember.is_favorite,
+    ChatMember.is_muted,
+    ChatMember.is_archived,
+)
+# Where each part of a row of `_CHAT_LIST` is.
+_CHAT = slice(0, len(_ListedChat._fields))
+_PEER = slice(_CHAT.stop, _CHAT.stop + len(BRIEF_COLUMNS))
+_SENDER = slice(_PEER.stop, _PEER.stop + len(BRIEF_COLUMNS))
+_LAST = slice(_SENDER.stop, None)
+
+# Built once, as the statement below: the list is asked on every poll, and building a
+# statement costs more than running it.
+_CHAT_LIST = _chat_list_statement()
+_MEMBER_NAMES = (
+    select(ChatMember.chat_id, User.id, User.first_name)
+    .join(User, User.id == ChatMember.user_id)
+    .where(in_ids(ChatMember.chat_id, "chat_ids"))
+    .order_by(ChatMember.joined_at, ChatMember.id)
+)
+
+
+def _matching(
+    statement: Select[*tuple[Any, ...]], user: User, query: str
+) -> Select[*tuple[Any, ...]]:
+    """Chats whose title (or, for private chats and untitled groups, a member's name)
+    matches `query`."""
+    pattern = like_pattern(query.lower())
+    peer_member = aliased(ChatMember)
+    peer_user = aliased(User)
+    peer_matches = (
+        select(peer_member.id)
+        .join(peer_user, peer_user.id == peer_member.user_id)
+        .where(
+            peer_member.chat_id == Chat.id,
+            peer_member.user_id != user.id,
+            or_(
+                func.lower(peer_user.first_name).like(pattern, escape="\\"),
+                func.lower(peer_user.last_name).like(pattern, escape="\\"),
+                func.lower(peer_user.username).like(pattern, escape="\\"),
+            ),
+        )
+    )
+    return statement.where(
+        or_(
+            func.lower(Chat.title).like(pattern, escape="\\"),
+            and_(or_(Chat.type != ChatType.GROUP, Chat.title.is_(None)), peer_matches.exists()),
+        )
+    )
+
+
 async def list_chats(
     session: AsyncSession,
     user: User,
@@ -60,11 +221,7 @@ async def list_chats(
     """The user's active chats, most recently active first, with a constant number of queries
     whatever the page size."""
     limit = max(1, min(limit, CHAT_LIST_MAX_LIMIT))
-    statement = (
-        select(Chat, ChatMember)
-        .join(ChatMember, ChatMember.chat_id == Chat.id)
-        .where(ChatMember.user_id == user.id, Chat.is_active.is_(True))
-    )
+    statement = _CHAT_LIST
     if cursor:
         moment, chat_id = _decode_cursor(cursor)
         statement = statement.where(
@@ -74,76 +231,64 @@ async def list_chats(
             )
         )
     if query and query.strip():
-        pattern = like_pattern(query.strip().lower())
-        peer_member = aliased(ChatMember)
-        peer_user = aliased(User)
-        peer_matches = (
-            select(peer_member.id)
-            .join(peer_user, peer_user.id == peer_member.user_id)
-            .where(
-                peer_member.chat_id == Chat.id,
-                peer_member.user_id != user.id,
-                or_(
-                    func.lower(peer_user.first_name).like(pattern, escape="\\"),
-                    func.lower(peer_user.last_name).like(pattern, escape="\\"),
-                    func.lower(peer_user.username).like(pattern, escape="\\"),
-                ),
-            )
-        )
-        statement = statement.where(
-            or_(
-                func.lower(Chat.title).like(pattern, escape="\\"),
-                and_(or_(Chat.type != ChatType.GROUP, Chat.title.is_(None)), peer_matches.exists()),
-            )
-        )
-    rows = (
-        await session.execute(
-            statement.order_by(Chat.last_activity_at.desc(), Chat.id.desc()).limit(limit + 1)
-        )
-    ).all()
+        statement = _matching(statement, user, query.strip())
+    # Core rows straight from the connection: no entity, no ORM step per statement.
+    connection = await session.connection()
+    rows = (await connection.execute(statement, {"user_id": user.id, "limit": limit + 1})).all()
     page = rows[:limit]
-    chats = [chat for chat, _ in page]
-    chat_ids = [chat.id for chat in chats]
-    last_by_chat = {view.chat_id: view for view in await _last_messages(session, chats)}
-    unread = await _unread_counts(session, user, {chat.id: chat.last_seq for chat in chats})
-    member_counts = dict(
-        (
-            await session.execute(
-                select(ChatMember.chat_id, func.count())
-                .where(ChatMember.chat_id.in_(chat_ids))
-                .group_by(ChatMember.chat_id)
-            )
-        ).all()
-    )
-    peers = await _peers(session, user, [c.id for c in chats if c.type != ChatType.GROUP])
-    names = await _member_names(
-        session, [c.id for c in chats if c.type == ChatType.GROUP and not c.title]
-    )
+    chats = [_ListedChat(*row[_CHAT]) for row in page]
+    last_messages: list[MessageRow] = []
+    senders: dict[int, UserBrief] = {}
+    read_by: dict[int, list[int]] = {}
+    for chat, row in zip(chats, page, strict=True):
+        if row[_LAST][0] is None:
+            continue
+        message = MessageValues(*row[_LAST])
+        last_messages.append(message)
+        if message.sender_id is not None:
+            senders[message.sender_id] = UserBrief.of_values(row[_SENDER])
+        read_by[message.id] = (
+            [int(reader) for reader in chat.read_by.split(",")] if chat.read_by else []
+        )
+    last_by_chat = {
+        view.chat_id: view
+        for view in await read_message_views(
+            session, last_messages, senders=senders, read_by=read_by
+        )
+    }
+    untitled = [chat.id for chat in chats if chat.type == ChatType.GROUP and not chat.title]
+    names: dict[int, list[tuple[int, str]]] = {}
+    if untitled:
+        for chat_id, member_id, first_name in await connection.execute(
+            _MEMBER_NAMES, {"chat_ids": untitled}
+        ):
+            names.setdefault(chat_id, []).append((member_id, first_name))
     items = []
-    for chat, member in page:
+    for chat, row in zip(chats, page, strict=True):
         last = last_by_chat.get(chat.id)
-        peer = peers.get(chat.id)
+        peer = UserBrief.of_values(row[_PEER]) if row[_PEER][0] is not None else None
         items.append(
             ChatListItem(
                 id=chat.id,
                 title=display_title(chat, user, peer, names.get(chat.id, ())),
                 chat_type=chat.type,
-                photo_url=chat.photo_url or (peer.photo_url if peer else None),
+                photo_url=chat.photo_url or (peer.profile_photo_url if peer else None),
                 last_message=message_summary(last) if last else None,
                 last_message_time=last.created_at if last else None,
                 last_message_detail=last,
-                unread_count=unread.get(chat.id, 0),
+                unread_count=chat.unread_count,
                 last_seq=chat.last_seq,
-                last_read_seq=member.last_read_seq,
-                is_favorite=member.is_favorite,
-                is_muted=member.is_muted,
-                is_archived=member.is_archived,
+                last_read_seq=chat.last_read_seq,
+                is_favorite=chat.is_favorite,
+                is_muted=chat.is_muted,
+                is_archived=chat.is_archived,
                 is_active=chat.is_active,
-                member_count=int(member_counts.get(chat.id, 0)),
-                peer=UserBrief.of(peer) if peer else None,
+                member_count=chat.member_count,
+                peer=peer,
             )
         )
-    next_cursor = _encode_cursor(page[-1][0]) if len(rows) > limit else None
+    last_chat = chats[-1] if len(rows) > limit else None
+    next_cursor = _encode_cursor(last_chat.last_activity_at, last_chat.id) if last_chat else None
     return ChatListPage(items, next_cursor)
 
 
@@ -198,82 +343,5 @@ async def chat_list_version(session: AsyncSession, user: User) -> tuple[object, 
     return (media_url_version(session), *(tuple(row) for row in rows))
 
 
-async def _last_messages(session: AsyncSession, chats: Sequence[Chat]) -> list[MessageView]:
-    """The newest message of each chat that is not deleted. `last_message_id` is the newest
-    message; only when that one is deleted is an older one looked for."""
-    newest = list(
-        await session.scalars(
-            select(Message).where(
-                Message.id.in_([c.last_message_id for c in chats if c.last_message_id])
-            )
-        )
-    )
-    found = [m for m in newest if m.deleted_at is None]
-    deleted_in = [m.chat_id for m in newest if m.deleted_at is not None]
-    if deleted_in:
-        older = (
-            select(func.max(Message.id))
-            .where(Message.chat_id.in_(deleted_in), Message.deleted_at.is_(None))
-            .group_by(Message.chat_id)
-        )
-        found += await session.scalars(select(Message).where(Message.id.in_(older)))
-    return await message_views(session, found)
-
-
-async def _member_names(
-    session: AsyncSession, chat_ids: Sequence[int]
-) -> dict[int, list[tuple[int, str]]]:
-    """Each chat's members (id, first name) in joining order: what names an untitled group."""
-    names: dict[int, list[tuple[int, str]]] = {}
-    if chat_ids:
-        rows = await session.execute(
-            select(ChatMember.chat_id, User.id, User.first_name)
-            .join(User, User.id == ChatMember.user_id)
-            .where(ChatMember.chat_id.in_(chat_ids))
-            .order_by(ChatMember.joined_at, ChatMember.id)
-        )
-        for chat_id, user_id, first_name in rows:
-            names.setdefault(chat_id, []).append((user_id, first_name))
-    return names
-
-
-async def _peers(session: AsyncSession, user: User, chat_ids: Sequence[int]) -> dict[int, User]:
-    """The other member of each private or AI chat."""
-    if not chat_ids:
-        return {}
-    rows = await session.execute(
-        select(ChatMember.chat_id, User)
-        .join(User, User.id == ChatMember.user_id)
-        .where(ChatMember.chat_id.in_(chat_ids), ChatMember.user_id != user.id)
-    )
-    return {row[0]: row[1] for row in rows}
-
-
 async def get_chat(session: AsyncSession, user: User, chat_id: int) -> ChatView:
     return await chat_view(session, await require_membership(session, chat_id, user.id), user)
-
-
-async def _unread_counts(
-    session: AsyncSession, user: User, last_seqs: Mapping[int, int]
-) -> dict[int, int]:
-    """Others' messages after the user's read marker, per chat, in one query: up to each chat's
-    `last_seqs` entry (the seq the caller read with the chat), so that the counts agree with it
-    even when a message is committed between the two statements."""
-    if not last_seqs:
-        return {}
-    rows = await session.execute(
-        select(Message.chat_id, func.count())
-        .join(
-            ChatMember,
-            and_(ChatMember.chat_id == Message.chat_id, ChatMember.user_id == user.id),
-        )
-        .where(
-            Message.chat_id.in_(last_seqs),
-            Message.seq > ChatMember.last_read_seq,
-            Message.seq <= case(dict(last_seqs), value=Message.chat_id),
-            or_(Message.sender_id.is_(None), Message.sender_id != user.id),
-            Message.deleted_at.is_(None),
-        )
-        .group_by(Message.chat_id)
-    )
-    return {chat_id: int(count) for chat_id, count in rows}

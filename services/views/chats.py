@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Protocol
 
 from pydantic import BaseModel
 from sqlalchemy import select
@@ -126,10 +127,23 @@ def chat_payload(chat: Chat) -> dict[str, object]:
     }
 
 
+class ChatNaming(Protocol):
+    """What names a chat: a `Chat`, or a row with these columns."""
+
+    @property
+    def type(self) -> ChatType: ...
+    @property
+    def title(self) -> str | None: ...
+    @property
+    def pair_key(self) -> str | None: ...
+    @property
+    def created_by(self) -> int | None: ...
+
+
 def display_title(
-    chat: Chat,
+    chat: ChatNaming,
     viewer: User,
-    peer: User | MemberView | None,
+    peer: UserBrief | None,
     members: Sequence[tuple[int, str]] = (),
 ) -> str | None:
     """A group's title, else its members' first names (`members`: id and first name, in
@@ -147,7 +161,7 @@ def display_title(
     return SAVED_MESSAGES_TITLE if _is_saved_messages(chat) else None
 
 
-def _is_saved_messages(chat: Chat) -> bool:
+def _is_saved_messages(chat: ChatNaming) -> bool:
     return chat.pair_key == f"saved:{chat.created_by}"
 
 

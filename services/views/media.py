@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.signing import MediaUrls
-from models import Media, MediaKind, Message, MessageMedia
+from core.sql import in_ids
+from models import Media, MediaKind, MessageMedia, MessageType
 from services.media.policy import download_filename
 
 
@@ -86,21 +88,38 @@ def aeon_media_fields(items: Sequence[MediaView]) -> dict[str, Any]:
     }
 
 
+# Built once: the views of every message list ask it.
+_MEDIA_OF_MESSAGES = (
+    select(MessageMedia.message_id, Media)
+    .join(Media, Media.id == MessageMedia.media_id)
+    .where(in_ids(MessageMedia.message_id, "ids"))
+    .order_by(MessageMedia.message_id, MessageMedia.position)
+)
+
+
+class MessageWithMedia(Protocol):
+    @property
+    def id(self) -> int: ...
+    @property
+    def type(self) -> MessageType: ...
+    @property
+    def deleted_at(self) -> datetime | None: ...
+
+
 async def media_fields(
-    session: AsyncSession, messages: Sequence[Message], urls: MediaUrls
+    session: AsyncSession, messages: Sequence[MessageWithMedia], urls: MediaUrls
 ) -> dict[int, list[MediaView]]:
-    """Media of each message (deleted messages show none), in album order; one query."""
-    message_ids = [message.id for message in messages if message.deleted_at is None]
+    """Media of each message (deleted messages show none), in album order; one query, none
+    when no message carries media (a text message carries none: media make a message's type)."""
+    message_ids = [
+        message.id
+        for message in messages
+        if message.deleted_at is None and message.type is not MessageType.TEXT
+    ]
     if not message_ids:
         return {}
-    rows = await session.execute(
-        select(MessageMedia.message_id, Media)
-        .join(Media, Media.id == MessageMedia.media_id)
-        .where(MessageMedia.message_id.in_(message_ids))
-        .order_by(MessageMedia.message_id, MessageMedia.position)
-    )
     views: dict[int, list[MediaView]] = defaultdict(list)
-    for message_id, media in rows:
+    for message_id, media in await session.execute(_MEDIA_OF_MESSAGES, {"ids": message_ids}):
         views[message_id].append(MediaView.of(media, urls))
     return dict(views)
 

@@ -2,18 +2,62 @@
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any, NamedTuple, Protocol
 
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import Row, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.signing import MediaUrls
+from core.sql import in_ids
 from models import AiReply, ChatMember, MediaKind, Message, MessageReaction, MessageType, User
 from services.views.media import MediaView, aeon_media_fields, media_fields
-from services.views.users import UserBrief
+from services.views.users import BRIEFS_BY_ID, UserBrief
+
+
+class MessageValues(NamedTuple):
+    """What a message's view reads, as a row of `MESSAGE_COLUMNS` holds it."""
+
+    id: int
+    chat_id: int
+    seq: int
+    sender_id: int | None
+    text: str | None
+    type: MessageType
+    reply_to_id: int | None
+    forward_from_user_id: int | None
+    forward_from_chat_id: int | None
+    client_msg_id: str | None
+    edited_at: datetime | None
+    deleted_at: datetime | None
+    pinned_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+# Selected instead of the entity where messages are only read to be shown: rows cost a
+# fraction of what loading entities does.
+MESSAGE_COLUMNS = tuple(getattr(Message, name) for name in MessageValues._fields)
+# A message as a view reads it: the entity, or a row of `MESSAGE_COLUMNS`.
+MessageRow = Message | MessageValues | Row[Any]
+
+
+class AiReplyRow(Protocol):
+    @property
+    def id(self) -> int: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def input_tokens(self) -> int: ...
+    @property
+    def output_tokens(self) -> int: ...
+    @property
+    def cost_micros(self) -> int: ...
+    @property
+    def incomplete(self) -> bool: ...
 
 
 class ReactionCount(BaseModel):
@@ -61,7 +105,7 @@ class AiInfo(BaseModel):
     incomplete: bool
 
     @classmethod
-    def of(cls, reply: AiReply) -> AiInfo:
+    def of(cls, reply: AiReplyRow) -> AiInfo:
         return cls(
             reply_id=reply.id,
             model=reply.model,
@@ -73,69 +117,107 @@ class AiInfo(BaseModel):
 
 
 def _reaction_counts(reactions: list[tuple[str, int]]) -> list[ReactionCount]:
-    """(emoji, user id) pairs, earliest first: the most given emoji first."""
-    by_emoji: dict[str, list[int]] = defaultdict(list)
+    """(emoji, user id) pairs, earliest first: the most given emoji first (ties: the earliest
+    given first)."""
+    by_emoji: dict[str, list[int]] = {}
     for emoji, user_id in reactions:
-        by_emoji[emoji].append(user_id)
-    counts = Counter(emoji for emoji, _ in reactions).most_common()
-    return [ReactionCount(emoji=e, count=n, user_ids=by_emoji[e]) for e, n in counts]
+        by_emoji.setdefault(emoji, []).append(user_id)
+    ranked = sorted(by_emoji.items(), key=lambda item: len(item[1]), reverse=True)
+    return [ReactionCount(emoji=e, count=len(ids), user_ids=ids) for e, ids in ranked]
+
+
+# Built once (the views of every message list ask them): building costs more than running.
+_REACTIONS = (
+    select(MessageReaction.message_id, MessageReaction.emoji, MessageReaction.user_id)
+    .where(in_ids(MessageReaction.message_id, "ids"))
+    .order_by(MessageReaction.created_at, MessageReaction.user_id)
+)
+_READ_MARKERS = select(ChatMember.chat_id, ChatMember.user_id, ChatMember.last_read_seq).where(
+    in_ids(ChatMember.chat_id, "chat_ids"),
+    ChatMember.last_read_seq >= bindparam("min_seq"),
+)
+_AI_REPLIES = select(
+    AiReply.reply_message_id,
+    AiReply.id,
+    AiReply.model,
+    AiReply.input_tokens,
+    AiReply.output_tokens,
+    AiReply.cost_micros,
+    AiReply.incomplete,
+).where(in_ids(AiReply.reply_message_id, "ids"))
 
 
 async def message_views(
     session: AsyncSession,
-    messages: Sequence[Message],
+    messages: Sequence[MessageRow],
 ) -> list[MessageView]:
     """Views of messages, in the order given, with a constant number of queries. Media URLs
     are signed with the session's `media_urls` (see core.db.create_sessionmaker)."""
     if not messages:
         return []
-    message_ids = [m.id for m in messages]
-    chat_ids = {m.chat_id for m in messages}
+    # Core rows straight from the connection: no entity, no ORM step per statement.
+    connection = await session.connection()
     sender_ids = {m.sender_id for m in messages if m.sender_id is not None}
     senders = {
-        u.id: UserBrief.of(u)
-        for u in await session.scalars(select(User).where(User.id.in_(sender_ids)))
+        row.id: UserBrief.of(row)
+        for row in await connection.execute(BRIEFS_BY_ID, {"ids": sender_ids})
     }
-    reactions: dict[int, list[tuple[str, int]]] = defaultdict(list)
-    reaction_rows = await session.execute(
-        select(MessageReaction.message_id, MessageReaction.emoji, MessageReaction.user_id)
-        .where(MessageReaction.message_id.in_(message_ids))
-        .order_by(MessageReaction.created_at, MessageReaction.user_id)
-    )
-    for message_id, emoji, user_id in reaction_rows:
-        reactions[message_id].append((emoji, user_id))
     markers: dict[int, list[tuple[int, int]]] = defaultdict(list)
-    marker_rows = await session.execute(
-        select(ChatMember.chat_id, ChatMember.user_id, ChatMember.last_read_seq).where(
-            ChatMember.chat_id.in_(chat_ids),
-            ChatMember.last_read_seq >= min(m.seq for m in messages),
-        )
+    marker_rows = await connection.execute(
+        _READ_MARKERS,
+        {"chat_ids": {m.chat_id for m in messages}, "min_seq": min(m.seq for m in messages)},
     )
     for chat_id, user_id, last_read_seq in marker_rows:
         markers[chat_id].append((user_id, last_read_seq))
+    read_by = {
+        m.id: [
+            user_id
+            for user_id, seq in markers[m.chat_id]
+            if seq >= m.seq and user_id != m.sender_id
+        ]
+        for m in messages
+    }
+    return await read_message_views(session, messages, senders=senders, read_by=read_by)
+
+
+async def read_message_views(
+    session: AsyncSession,
+    messages: Sequence[MessageRow],
+    *,
+    senders: Mapping[int, UserBrief],
+    read_by: Mapping[int, list[int]],
+) -> list[MessageView]:
+    """`message_views` of messages whose caller read their senders and their readers (the
+    members whose read marker reached each message, its sender aside) already."""
+    if not messages:
+        return []
+    connection = await session.connection()
+    message_ids = [m.id for m in messages]
+    reactions: dict[int, list[tuple[str, int]]] = defaultdict(list)
+    for message_id, emoji, user_id in await connection.execute(_REACTIONS, {"ids": message_ids}):
+        reactions[message_id].append((emoji, user_id))
     media = await _media(session, messages)
+    # Only the AI's messages carry a reply (a sender removed since leaves no trace to tell).
+    ai_ids = [m.id for m in messages if m.sender_id is None or _is_bot(senders.get(m.sender_id))]
     replies = {
-        reply.reply_message_id: reply
-        for reply in await session.scalars(
-            select(AiReply).where(AiReply.reply_message_id.in_(message_ids))
-        )
-        if reply.reply_message_id is not None
+        row.reply_message_id: row
+        for row in (await connection.execute(_AI_REPLIES, {"ids": ai_ids}) if ai_ids else ())
     }
     return [
         _view(
             m,
             senders.get(m.sender_id) if m.sender_id is not None else None,
             reactions.get(m.id, []),
-            sorted(
-                user_id
-                for user_id, seq in markers[m.chat_id]
-                if seq >= m.seq and user_id != m.sender_id
-            ),
+            sorted(read_by.get(m.id, ())),
             media.get(m.id, []),
             replies.get(m.id),
         )
         for m in messages
     ]
+
+
+def _is_bot(sender: UserBrief | None) -> bool:
+    return sender is None or sender.is_bot
 
 
 async def new_message_view(
@@ -154,18 +236,20 @@ async def new_message_view(
     return _view(message, UserBrief.of(sender), [], [], media.get(message.id, []), ai_reply)
 
 
-async def _media(session: AsyncSession, messages: Sequence[Message]) -> dict[int, list[MediaView]]:
+async def _media(
+    session: AsyncSession, messages: Sequence[MessageRow]
+) -> dict[int, list[MediaView]]:
     urls: MediaUrls | None = session.info.get("media_urls")
     return await media_fields(session, messages, urls) if urls is not None else {}
 
 
 def _view(
-    message: Message,
+    message: MessageRow,
     sender: UserBrief | None,
     reactions: list[tuple[str, int]],
     read_by: list[int],
     media: list[MediaView],
-    ai_reply: AiReply | None,
+    ai_reply: AiReplyRow | None,
 ) -> MessageView:
     return MessageView(
         id=message.id,
@@ -213,6 +297,6 @@ def message_summary(message: MessageView) -> str:
     return _TYPE_SUMMARIES.get(message.message_type, "Message")
 
 
-async def message_view(session: AsyncSession, message: Message) -> MessageView:
+async def message_view(session: AsyncSession, message: MessageRow) -> MessageView:
     (view,) = await message_views(session, [message])
     return view

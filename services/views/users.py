@@ -2,15 +2,51 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel
+from sqlalchemy import select
 
+from core.sql import in_ids
 from models import User
 
 
-def user_fields(user: User) -> dict[str, Any]:
+class UserRow(Protocol):
+    """What a `UserBrief` reads: a `User`, or a row of `BRIEF_COLUMNS`."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def telegram_id(self) -> int: ...
+    @property
+    def username(self) -> str | None: ...
+    @property
+    def first_name(self) -> str: ...
+    @property
+    def last_name(self) -> str | None: ...
+    @property
+    def photo_url(self) -> str | None: ...
+    @property
+    def is_bot(self) -> bool: ...
+
+
+# In `UserBrief`'s field order.
+BRIEF_COLUMNS = (
+    User.id,
+    User.telegram_id,
+    User.username,
+    User.first_name,
+    User.last_name,
+    User.photo_url,
+    User.is_bot,
+)
+# Built once: the views of every message list ask it.
+BRIEFS_BY_ID = select(*BRIEF_COLUMNS).where(in_ids(User.id, "ids"))
+
+
+def user_fields(user: UserRow) -> dict[str, Any]:
     """What every view of a user shows: a `UserBrief`'s fields."""
     return {
         "id": user.id,
@@ -33,8 +69,13 @@ class UserBrief(BaseModel):
     is_bot: bool
 
     @classmethod
-    def of(cls, user: User) -> UserBrief:
+    def of(cls, user: UserRow) -> UserBrief:
         return cls(**user_fields(user))
+
+    @classmethod
+    def of_values(cls, values: Sequence[Any]) -> UserBrief:
+        """The brief of the values of `BRIEF_COLUMNS`, in their order."""
+        return cls(**dict(zip(cls.model_fields, values, strict=True)))
 
 
 class Me(BaseModel):
