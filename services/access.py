@@ -11,7 +11,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import Forbidden, NotFound
@@ -65,6 +65,26 @@ async def find_membership(
         statement = statement.where(Chat.is_active.is_(True))
     row = (await session.execute(statement)).first()
     return Membership(row[0], row[1]) if row else None
+
+
+# Built once: every read of a chat's messages asks it.
+_IS_ACTIVE_MEMBER = (
+    select(ChatMember.id)
+    .join(Chat, Chat.id == ChatMember.chat_id)
+    .where(
+        ChatMember.chat_id == bindparam("chat_id"),
+        ChatMember.user_id == bindparam("user_id"),
+        Chat.is_active.is_(True),
+    )
+)
+
+
+async def require_member(session: AsyncSession, chat_id: int, user_id: int) -> None:
+    """`require_membership` for reads that need the right only, not the chat and member."""
+    connection = await session.connection()
+    found = await connection.execute(_IS_ACTIVE_MEMBER, {"chat_id": chat_id, "user_id": user_id})
+    if found.first() is None:
+        raise chat_not_found()
 
 
 async def chats_of_member(

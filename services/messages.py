@@ -33,6 +33,7 @@ from services.access import (
     Membership,
     chat_not_found,
     message_not_found,
+    require_member,
     require_membership,
     require_message,
 )
@@ -40,7 +41,14 @@ from services.events import EventType, give_back_seq, next_seq, record_event
 from services.media.attachments import attach_media, copy_attachments
 from services.search import like_pattern
 from services.views.media import media_url_version
-from services.views.messages import MessageView, message_view, message_views, new_message_view
+from services.views.messages import (
+    MessageView,
+    message_view,
+    message_views,
+    new_message_view,
+    shown_messages,
+    shown_rows,
+)
 
 TEXT_MAX_LENGTH = 4096
 CLIENT_MSG_ID_MAX_LENGTH = 64
@@ -350,6 +358,23 @@ class HistorySlice:
     has_more: bool
 
 
+def _history_statements() -> dict[str, Select[*tuple[Any, ...]]]:
+    """The history windows (`history`), by direction: the newest, before an id, after one."""
+    chat_id: BindParameter[int] = bindparam("chat_id")
+    message_id: BindParameter[int] = bindparam("message_id")
+    in_chat = shown_messages().where(Message.chat_id == chat_id).limit(bindparam("limit"))
+    return {
+        "newest": in_chat.order_by(Message.id.desc()),
+        "before": in_chat.where(Message.id < message_id).order_by(Message.id.desc()),
+        "after": in_chat.where(Message.id > message_id).order_by(Message.id),
+    }
+
+
+# Built once, as the page statements below: asked on every scroll and poll, and building a
+# statement costs more than running it.
+_HISTORY = _history_statements()
+
+
 async def history(
     session: AsyncSession,
     user: User,
@@ -361,21 +386,25 @@ async def history(
 ) -> HistorySlice:
     """A window of the chat's history: the newest `limit` messages, or those just before
     `before_id` (scrolling up), or just after `after_id` (catching up)."""
-    await require_membership(session, chat_id, user.id)
+    await require_member(session, chat_id, user.id)
     limit = max(1, min(limit, HISTORY_MAX_LIMIT))
-    statement = select(Message).where(Message.chat_id == chat_id)
+    parameters = {"chat_id": chat_id, "limit": limit + 1}
     if after_id is not None:
-        statement = statement.where(Message.id > after_id).order_by(Message.id)
+        statement = _HISTORY["after"]
+        parameters["message_id"] = after_id
+    elif before_id is not None:
+        statement = _HISTORY["before"]
+        parameters["message_id"] = before_id
     else:
-        if before_id is not None:
-            statement = statement.where(Message.id < before_id)
-        statement = statement.order_by(Message.id.desc())
-    rows = list(await session.scalars(statement.limit(limit + 1)))
+        statement = _HISTORY["newest"]
+    connection = await session.connection()
+    rows = list((await connection.execute(statement, parameters)).all())
     has_more = len(rows) > limit
     rows = rows[:limit]
     if after_id is None:
         rows.reverse()
-    return HistorySlice(await message_views(session, rows), has_more)
+    shown, senders = shown_rows(rows)
+    return HistorySlice(await message_views(session, shown, senders=senders), has_more)
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,28 +417,51 @@ class HistoryPage:
     has_prev: bool
 
 
+def _page_statements() -> tuple[Select[int], Select[*tuple[Any, ...]]]:
+    """Aeon's pages (`history_page`): the count of the chat's messages shown, asked of an
+    active member only (no row: not one), and one page of them, newest first."""
+    chat_id: BindParameter[int] = bindparam("chat_id")
+    visible = (Message.chat_id == chat_id, Message.deleted_at.is_(None))
+    total = (
+        select(select(func.count()).select_from(Message).where(*visible).scalar_subquery())
+        .select_from(ChatMember)
+        .join(Chat, Chat.id == ChatMember.chat_id)
+        .where(
+            ChatMember.chat_id == chat_id,
+            ChatMember.user_id == bindparam("user_id"),
+            Chat.is_active.is_(True),
+        )
+    )
+    page = (
+        shown_messages()
+        .where(*visible)
+        .order_by(Message.id.desc())
+        .offset(bindparam("offset"))
+        .limit(bindparam("limit"))
+    )
+    return total, page
+
+
+_PAGE_TOTAL, _PAGE = _page_statements()
+
+
 async def history_page(
     session: AsyncSession, user: User, chat_id: int, *, page: int, per_page: int
 ) -> HistoryPage:
     """Aeon's pages: page 1 holds the newest `per_page` messages, oldest first within it.
     Deleted messages are left out, and out of `total`, as the original does (its clients show
     what they get; the native history keeps tombstones for clients with a cache)."""
-    await require_membership(session, chat_id, user.id)
-    visible = (Message.chat_id == chat_id, Message.deleted_at.is_(None))
-    total = await session.scalar(select(func.count()).select_from(Message).where(*visible))
-    total = int(total or 0)
-    rows = list(
-        await session.scalars(
-            select(Message)
-            .where(*visible)
-            .order_by(Message.id.desc())
-            .offset((page - 1) * per_page)
-            .limit(per_page)
-        )
-    )
+    connection = await session.connection()
+    found = await connection.execute(_PAGE_TOTAL, {"chat_id": chat_id, "user_id": user.id})
+    total = found.scalar()
+    if total is None:
+        raise chat_not_found()
+    parameters = {"chat_id": chat_id, "offset": (page - 1) * per_page, "limit": per_page}
+    rows = list((await connection.execute(_PAGE, parameters)).all())
     rows.reverse()
+    shown, senders = shown_rows(rows)
     return HistoryPage(
-        messages=await message_views(session, rows),
+        messages=await message_views(session, shown, senders=senders),
         total=total,
         page=page,
         per_page=per_page,

@@ -8,14 +8,15 @@ from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
 from pydantic import BaseModel
-from sqlalchemy import Row, bindparam, select
+from sqlalchemy import Row, Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from core.signing import MediaUrls
 from core.sql import in_ids
 from models import AiReply, ChatMember, MediaKind, Message, MessageReaction, MessageType, User
 from services.views.media import MediaView, aeon_media_fields, media_fields
-from services.views.users import BRIEFS_BY_ID, UserBrief
+from services.views.users import BRIEF_COLUMNS, BRIEFS_BY_ID, UserBrief
 
 
 class MessageValues(NamedTuple):
@@ -43,6 +44,27 @@ class MessageValues(NamedTuple):
 MESSAGE_COLUMNS = tuple(getattr(Message, name) for name in MessageValues._fields)
 # A message as a view reads it: the entity, or a row of `MESSAGE_COLUMNS`.
 MessageRow = Message | MessageValues | Row[Any]
+
+
+def shown_messages() -> Select[*tuple[Any, ...]]:
+    """Messages with their senders: rows of `MESSAGE_COLUMNS` and the sender's
+    `BRIEF_COLUMNS` (`shown_rows` reads them), for `message_views` to ask one statement fewer."""
+    sender = aliased(User)
+    return select(*MESSAGE_COLUMNS, *(getattr(sender, c.key) for c in BRIEF_COLUMNS)).outerjoin(
+        sender, sender.id == Message.sender_id
+    )
+
+
+def shown_rows(rows: Sequence[Row[Any]]) -> tuple[list[MessageValues], dict[int, UserBrief]]:
+    """The messages of rows of `shown_messages`, and their senders."""
+    split = len(MESSAGE_COLUMNS)
+    messages = [MessageValues(*row[:split]) for row in rows]
+    senders = {
+        message.sender_id: UserBrief.of_values(row[split:])
+        for message, row in zip(messages, rows, strict=True)
+        if message.sender_id is not None
+    }
+    return messages, senders
 
 
 class AiReplyRow(Protocol):
@@ -150,18 +172,22 @@ _AI_REPLIES = select(
 async def message_views(
     session: AsyncSession,
     messages: Sequence[MessageRow],
+    *,
+    senders: Mapping[int, UserBrief] | None = None,
 ) -> list[MessageView]:
-    """Views of messages, in the order given, with a constant number of queries. Media URLs
-    are signed with the session's `media_urls` (see core.db.create_sessionmaker)."""
+    """Views of messages, in the order given, with a constant number of queries (one fewer
+    given the `senders`, read with the messages). Media URLs are signed with the session's
+    `media_urls` (see core.db.create_sessionmaker)."""
     if not messages:
         return []
     # Core rows straight from the connection: no entity, no ORM step per statement.
     connection = await session.connection()
-    sender_ids = {m.sender_id for m in messages if m.sender_id is not None}
-    senders = {
-        row.id: UserBrief.of(row)
-        for row in await connection.execute(BRIEFS_BY_ID, {"ids": sender_ids})
-    }
+    if senders is None:
+        sender_ids = {m.sender_id for m in messages if m.sender_id is not None}
+        senders = {
+            row.id: UserBrief.of(row)
+            for row in await connection.execute(BRIEFS_BY_ID, {"ids": sender_ids})
+        }
     markers: dict[int, list[tuple[int, int]]] = defaultdict(list)
     marker_rows = await connection.execute(
         _READ_MARKERS,

@@ -9,11 +9,12 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.broker import MemoryBroker
 from core.db import unit_of_work
-from models import MessageType, User
+from models import Message, MessageType, User
 from services.media.attachments import attach_media
 from tests.conftest import make_settings
 from tests.support.api import ApiUser, RunningApp, running_app, user_fixture
@@ -44,11 +45,14 @@ async def attach(
     message_id: int,
     media_ids: list[int],
 ) -> MessageType:
-    """Shows uploads in a message, as sending a message with `media_ids` does."""
+    """Shows uploads in a message, as sending a message with `media_ids` does: the media
+    make the message's type."""
     async with unit_of_work(sessionmaker, MemoryBroker()) as session:
         sender = await session.get(User, user.id)
         assert sender is not None
-        return await attach_media(session, sender, message_id, media_ids)
+        kind = await attach_media(session, sender, message_id, media_ids)
+        await session.execute(update(Message).where(Message.id == message_id).values(type=kind))
+        return kind
 
 
 def stored_files(media_dir: Path) -> list[Path]:
