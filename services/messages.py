@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import (
     Select,
+    and_,
     bindparam,
     delete,
     func,
@@ -30,7 +31,6 @@ from core.errors import BadRequest, Conflict, Forbidden, Unprocessable
 from models import AiReply, Chat, ChatMember, ChatType, Message, MessageReaction, MessageType, User
 from models.message import FTS_CONFIG
 from services.access import (
-    Membership,
     chat_not_found,
     message_not_found,
     require_member,
@@ -515,45 +515,93 @@ async def history_page_version(
     return (media_url_version(session), *row)
 
 
-async def _advance_read_marker(
-    session: AsyncSession, membership: Membership, user: User, seq: int, message_id: int | None
-) -> bool:
-    """Moves the read marker forward only; a concurrent or stale receipt changes nothing."""
-    result = await session.execute(
-        update(ChatMember)
+def _read_statements() -> tuple[Select[*tuple[Any, ...]], Select[*tuple[Any, ...]]]:
+    """What a read receipt needs, for an active member only (no row: not one): the reader's
+    marker and the read message's seq (none: not a message of the chat), by chat and message
+    (`mark_read`); and by message alone (`mark_message_read`), with the message's chat."""
+    user_id: BindParameter[int] = bindparam("user_id")
+    message_id: BindParameter[int] = bindparam("message_id")
+    by_chat = (
+        select(ChatMember.chat_id, ChatMember.last_read_seq, Message.seq)
+        .join(Chat, Chat.id == ChatMember.chat_id)
+        .outerjoin(Message, and_(Message.id == message_id, Message.chat_id == ChatMember.chat_id))
         .where(
-            ChatMember.chat_id == membership.chat.id,
-            ChatMember.user_id == user.id,
-            ChatMember.last_read_seq < seq,
+            ChatMember.chat_id == bindparam("chat_id"),
+            ChatMember.user_id == user_id,
+            Chat.is_active.is_(True),
         )
-        .values(last_read_seq=seq)
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        return False
+    by_message = (
+        select(ChatMember.chat_id, ChatMember.last_read_seq, Message.seq)
+        .select_from(Message)
+        .join(ChatMember, ChatMember.chat_id == Message.chat_id)
+        .join(Chat, Chat.id == Message.chat_id)
+        .where(Message.id == message_id, ChatMember.user_id == user_id, Chat.is_active.is_(True))
+    )
+    return by_chat, by_message
+
+
+# Built once, as the statements below: every read receipt asks them.
+_READ_IN_CHAT, _READ_MESSAGE = _read_statements()
+# (An update's parameters may not be named after a column of its table.)
+_ADVANCE_READ_MARKER = (
+    update(ChatMember)
+    .where(
+        ChatMember.chat_id == bindparam("in_chat"),
+        ChatMember.user_id == bindparam("reader"),
+        ChatMember.last_read_seq < bindparam("seq"),
+    )
+    .values(last_read_seq=bindparam("seq"))
+)
+_READ_MARKER = select(ChatMember.last_read_seq).where(
+    ChatMember.chat_id == bindparam("in_chat"), ChatMember.user_id == bindparam("reader")
+)
+
+
+async def _read_up_to(
+    session: AsyncSession, user: User, chat_id: int, marker: int, seq: int, message_id: int
+) -> int:
+    """Moves the read marker forward to `seq` only (a stale receipt changes nothing, as a
+    concurrent one that went further), recording the move; returns the marker."""
+    if seq <= marker:
+        return marker
+    connection = await session.connection()
+    parameters = {"in_chat": chat_id, "reader": user.id, "seq": seq}
+    result = await connection.execute(_ADVANCE_READ_MARKER, parameters)
+    if result.rowcount != 1:
+        current: int = (await connection.execute(_READ_MARKER, parameters)).scalar_one()
+        return current
     await record_event(
         session,
-        membership.chat.id,
+        chat_id,
         EventType.MESSAGE_READ,
         {"message_id": message_id, "user_id": user.id, "last_read_seq": seq},
     )
-    return True
+    return seq
 
 
 async def mark_read(session: AsyncSession, user: User, chat_id: int, message_id: int) -> int:
     """Marks everything up to and including `message_id` read; returns the read marker."""
-    membership = await require_membership(session, chat_id, user.id)
-    message = await session.get(Message, message_id)
-    if message is None or message.chat_id != chat_id:
+    connection = await session.connection()
+    parameters = {"chat_id": chat_id, "user_id": user.id, "message_id": message_id}
+    found = (await connection.execute(_READ_IN_CHAT, parameters)).first()
+    if found is None:
+        raise chat_not_found()
+    _, marker, seq = found
+    if seq is None:
         raise message_not_found()
-    await _advance_read_marker(session, membership, user, message.seq, message.id)
-    await session.refresh(membership.member)
-    return membership.member.last_read_seq
+    return await _read_up_to(session, user, chat_id, marker, seq, message_id)
 
 
 async def mark_message_read(session: AsyncSession, user: User, message_id: int) -> tuple[int, int]:
     """Aeon's read-by-message-id; returns the chat id and the read marker."""
-    message, _ = await require_message(session, message_id, user.id)
-    return message.chat_id, await mark_read(session, user, message.chat_id, message.id)
+    connection = await session.connection()
+    parameters = {"user_id": user.id, "message_id": message_id}
+    found = (await connection.execute(_READ_MESSAGE, parameters)).first()
+    if found is None:
+        raise message_not_found()
+    chat_id, marker, seq = found
+    return chat_id, await _read_up_to(session, user, chat_id, marker, seq, message_id)
 
 
 async def mark_all_read(session: AsyncSession, user: User, chat_id: int) -> int:
