@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import String, cast, func, insert, select, update
+from sqlalchemy import String, bindparam, cast, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.outbox import encode_envelope, encode_frame, stage
@@ -51,7 +51,20 @@ async def give_back_seq(session: AsyncSession, chat_id: int, seq: int) -> None:
     )
 
 
-def event_frame(event: ChatEvent, urls: MediaUrls | None = None) -> dict[str, Any]:
+class StoredEvent(Protocol):
+    """What a frame is made of: a `ChatEvent`, or a row with its columns."""
+
+    @property
+    def type(self) -> str: ...
+    @property
+    def chat_id(self) -> int: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def payload(self) -> dict[str, Any]: ...
+
+
+def event_frame(event: StoredEvent, urls: MediaUrls | None = None) -> dict[str, Any]:
     """The event as clients receive it. Given `urls`, media links are signed afresh: a stored
     event replayed later must not carry links that have expired since."""
     frame = {"type": event.type, "chat_id": event.chat_id, "seq": event.seq, **event.payload}
@@ -102,15 +115,21 @@ async def record_event(
     stage(session, envelope)
 
 
+# Built once: every resume, gap and difference request asks it.
+_EVENTS_AFTER = (
+    select(ChatEvent.type, ChatEvent.chat_id, ChatEvent.seq, ChatEvent.payload)
+    .where(ChatEvent.chat_id == bindparam("chat_id"), ChatEvent.seq > bindparam("after_seq"))
+    .order_by(ChatEvent.seq)
+    .limit(bindparam("limit"))
+)
+
+
 async def events_after(
     session: AsyncSession, chat_id: int, after_seq: int, limit: int
 ) -> list[dict[str, Any]]:
-    """The chat's events after `after_seq`, in order, as frames with fresh media links."""
-    result = await session.scalars(
-        select(ChatEvent)
-        .where(ChatEvent.chat_id == chat_id, ChatEvent.seq > after_seq)
-        .order_by(ChatEvent.seq)
-        .limit(min(limit, MAX_EVENTS_PAGE))
-    )
+    """The chat's events after `after_seq`, in order, as frames with fresh media links: rows
+    straight from the connection, no entities."""
+    connection = await session.connection()
+    parameters = {"chat_id": chat_id, "after_seq": after_seq, "limit": min(limit, MAX_EVENTS_PAGE)}
     urls: MediaUrls | None = session.info.get("media_urls")
-    return [event_frame(event, urls) for event in result]
+    return [event_frame(row, urls) for row in await connection.execute(_EVENTS_AFTER, parameters)]
