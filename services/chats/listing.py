@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import groupby
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from sqlalchemy import Select, String, and_, bindparam, case, cast, func, or_, select
@@ -16,7 +18,7 @@ from sqlalchemy.sql.elements import BindParameter
 from core.bounds import fits_int64
 from core.errors import Unprocessable
 from core.sql import in_ids
-from models import Chat, ChatMember, ChatType, Message, User
+from models import Chat, ChatMember, ChatType, Message, MessageReaction, User
 from services.access import require_membership
 from services.search import like_pattern
 from services.views.chats import ChatListItem, ChatView, chat_view, display_title
@@ -168,11 +170,34 @@ _CHAT_COLUMNS = (
 _CHAT = slice(0, len(_ListedChat._fields))
 _PEER = slice(_CHAT.stop, _CHAT.stop + len(BRIEF_COLUMNS))
 _SENDER = slice(_PEER.stop, _PEER.stop + len(BRIEF_COLUMNS))
-_LAST = slice(_SENDER.stop, None)
+_LAST = slice(_SENDER.stop, _SENDER.stop + len(MESSAGE_COLUMNS))
+
+_REACTIONS = slice(_LAST.stop, None)
+
+
+def _with_reactions(chats: Select[*tuple[Any, ...]]) -> Select[*tuple[Any, ...]]:
+    """The chats of `chats` (a `_chat_list_statement`), each with the reactions to its last
+    message: a row per reaction, earliest first (one row when there is none), the same round
+    trip."""
+    page = chats.subquery()
+    columns = list(page.c)
+    last_message_id = columns[_LAST.start]
+    return (
+        select(*columns, MessageReaction.emoji, MessageReaction.user_id)
+        .outerjoin(MessageReaction, MessageReaction.message_id == last_message_id)
+        .order_by(
+            columns[_ListedChat._fields.index("last_activity_at")].desc(),
+            columns[_ListedChat._fields.index("id")].desc(),
+            MessageReaction.created_at,
+            MessageReaction.user_id,
+        )
+    )
+
 
 # Built once, as the statement below: the list is asked on every poll, and building a
 # statement costs more than running it.
 _CHAT_LIST = _chat_list_statement()
+_CHAT_LIST_WITH_REACTIONS = _with_reactions(_CHAT_LIST)
 _MEMBER_NAMES = (
     select(ChatMember.chat_id, User.id, User.first_name)
     .join(User, User.id == ChatMember.user_id)
@@ -232,15 +257,19 @@ async def list_chats(
         )
     if query and query.strip():
         statement = _matching(statement, user, query.strip())
+    statement = _CHAT_LIST_WITH_REACTIONS if statement is _CHAT_LIST else _with_reactions(statement)
     # Core rows straight from the connection: no entity, no ORM step per statement.
     connection = await session.connection()
-    rows = (await connection.execute(statement, {"user_id": user.id, "limit": limit + 1})).all()
-    page = rows[:limit]
+    found = await connection.execute(statement, {"user_id": user.id, "limit": limit + 1})
+    groups = [list(rows) for _, rows in groupby(found, key=itemgetter(0))]
+    page = [rows[0] for rows in groups[:limit]]
     chats = [_ListedChat(*row[_CHAT]) for row in page]
     last_messages: list[MessageRow] = []
     senders: dict[int, UserBrief] = {}
     read_by: dict[int, list[int]] = {}
-    for chat, row in zip(chats, page, strict=True):
+    reactions: dict[int, list[tuple[str, int]]] = {}
+    for chat, rows in zip(chats, groups, strict=False):
+        row = rows[0]
         if row[_LAST][0] is None:
             continue
         message = MessageValues(*row[_LAST])
@@ -250,10 +279,11 @@ async def list_chats(
         read_by[message.id] = (
             [int(reader) for reader in chat.read_by.split(",")] if chat.read_by else []
         )
+        reactions[message.id] = [tuple(r[_REACTIONS]) for r in rows if r[_REACTIONS][0] is not None]
     last_by_chat = {
         view.chat_id: view
         for view in await read_message_views(
-            session, last_messages, senders=senders, read_by=read_by
+            session, last_messages, senders=senders, read_by=read_by, reactions=reactions
         )
     }
     untitled = [chat.id for chat in chats if chat.type == ChatType.GROUP and not chat.title]
@@ -287,7 +317,7 @@ async def list_chats(
                 peer=peer,
             )
         )
-    last_chat = chats[-1] if len(rows) > limit else None
+    last_chat = chats[-1] if len(groups) > limit else None
     next_cursor = _encode_cursor(last_chat.last_activity_at, last_chat.id) if last_chat else None
     return ChatListPage(items, next_cursor)
 

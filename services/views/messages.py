@@ -212,16 +212,19 @@ async def read_message_views(
     *,
     senders: Mapping[int, UserBrief],
     read_by: Mapping[int, list[int]],
+    reactions: Mapping[int, list[tuple[str, int]]] | None = None,
 ) -> list[MessageView]:
     """`message_views` of messages whose caller read their senders and their readers (the
-    members whose read marker reached each message, its sender aside) already."""
+    members whose read marker reached each message, its sender aside) already, and maybe
+    their `reactions` ((emoji, user id), earliest first)."""
     if not messages:
         return []
     connection = await session.connection()
-    message_ids = [m.id for m in messages]
-    reactions: dict[int, list[tuple[str, int]]] = defaultdict(list)
-    for message_id, emoji, user_id in await connection.execute(_REACTIONS, {"ids": message_ids}):
-        reactions[message_id].append((emoji, user_id))
+    if reactions is None:
+        reactions = defaultdict(list)
+        found = await connection.execute(_REACTIONS, {"ids": [m.id for m in messages]})
+        for message_id, emoji, user_id in found:
+            reactions[message_id].append((emoji, user_id))
     media = await _media(session, messages)
     # Only the AI's messages carry a reply (a sender removed since leaves no trace to tell).
     ai_ids = [m.id for m in messages if m.sender_id is None or _is_bot(senders.get(m.sender_id))]

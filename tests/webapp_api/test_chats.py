@@ -191,6 +191,44 @@ async def test_the_chat_list_is_ordered_by_last_activity_with_the_last_message(
     assert listed[2]["title"] == "Carol"
 
 
+async def test_each_listed_last_message_is_the_view_its_history_shows(
+    alice: ApiUser, bob: ApiUser, carol: ApiUser, dave: ApiUser
+) -> None:
+    """The list reads its last messages in its own statement: reactions (most given first,
+    each emoji's users earliest first, across several chats and pages), readers, senders and
+    a deleted last message all show as the history shows them."""
+    await alice.create_group("Empty")
+    busy = await alice.create_group("Busy", bob, carol, dave)
+    message = await bob.send(busy["id"], "vote")
+    for user, emoji in ((carol, "b"), (dave, "a"), (alice, "a"), (bob, "c")):
+        await user.ok("PUT", f"/api/v1/messages/{message['id']}/reaction", json={"emoji": emoji})
+    await carol.ok("POST", f"/api/v1/messages/{message['id']}/read")
+    quiet = await alice.private_chat_with(carol)
+    kept = await carol.send(quiet["id"], "kept")
+    await alice.ok("PUT", f"/api/v1/messages/{kept['id']}/reaction", json={"emoji": "z"})
+    gone = await carol.send(quiet["id"], "gone")
+    await carol.ok("DELETE", f"/api/v1/messages/{gone['id']}")
+    for params in ({}, {"limit": 1}):
+        listed = await alice.ok("GET", "/api/v1/chats", params=params)
+        for item in listed:
+            history = await alice.ok("GET", f"/api/v1/chats/{item['id']}/messages")
+            shown = [m for m in history["messages"] if not m["is_deleted"]]
+            assert item["last_message_detail"] == (shown[-1] if shown else None)
+    (top,) = await alice.ok("GET", "/api/v1/chats", params={"limit": 1})
+    assert top["id"] == quiet["id"]
+    assert top["last_message"] == "kept"
+    assert top["last_message_detail"]["reactions"] == [
+        {"emoji": "z", "count": 1, "user_ids": [alice.id]}
+    ]
+    busy_item = next(i for i in await alice.ok("GET", "/api/v1/chats") if i["id"] == busy["id"])
+    assert busy_item["last_message_detail"]["reactions"] == [
+        {"emoji": "a", "count": 2, "user_ids": [dave.id, alice.id]},
+        {"emoji": "b", "count": 1, "user_ids": [carol.id]},
+        {"emoji": "c", "count": 1, "user_ids": [bob.id]},
+    ]
+    assert busy_item["last_message_detail"]["read_by"] == [carol.id]
+
+
 async def test_the_chat_list_pages_with_a_cursor(alice: ApiUser) -> None:
     created = [(await alice.create_group(f"G{i}"))["id"] for i in range(5)]
     seen: list[int] = []

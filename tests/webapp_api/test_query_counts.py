@@ -125,3 +125,18 @@ async def test_a_chats_detail_costs_the_same_for_2_or_11_members(
     shown = await alice.ok("GET", f"/api/v1/chats/{chat['id']}")
     assert len(shown["members"]) == 11
     assert large == small
+
+
+async def test_the_chat_list_costs_two_statements_beyond_authentication(
+    app: FastAPI, alice: ApiUser, crowd: list[ApiUser]
+) -> None:
+    """Its version and the list itself (each chat with its last message, sender, readers and
+    reactions); `/me` costs authentication alone. A poll that matches its ETag costs one."""
+    await _add_chats(alice, crowd, 0, 6)
+    authentication = await _statements(app, alice, "/api/v1/me", {})
+    assert await _statements(app, alice, "/api/v1/chats", {}) == authentication + 2
+    tag = (await alice.get("/api/v1/chats")).headers["ETag"]
+    with count_statements(app, "") as seen:
+        response = await alice.get("/api/v1/chats", headers={"If-None-Match": tag})
+    assert response.status_code == 304
+    assert len(seen) == authentication + 1
