@@ -274,7 +274,7 @@ async def list_chats(
             continue
         message = MessageValues(*row[_LAST])
         last_messages.append(message)
-        if message.sender_id is not None:
+        if message.sender_id is not None and message.sender_id not in senders:
             senders[message.sender_id] = UserBrief.of_values(row[_SENDER])
         read_by[message.id] = (
             [int(reader) for reader in chat.read_by.split(",")] if chat.read_by else []

@@ -59,11 +59,10 @@ def shown_rows(rows: Sequence[Row[Any]]) -> tuple[list[MessageValues], dict[int,
     """The messages of rows of `shown_messages`, and their senders."""
     split = len(MESSAGE_COLUMNS)
     messages = [MessageValues(*row[:split]) for row in rows]
-    senders = {
-        message.sender_id: UserBrief.of_values(row[split:])
-        for message, row in zip(messages, rows, strict=True)
-        if message.sender_id is not None
-    }
+    senders: dict[int, UserBrief] = {}
+    for message, row in zip(messages, rows, strict=True):
+        if message.sender_id is not None and message.sender_id not in senders:
+            senders[message.sender_id] = UserBrief.of_values(row[split:])
     return messages, senders
 
 
@@ -141,6 +140,8 @@ class AiInfo(BaseModel):
 def _reaction_counts(reactions: list[tuple[str, int]]) -> list[ReactionCount]:
     """(emoji, user id) pairs, earliest first: the most given emoji first (ties: the earliest
     given first)."""
+    if not reactions:
+        return []
     by_emoji: dict[str, list[int]] = {}
     for emoji, user_id in reactions:
         by_emoji.setdefault(emoji, []).append(user_id)

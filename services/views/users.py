@@ -75,7 +75,10 @@ class UserBrief(BaseModel):
     @classmethod
     def of_values(cls, values: Sequence[Any]) -> UserBrief:
         """The brief of the values of `BRIEF_COLUMNS`, in their order."""
-        return cls(**dict(zip(cls.model_fields, values, strict=True)))
+        return cls(**dict(zip(_BRIEF_FIELDS, values, strict=True)))
+
+
+_BRIEF_FIELDS = tuple(UserBrief.model_fields)
 
 
 class Me(BaseModel):
