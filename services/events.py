@@ -3,11 +3,23 @@ transaction as the change, so seq order is commit order and has no gaps."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
-from sqlalchemy import String, bindparam, cast, func, insert, select, update
+from sqlalchemy import (
+    Select,
+    SQLColumnExpression,
+    String,
+    Text,
+    bindparam,
+    cast,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.outbox import encode_envelope, encode_frame, stage
@@ -115,13 +127,22 @@ async def record_event(
     stage(session, envelope)
 
 
-# Built once: every resume, gap and difference request asks it.
-_EVENTS_AFTER = (
-    select(ChatEvent.type, ChatEvent.chat_id, ChatEvent.seq, ChatEvent.payload)
-    .where(ChatEvent.chat_id == bindparam("chat_id"), ChatEvent.seq > bindparam("after_seq"))
-    .order_by(ChatEvent.seq)
-    .limit(bindparam("limit"))
-)
+def _events_after_statement(payload: SQLColumnExpression[Any]) -> Select[*tuple[Any, ...]]:
+    return (
+        select(ChatEvent.type, ChatEvent.chat_id, ChatEvent.seq, payload)
+        .where(ChatEvent.chat_id == bindparam("chat_id"), ChatEvent.seq > bindparam("after_seq"))
+        .order_by(ChatEvent.seq)
+        .limit(bindparam("limit"))
+    )
+
+
+# Built once: every resume, gap and difference request asks them. The second reads each
+# payload as the JSON text it is stored as.
+_EVENTS_AFTER = _events_after_statement(ChatEvent.payload)
+_ENCODED_EVENTS_AFTER = _events_after_statement(cast(ChatEvent.payload, Text))
+# How a payload's text shows a message's media, stored as `json.dumps` or PostgreSQL write
+# it: only such a payload has links to sign afresh.
+_MEDIA_ITEMS = ('"media": [{', '"media":[{')
 
 
 async def events_after(
@@ -133,3 +154,34 @@ async def events_after(
     parameters = {"chat_id": chat_id, "after_seq": after_seq, "limit": min(limit, MAX_EVENTS_PAGE)}
     urls: MediaUrls | None = session.info.get("media_urls")
     return [event_frame(row, urls) for row in await connection.execute(_EVENTS_AFTER, parameters)]
+
+
+async def encoded_events_after(
+    session: AsyncSession, chat_id: int, after_seq: int, limit: int
+) -> list[tuple[int, str]]:
+    """`events_after` as the frames' JSON, each with its seq, for a socket: a stored payload
+    goes into its frame as the text it is, neither parsed nor encoded again, unless it has
+    media links to sign afresh."""
+    connection = await session.connection()
+    parameters = {"chat_id": chat_id, "after_seq": after_seq, "limit": min(limit, MAX_EVENTS_PAGE)}
+    urls: MediaUrls | None = session.info.get("media_urls")
+    frames = []
+    for type_, event_chat_id, seq, payload in await connection.execute(
+        _ENCODED_EVENTS_AFTER, parameters
+    ):
+        if urls is not None and any(media in payload for media in _MEDIA_ITEMS):
+            event = _StoredRow(type_, event_chat_id, seq, json.loads(payload))
+            frames.append((seq, encode_frame(event_frame(event, urls)).decode()))
+            continue
+        head = encode_frame({"type": type_, "chat_id": event_chat_id, "seq": seq}).decode()
+        rest = payload.strip()[1:].lstrip()
+        # The payload's keys follow the frame's own, as `event_frame` merges them.
+        frames.append((seq, head[:-1] + ("," + rest if rest != "}" else "}")))
+    return frames
+
+
+class _StoredRow(NamedTuple):
+    type: str
+    chat_id: int
+    seq: int
+    payload: dict[str, Any]

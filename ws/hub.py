@@ -32,7 +32,7 @@ from core.outbox import decode_envelope, encode_envelope, encode_frame
 from core.presence import MemoryPresence, PresenceStore
 from services import audience, frames
 from services.auth import REVOCATION_SERVICE, Revocation
-from services.events import events_after
+from services.events import encoded_events_after
 from ws.connection import Connection
 from ws.protocol import CLOSE_GOING_AWAY, CLOSE_SESSION_ENDED, CLOSE_TOKEN_EXPIRED
 
@@ -298,9 +298,8 @@ class Hub:
                     return
                 start = min(positions.values())
                 async with read_session(self._sessionmaker) as session:
-                    found = await events_after(session, chat_id, start, REPLAY_PAGE)
-                events = [(event["seq"], encode_frame(event).decode()) for event in found]
-                last_page = len(found) < REPLAY_PAGE
+                    events = await encoded_events_after(session, chat_id, start, REPLAY_PAGE)
+                last_page = len(events) < REPLAY_PAGE
                 # Concurrently: a socket waiting for room in its queue delays no other.
                 done = await asyncio.gather(
                     *(_replay_page(c, chat_id, events, last_page=last_page) for c in pending)

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import make_settings
+from tests.media.samples import png_bytes
 from tests.support.api import ApiUser, sign_up
 from tests.support.server import LiveServer, live_server, wait_until
 from tests.support.ws import Frame, WsClient, new_message, ws_connect, ws_url_for, ws_user
@@ -93,6 +94,30 @@ async def test_every_event_type_reaches_every_member_socket_in_order(
             assert [f["seq"] for f in frames] == list(range(start + 1, last + 1))
             # Each pushed frame is exactly what the difference endpoint returns.
             assert frames[:-1] == stored["events"]
+
+
+async def test_a_resume_replays_each_stored_event_as_the_difference_endpoint_returns_it(
+    server: LiveServer, client: httpx.AsyncClient
+) -> None:
+    """The replay puts each stored payload into its frame unparsed, unless its media links
+    are signed afresh: the frames are the events of the difference endpoint all the same."""
+    alice, bob = await sign_up(client, 45, "Ann"), await sign_up(client, 46, "Ben")
+    chat_id = (await alice.create_group("téam", bob))["id"]
+    photo = await alice.post("/api/v1/media", files={"file": ("a.png", png_bytes(), "image/png")})
+    with_photo = await alice.send(chat_id, "📷 «look»", media_ids=[photo.json()["id"]])
+    plain = await bob.send(chat_id, 'quoted "media": [{"id": 1}] text')
+    await bob.ok("PUT", f"/api/v1/messages/{with_photo['id']}/reaction", json={"emoji": "👍"})
+    await bob.ok("POST", f"/api/v1/chats/{chat_id}/read", json={"message_id": plain["id"]})
+    await alice.ok("PATCH", f"/api/v1/chats/{chat_id}", json={"title": "tëam 2"})
+    stored = await bob.ok("GET", f"/api/v1/chats/{chat_id}/events?after_seq=0")
+    last = stored["last_seq"]
+    async with ws_user(server, 46, "Ben") as bob_ws:
+        await bob_ws.send(type="resume", chats={str(chat_id): 0})
+        frames = await _chat_frames(bob_ws, chat_id, last)
+    assert frames == stored["events"]
+    assert [f["seq"] for f in frames] == list(range(1, last + 1))
+    (photo_frame,) = [f for f in frames if f["type"] == "new_message" and f["message"]["media"]]
+    assert photo_frame["message"]["media_url"] == photo_frame["message"]["media"][0]["url"]
 
 
 async def test_message_read_frames_carry_the_aeon_fields(
