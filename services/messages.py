@@ -360,13 +360,18 @@ class HistorySlice:
 
 def _history_statements() -> dict[str, Select[*tuple[Any, ...]]]:
     """The history windows (`history`), by direction: the newest, before an id, after one."""
-    chat_id: BindParameter[int] = bindparam("chat_id")
+    in_chat = (
+        select(Message.id).where(Message.chat_id == bindparam("chat_id")).limit(bindparam("limit"))
+    )
     message_id: BindParameter[int] = bindparam("message_id")
-    in_chat = shown_messages().where(Message.chat_id == chat_id).limit(bindparam("limit"))
     return {
-        "newest": in_chat.order_by(Message.id.desc()),
-        "before": in_chat.where(Message.id < message_id).order_by(Message.id.desc()),
-        "after": in_chat.where(Message.id > message_id).order_by(Message.id),
+        "newest": shown_messages(in_chat.order_by(Message.id.desc()), newest_first=True),
+        "before": shown_messages(
+            in_chat.where(Message.id < message_id).order_by(Message.id.desc()), newest_first=True
+        ),
+        "after": shown_messages(
+            in_chat.where(Message.id > message_id).order_by(Message.id), newest_first=False
+        ),
     }
 
 
@@ -398,13 +403,11 @@ async def history(
     else:
         statement = _HISTORY["newest"]
     connection = await session.connection()
-    rows = list((await connection.execute(statement, parameters)).all())
-    has_more = len(rows) > limit
-    rows = rows[:limit]
+    shown = shown_rows(await connection.execute(statement, parameters))
+    window = shown.messages[:limit]
     if after_id is None:
-        rows.reverse()
-    shown, senders = shown_rows(rows)
-    return HistorySlice(await message_views(session, shown, senders=senders), has_more)
+        window.reverse()
+    return HistorySlice(await shown.views(session, window), len(shown.messages) > limit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -433,13 +436,13 @@ def _page_statements() -> tuple[Select[int], Select[*tuple[Any, ...]]]:
         )
     )
     page = (
-        shown_messages()
+        select(Message.id)
         .where(*visible)
         .order_by(Message.id.desc())
         .offset(bindparam("offset"))
         .limit(bindparam("limit"))
     )
-    return total, page
+    return total, shown_messages(page, newest_first=True)
 
 
 _PAGE_TOTAL, _PAGE = _page_statements()
@@ -457,11 +460,10 @@ async def history_page(
     if total is None:
         raise chat_not_found()
     parameters = {"chat_id": chat_id, "offset": (page - 1) * per_page, "limit": per_page}
-    rows = list((await connection.execute(_PAGE, parameters)).all())
-    rows.reverse()
-    shown, senders = shown_rows(rows)
+    shown = shown_rows(await connection.execute(_PAGE, parameters))
+    shown.messages.reverse()
     return HistoryPage(
-        messages=await message_views(session, shown, senders=senders),
+        messages=await shown.views(session, shown.messages),
         total=total,
         page=page,
         per_page=per_page,

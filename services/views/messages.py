@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from itertools import groupby
+from operator import itemgetter
 from typing import Any, NamedTuple, Protocol
 
 from pydantic import BaseModel
-from sqlalchemy import Row, Select, bindparam, select
+from sqlalchemy import Row, Select, String, bindparam, cast, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -46,24 +49,81 @@ MESSAGE_COLUMNS = tuple(getattr(Message, name) for name in MessageValues._fields
 MessageRow = Message | MessageValues | Row[Any]
 
 
-def shown_messages() -> Select[*tuple[Any, ...]]:
-    """Messages with their senders: rows of `MESSAGE_COLUMNS` and the sender's
-    `BRIEF_COLUMNS` (`shown_rows` reads them), for `message_views` to ask one statement fewer."""
+def shown_messages(page: Select[int], *, newest_first: bool) -> Select[*tuple[Any, ...]]:
+    """The messages of `page` (their ids: which, in what order, how many), in one statement with
+    all their views show but media and AI replies: `MESSAGE_COLUMNS`, the readers (the members
+    whose marker reached each message, its sender aside), the sender's `BRIEF_COLUMNS` and a
+    row per reaction, earliest first (one row when there is none). `shown_rows` reads them."""
+    ids = page.subquery()
     sender = aliased(User)
-    return select(*MESSAGE_COLUMNS, *(getattr(sender, c.key) for c in BRIEF_COLUMNS)).outerjoin(
-        sender, sender.id == Message.sender_id
+    reader = aliased(ChatMember)
+    readers = (
+        select(func.aggregate_strings(cast(reader.user_id, String), ","))
+        .where(
+            reader.chat_id == Message.chat_id,
+            reader.last_read_seq >= Message.seq,
+            or_(Message.sender_id.is_(None), reader.user_id != Message.sender_id),
+        )
+        .scalar_subquery()
+    )
+    return (
+        select(
+            *MESSAGE_COLUMNS,
+            readers,
+            *(getattr(sender, column.key) for column in BRIEF_COLUMNS),
+            MessageReaction.emoji,
+            MessageReaction.user_id,
+        )
+        .join(ids, ids.c.id == Message.id)
+        .outerjoin(sender, sender.id == Message.sender_id)
+        .outerjoin(MessageReaction, MessageReaction.message_id == Message.id)
+        .order_by(
+            Message.id.desc() if newest_first else Message.id,
+            MessageReaction.created_at,
+            MessageReaction.user_id,
+        )
     )
 
 
-def shown_rows(rows: Sequence[Row[Any]]) -> tuple[list[MessageValues], dict[int, UserBrief]]:
-    """The messages of rows of `shown_messages`, and their senders."""
-    split = len(MESSAGE_COLUMNS)
-    messages = [MessageValues(*row[:split]) for row in rows]
-    senders: dict[int, UserBrief] = {}
-    for message, row in zip(messages, rows, strict=True):
-        if message.sender_id is not None and message.sender_id not in senders:
-            senders[message.sender_id] = UserBrief.of_values(row[split:])
-    return messages, senders
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """What rows of `shown_messages` hold: the messages, in order, and what their views show."""
+
+    messages: list[MessageValues]
+    senders: dict[int, UserBrief]
+    read_by: dict[int, list[int]]
+    reactions: dict[int, list[tuple[str, int]]]
+
+    async def views(
+        self, session: AsyncSession, messages: Sequence[MessageValues]
+    ) -> list[MessageView]:
+        """The views of `messages` (of these, in the order given)."""
+        return await read_message_views(
+            session, messages, senders=self.senders, read_by=self.read_by, reactions=self.reactions
+        )
+
+
+_READERS = len(MESSAGE_COLUMNS)
+_SENDER = slice(_READERS + 1, _READERS + 1 + len(BRIEF_COLUMNS))
+_REACTION = slice(_SENDER.stop, None)
+
+
+def shown_rows(rows: Iterable[Row[Any]]) -> Shown:
+    shown = Shown([], {}, {}, {})
+    for message_id, group in groupby(rows, key=itemgetter(0)):
+        first, *more = group
+        message = MessageValues(*first[:_READERS])
+        shown.messages.append(message)
+        if message.sender_id is not None and message.sender_id not in shown.senders:
+            shown.senders[message.sender_id] = UserBrief.of_values(first[_SENDER])
+        readers = first[_READERS]
+        shown.read_by[message_id] = [int(user) for user in readers.split(",")] if readers else []
+        shown.reactions[message_id] = [
+            (row[_REACTION][0], row[_REACTION][1])
+            for row in (first, *more)
+            if row[_REACTION][0] is not None
+        ]
+    return shown
 
 
 class AiReplyRow(Protocol):
@@ -173,22 +233,18 @@ _AI_REPLIES = select(
 async def message_views(
     session: AsyncSession,
     messages: Sequence[MessageRow],
-    *,
-    senders: Mapping[int, UserBrief] | None = None,
 ) -> list[MessageView]:
-    """Views of messages, in the order given, with a constant number of queries (one fewer
-    given the `senders`, read with the messages). Media URLs are signed with the session's
-    `media_urls` (see core.db.create_sessionmaker)."""
+    """Views of messages, in the order given, with a constant number of queries. Media URLs
+    are signed with the session's `media_urls` (see core.db.create_sessionmaker)."""
     if not messages:
         return []
     # Core rows straight from the connection: no entity, no ORM step per statement.
     connection = await session.connection()
-    if senders is None:
-        sender_ids = {m.sender_id for m in messages if m.sender_id is not None}
-        senders = {
-            row.id: UserBrief.of(row)
-            for row in await connection.execute(BRIEFS_BY_ID, {"ids": sender_ids})
-        }
+    sender_ids = {m.sender_id for m in messages if m.sender_id is not None}
+    senders = {
+        row.id: UserBrief.of(row)
+        for row in await connection.execute(BRIEFS_BY_ID, {"ids": sender_ids})
+    }
     markers: dict[int, list[tuple[int, int]]] = defaultdict(list)
     marker_rows = await connection.execute(
         _READ_MARKERS,
