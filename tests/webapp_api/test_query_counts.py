@@ -140,3 +140,16 @@ async def test_the_chat_list_costs_two_statements_beyond_authentication(
         response = await alice.get("/api/v1/chats", headers={"If-None-Match": tag})
     assert response.status_code == 304
     assert len(seen) == authentication + 1
+
+
+async def test_a_history_window_costs_two_statements_and_a_page_three_beyond_authentication(
+    app: FastAPI, alice: ApiUser, crowd: list[ApiUser]
+) -> None:
+    """A history window: the membership check and the window itself (messages, senders,
+    readers, reactions); Aeon's page: its version, its total and the page."""
+    chat = await alice.create_group("Busy", *crowd)
+    await _add_messages(alice, crowd, chat["id"], 0, 6)
+    authentication = await _statements(app, alice, "/api/v1/me", {})
+    history = await _statements(app, alice, f"/api/v1/chats/{chat['id']}/messages", {})
+    page = await _statements(app, alice, f"/api/v1/messages/chat/{chat['id']}", {})
+    assert (history, page) == (authentication + 2, authentication + 3)
