@@ -511,7 +511,8 @@ async def history_page_version(
         "offset": (page - 1) * per_page,
         "limit": per_page,
     }
-    row = (await session.execute(_HISTORY_PAGE_VERSION, parameters)).first()
+    connection = await session.connection()
+    row = (await connection.execute(_HISTORY_PAGE_VERSION, parameters)).first()
     if row is None:
         raise chat_not_found()
     return (media_url_version(session), *row)

@@ -369,7 +369,8 @@ async def chat_list_version(session: AsyncSession, user: User) -> tuple[object, 
     """Everything the user's chat list is built from, in one small query: equal versions, equal
     lists. Every change in a chat moves its `last_seq`; what is not a chat event is here too:
     the user's own flags, and the profiles that name a chat or sign its last message."""
-    rows = await session.execute(_CHAT_LIST_VERSION, {"user_id": user.id})
+    connection = await session.connection()
+    rows = await connection.execute(_CHAT_LIST_VERSION, {"user_id": user.id})
     return (media_url_version(session), *(tuple(row) for row in rows))
 
 
