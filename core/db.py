@@ -83,6 +83,19 @@ class UnitOfWorkSession(Session):
     rolled back, whoever called it."""
 
 
+_BEGUN = "begun"
+
+
+@event.listens_for(UnitOfWorkSession, "after_begin")
+def _note_begun(session: Session, _transaction: SessionTransaction, _connection: Any) -> None:
+    session.info[_BEGUN] = True
+
+
+def has_begun(session: AsyncSession) -> bool:
+    """Whether the session has used the database yet (a statement, a flush)."""
+    return bool(session.info.get(_BEGUN))
+
+
 @event.listens_for(UnitOfWorkSession, "after_soft_rollback")
 def _drop_rolled_back_events(session: Session, transaction: SessionTransaction) -> None:
     discard_rolled_back(session, transaction)
