@@ -37,6 +37,8 @@ class Sizes:
     polling_users: int = 300
     polling_seconds: float = 20.0
     polling_messages: int = 20
+    chat_list_chats: int = 50
+    chat_list_requests: int = 500
 
 
 FULL = Sizes()
@@ -64,6 +66,7 @@ QUICK = Sizes(
     polling_users=60,
     polling_seconds=5.0,
     polling_messages=5,
+    chat_list_requests=100,
 )
 
 
