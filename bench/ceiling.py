@@ -80,14 +80,15 @@ async def raw_sends(
 def raw_rows(result: Json) -> list[Row]:
     """The raw client's rates and CPU per send, of each form, and their ratios."""
     eight, one = result["eight"], result["one"]
-    at = f"{result['connections']} connections, closed loop"
+    at = f"{result['connections']} connections, closed loop, own process"
     rows = []
     for form, name in RAW_FORMS.items():
         rows += [
             Row(f"raw asyncpg, {name} ({at})", result[form]["per_second"], "msg/s"),
             Row(f"raw asyncpg, {name}: client CPU per send",
                 result[form]["client_cpu_ms_per_send"], "ms"),
-            Row(f"raw asyncpg, {name}: latency p99", result[form]["latency_ms"]["p99"], "ms"),
+            Row(f"raw asyncpg, {name}: latency p99",
+                round(result[form]["latency_ms"]["p99"], 2), "ms"),
         ]  # fmt: skip
     rows += [
         Row("raw one statement / 8-statement transaction: rate",
@@ -158,12 +159,14 @@ async def count_round_trips(
     """One more API process, configured as the others but talking to PostgreSQL through the
     counting proxy; `sender` (telegram id, a member of `chat_id`) sends over REST and over its
     socket, lists its chats and reads the chat's newest page, each `requests` times after as
-    many to warm up (pooled connections, prepared statements, caches)."""
+    many to warm up (pooled connections, prepared statements, caches). Its AI runner is off:
+    it polls for jobs (six round trips a second) whatever the requests; the other processes
+    run the AI's jobs."""
     async with counting_proxy(cluster.database.url) as proxy:
         api = ServerProcess(
             "API process (through the counting proxy)",
             [sys.executable, "-m", "webapp_api"],
-            {**cluster.api_env, "DATABASE_URL": proxy.url},
+            {**cluster.api_env, "DATABASE_URL": proxy.url, "AI_RUNNER_ENABLED": "false"},
             cluster.log_dir / "round-trips-api.log",
         )
         await api.start("/health/ready")

@@ -141,7 +141,7 @@ async def _closed_loop(clients: list[Client], form: str, seconds: float, tag: st
         "seconds": round(wall, 3),
         "per_second": round(sends / wall, 1),
         "client_cpu_s": round(cpu, 4),
-        "client_cpu_ms_per_send": round(cpu / max(sends, 1) * 1000, 4),
+        "client_cpu_ms_per_send": round(cpu / max(sends, 1) * 1000, 3),
         "latency_ms": summarize(latencies).as_dict(),
     }
 
