@@ -28,14 +28,15 @@ FRACTION_GOAL_PCT = 50.0
 PAGE_QUERY = "?page=1&per_page=50"
 
 
-async def message_view(database_url: str) -> Json:
-    """The view of a message as the server stored it in its event, without its id and seq: the
-    `p_view` the raw client sends, as large and as nested as the server's."""
+async def message_view(database_url: str, chat_id: int) -> Json:
+    """The view of the chat's last message as the server stored it in its event, without its id
+    and seq: the `p_view` the raw client sends, as large and as nested as the server's."""
     connection = await asyncpg.connect(database_url, timeout=10)
     try:
         payload = await connection.fetchval(
-            "SELECT payload FROM chat_events WHERE type = 'new_message' ORDER BY created_at DESC "
-            "LIMIT 1"
+            "SELECT payload FROM chat_events WHERE chat_id = $1 AND type = 'new_message' "
+            "ORDER BY seq DESC LIMIT 1",
+            chat_id,
         )
     finally:
         await connection.close()

@@ -359,7 +359,7 @@ async def ceiling(ctx: Context, outcome: Outcome) -> None:
     first, chat = pairs[0][0], chats[0]
     # One send through the API: the view the server stores is the one the raw client sends.
     await setup.call(first, "POST", f"/api/v1/chats/{chat}/messages", {"text": "bm|view|0"})
-    view = await message_view(ctx.cluster.database.url)
+    view = await message_view(ctx.cluster.database.url, chat)
     senders = [
         (setup.user_ids[telegram_id], telegram_id, chat_id)
         for pair, chat_id in zip(pairs, chats, strict=True)
@@ -686,7 +686,12 @@ SCENARIOS: tuple[Definition, ...] = (
     Definition("latency", "Send-to-deliver latency (REST, private chats)", latency),
     Definition("fanout", "Group fan-out", fanout),
     Definition("throughput", "Throughput (REST and WebSocket send_message)", throughput),
-    Definition("ceiling", "The ceiling beside us (raw asyncpg) and round trips", ceiling),
+    Definition(
+        "ceiling",
+        "The ceiling beside us (raw asyncpg) and round trips",
+        ceiling,
+        ClusterSpec(apis=1, workers=0),
+    ),
     Definition("connections", "Idle connections on one process", connections, ClusterSpec(apis=1)),
     Definition("resume", "Resume after missed events", resume),
     Definition("ai", "AI streaming relay", ai_streaming, ClusterSpec(fake_llm=True, workers=1)),

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy.engine import make_url
 
-from bench.ceiling import add_same_run_fractions, fraction_rows
+from bench.ceiling import Trips, add_same_run_fractions, fraction_rows, round_trip_rows
 from bench.measure import Outcome, Row
 from bench.pg_proxy import counting_proxy
 
@@ -116,3 +116,13 @@ def test_no_fractions_without_both_scenarios(which: str) -> None:
         outcomes = outcomes[:1]
     add_same_run_fractions(outcomes, quick=True)
     assert [row.metric for row in outcomes[0].rows] == ["highest"]
+
+
+def test_round_trips_are_per_request_and_only_sends_have_a_goal() -> None:
+    trips = [Trips("REST send", 50, 50), Trips("socket send", 50, 450), Trips("GET /x", 4, 70)]
+    rows = round_trip_rows(trips, quick=False)
+    assert [(row.value, row.goal, row.met) for row in rows] == [
+        (1.0, "1", True),
+        (9.0, "1", False),
+        (17.5, "", None),
+    ]
