@@ -83,6 +83,19 @@ class UnitOfWorkSession(Session):
     rolled back, whoever called it."""
 
 
+_BEGUN = "begun"
+
+
+@event.listens_for(UnitOfWorkSession, "after_begin")
+def _note_begun(session: Session, _transaction: SessionTransaction, _connection: Any) -> None:
+    session.info[_BEGUN] = True
+
+
+def has_begun(session: AsyncSession) -> bool:
+    """Whether the session has used the database yet (a statement, a flush)."""
+    return bool(session.info.get(_BEGUN))
+
+
 @event.listens_for(UnitOfWorkSession, "after_soft_rollback")
 def _drop_rolled_back_events(session: Session, transaction: SessionTransaction) -> None:
     discard_rolled_back(session, transaction)
@@ -129,9 +142,16 @@ class ReadOnlySessionError(RuntimeError):
 async def read_session(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> AsyncIterator[AsyncSession]:
-    """A session for reads: rolled back at the end, whatever happened in it."""
+    """A session for reads: rolled back at the end, whatever happened in it.
+
+    On PostgreSQL its statements run in autocommit, without BEGIN and ROLLBACK around them (two
+    round trips saved): at READ COMMITTED, PostgreSQL's isolation level and ours, each
+    statement of a transaction sees its own snapshot anyway, so a transaction would add
+    nothing to reads. SQLite's read transaction is kept (in-process, and a snapshot there)."""
     async with sessionmaker() as session:
         session.info[_READ_ONLY] = True
+        if session.get_bind().dialect.name == "postgresql":
+            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         yield session
         if has_staged(session):
             raise ReadOnlySessionError("an event was staged in a read-only session")

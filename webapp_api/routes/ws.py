@@ -227,8 +227,8 @@ async def _send_message(
         frame(
             "ack",
             client_msg_id=client_frame.client_msg_id,
-            message_id=posted.sent.message.id,
-            seq=posted.sent.message.seq,
-            chat_id=posted.sent.message.chat_id,
+            message_id=posted.sent.view.id,
+            seq=posted.sent.view.seq,
+            chat_id=posted.sent.view.chat_id,
         )
     )
