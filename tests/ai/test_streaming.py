@@ -226,3 +226,20 @@ async def test_a_reply_longer_than_a_message_is_posted_as_several(
     assert reply.end["message_id"] == first["id"]
     assert (first["reply_to_message_id"], second["reply_to_message_id"]) == (question["id"], None)
     assert first["text"] + "\n\n" + second["text"] == text  # cut between paragraphs
+
+
+async def test_the_ais_message_shows_its_reply_in_the_history_the_page_and_the_list(
+    server: LiveServer, fake_llm: FakeLLM, alice: ApiUser
+) -> None:
+    fake_llm.script(FakeReply(text="Answer."))
+    chat_id = await open_ai_chat(alice)
+    async with socket_of(server, alice) as ws:
+        await alice.send(chat_id, "question")
+        message = await bot_message(ws)
+    assert message["ai"]["model"] == DEFAULT_MODEL
+    history = (await alice.ok("GET", f"/api/v1/chats/{chat_id}/messages"))["messages"]
+    page = (await alice.ok("GET", f"/api/v1/messages/chat/{chat_id}"))["messages"]
+    for shown in (history, page):
+        assert [m["ai"] for m in shown] == [None, message["ai"]]
+    (listed,) = [c for c in await alice.ok("GET", "/api/v1/chats") if c["id"] == chat_id]
+    assert listed["last_message_detail"]["ai"] == message["ai"]
