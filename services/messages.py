@@ -23,6 +23,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.elements import BindParameter
 
@@ -494,34 +495,45 @@ async def history_page_version(
     return (media_url_version(session), *row)
 
 
-def _read_statements() -> tuple[Select[*tuple[Any, ...]], Select[*tuple[Any, ...]]]:
+def _read_statements() -> tuple[Select[*tuple[Any, ...]], ...]:
     """What a read receipt needs, for an active member only (no row: not one): the reader's
-    marker and the read message's seq (none: not a message of the chat), by chat and message
-    (`mark_read`); and by message alone (`mark_message_read`), with the message's chat."""
+    marker and the read message's seq and id (none: no such message in the chat). By chat and
+    message (`mark_read`); by chat, its newest message (`mark_all_read`); by message alone
+    (`mark_message_read`), with the message's chat."""
     user_id: BindParameter[int] = bindparam("user_id")
     message_id: BindParameter[int] = bindparam("message_id")
-    by_chat = (
-        select(ChatMember.chat_id, ChatMember.last_read_seq, Message.seq)
-        .join(Chat, Chat.id == ChatMember.chat_id)
-        .outerjoin(Message, and_(Message.id == message_id, Message.chat_id == ChatMember.chat_id))
-        .where(
-            ChatMember.chat_id == bindparam("chat_id"),
-            ChatMember.user_id == user_id,
-            Chat.is_active.is_(True),
+    columns = (ChatMember.chat_id, ChatMember.last_read_seq, Message.seq, Message.id)
+
+    def in_chat(read: ColumnElement[bool]) -> Select[*tuple[Any, ...]]:
+        return (
+            select(*columns)
+            .join(Chat, Chat.id == ChatMember.chat_id)
+            .outerjoin(Message, and_(read, Message.chat_id == ChatMember.chat_id))
+            .where(
+                ChatMember.chat_id == bindparam("chat_id"),
+                ChatMember.user_id == user_id,
+                Chat.is_active.is_(True),
+            )
         )
-    )
+
+    newer = aliased(Message)
+    newest = select(func.max(newer.id)).where(newer.chat_id == ChatMember.chat_id)
     by_message = (
-        select(ChatMember.chat_id, ChatMember.last_read_seq, Message.seq)
+        select(*columns)
         .select_from(Message)
         .join(ChatMember, ChatMember.chat_id == Message.chat_id)
         .join(Chat, Chat.id == Message.chat_id)
         .where(Message.id == message_id, ChatMember.user_id == user_id, Chat.is_active.is_(True))
     )
-    return by_chat, by_message
+    return (
+        in_chat(Message.id == message_id),
+        in_chat(Message.id == newest.scalar_subquery()),
+        by_message,
+    )
 
 
 # Built once, as the statements below: every read receipt asks them.
-_READ_IN_CHAT, _READ_MESSAGE = _read_statements()
+_READ_IN_CHAT, _READ_ALL_IN_CHAT, _READ_MESSAGE = _read_statements()
 # (An update's parameters may not be named after a column of its table.)
 _ADVANCE_READ_MARKER = (
     update(ChatMember)
@@ -559,14 +571,20 @@ async def _read_up_to(
     return seq
 
 
+async def _receipt(session: AsyncSession, statement: Select[*tuple[Any, ...]], **ids: int) -> Any:
+    """The row of `statement` (of `_read_statements`), or None."""
+    connection = await session.connection()
+    return (await connection.execute(statement, ids)).first()
+
+
 async def mark_read(session: AsyncSession, user: User, chat_id: int, message_id: int) -> int:
     """Marks everything up to and including `message_id` read; returns the read marker."""
-    connection = await session.connection()
-    parameters = {"chat_id": chat_id, "user_id": user.id, "message_id": message_id}
-    found = (await connection.execute(_READ_IN_CHAT, parameters)).first()
+    found = await _receipt(
+        session, _READ_IN_CHAT, chat_id=chat_id, user_id=user.id, message_id=message_id
+    )
     if found is None:
         raise chat_not_found()
-    _, marker, seq = found
+    _, marker, seq, _ = found
     if seq is None:
         raise message_not_found()
     return await _read_up_to(session, user, chat_id, marker, seq, message_id)
@@ -574,23 +592,22 @@ async def mark_read(session: AsyncSession, user: User, chat_id: int, message_id:
 
 async def mark_message_read(session: AsyncSession, user: User, message_id: int) -> tuple[int, int]:
     """Aeon's read-by-message-id; returns the chat id and the read marker."""
-    connection = await session.connection()
-    parameters = {"user_id": user.id, "message_id": message_id}
-    found = (await connection.execute(_READ_MESSAGE, parameters)).first()
+    found = await _receipt(session, _READ_MESSAGE, user_id=user.id, message_id=message_id)
     if found is None:
         raise message_not_found()
-    chat_id, marker, seq = found
+    chat_id, marker, seq, _ = found
     return chat_id, await _read_up_to(session, user, chat_id, marker, seq, message_id)
 
 
 async def mark_all_read(session: AsyncSession, user: User, chat_id: int) -> int:
-    membership = await require_membership(session, chat_id, user.id)
-    last = await session.scalar(
-        select(Message.id).where(Message.chat_id == chat_id).order_by(Message.id.desc()).limit(1)
-    )
-    if last is None:
-        return membership.member.last_read_seq
-    return await mark_read(session, user, chat_id, int(last))
+    """Marks the chat read up to its newest message; returns the read marker."""
+    found = await _receipt(session, _READ_ALL_IN_CHAT, chat_id=chat_id, user_id=user.id)
+    if found is None:
+        raise chat_not_found()
+    _, marker, seq, newest_id = found
+    if seq is None:  # no message yet
+        return int(marker)
+    return await _read_up_to(session, user, chat_id, marker, seq, newest_id)
 
 
 async def search_messages(
