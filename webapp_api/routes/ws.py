@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl
 from starlette.types import Receive, Scope, Send
 
 from core.db import read_session, unit_of_work
-from core.errors import AppError, Unauthorized
+from core.errors import AppError, ServiceUnavailable, Unauthorized
 from services import conversation, messages, users
 from services.access import chat_not_found, chats_of_member, require_membership
 from services.auth import (
@@ -31,6 +31,7 @@ from webapp_api.context import AppContext
 from ws.connection import Connection
 from ws.protocol import (
     CLOSE_SESSION_ENDED,
+    CLOSE_TRY_AGAIN_LATER,
     CLOSE_UNAUTHORIZED,
     AuthFrame,
     ClientFrame,
@@ -82,8 +83,13 @@ async def _open(
     )
     # A revocation committed after the credentials were checked but published before the hub
     # watched this socket did not reach it: look once more, now that any later one will.
-    async with read_session(context.sessionmaker) as session:
-        signed_in = await still_signed_in(session, user_id, identity.session_id)
+    try:
+        async with read_session(context.sessionmaker) as session:
+            signed_in = await still_signed_in(session, user_id, identity.session_id)
+    except ServiceUnavailable as error:
+        await context.hub.unregister(connection)
+        await _try_again_later(send, error)
+        return None
     if not signed_in:
         await context.hub.unregister(connection)  # its writer stops: the close frame is last
         await send({"type": "websocket.close", "code": CLOSE_SESSION_ENDED})
@@ -105,6 +111,10 @@ async def _accept(
         return await _authenticate_by_first_frame(context, receive, send)
     try:
         identity = await _authenticate(context, init_data, token)
+    except ServiceUnavailable as error:
+        await send({"type": "websocket.accept"})
+        await _try_again_later(send, error)
+        return None
     except AppError:
         # Before accept: the handshake is refused (HTTP 403).
         await send({"type": "websocket.close", "code": CLOSE_UNAUTHORIZED})
@@ -134,9 +144,19 @@ async def _authenticate_by_first_frame(
         if not isinstance(auth, AuthFrame):
             raise Unauthorized("The first frame must be auth", code="auth_required")
         return await _authenticate(context, auth.init_data, auth.token)
+    except ServiceUnavailable as error:
+        await _try_again_later(send, error)
+        return None
     except (TimeoutError, AppError, KeyError):
         await send({"type": "websocket.close", "code": CLOSE_UNAUTHORIZED})
         return None
+
+
+async def _try_again_later(send: Send, error: ServiceUnavailable) -> None:
+    """The database could not sign the socket in: say when to come back (`retry_after`), and
+    close with 1013 (try again later), not as if the credentials were bad."""
+    await send({"type": "websocket.send", "text": error_frame(error)})
+    await send({"type": "websocket.close", "code": CLOSE_TRY_AGAIN_LATER})
 
 
 async def _read_frames(receive: Receive, context: AppContext, connection: Connection) -> None:
