@@ -82,14 +82,17 @@ async def _open(
         connection, session_id=identity.session_id, expires_at=identity.expires_at
     )
     # A revocation committed after the credentials were checked but published before the hub
-    # watched this socket did not reach it: look once more, now that any later one will.
-    try:
-        async with read_session(context.sessionmaker) as session:
-            signed_in = await still_signed_in(session, user_id, identity.session_id)
-    except ServiceUnavailable as error:
-        await context.hub.unregister(connection)
-        await _try_again_later(send, error)
-        return None
+    # watched this socket did not reach it: look once more, now that any later one will. While
+    # this process still remembers the credential, none has reached it since the check.
+    signed_in = context.auth.cache.holds(identity.credential)
+    if not signed_in:
+        try:
+            async with read_session(context.sessionmaker) as session:
+                signed_in = await still_signed_in(session, user_id, identity.session_id)
+        except ServiceUnavailable as error:
+            await context.hub.unregister(connection)
+            await _try_again_later(send, error)
+            return None
     if not signed_in:
         await context.hub.unregister(connection)  # its writer stops: the close frame is last
         await send({"type": "websocket.close", "code": CLOSE_SESSION_ENDED})
@@ -128,8 +131,7 @@ async def _authenticate(context: AppContext, init_data: str | None, token: str |
         if token:
             return await authenticate_access_token(session, context.auth, token)
         if init_data:
-            user = await authenticate_init_data(session, context.auth, init_data)
-            return Identity(user=user, session_id=None)
+            return await authenticate_init_data(session, context.auth, init_data)
     raise Unauthorized("Send init_data or token", code="init_data_missing")
 
 
