@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import inspect, select, update
+from sqlalchemy import Select, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
@@ -286,16 +286,7 @@ async def authenticate_access_token(
         user = await _recalled(session, remembered)
     else:
         generation = config.cache.generation
-        found = await session.scalar(
-            select(User)
-            .join(AuthSession, AuthSession.user_id == User.id)
-            .where(
-                AuthSession.id == claims.session_id,
-                AuthSession.revoked_at.is_(None),
-                User.id == claims.user_id,
-                User.banned_at.is_(None),
-            )
-        )
+        found = await session.scalar(_signed_in(claims.user_id, claims.session_id))
         if found is None:
             raise Unauthorized("Session has been revoked", code="token_revoked")
         config.cache.remember(key, found, claims.session_id, generation=generation)
@@ -305,15 +296,35 @@ async def authenticate_access_token(
     )
 
 
+def _signed_in(user_id: int, session_id: str | None) -> Select[User]:
+    """The user, if not banned and, signed in with a token, its session has not ended."""
+    statement = select(User).where(User.id == user_id, User.banned_at.is_(None))
+    if session_id is None:
+        return statement
+    return statement.join(AuthSession, AuthSession.user_id == User.id).where(
+        AuthSession.id == session_id, AuthSession.revoked_at.is_(None)
+    )
+
+
 async def still_signed_in(session: AsyncSession, user_id: int, session_id: str | None) -> bool:
     """Whether the session (or, signed in by initData, the user) has not been ended since it was
     authenticated: what a socket checks once it can hear of revocations."""
-    statement = select(User.id).where(User.id == user_id, User.banned_at.is_(None))
-    if session_id is not None:
-        statement = statement.join(AuthSession, AuthSession.user_id == User.id).where(
-            AuthSession.id == session_id, AuthSession.revoked_at.is_(None)
-        )
-    return await session.scalar(statement) is not None
+    return await session.scalar(_signed_in(user_id, session_id)) is not None
+
+
+async def signed_in_user(session: AsyncSession, config: AuthConfig, identity: Identity) -> User:
+    """The user a socket signed in as, for one of its frames: without a query while its
+    credential is remembered; else read again, with what signing in checks, and remembered
+    again (its signature or token was checked when the socket opened)."""
+    remembered = config.cache.get(identity.credential)
+    if remembered is not None:
+        return await _recalled(session, remembered)
+    generation = config.cache.generation
+    user = await session.scalar(_signed_in(identity.user.id, identity.session_id))
+    if user is None:
+        raise Unauthorized("The socket's session has ended", code="token_revoked")
+    config.cache.remember(identity.credential, user, identity.session_id, generation=generation)
+    return user
 
 
 async def _issue(

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import AppError
-from models import AiReply, ChatType, User
+from models import AiReply, Chat, ChatType, Message, User
 from services import frames
+from services.access import chat_not_found
 from services.ai.jobs import publish_reply_event
-from services.ai.policy import maybe_reply
+from services.ai.policy import maybe_reply, mentions_bot, request_reply
 from services.ai.runtime import AiRuntime
 from services.limits import AbuseLimits
 from services.messages import MessageDraft, Sent, forward_message, send_message
@@ -43,8 +44,51 @@ async def post_message(
     the text decides."""
     if limits is not None:
         await limits.check_send(sender.id)
-    sent = await send_message(session, sender, chat_id, draft)
+    asks_ai = _may_ask_ai(ai, sender, draft, addressed_to_ai)
+    sent = await send_message(session, sender, chat_id, draft, alone=not asks_ai)
+    if sent.alone:  # neither the chat's AI answers every message, nor this one asks it
+        return Posted(sent)
     return await _ask_ai(session, ai, sent, sender, addressed_to_ai)
+
+
+async def ask(
+    session: AsyncSession,
+    sender: User,
+    chat_id: int,
+    draft: MessageDraft,
+    *,
+    ai: AiRuntime,
+    limits: AbuseLimits,
+) -> tuple[Sent, AiReply]:
+    """Post a message the AI answers whatever the chat's mode (the seed's LLM chat routes)."""
+    posted = await post_message(
+        session, sender, chat_id, draft, ai=ai, limits=limits, addressed_to_ai=True
+    )
+    if posted.ai_reply is not None:
+        return posted.sent, posted.ai_reply
+    chat, message = await _rows(session, posted.sent)
+    return posted.sent, await request_reply(session, ai, chat, message, sender)
+
+
+def _may_ask_ai(
+    ai: AiRuntime | None, sender: User, draft: MessageDraft, addressed: bool | None
+) -> bool:
+    """Whether the message may ask the AI by what it is: a mention or a reply (whose author
+    decides), whatever the chat. The chat's own mode is for `send_message` to see."""
+    if ai is None or sender.is_bot:
+        return False
+    if addressed is None:
+        addressed = mentions_bot(draft.text, ai.bot_username)
+    return addressed or draft.reply_to_message_id is not None
+
+
+async def _rows(session: AsyncSession, sent: Sent) -> tuple[Chat, Message]:
+    """The chat and the message of a send, as the AI's policy reads them."""
+    chat = await session.get(Chat, sent.view.chat_id)
+    message = await session.get(Message, sent.view.id)
+    if chat is None or message is None:  # the send committed in this transaction
+        raise chat_not_found()
+    return chat, message
 
 
 async def forward(
@@ -69,9 +113,9 @@ async def _ask_ai(
     limit, not configured) refuses the message too; in a group the message stands, and the
     refusal is told to the chat as an `ai_reply_failed` without a reply id. A refusal leaves
     no reply job behind (`request_reply` sees to it), so the message needs no savepoint."""
-    if not sent.created:
+    if not sent.created or ai is None:
         return Posted(sent)
-    chat, message = sent.chat, sent.message
+    chat, message = await _rows(session, sent)
     try:
         reply = await maybe_reply(session, ai, chat, message, sender, addressed=addressed)
     except AppError as error:

@@ -43,14 +43,6 @@ async def next_seq(session: AsyncSession, chat_id: int) -> int:
     return int(seq.one())
 
 
-async def give_back_seq(session: AsyncSession, chat_id: int, seq: int) -> None:
-    """Undo `next_seq` for a change that did not happen after all. The chat row stays locked
-    to commit, so nobody took a later seq: the sequence keeps no gap."""
-    await session.execute(
-        update(Chat).where(Chat.id == chat_id, Chat.last_seq == seq).values(last_seq=seq - 1)
-    )
-
-
 def event_frame(event: ChatEvent, urls: MediaUrls | None = None) -> dict[str, Any]:
     """The event as clients receive it. Given `urls`, media links are signed afresh: a stored
     event replayed later must not carry links that have expired since."""

@@ -27,6 +27,8 @@ from sqlalchemy.sql.elements import BindParameter
 
 from core.db import upsert_insert
 from core.errors import BadRequest, Conflict, Forbidden, Unprocessable
+from core.outbox import encode_envelope, encode_frame, stage
+from core.signing import MediaUrls
 from models import AiReply, Chat, ChatMember, ChatType, Message, MessageReaction, MessageType, User
 from models.message import FTS_CONFIG
 from services.access import (
@@ -36,10 +38,11 @@ from services.access import (
     require_membership,
     require_message,
 )
-from services.events import EventType, give_back_seq, next_seq, record_event
-from services.media.attachments import attach_media, copy_attachments
+from services.events import EventType, record_event
+from services.media.attachments import attachable_media, message_type_of
+from services.message_store import NewMessage, StoredMessage, store_message
 from services.search import like_pattern
-from services.views.media import media_url_version
+from services.views.media import MediaView, media_fields, media_url_version
 from services.views.messages import MessageView, message_view, message_views, new_message_view
 
 TEXT_MAX_LENGTH = 4096
@@ -68,10 +71,12 @@ class MessageDraft:
 
 @dataclass(frozen=True, slots=True)
 class Sent:
-    message: Message
     view: MessageView
     created: bool  # False when a retry with the same client_msg_id found the original
-    chat: Chat
+    chat_type: ChatType
+    # Committed by itself, ahead of the caller's unit of work (`send_message`'s `alone`): the
+    # chat's AI does not answer every message, and the caller said this one does not ask it.
+    alone: bool = False
 
 
 def clean_text(text: str | None, *, required: bool) -> str | None:
@@ -87,133 +92,96 @@ def clean_text(text: str | None, *, required: bool) -> str | None:
     return cleaned
 
 
-async def _find_by_client_msg_id(
-    session: AsyncSession, sender_id: int, client_msg_id: str | None
-) -> Message:
-    found = await session.scalars(
-        select(Message).where(
-            Message.sender_id == sender_id, Message.client_msg_id == client_msg_id
-        )
-    )
-    return found.one()
-
-
-async def _retried(session: AsyncSession, original: Message, chat: Chat) -> Sent:
+async def _retried(session: AsyncSession, stored: StoredMessage, chat_id: int) -> Sent:
     """The answer to a retry. An id reused for another chat is a client bug, and answering with
     that message would show a chat the sender may have left."""
-    if original.chat_id != chat.id:
+    if stored.chat_id != chat_id:
         raise Conflict(
             "client_msg_id was already used for another chat", code="client_msg_id_reused"
         )
-    return Sent(original, await message_view(session, original), created=False, chat=chat)
+    original = await session.get(Message, stored.message_id)
+    if original is None:  # deleted for good since (its chat was): as if never sent
+        raise chat_not_found()
+    view = await message_view(session, original)
+    return Sent(view, created=False, chat_type=ChatType(stored.chat_type))
 
 
 async def send_message(
-    session: AsyncSession, sender: User, chat_id: int, draft: MessageDraft
+    session: AsyncSession, sender: User, chat_id: int, draft: MessageDraft, *, alone: bool = False
 ) -> Sent:
     """Persist a message with the chat's next seq and stage its `new_message` event.
 
     A retry with a `client_msg_id` the sender already used returns the original message and
-    records nothing, also when the two attempts race each other."""
-    membership = await require_membership(session, chat_id, sender.id)
+    records nothing, also when the two attempts race each other.
+
+    `alone`: the message may commit by itself, in one round trip on PostgreSQL, when the
+    caller's unit of work has not touched the database yet (nothing of it would be lost or
+    committed apart) and the chat's AI does not answer every message in it (its reply job must
+    commit with the message). The caller promises it has nothing more to write."""
     client_msg_id = draft.client_msg_id
     if client_msg_id is not None and not 0 < len(client_msg_id) <= CLIENT_MSG_ID_MAX_LENGTH:
         raise Unprocessable("client_msg_id must be 1..64 characters", code="bad_client_msg_id")
     forward_from, media_ids = draft.forward_from, draft.media_ids
     text = clean_text(draft.text, required=forward_from is None and not media_ids)
-    reply_to_message_id = draft.reply_to_message_id
-    if reply_to_message_id is not None:
-        reply_to = await session.get(Message, reply_to_message_id)
-        if reply_to is None or reply_to.chat_id != chat_id:
-            raise Unprocessable(
-                "reply_to_message_id must be a message of the same chat", code="bad_reply_to"
-            )
-    message = await _insert_message(
-        session,
-        membership.chat,
-        sender,
-        text=text,
-        reply_to_message_id=reply_to_message_id,
-        client_msg_id=client_msg_id,
-        forward_from=forward_from,
-        telegram_message_id=draft.telegram_message_id,
-    )
-    if message is None:  # only a client_msg_id the sender already used makes the insert give way
-        original = await _find_by_client_msg_id(session, sender.id, client_msg_id)
-        return await _retried(session, original, membership.chat)
-    if media_ids:
-        message.type = await attach_media(session, sender, message.id, media_ids)
-        await session.flush()
-    elif forward_from is not None:
-        await copy_attachments(session, forward_from.id, message.id)
-    view = await new_message_view(
-        session,
-        message,
-        sender,
-        with_media=bool(media_ids) or forward_from is not None,
-        ai_reply=draft.ai_reply,
-    )
-    await record_event(
-        session,
-        chat_id,
-        EventType.NEW_MESSAGE,
-        {"message": view.model_dump(mode="json")},
-        seq=message.seq,
-    )
-    return Sent(message, view, created=True, chat=membership.chat)
-
-
-async def _insert_message(
-    session: AsyncSession,
-    chat: Chat,
-    sender: User,
-    *,
-    text: str | None,
-    reply_to_message_id: int | None,
-    client_msg_id: str | None,
-    forward_from: Message | None,
-    telegram_message_id: int | None,
-) -> Message | None:
-    """The new message, or None when the sender already used `client_msg_id` (its message
-    committed, also by a concurrent attempt that this one waited for)."""
-    seq = await next_seq(session, chat.id)
-    now = datetime.now(UTC)
+    urls: MediaUrls | None = session.info.get("media_urls")
+    media: list[MediaView] = []
+    message_type = MessageType.TEXT
     forward_source: tuple[int | None, int | None] = (None, None)
-    if forward_from is not None:
+    if media_ids:
+        items = await attachable_media(session, sender, media_ids)
+        message_type = message_type_of(items)
+        media = [MediaView.of(item, urls) for item in items] if urls is not None else []
+    elif forward_from is not None:
+        message_type, text = forward_from.type, forward_from.text
         # A forward of a forward names the original author and chat, as Telegram does.
         forward_source = (
             (forward_from.forward_from_user_id, forward_from.forward_from_chat_id)
             if forward_from.forward_from_chat_id is not None
             else (forward_from.sender_id, forward_from.chat_id)
         )
-    message: Message | None = await session.scalar(
-        upsert_insert(session, Message)
-        .values(
-            chat_id=chat.id,
-            sender_id=sender.id,
-            seq=seq,
-            type=forward_from.type if forward_from else MessageType.TEXT,
-            text=forward_from.text if forward_from else text,
-            reply_to_id=reply_to_message_id,
-            client_msg_id=client_msg_id,
-            forward_from_user_id=forward_source[0],
-            forward_from_chat_id=forward_source[1],
-            created_at=now,
-            updated_at=now,
-            telegram_message_id=telegram_message_id,
-        )
-        .on_conflict_do_nothing(index_elements=["sender_id", "client_msg_id"])
-        .returning(Message)
+        if urls is not None:
+            media = (await media_fields(session, [forward_from], urls)).get(forward_from.id, [])
+    now = datetime.now(UTC)
+    row = Message(
+        id=0,
+        chat_id=chat_id,
+        sender_id=sender.id,
+        seq=0,
+        type=message_type,
+        text=text,
+        reply_to_id=draft.reply_to_message_id,
+        client_msg_id=client_msg_id,
+        forward_from_user_id=forward_source[0],
+        forward_from_chat_id=forward_source[1],
+        telegram_message_id=draft.telegram_message_id,
+        created_at=now,
+        updated_at=now,
     )
-    if message is None:
-        await give_back_seq(session, chat.id, seq)
-        return None
-    await session.execute(
-        update(Chat)
-        .where(Chat.id == chat.id)
-        .values(last_message_id=message.id, last_activity_at=now)
+    template = new_message_view(row, sender, media, draft.ai_reply)
+    view = template.model_dump(mode="json")  # id and seq to be filled in where it is stored
+    new = NewMessage(
+        row,
+        view,
+        media_ids=list(media_ids),
+        media_from=forward_from.id if forward_from is not None else None,
     )
-    return message
+    stored = await store_message(session, new, alone=alone)
+    if not stored.created:
+        return await _retried(session, stored, chat_id)
+    ids = {"id": stored.message_id, "seq": stored.seq}
+    view.update(ids)
+    frame = {"type": EventType.NEW_MESSAGE.value, "chat_id": chat_id, "seq": stored.seq}
+    frame["message"] = view
+    stage(
+        session,
+        encode_envelope(stored.member_ids, encode_frame(frame), chat_id=chat_id, seq=stored.seq),
+    )
+    return Sent(
+        template.model_copy(update=ids),
+        created=True,
+        chat_type=ChatType(stored.chat_type),
+        alone=stored.alone,
+    )
 
 
 async def forward_message(

@@ -243,7 +243,7 @@ async def finish(
             text=part, reply_to_message_id=reply_to, ai_reply=None if message_ids else reply
         )
         sent = await send_message(session, bot, reply.chat_id, draft)
-        message_ids.append(sent.message.id)
+        message_ids.append(sent.view.id)
         reply_to = None
     reply.reply_message_id = message_ids[0] if message_ids else None
     await session.flush()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import BigInteger, insert, literal, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import Conflict, NotFound, Unprocessable
@@ -55,13 +55,11 @@ async def get_media_for_download(session: AsyncSession, user_id: int, media_id: 
     return media
 
 
-async def attach_media(
-    session: AsyncSession, user: User, message_id: int, media_ids: Sequence[int]
-) -> MessageType:
-    """Shows the user's unsent uploads in a message, in the given order; returns the message's
-    type: the kind of a single item, or album for several."""
-    if not media_ids:
-        raise Unprocessable("media_ids is empty", code="media_ids_empty")
+async def attachable_media(
+    session: AsyncSession, user: User, media_ids: Sequence[int]
+) -> list[Media]:
+    """The user's unsent uploads a new message is to show, in the given order, locked until the
+    transaction ends (the message's insert shows them: see `services.messages`)."""
     if len(set(media_ids)) != len(media_ids):
         raise Unprocessable("media_ids lists an item twice", code="media_ids_duplicate")
     if len(media_ids) > MAX_ALBUM_ITEMS:
@@ -97,23 +95,9 @@ async def attach_media(
             "An album holds photos and videos, or only audio files, or only documents",
             code="album_mixed_media",
         )
-    session.add_all(
-        MessageMedia(message_id=message_id, media_id=media.id, position=position)
-        for position, media in enumerate(items)
-    )
-    await session.flush()
+    return items
+
+
+def message_type_of(items: Sequence[Media]) -> MessageType:
+    """The type of a message showing these: the kind of a single item, or album for several."""
     return MessageType.ALBUM if len(items) > 1 else MessageType(items[0].kind.value)
-
-
-async def copy_attachments(
-    session: AsyncSession, source_message_id: int, target_message_id: int
-) -> None:
-    """The media of a forwarded message, shown in its copy too."""
-    await session.execute(
-        insert(MessageMedia).from_select(
-            ["message_id", "media_id", "position"],
-            select(
-                literal(target_message_id, BigInteger), MessageMedia.media_id, MessageMedia.position
-            ).where(MessageMedia.message_id == source_message_id),
-        )
-    )

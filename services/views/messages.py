@@ -138,20 +138,13 @@ async def message_views(
     ]
 
 
-async def new_message_view(
-    session: AsyncSession,
-    message: Message,
-    sender: User,
-    *,
-    with_media: bool,
-    ai_reply: AiReply | None = None,
+def new_message_view(
+    message: Message, sender: User, media: list[MediaView], ai_reply: AiReply | None = None
 ) -> MessageView:
-    """`message_view` of a message this transaction created, with no query but its media's
-    (`with_media`): nobody has reacted to it yet, and read markers only move to the seq of a
-    message that existed before, so nobody has read it. `ai_reply`: the AI reply the message
-    carries (its row does not link to the message yet)."""
-    media = await _media(session, [message]) if with_media else {}
-    return _view(message, UserBrief.of(sender), [], [], media.get(message.id, []), ai_reply)
+    """`message_view` of a message being created: nobody has reacted to it yet, and read
+    markers only move to the seq of a message that existed before, so nobody has read it.
+    `ai_reply`: the AI reply the message carries (its row does not link to the message yet)."""
+    return _view(message, UserBrief.of(sender), [], [], media, ai_reply)
 
 
 async def _media(session: AsyncSession, messages: Sequence[Message]) -> dict[int, list[MediaView]]:

@@ -9,12 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.broker import MemoryBroker
-from core.db import unit_of_work
-from models import MessageType, User
-from services.media.attachments import attach_media
 from tests.conftest import make_settings
 from tests.support.api import ApiUser, RunningApp, running_app, user_fixture
 
@@ -38,17 +34,23 @@ async def uploaded(user: ApiUser, data: bytes, filename: str = "file.bin", **kwa
     return response.json()
 
 
+async def send_media(
+    user: ApiUser, chat_id: int, media_ids: list[int], text: str = "with media"
+) -> httpx.Response:
+    """A message showing uploads, sent through the route."""
+    return await user.post(
+        f"/api/v1/chats/{chat_id}/messages", json={"text": text, "media_ids": media_ids}
+    )
+
+
 async def attach(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    user: ApiUser,
-    message_id: int,
-    media_ids: list[int],
-) -> MessageType:
-    """Shows uploads in a message, as sending a message with `media_ids` does."""
-    async with unit_of_work(sessionmaker, MemoryBroker()) as session:
-        sender = await session.get(User, user.id)
-        assert sender is not None
-        return await attach_media(session, sender, message_id, media_ids)
+    user: ApiUser, chat_id: int, media_ids: list[int], text: str = "with media"
+) -> dict[str, Any]:
+    """The message of a successful `send_media`."""
+    response = await send_media(user, chat_id, media_ids, text)
+    assert response.status_code == 200, response.text
+    message: dict[str, Any] = response.json()
+    return message
 
 
 def stored_files(media_dir: Path) -> list[Path]:

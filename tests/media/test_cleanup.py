@@ -35,8 +35,7 @@ async def test_unattached_uploads_older_than_a_day_go_with_their_files(
     kept = await uploaded(alice, kept_data)
     dropped = await uploaded(alice, dropped_data)
     chat = await alice.create_group("Album")
-    message = await alice.send(chat["id"], "kept")
-    await attach(sessionmaker, alice, message["id"], [kept["id"]])
+    await attach(alice, chat["id"], [kept["id"]], "kept")
     storage = LocalStorage(settings.media_dir)
 
     assert await run_media_cleanup(sessionmaker, MemoryBroker(), storage) == 0
@@ -61,8 +60,7 @@ async def test_a_file_another_upload_shares_is_kept(
     abandoned = await uploaded(alice, data)
     sent = await uploaded(bob, data)
     chat = await bob.create_group("Shared")
-    message = await bob.send(chat["id"], "same picture")
-    await attach(sessionmaker, bob, message["id"], [sent["id"]])
+    await attach(bob, chat["id"], [sent["id"]], "same picture")
 
     await run_media_cleanup(
         sessionmaker, MemoryBroker(), LocalStorage(settings.media_dir), now=utcnow() + A_DAY_LATER

@@ -6,7 +6,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.settings import Settings
 from core.signing import MediaUrlSigner, media_path
@@ -18,13 +17,12 @@ from tests.support.telegram import init_data_for
 
 
 async def sent_in_chat(
-    sessionmaker: async_sessionmaker[AsyncSession], sender: ApiUser, *members: ApiUser
+    sender: ApiUser, *members: ApiUser
 ) -> tuple[dict[str, object], dict[str, object]]:
     """An upload of `sender`, shown in a message of a new group with `members`."""
     item = await uploaded(sender, png_bytes(), "shared.png")
     chat = await sender.create_group("Photos", *members)
-    message = await sender.send(chat["id"], "look")
-    await attach(sessionmaker, sender, message["id"], [item["id"]])
+    message = await attach(sender, chat["id"], [item["id"]], "look")
     return item, message
 
 
@@ -68,30 +66,24 @@ async def test_members_of_the_chat_it_was_sent_in_may_fetch_it_and_no_one_else(
     alice: ApiUser,
     bob: ApiUser,
     carol: ApiUser,
-    sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
-    item, _ = await sent_in_chat(sessionmaker, alice, bob)
+    item, _ = await sent_in_chat(alice, bob)
     assert (await bob.get(f"/api/v1/media/{item['id']}")).status_code == 200
     assert (await bob.get(f"/api/v1/media/{item['id']}/thumbnail")).status_code == 200
     assert (await carol.get(f"/api/v1/media/{item['id']}")).status_code == 404
 
 
-async def test_a_deleted_message_no_longer_shares_its_media(
-    alice: ApiUser, bob: ApiUser, sessionmaker: async_sessionmaker[AsyncSession]
-) -> None:
-    item, message = await sent_in_chat(sessionmaker, alice, bob)
+async def test_a_deleted_message_no_longer_shares_its_media(alice: ApiUser, bob: ApiUser) -> None:
+    item, message = await sent_in_chat(alice, bob)
     await alice.ok("DELETE", f"/api/v1/messages/{message['id']}")
     assert (await bob.get(f"/api/v1/media/{item['id']}")).status_code == 404
     assert (await alice.get(f"/api/v1/media/{item['id']}")).status_code == 200
 
 
-async def test_a_member_who_left_can_no_longer_fetch_it(
-    alice: ApiUser, bob: ApiUser, sessionmaker: async_sessionmaker[AsyncSession]
-) -> None:
+async def test_a_member_who_left_can_no_longer_fetch_it(alice: ApiUser, bob: ApiUser) -> None:
     item = await uploaded(alice, png_bytes())
     chat = await alice.create_group("Trip", bob)
-    message = await alice.send(chat["id"], "photo")
-    await attach(sessionmaker, alice, message["id"], [item["id"]])
+    await attach(alice, chat["id"], [item["id"]], "photo")
     await bob.ok("POST", f"/api/v1/chats/{chat['id']}/leave")
     assert (await bob.get(f"/api/v1/media/{item['id']}")).status_code == 404
 

@@ -28,20 +28,20 @@ async def test_a_retry_returns_the_original_and_records_nothing(session: AsyncSe
         session, alice, chat.id, MessageDraft(text="hello", client_msg_id="c-1")
     )
     assert first.created
-    assert await staged_seqs(session) == [first.message.seq]
+    assert await staged_seqs(session) == [first.view.seq]
     events, seq = await event_count(session, chat.id), await last_seq(session, chat.id)
 
     retry = await send_message(
         session, alice, chat.id, MessageDraft(text="hello", client_msg_id="c-1")
     )
     assert not retry.created
-    assert retry.message.id == first.message.id
+    assert retry.view.id == first.view.id
     assert retry.view.model_dump() == first.view.model_dump()
     assert await staged_seqs(session) == []
     assert (await event_count(session, chat.id), await last_seq(session, chat.id)) == (events, seq)
     # The seq the retry took was given back: the next message takes the very next one.
     after = await send_message(session, alice, chat.id, MessageDraft(text="and more"))
-    assert after.message.seq == first.message.seq + 1
+    assert after.view.seq == first.view.seq + 1
 
 
 async def test_a_client_msg_id_reused_for_another_chat_is_a_conflict(
@@ -61,19 +61,19 @@ async def test_a_rolled_back_send_gives_its_seq_and_its_event_back(
     session: AsyncSession,
 ) -> None:
     alice, bob, chat = await _two_in_a_chat(session, 11031)
-    kept = (await send_message(session, alice, chat.id, MessageDraft(text="kept"))).message.seq
+    kept = (await send_message(session, alice, chat.id, MessageDraft(text="kept"))).view.seq
     chat_id = chat.id  # the rollback expires the objects it loaded
     await staged_seqs(session)
 
     savepoint = await session.begin_nested()
     undone = await send_message(session, bob, chat_id, MessageDraft(text="undone"))
-    assert undone.message.seq == kept + 1
+    assert undone.view.seq == kept + 1
     await savepoint.rollback()
     assert await last_seq(session, chat_id) == kept
     assert await staged_seqs(session) == []  # its event went with the rollback
 
     later = await send_message(session, bob, chat_id, MessageDraft(text="later"))
-    assert later.message.seq == kept + 1
-    assert await staged_seqs(session) == [later.message.seq]
+    assert later.view.seq == kept + 1
+    assert await staged_seqs(session) == [later.view.seq]
     seqs = await event_seqs(session, chat_id)
     assert seqs == list(range(1, seqs[-1] + 1))  # no gap from the chat's first event

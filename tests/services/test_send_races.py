@@ -42,12 +42,12 @@ async def test_retries_racing_each_other_store_one_message(
 
     sent = await asyncio.gather(*(attempt() for _ in range(ATTEMPTS)))
     assert [s.created for s in sent].count(True) == 1
-    assert {s.message.id for s in sent} == {sent[0].message.id}
+    assert {s.view.id for s in sent} == {sent[0].view.id}
     assert len(published) == 1  # one new_message event, from the attempt that stored it
     # The seqs the other attempts took were given back: the next message follows at once.
     async with unit_of_work(sessionmaker, broker) as session:
         after = await send_message(session, bob, chat_id, MessageDraft(text="after"))
-    assert after.message.seq == sent[0].message.seq + 1
+    assert after.view.seq == sent[0].view.seq + 1
     async with read_session(sessionmaker) as session:
         stored = await session.scalar(
             select(func.count()).select_from(Message).where(Message.chat_id == chat_id)

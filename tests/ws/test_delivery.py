@@ -248,13 +248,23 @@ async def test_a_client_that_never_reads_is_closed_with_4008_and_slows_nobody(
         ):
             await wait_until(lambda: len(hub.connections_of(slow.id)) == 1)
             (slow_connection,) = hub.connections_of(slow.id)
+            received: list[Frame] = []
+
+            async def read_fast() -> None:  # a client that reads, as it goes
+                while True:
+                    frame = await fast_ws.recv(timeout=60)
+                    if frame["type"] == "new_message":
+                        received.append(frame)
+
+            reader = asyncio.create_task(read_fast())
             sent = 0
             while slow_connection.close_code is None:
                 await alice.send(group["id"], f"{sent:05d} " + "x" * 4000)
                 sent += 1
                 assert sent < 500, "the slow socket was never closed"
             assert slow_connection.close_code == 4008
-            received = await fast_ws.collect(sent, "new_message", timeout=30)
+            await wait_until(lambda: len(received) >= sent, timeout=30)
+            reader.cancel()
             assert [f["message"]["text"][:5] for f in received] == [f"{i:05d}" for i in range(sent)]
             with pytest.raises(ConnectionClosed) as closed:
                 await slow_ws.collect(sent + 1, "new_message", timeout=30)

@@ -20,7 +20,6 @@ from core.outbox import decode_envelope
 from models import ACTIVE_REPLY_STATUSES, AiReply, Message, User
 from services import conversation, profile, users
 from services.ai import replies, settings
-from services.ai.policy import request_reply
 from services.ai.runtime import AiRuntime
 from services.messages import MessageDraft
 from services.views.ai import AiReplyOut, AiSettingsOut, ModelOut, ProfileOut, UsageOut
@@ -193,17 +192,13 @@ async def _ask(
             await settings.update_ai_settings(
                 session, runtime, user, chat_id, {"model": body.model}
             )
-        posted = await conversation.post_message(
+        sent, reply = await conversation.ask(
             session,
             user,
             chat_id,
             MessageDraft(text=body.content),
             ai=runtime,
             limits=context.limits,
-        )
-        sent = posted.sent
-        reply = posted.ai_reply or await request_reply(
-            session, runtime, sent.chat, sent.message, user
         )
         return sent.view, reply.id
 

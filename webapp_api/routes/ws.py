@@ -18,12 +18,13 @@ from starlette.types import Receive, Scope, Send
 
 from core.db import read_session, unit_of_work
 from core.errors import AppError, ServiceUnavailable, Unauthorized
-from services import conversation, messages, users
+from services import conversation, messages
 from services.access import chat_not_found, chats_of_member, require_membership
 from services.auth import (
     Identity,
     authenticate_access_token,
     authenticate_init_data,
+    signed_in_user,
     still_signed_in,
 )
 from services.messages import MessageDraft
@@ -54,19 +55,21 @@ logger = logging.getLogger(__name__)
 async def websocket_endpoint(
     context: AppContext, scope: Scope, receive: Receive, send: Send
 ) -> None:
-    connection = await _open(context, scope, receive, send)
-    if connection is None:
+    opened = await _open(context, scope, receive, send)
+    if opened is None:
         return
+    connection, identity = opened
     try:
-        await _read_frames(receive, context, connection)
+        await _read_frames(receive, context, connection, identity)
     finally:
         await context.hub.unregister(connection)
 
 
 async def _open(
     context: AppContext, scope: Scope, receive: Receive, send: Send
-) -> Connection | None:
-    """An authenticated socket, registered with the hub, that closes when its credentials end."""
+) -> tuple[Connection, Identity] | None:
+    """An authenticated socket, registered with the hub, that closes when its credentials end,
+    and who it signed in as."""
     identity = await _accept(context, scope, receive, send)
     if identity is None:
         return None
@@ -97,7 +100,7 @@ async def _open(
         await context.hub.unregister(connection)  # its writer stops: the close frame is last
         await send({"type": "websocket.close", "code": CLOSE_SESSION_ENDED})
         return None
-    return connection
+    return connection, identity
 
 
 async def _accept(
@@ -161,7 +164,9 @@ async def _try_again_later(send: Send, error: ServiceUnavailable) -> None:
     await send({"type": "websocket.close", "code": CLOSE_TRY_AGAIN_LATER})
 
 
-async def _read_frames(receive: Receive, context: AppContext, connection: Connection) -> None:
+async def _read_frames(
+    receive: Receive, context: AppContext, connection: Connection, identity: Identity
+) -> None:
     while connection.close_code is None:
         message = await receive()
         if message["type"] == "websocket.disconnect":
@@ -172,18 +177,20 @@ async def _read_frames(receive: Receive, context: AppContext, connection: Connec
         client_frame: ClientFrame | None = None
         try:
             client_frame = parse_client_frame(text)
-            await _handle(client_frame, context, connection)
+            await _handle(client_frame, context, connection, identity)
         except AppError as error:
             connection.send(error_frame(error, client_frame))
 
 
-async def _handle(client_frame: ClientFrame, context: AppContext, connection: Connection) -> None:
+async def _handle(
+    client_frame: ClientFrame, context: AppContext, connection: Connection, identity: Identity
+) -> None:
     user_id = connection.user_id
     match client_frame:
         case PingFrame():
             connection.send(frame("pong"))
         case SendMessageFrame():
-            await _send_message(client_frame, context, connection)
+            await _send_message(client_frame, context, connection, identity)
         case TypingFrame(chat_id=chat_id, is_typing=is_typing):
             async with read_session(context.sessionmaker) as session:
                 await require_membership(session, chat_id, user_id)
@@ -196,7 +203,7 @@ async def _handle(client_frame: ClientFrame, context: AppContext, connection: Co
             connection.leave_chat(chat_id)
         case ReadFrame(chat_id=chat_id, message_id=message_id):
             async with unit_of_work(context.sessionmaker, context.broker) as session:
-                user = await users.get_user(session, user_id)
+                user = await signed_in_user(session, context.auth, identity)
                 await messages.mark_read(session, user, chat_id, message_id)
         case ResumeFrame(chats=chats):
             await _resume(chats, context, connection)
@@ -228,7 +235,7 @@ async def _resume(chats: dict[int, int], context: AppContext, connection: Connec
 
 
 async def _send_message(
-    client_frame: SendMessageFrame, context: AppContext, connection: Connection
+    client_frame: SendMessageFrame, context: AppContext, connection: Connection, identity: Identity
 ) -> None:
     draft = MessageDraft(
         text=client_frame.text,
@@ -236,7 +243,7 @@ async def _send_message(
         client_msg_id=client_frame.client_msg_id,
     )
     async with unit_of_work(context.sessionmaker, context.broker) as session:
-        user = await users.get_user(session, connection.user_id)
+        user = await signed_in_user(session, context.auth, identity)
         posted = await conversation.post_message(
             session,
             user,
@@ -249,8 +256,8 @@ async def _send_message(
         frame(
             "ack",
             client_msg_id=client_frame.client_msg_id,
-            message_id=posted.sent.message.id,
-            seq=posted.sent.message.seq,
-            chat_id=posted.sent.message.chat_id,
+            message_id=posted.sent.view.id,
+            seq=posted.sent.view.seq,
+            chat_id=posted.sent.view.chat_id,
         )
     )
