@@ -162,3 +162,25 @@ async def test_the_cache_is_bounded_and_can_be_off(
         with user_lookups(off.app) as seen:
             await get_me(off.client, one)
         assert seen != []
+
+
+async def test_a_sockets_frames_read_their_user_again_once_it_changed(
+    client: httpx.AsyncClient, app: FastAPI, server: LiveServer
+) -> None:
+    alice = await sign_up(client, 409, "Ivy", "ivy")
+    bob = await sign_up(client, 410, "Jon", "jon")
+    chat = await alice.private_chat_with(bob)
+    init_data = alice.headers["X-Telegram-Init-Data"]
+    async with ws_connect(f"{server.ws_url}/ws?init_data={quote(init_data)}") as ws:
+        assert (await ws.recv())["type"] == "connection_established"
+        await ws.send(type="ping")  # answered once the socket is fully open
+        await ws.wait_for("pong")
+        await alice.ok("PATCH", "/api/v1/me", json={"notifications_enabled": False})
+        with user_lookups(app) as seen:
+            await ws.send(type="send_message", chat_id=chat["id"], text="a", client_msg_id="a")
+            await ws.wait_for("ack")
+        assert len(seen) == 1  # read again, with what signing in checks
+        with user_lookups(app) as seen:
+            await ws.send(type="send_message", chat_id=chat["id"], text="b", client_msg_id="b")
+            await ws.wait_for("ack")
+        assert seen == []  # and remembered again
