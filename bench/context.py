@@ -21,6 +21,10 @@ class Sizes:
     throughput_users: int = 200
     throughput_rates: tuple[float, ...] = (50, 100, 200, 350, 500, 1000, 1500, 2000, 3000)
     throughput_seconds: float = 5.0
+    ceiling_connections: int = 8
+    ceiling_seconds: float = 5.0
+    ceiling_warm_up_seconds: float = 1.0
+    round_trip_requests: int = 50
     sockets: int = 5000
     resume_events: int = 1000
     resume_runs: int = 5
@@ -33,6 +37,8 @@ class Sizes:
     polling_users: int = 300
     polling_seconds: float = 20.0
     polling_messages: int = 20
+    chat_list_chats: int = 50
+    chat_list_requests: int = 500
 
 
 FULL = Sizes()
@@ -46,6 +52,9 @@ QUICK = Sizes(
     throughput_users=20,
     throughput_rates=(25, 50),
     throughput_seconds=2.0,
+    ceiling_seconds=2.0,
+    ceiling_warm_up_seconds=0.5,
+    round_trip_requests=10,
     sockets=200,
     resume_events=100,
     resume_runs=2,
@@ -57,6 +66,7 @@ QUICK = Sizes(
     polling_users=60,
     polling_seconds=5.0,
     polling_messages=5,
+    chat_list_requests=100,
 )
 
 

@@ -54,6 +54,7 @@ def first_name(telegram_id: int) -> str:
 class Socket:
     telegram_id: int
     connection: ClientConnection
+    api: int  # the index of the API process it is connected to
     user_id: int = 0
     reader: asyncio.Task[None] | None = None
     close_code: int | None = None
@@ -158,7 +159,7 @@ class LoadWorker:
         if hello.get("type") != "connection_established":
             await connection.close()
             raise RuntimeError(f"unexpected first frame {hello.get('type')}")
-        socket = Socket(telegram_id, connection, user_id=int(hello["user_id"]))
+        socket = Socket(telegram_id, connection, api, user_id=int(hello["user_id"]))
         socket.reader = asyncio.create_task(self._read(socket))
         return socket
 
@@ -238,14 +239,13 @@ class LoadWorker:
         tasks: set[asyncio.Task[None]] = set()
         in_flight = 0
         skipped = 0
-        bases = (
-            [self.config.http_bases[i] for i in rest_apis] if rest_apis else self.config.http_bases
-        )
+        apis = rest_apis or list(range(len(self.config.http_bases)))
         http = self.http
 
         async def via_rest(index: int, telegram_id: int, chat_id: int, msg_id: str) -> None:
             nonlocal in_flight
-            url = f"{bases[index % len(bases)]}/api/v1/chats/{chat_id}/messages"
+            api = apis[index % len(apis)]
+            url = f"{self.config.http_bases[api]}/api/v1/chats/{chat_id}/messages"
             sent_ns = time.time_ns()
             body = {"text": f"bm|{msg_id}|{sent_ns}", "client_msg_id": msg_id}
             try:
@@ -257,7 +257,7 @@ class LoadWorker:
                 outcome = type(exc).__name__
             finally:
                 in_flight -= 1
-            records.append([msg_id, chat_id, telegram_id, sent_ns, outcome, time.time_ns()])
+            records.append([msg_id, chat_id, telegram_id, sent_ns, outcome, time.time_ns(), api])
 
         async def via_socket(telegram_id: int, chat_id: int, msg_id: str) -> None:
             nonlocal in_flight
@@ -279,7 +279,9 @@ class LoadWorker:
                 answered_ns, outcome = time.time_ns(), type(exc).__name__
             finally:
                 in_flight -= 1
-            records.append([msg_id, chat_id, telegram_id, sent_ns, outcome, answered_ns])
+            records.append(
+                [msg_id, chat_id, telegram_id, sent_ns, outcome, answered_ns, socket.api]
+            )
 
         loop_start = time.monotonic() + max(0.0, (start_at_ns - time.time_ns()) / 1e9)
         for index in range(count):

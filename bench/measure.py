@@ -95,12 +95,16 @@ class Setup:
     async def call(
         self, telegram_id: int, method: str, path: str, body: object | None = None, api: int = 0
     ) -> Any:
+        return await self.call_base(
+            self.bases[api % len(self.bases)], telegram_id, method, path, body
+        )
+
+    async def call_base(
+        self, base: str, telegram_id: int, method: str, path: str, body: object | None = None
+    ) -> Any:
+        """`call` on any API process's base URL."""
         return await request_json(
-            self.http,
-            method,
-            self.bases[api % len(self.bases)] + path,
-            headers=self.headers(telegram_id),
-            body=body,
+            self.http, method, base + path, headers=self.headers(telegram_id), body=body
         )
 
     async def users(self, telegram_ids: Sequence[int]) -> None:
@@ -231,6 +235,8 @@ class Phase:
     client_gc_pause_max_ms: float = 0.0
     event_log_reads: int = 0
     cpu: dict[str, float] = field(default_factory=dict)
+    cpu_seconds: dict[str, float] = field(default_factory=dict)  # of each process, in the phase
+    sends_by_api: dict[str, int] = field(default_factory=dict)  # answered ok, by API process
     load_cpu_pct: float = 0.0
     seconds: float = 0.0
 
@@ -273,6 +279,8 @@ class Phase:
             "client_gc_pause_max_ms": self.client_gc_pause_max_ms,
             "event_log_reads": self.event_log_reads,
             "cpu_pct": self.cpu,
+            "cpu_seconds": {name: round(value, 3) for name, value in self.cpu_seconds.items()},
+            "sends_by_api": self.sends_by_api,
             "load_cpu_pct": self.load_cpu_pct,
             "seconds": round(self.seconds, 2),
         }
@@ -330,6 +338,7 @@ async def send_phase(
     phase.send_lag_p99_ms = max(float(reply.result["lag_ms"]["p99"]) for reply in replies)
     ok = [record for record in records if record[4] == "ok"]
     phase.sent_ok = len(ok)
+    phase.sends_by_api = dict(Counter(f"api{record[6]}" for record in ok))
     phase.errors = dict(Counter(str(record[4]) for record in records if record[4] != "ok"))
     phase.expected = sum(len(members[int(record[1])]) for record in ok)
 
@@ -353,6 +362,9 @@ async def send_phase(
     phase.event_log_reads = await event_log_reads(cluster.database.url) - reads_before
     phase.seconds = time.monotonic() - started
     phase.cpu = cpu_usage(before, after)
+    phase.cpu_seconds = {
+        name: seconds - before.processes.get(name, 0.0) for name, seconds in after.processes.items()
+    }
     phase.load_cpu_pct = round(
         sum(value for name, value in phase.cpu.items() if name.startswith("load")), 1
     )

@@ -29,6 +29,7 @@ from typing import Any
 
 import uvloop
 
+from bench.ceiling import add_same_run_fractions
 from bench.client import HttpImpl, http_client
 from bench.cluster import (
     DEFAULT_POSTGRES_URL,
@@ -180,6 +181,7 @@ class Runner:
                         outcomes.append(await self.run_one(definition, index, None))
         finally:
             await self.redis.stop()
+        add_same_run_fractions(outcomes, self.sizes.quick)
         return {
             "started_at": started_at.isoformat(timespec="seconds"),
             "seconds": round(time.monotonic() - started, 1),

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import AppError
-from models import AiReply, Chat, ChatType, Message, User
+from models import AiMode, AiReply, Chat, ChatType, Message, User
 from services import frames
 from services.access import chat_not_found
 from services.ai.jobs import publish_reply_event
-from services.ai.policy import maybe_reply, mentions_bot, request_reply
+from services.ai.policy import maybe_reply, mentions_bot, mode_of, request_reply
 from services.ai.runtime import AiRuntime
 from services.limits import AbuseLimits
 from services.messages import MessageDraft, Sent, forward_message, send_message
@@ -46,8 +46,8 @@ async def post_message(
         await limits.check_send(sender.id)
     asks_ai = _may_ask_ai(ai, sender, draft, addressed_to_ai)
     sent = await send_message(session, sender, chat_id, draft, alone=not asks_ai)
-    if sent.alone:  # neither the chat's AI answers every message, nor this one asks it
-        return Posted(sent)
+    if not asks_ai and mode_of(sent.chat_type, sent.ai_mode) != AiMode.ALWAYS:
+        return Posted(sent)  # the AI answers only what asks it here, and this does not
     return await _ask_ai(session, ai, sent, sender, addressed_to_ai)
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from core.db import has_begun
 from core.errors import Unprocessable
-from models import Chat, ChatEvent, ChatMember, ChatType, Message, MessageMedia
+from models import AiMode, Chat, ChatEvent, ChatMember, ChatType, Message, MessageMedia
 from services.access import chat_not_found
 from services.events import EventType, next_seq
 
@@ -46,13 +46,14 @@ class StoredMessage:
     message_id: int
     seq: int
     chat_id: int
-    chat_type: str
+    chat_type: ChatType
+    ai_mode: AiMode | None
     member_ids: list[int]
-    alone: bool  # committed by itself, apart from the caller's transaction
 
 
 _POST_MESSAGE = text(
-    "SELECT outcome, message_id, message_seq, chat_id, chat_type, member_ids FROM post_message("
+    "SELECT outcome, message_id, message_seq, chat_id, chat_type, ai_mode, member_ids "
+    "FROM post_message("
     ":chat_id, :sender_id, :type, :text, :reply_to_id, :client_msg_id, :forward_from_user_id, "
     ":forward_from_chat_id, :telegram_message_id, :now, :view, :media_ids, :media_from, "
     ":unless_ai_answers)"
@@ -76,9 +77,9 @@ async def store_message(session: AsyncSession, new: NewMessage, *, alone: bool) 
                 await autocommit.execute(_POST_MESSAGE, {**parameters, "unless_ai_answers": True})
             ).one()
         if alone_row.outcome != Outcome.AI_ANSWERS:
-            return _stored(alone_row, alone=True)
+            return _stored(alone_row)
     row = (await session.execute(_POST_MESSAGE, {**parameters, "unless_ai_answers": False})).one()
-    return _stored(row, alone=False)
+    return _stored(row)
 
 
 def _parameters(new: NewMessage) -> dict[str, Any]:
@@ -100,7 +101,7 @@ def _parameters(new: NewMessage) -> dict[str, Any]:
     }
 
 
-def _stored(row: Row[Any], *, alone: bool) -> StoredMessage:
+def _stored(row: Row[Any]) -> StoredMessage:
     if row.outcome == Outcome.NOT_MEMBER:
         raise chat_not_found()
     if row.outcome == Outcome.BAD_REPLY_TO:
@@ -110,9 +111,9 @@ def _stored(row: Row[Any], *, alone: bool) -> StoredMessage:
         message_id=row.message_id,
         seq=row.message_seq,
         chat_id=row.chat_id,
-        chat_type=row.chat_type,
+        chat_type=ChatType(row.chat_type),
+        ai_mode=AiMode(row.ai_mode) if row.ai_mode is not None else None,
         member_ids=list(row.member_ids or ()),
-        alone=alone,
     )
 
 
@@ -128,12 +129,14 @@ async def _store_step_by_step(session: AsyncSession, new: NewMessage) -> StoredM
     the check for an original and the insert."""
     row = new.row
     chat_id, sender_id = row.chat_id, row.sender_id
-    chat_type = await session.scalar(
-        select(Chat.type)
-        .join(ChatMember, ChatMember.chat_id == Chat.id)
-        .where(Chat.id == chat_id, ChatMember.user_id == sender_id, Chat.is_active.is_(True))
-    )
-    if chat_type is None:
+    chat = (
+        await session.execute(
+            select(Chat.type, Chat.ai_mode)
+            .join(ChatMember, ChatMember.chat_id == Chat.id)
+            .where(Chat.id == chat_id, ChatMember.user_id == sender_id, Chat.is_active.is_(True))
+        )
+    ).first()
+    if chat is None:
         raise chat_not_found()
     if row.reply_to_id is not None:
         reply_to = await session.scalar(
@@ -142,7 +145,7 @@ async def _store_step_by_step(session: AsyncSession, new: NewMessage) -> StoredM
         if reply_to is None:
             raise _bad_reply_to()
     if (original := await _original(session, row)) is not None:
-        return _retry(original, chat_type)
+        return _retry(original, chat.type, chat.ai_mode)
     seq = await next_seq(session, chat_id)
     inserted = await session.execute(
         insert(Message)
@@ -184,9 +187,9 @@ async def _store_step_by_step(session: AsyncSession, new: NewMessage) -> StoredM
         message_id=message_id,
         seq=seq,
         chat_id=chat_id,
-        chat_type=chat_type.value,
+        chat_type=chat.type,
+        ai_mode=chat.ai_mode,
         member_ids=list(members),
-        alone=False,
     )
 
 
@@ -201,15 +204,17 @@ async def _original(session: AsyncSession, row: Message) -> Row[int, int, int] |
     return found.first()
 
 
-def _retry(original: Row[int, int, int], chat_type: ChatType) -> StoredMessage:
+def _retry(
+    original: Row[int, int, int], chat_type: ChatType, ai_mode: AiMode | None
+) -> StoredMessage:
     return StoredMessage(
         created=False,
         message_id=original.id,
         seq=original.seq,
         chat_id=original.chat_id,
-        chat_type=chat_type.value,
+        chat_type=chat_type,
+        ai_mode=ai_mode,
         member_ids=[],
-        alone=False,
     )
 
 

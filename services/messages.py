@@ -29,7 +29,17 @@ from core.db import upsert_insert
 from core.errors import BadRequest, Conflict, Forbidden, Unprocessable
 from core.outbox import encode_envelope, encode_frame, stage
 from core.signing import MediaUrls
-from models import AiReply, Chat, ChatMember, ChatType, Message, MessageReaction, MessageType, User
+from models import (
+    AiMode,
+    AiReply,
+    Chat,
+    ChatMember,
+    ChatType,
+    Message,
+    MessageReaction,
+    MessageType,
+    User,
+)
 from models.message import FTS_CONFIG
 from services.access import (
     Membership,
@@ -74,9 +84,7 @@ class Sent:
     view: MessageView
     created: bool  # False when a retry with the same client_msg_id found the original
     chat_type: ChatType
-    # Committed by itself, ahead of the caller's unit of work (`send_message`'s `alone`): the
-    # chat's AI does not answer every message, and the caller said this one does not ask it.
-    alone: bool = False
+    ai_mode: AiMode | None  # the chat's setting
 
 
 def clean_text(text: str | None, *, required: bool) -> str | None:
@@ -103,7 +111,7 @@ async def _retried(session: AsyncSession, stored: StoredMessage, chat_id: int) -
     if original is None:  # deleted for good since (its chat was): as if never sent
         raise chat_not_found()
     view = await message_view(session, original)
-    return Sent(view, created=False, chat_type=ChatType(stored.chat_type))
+    return Sent(view, created=False, chat_type=stored.chat_type, ai_mode=stored.ai_mode)
 
 
 async def send_message(
@@ -179,8 +187,8 @@ async def send_message(
     return Sent(
         template.model_copy(update=ids),
         created=True,
-        chat_type=ChatType(stored.chat_type),
-        alone=stored.alone,
+        chat_type=stored.chat_type,
+        ai_mode=stored.ai_mode,
     )
 
 

@@ -30,11 +30,18 @@ from services.ai.runtime import AiRuntime
 
 
 def effective_mode(chat: Chat) -> AiMode:
-    if chat.type == ChatType.AI:
+    return mode_of(chat.type, chat.ai_mode)
+
+
+def mode_of(chat_type: ChatType, ai_mode: AiMode | None) -> AiMode:
+    """When the AI answers in a chat of this type and setting. The `post_message` function
+    (migration 0009) knows the one rule that matters to it: ALWAYS for AI chats and groups set
+    to always."""
+    if chat_type == ChatType.AI:
         return AiMode.ALWAYS
-    if chat.type == ChatType.PRIVATE:
+    if chat_type == ChatType.PRIVATE:
         return AiMode.OFF
-    return chat.ai_mode or AiMode.MENTION
+    return ai_mode or AiMode.MENTION
 
 
 def mentions_bot(text: str | None, bot_username: str | None) -> bool:
