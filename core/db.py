@@ -5,17 +5,21 @@
 - `read_session(sessionmaker)`: reads only; it never commits, and a flush in it is a bug that
   raises (a write there would be lost silently, its events with it).
 
+Both turn the database's refusals (no free connection in the pool, the server refusing
+connections, a connection lost) into `ServiceUnavailable` with `retry_after`: every front door
+renders that error as "try again later" (HTTP 503 with Retry-After, a socket `error` frame).
+
 Services take an `AsyncSession` and never commit.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, exc, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -28,21 +32,46 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
 from core.broker import Broker
+from core.errors import ServiceUnavailable
 from core.outbox import discard_rolled_back, discard_staged, has_staged, publish_staged
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# What a client is told to wait before it tries again when the database refuses.
+RETRY_AFTER_SECONDS = 1
 
 
 def create_engine(
-    database_url: str, *, echo: bool = False, pool_size: int = 10, max_overflow: int = 10
+    database_url: str,
+    *,
+    echo: bool = False,
+    pool_size: int = 10,
+    max_overflow: int = 10,
+    pool_timeout: float = 10.0,
+    pool_recycle: int = 1800,
 ) -> AsyncEngine:
     """An engine; on a server database, at most `pool_size + max_overflow` connections (the
-    server's `max_connections` is shared by every process)."""
+    server's `max_connections` is shared by every process), waited for at most `pool_timeout`
+    seconds, and replaced after `pool_recycle` seconds.
+
+    No ping per checkout (it costs a round trip on every transaction): a connection that the
+    server closed is known closed without asking it (`_replace_closed_connections`), and one
+    lost silently is at most `pool_recycle` old; a statement that meets a dead connection
+    invalidates the pool, and its request is answered 503 with Retry-After."""
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
-        return create_async_engine(
-            url, echo=echo, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow
+        engine = create_async_engine(
+            url,
+            echo=echo,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_timeout=pool_timeout,
+            pool_recycle=pool_recycle,
+            # The most recently used connection first: a few stay hot (their statements
+            # prepared) and the rest idle, instead of every request preparing on the next one.
+            pool_use_lifo=True,
         )
+        _replace_closed_connections(engine)
+        return engine
 
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
@@ -51,6 +80,39 @@ def create_engine(
     )
     _configure_sqlite(engine)
     return engine
+
+
+def _replace_closed_connections(engine: AsyncEngine) -> None:
+    """A pooled connection whose server end has gone (a restart, `pg_terminate_backend`, an
+    idle timeout) is replaced at checkout, before anything is sent on it: asyncpg already knows
+    it is closed, so this costs no round trip. The pool tries once more with a new one."""
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(_dbapi_connection: Any, _record: Any, proxy: Any) -> None:
+        if proxy.driver_connection.is_closed():
+            raise exc.DisconnectionError("the server closed this pooled connection")
+
+
+def database_unavailable(error: BaseException) -> ServiceUnavailable | None:
+    """The error as "the database cannot take this now, try again", or None if it is not one:
+    the pool had no connection free in time, the server refused the connection (too many
+    clients, starting up or shutting down, not listening), the connection was lost, or
+    SQLite's write lock stayed taken beyond its busy timeout."""
+    refused = isinstance(error, (exc.TimeoutError, ConnectionError))
+    if isinstance(error, exc.DBAPIError):
+        sqlstate = str(getattr(error.orig, "sqlstate", None) or "")
+        refused = (
+            error.connection_invalidated
+            or sqlstate.startswith(("08", "53", "57P"))
+            or "database is locked" in str(error.orig)
+        )
+    if not refused:
+        return None
+    return ServiceUnavailable(
+        "The database is overloaded; try again shortly",
+        code="database_unavailable",
+        retry_after=RETRY_AFTER_SECONDS,
+    )
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
@@ -121,14 +183,27 @@ async def unit_of_work(
     """One unit of work: commit on success, roll back on any error. Events the services staged
     are published to the broker after the commit, and dropped with a rollback."""
     async with sessionmaker() as session:
-        try:
-            yield session
-            await session.commit()
-        except BaseException:
-            discard_staged(session)
-            await session.rollback()
-            raise
+        with _refusals_as_unavailable():
+            try:
+                yield session
+                await session.commit()
+            except BaseException:
+                discard_staged(session)
+                await session.rollback()
+                raise
         await publish_staged(session, broker)
+
+
+@contextmanager
+def _refusals_as_unavailable() -> Iterator[None]:
+    """The database's refusals raised as `ServiceUnavailable` (`database_unavailable`)."""
+    try:
+        yield
+    except Exception as error:
+        unavailable = database_unavailable(error)
+        if unavailable is not None:
+            raise unavailable from error
+        raise
 
 
 _READ_ONLY = "read_only"
@@ -150,9 +225,10 @@ async def read_session(
     nothing to reads. SQLite's read transaction is kept (in-process, and a snapshot there)."""
     async with sessionmaker() as session:
         session.info[_READ_ONLY] = True
-        if session.get_bind().dialect.name == "postgresql":
-            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        yield session
+        with _refusals_as_unavailable():
+            if session.get_bind().dialect.name == "postgresql":
+                await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            yield session
         if has_staged(session):
             raise ReadOnlySessionError("an event was staged in a read-only session")
 

@@ -16,8 +16,9 @@ class AppError(Exception):
         self.extra = extra
 
     def headers(self) -> dict[str, str]:
-        """HTTP headers that go with the error's answer."""
-        return {}
+        """HTTP headers that go with the error's answer: `Retry-After` when it says when."""
+        retry_after = self.extra.get("retry_after")
+        return {} if retry_after is None else {"Retry-After": str(retry_after)}
 
 
 class BadRequest(AppError):
@@ -68,10 +69,6 @@ class Unprocessable(AppError):
 class TooManyRequests(AppError):
     status_code = 429
     default_code = "rate_limited"
-
-    def headers(self) -> dict[str, str]:
-        retry_after = self.extra.get("retry_after")
-        return {} if retry_after is None else {"Retry-After": str(retry_after)}
 
 
 class ServiceUnavailable(AppError):

@@ -179,6 +179,8 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./data/app.db"
     database_pool_size: int = Field(default=10, ge=1)
     database_max_overflow: int = Field(default=10, ge=0)
+    database_pool_timeout: float = Field(default=10.0, gt=0)
+    database_pool_recycle: int = Field(default=1800, gt=0)
     redis_url: str | None = None
     redis_prefix: str = Field(default="aimessenger", pattern=r"^[\w.-]{1,64}$")
     secret_key: SecretStr | None = None
@@ -186,6 +188,8 @@ class Settings(BaseSettings):
     bot_id: int | None = None
     telegram_test_env: bool = False
     init_data_max_age: int = Field(default=86400, gt=0)
+    auth_cache_ttl: float = Field(default=60.0, ge=0)
+    auth_cache_size: int = Field(default=10_000, ge=1)
     webapp_url: str | None = None
     dev_login: bool | None = None
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)

@@ -45,4 +45,6 @@ async def chat_member_ids(session: AsyncSession, chat_id: int) -> set[int]:
 
 
 async def touch_last_seen(session: AsyncSession, user_id: int, at: datetime) -> None:
+    # Not announced to the auth cache (`stage_user_changed`): nothing reads `last_seen_at` from
+    # a request's user, and a flush of that user writes only the columns it changed.
     await session.execute(update(User).where(User.id == user_id).values(last_seen_at=at))

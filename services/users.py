@@ -1,9 +1,15 @@
-"""Users: created on first sight from Telegram, kept in step with their Telegram profile."""
+"""Users: created on first sight from Telegram, kept in step with their Telegram profile.
+
+Every change to a user's row here is announced (`stage_user_changed`) once it commits: each API
+process remembers the users of credentials it has validated (`services.auth.AuthCache`), and
+forgets them when they change.
+"""
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 
 from sqlalchemy import func, select
@@ -11,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db import upsert_insert
 from core.errors import NotFound, Unprocessable
+from core.outbox import Envelope, encode_envelope, stage
 from models import User
 
 BIO_MAX_LENGTH = 500
@@ -29,6 +36,22 @@ class TelegramProfile:
     photo_url: str | None = None
     allows_write_to_pm: bool | None = None
     is_bot: bool | None = None
+
+
+USER_CHANGED_SERVICE = "user_changed"
+
+
+def stage_user_changed(session: AsyncSession, user_ids: Iterable[int]) -> None:
+    """Tell every process, once this unit of work commits, that these users' rows changed."""
+    body = json.dumps(sorted(set(user_ids))).encode()
+    stage(session, encode_envelope([], body, service=USER_CHANGED_SERVICE))
+
+
+def changed_user_ids(envelope: Envelope) -> list[int]:
+    """The users a `stage_user_changed` envelope is about; none for any other envelope."""
+    if envelope.service != USER_CHANGED_SERVICE:
+        return []
+    return [int(user_id) for user_id in json.loads(envelope.frame)]
 
 
 _SYNCED_FIELDS = tuple(f.name for f in fields(TelegramProfile) if f.name != "telegram_id")
@@ -53,6 +76,7 @@ class SyncedUser:
     user: User
     is_new: bool
     username_changed: bool
+    changed: bool  # created or updated: written in this unit of work, not yet committed
 
 
 async def sync_telegram_user(
@@ -87,7 +111,13 @@ async def sync_telegram_user(
         for name, value in changes.items():
             setattr(user, name, value)
         await session.flush()
-    return SyncedUser(user, is_new=is_new, username_changed="username" in changes)
+        stage_user_changed(session, [user.id])
+    return SyncedUser(
+        user,
+        is_new=is_new,
+        username_changed="username" in changes,
+        changed=is_new or bool(changes),
+    )
 
 
 async def _release_username(session: AsyncSession, profile: TelegramProfile) -> None:
@@ -103,6 +133,7 @@ async def _release_username(session: AsyncSession, profile: TelegramProfile) -> 
     if holder is not None:
         holder.username = None
         await session.flush()
+        stage_user_changed(session, [holder.id])
 
 
 async def get_user(session: AsyncSession, user_id: int) -> User:
@@ -181,6 +212,7 @@ async def update_profile(
     if notifications_enabled is not UNSET:
         user.notifications_enabled = notifications_enabled
     await session.flush()
+    stage_user_changed(session, [user.id])
     return user
 
 

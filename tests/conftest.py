@@ -60,6 +60,10 @@ async def _clean_database(request: pytest.FixtureRequest) -> AsyncIterator[None]
     if "engine" in request.fixturenames:
         engine: AsyncEngine = request.getfixturevalue("engine")
         await truncate_all(engine)
+    if "app" in request.fixturenames:
+        # The rows went behind the services' backs: the suite's app forgets them too.
+        app: FastAPI = request.getfixturevalue("app")
+        app.state.context.auth.cache.clear()
 
 
 @pytest.fixture(scope="session")
@@ -99,6 +103,10 @@ def make_settings(database_url: str, tmp_dir: Path, **overrides: object) -> Sett
         "send_burst": 100_000,
         "chat_create_burst": 100_000,
         "invite_burst": 100_000,
+        # Tests empty the tables between them behind the services' backs, which an app that
+        # outlives a test would not hear of: only the suite's own app (below), which forgets
+        # at each cleaning, and the auth cache's own tests remember credentials.
+        "auth_cache_ttl": 0,
     }
     values.update(overrides)
     return Settings.model_validate(values)
@@ -106,7 +114,7 @@ def make_settings(database_url: str, tmp_dir: Path, **overrides: object) -> Sett
 
 @pytest.fixture(scope="session")
 def settings(database_url: str, tmp_dir: Path, engine: AsyncEngine) -> Settings:
-    return make_settings(database_url, tmp_dir)
+    return make_settings(database_url, tmp_dir, auth_cache_ttl=60)
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -37,6 +38,7 @@ class AppContext(Process):
     bot_mode: Literal["off", "polling", "webhook"]
     notifier: Notifier | None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _stop_listening: list[Callable[[], None]] = field(default_factory=list)
 
     @classmethod
     async def open(cls, settings: Settings) -> AppContext:
@@ -74,9 +76,10 @@ class AppContext(Process):
             from bot.notifications import Notifier
 
             notifier = Notifier(telegram.bot, process)
+        auth = AuthConfig.from_settings(settings)
         context = cls(
             **process.parts(),
-            auth=AuthConfig.from_settings(settings),
+            auth=auth,
             hub=hub,
             limits=AbuseLimits.from_settings(
                 settings, create_rate_limiter(settings.redis_url, settings.redis_prefix)
@@ -86,6 +89,8 @@ class AppContext(Process):
             bot_mode=bot_mode,
             notifier=notifier,
         )
+        # Revocations and user changes, from any process, end what the cache remembers.
+        context._stop_listening.append(broker.add_listener(auth.cache.on_envelope))
         if telegram is not None:
             telegram.attach(runner)
             await telegram.start()
@@ -113,5 +118,7 @@ class AppContext(Process):
         if self.runner is not None:
             await self.runner.close()
         await self.hub.close()
+        for stop in self._stop_listening:
+            stop()
         await self.limits.limiter.close()
         await Process.close(self)

@@ -93,8 +93,7 @@ async def get_identity(
             "Send X-Telegram-Init-Data or an Authorization bearer token",
             code="init_data_missing",
         )
-    user = await authenticate_init_data(session, context.auth, init_data)
-    return Identity(user=user, session_id=None)
+    return await authenticate_init_data(session, context.auth, init_data)
 
 
 CurrentIdentity = Annotated[Identity, Depends(get_identity)]

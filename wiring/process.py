@@ -70,6 +70,8 @@ class Process:
             settings.database_url,
             pool_size=settings.database_pool_size,
             max_overflow=settings.database_max_overflow,
+            pool_timeout=settings.database_pool_timeout,
+            pool_recycle=settings.database_pool_recycle,
         )
         broker = create_broker(settings.redis_url, settings.redis_prefix)
         await broker.start()

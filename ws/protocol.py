@@ -19,6 +19,7 @@ CLOSE_TOKEN_EXPIRED = 4002  # the access token expired: refresh it, reconnect an
 CLOSE_SESSION_ENDED = 4003  # logout, logout-all, a reused refresh token or a ban: sign in again
 CLOSE_TOO_SLOW = 4008  # "reconnect and resume": the socket fell too far behind
 CLOSE_GOING_AWAY = 1001
+CLOSE_TRY_AGAIN_LATER = 1013  # the database refused: reconnect after the error's retry_after
 
 
 class _Frame(Input):

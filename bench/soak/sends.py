@@ -24,6 +24,8 @@ from bench.soak.plan import TRANSPORTS, SendPlan, Timeline
 GIVE_UP_AFTER = 120.0  # a send not confirmed by then counts as unconfirmed
 # Answers that a retry cannot change: the send is refused, and the soak fails.
 RETRYABLE_STATUSES = frozenset({408, 429})
+# Socket `error` codes that say "try again later", as a 503 does over HTTP.
+RETRYABLE_FRAME_CODES = frozenset({"ws_database_unavailable"})
 
 Json = dict[str, Any]
 
@@ -201,8 +203,8 @@ class Sender:
 
 
 def _refused(outcome: str) -> bool:
-    """An answer no retry can change (a 4xx, a socket `error` frame)."""
+    """An answer no retry can change (a 4xx, a socket `error` frame but "try again later")."""
     if outcome.startswith("http_"):
         status = int(outcome.removeprefix("http_"))
         return 400 <= status < 500 and status not in RETRYABLE_STATUSES
-    return outcome.startswith("ws_")
+    return outcome.startswith("ws_") and outcome not in RETRYABLE_FRAME_CODES

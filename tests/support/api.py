@@ -3,9 +3,10 @@ settings of a test's own."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -26,10 +27,14 @@ class ApiUser:
     first_name: str
     username: str | None
     id: int = 0
+    # One initData for all the user's requests, as a Mini App sends the one it was opened with.
+    auth_date: int = field(default_factory=lambda: int(time.time()))
 
     @property
     def headers(self) -> dict[str, str]:
-        return auth_headers(self.telegram_id, self.first_name, username=self.username)
+        return auth_headers(
+            self.telegram_id, self.first_name, username=self.username, auth_date=self.auth_date
+        )
 
     async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = {**self.headers, **kwargs.pop("headers", {})}

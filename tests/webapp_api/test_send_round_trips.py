@@ -35,7 +35,7 @@ async def proxy(database_url: str, engine: AsyncEngine) -> AsyncIterator[Countin
 
 @pytest.fixture
 async def proxied_app(proxy: CountingProxy, tmp_path: Path) -> AsyncIterator[RunningApp]:
-    async with running_app(make_settings(proxy.url, tmp_path)) as running:
+    async with running_app(make_settings(proxy.url, tmp_path, auth_cache_ttl=60)) as running:
         yield running
 
 

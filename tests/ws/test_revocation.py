@@ -28,7 +28,7 @@ from tests.support.processes import ROOT, Cluster
 from tests.support.server import LiveServer
 from tests.support.telegram import auth_headers, init_data_for
 from tests.support.ws import WsClient, ws_connect, ws_user
-from tests.ws.conftest import ADMIN_TELEGRAM_ID
+from tests.ws.conftest import ADMIN_TELEGRAM_ID, ClusterFactory
 
 ADMIN = ADMIN_TELEGRAM_ID  # in ADMIN_TELEGRAM_IDS of the suite's server and the cluster
 CLOSE_TOKEN_EXPIRED = 4002
@@ -272,6 +272,35 @@ async def test_a_ban_from_the_admin_cli_closes_sockets_on_every_process(
     unbanned = await run_admin(cluster.env, tmp_path, "unban", "--telegram-id", "310")
     assert unbanned.returncode == 0
     await sign_in(cluster.a, 310, "Jo")
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+async def test_a_ban_reaches_what_every_process_remembers_of_the_user(
+    start_cluster: ClusterFactory, tmp_path: Path
+) -> None:
+    """Both processes remember the user's initData and token (AUTH_CACHE_TTL); the operator's
+    ban, from a third process, is the next answer each of them gives."""
+    async with start_cluster(AUTH_CACHE_TTL="60") as cluster:
+        target = await sign_in(cluster.a, 312, "Lou")
+        by_init_data = auth_headers(312, "Lou")
+        by_token = {"Authorization": f"Bearer {target.access_token}"}
+        for process in (cluster.a, cluster.b):
+            async with httpx.AsyncClient(base_url=process.base_url, timeout=10) as client:
+                for headers in (by_init_data, by_init_data, by_token):
+                    assert (await client.get("/api/v1/me", headers=headers)).status_code == 200
+        async with ws_user(cluster.a, 312, "Lou") as on_a, ws_user(cluster.b, 312, "Lou") as on_b:
+            banned = await run_admin(cluster.env, tmp_path, "ban", "--telegram-id", "312")
+            assert banned.returncode == 0
+            # Each process heard the ban: the sockets it holds close, what it remembers goes.
+            assert await closed_with(on_a) == CLOSE_SESSION_ENDED
+            assert await closed_with(on_b) == CLOSE_SESSION_ENDED
+        for process in (cluster.a, cluster.b):
+            async with httpx.AsyncClient(base_url=process.base_url, timeout=10) as client:
+                refused = await client.get("/api/v1/me", headers=by_init_data)
+                assert (refused.status_code, refused.json()["code"]) == (403, "user_banned")
+                revoked = await client.get("/api/v1/me", headers=by_token)
+                assert (revoked.status_code, revoked.json()["code"]) == (401, "token_revoked")
 
 
 async def run_admin(env: dict[str, str], cwd: Path, *args: str) -> asyncio.subprocess.Process:

@@ -29,8 +29,8 @@ def _token_pair(issued: auth.IssuedTokens) -> TokenPair:
 async def sign_in_with_telegram(
     body: TelegramSignIn, context: Context, session: Session
 ) -> TokenPair:
-    user = await auth.authenticate_init_data(session, context.auth, body.init_data)
-    return _token_pair(await auth.start_session(session, context.auth, user))
+    identity = await auth.authenticate_init_data(session, context.auth, body.init_data)
+    return _token_pair(await auth.start_session(session, context.auth, identity.user))
 
 
 @router.post(

@@ -17,13 +17,14 @@ from urllib.parse import parse_qsl
 from starlette.types import Receive, Scope, Send
 
 from core.db import read_session, unit_of_work
-from core.errors import AppError, Unauthorized
-from services import conversation, messages, users
+from core.errors import AppError, ServiceUnavailable, Unauthorized
+from services import conversation, messages
 from services.access import chat_not_found, chats_of_member, require_membership
 from services.auth import (
     Identity,
     authenticate_access_token,
     authenticate_init_data,
+    signed_in_user,
     still_signed_in,
 )
 from services.messages import MessageDraft
@@ -31,6 +32,7 @@ from webapp_api.context import AppContext
 from ws.connection import Connection
 from ws.protocol import (
     CLOSE_SESSION_ENDED,
+    CLOSE_TRY_AGAIN_LATER,
     CLOSE_UNAUTHORIZED,
     AuthFrame,
     ClientFrame,
@@ -53,19 +55,21 @@ logger = logging.getLogger(__name__)
 async def websocket_endpoint(
     context: AppContext, scope: Scope, receive: Receive, send: Send
 ) -> None:
-    connection = await _open(context, scope, receive, send)
-    if connection is None:
+    opened = await _open(context, scope, receive, send)
+    if opened is None:
         return
+    connection, identity = opened
     try:
-        await _read_frames(receive, context, connection)
+        await _read_frames(receive, context, connection, identity)
     finally:
         await context.hub.unregister(connection)
 
 
 async def _open(
     context: AppContext, scope: Scope, receive: Receive, send: Send
-) -> Connection | None:
-    """An authenticated socket, registered with the hub, that closes when its credentials end."""
+) -> tuple[Connection, Identity] | None:
+    """An authenticated socket, registered with the hub, that closes when its credentials end,
+    and who it signed in as."""
     identity = await _accept(context, scope, receive, send)
     if identity is None:
         return None
@@ -81,14 +85,22 @@ async def _open(
         connection, session_id=identity.session_id, expires_at=identity.expires_at
     )
     # A revocation committed after the credentials were checked but published before the hub
-    # watched this socket did not reach it: look once more, now that any later one will.
-    async with read_session(context.sessionmaker) as session:
-        signed_in = await still_signed_in(session, user_id, identity.session_id)
+    # watched this socket did not reach it: look once more, now that any later one will. While
+    # this process still remembers the credential, none has reached it since the check.
+    signed_in = context.auth.cache.holds(identity.credential)
+    if not signed_in:
+        try:
+            async with read_session(context.sessionmaker) as session:
+                signed_in = await still_signed_in(session, user_id, identity.session_id)
+        except ServiceUnavailable as error:
+            await context.hub.unregister(connection)
+            await _try_again_later(send, error)
+            return None
     if not signed_in:
         await context.hub.unregister(connection)  # its writer stops: the close frame is last
         await send({"type": "websocket.close", "code": CLOSE_SESSION_ENDED})
         return None
-    return connection
+    return connection, identity
 
 
 async def _accept(
@@ -105,6 +117,10 @@ async def _accept(
         return await _authenticate_by_first_frame(context, receive, send)
     try:
         identity = await _authenticate(context, init_data, token)
+    except ServiceUnavailable as error:
+        await send({"type": "websocket.accept"})
+        await _try_again_later(send, error)
+        return None
     except AppError:
         # Before accept: the handshake is refused (HTTP 403).
         await send({"type": "websocket.close", "code": CLOSE_UNAUTHORIZED})
@@ -118,8 +134,7 @@ async def _authenticate(context: AppContext, init_data: str | None, token: str |
         if token:
             return await authenticate_access_token(session, context.auth, token)
         if init_data:
-            user = await authenticate_init_data(session, context.auth, init_data)
-            return Identity(user=user, session_id=None)
+            return await authenticate_init_data(session, context.auth, init_data)
     raise Unauthorized("Send init_data or token", code="init_data_missing")
 
 
@@ -134,12 +149,24 @@ async def _authenticate_by_first_frame(
         if not isinstance(auth, AuthFrame):
             raise Unauthorized("The first frame must be auth", code="auth_required")
         return await _authenticate(context, auth.init_data, auth.token)
+    except ServiceUnavailable as error:
+        await _try_again_later(send, error)
+        return None
     except (TimeoutError, AppError, KeyError):
         await send({"type": "websocket.close", "code": CLOSE_UNAUTHORIZED})
         return None
 
 
-async def _read_frames(receive: Receive, context: AppContext, connection: Connection) -> None:
+async def _try_again_later(send: Send, error: ServiceUnavailable) -> None:
+    """The database could not sign the socket in: say when to come back (`retry_after`), and
+    close with 1013 (try again later), not as if the credentials were bad."""
+    await send({"type": "websocket.send", "text": error_frame(error)})
+    await send({"type": "websocket.close", "code": CLOSE_TRY_AGAIN_LATER})
+
+
+async def _read_frames(
+    receive: Receive, context: AppContext, connection: Connection, identity: Identity
+) -> None:
     while connection.close_code is None:
         message = await receive()
         if message["type"] == "websocket.disconnect":
@@ -150,18 +177,20 @@ async def _read_frames(receive: Receive, context: AppContext, connection: Connec
         client_frame: ClientFrame | None = None
         try:
             client_frame = parse_client_frame(text)
-            await _handle(client_frame, context, connection)
+            await _handle(client_frame, context, connection, identity)
         except AppError as error:
             connection.send(error_frame(error, client_frame))
 
 
-async def _handle(client_frame: ClientFrame, context: AppContext, connection: Connection) -> None:
+async def _handle(
+    client_frame: ClientFrame, context: AppContext, connection: Connection, identity: Identity
+) -> None:
     user_id = connection.user_id
     match client_frame:
         case PingFrame():
             connection.send(frame("pong"))
         case SendMessageFrame():
-            await _send_message(client_frame, context, connection)
+            await _send_message(client_frame, context, connection, identity)
         case TypingFrame(chat_id=chat_id, is_typing=is_typing):
             async with read_session(context.sessionmaker) as session:
                 await require_membership(session, chat_id, user_id)
@@ -174,7 +203,7 @@ async def _handle(client_frame: ClientFrame, context: AppContext, connection: Co
             connection.leave_chat(chat_id)
         case ReadFrame(chat_id=chat_id, message_id=message_id):
             async with unit_of_work(context.sessionmaker, context.broker) as session:
-                user = await users.get_user(session, user_id)
+                user = await signed_in_user(session, context.auth, identity)
                 await messages.mark_read(session, user, chat_id, message_id)
         case ResumeFrame(chats=chats):
             await _resume(chats, context, connection)
@@ -206,7 +235,7 @@ async def _resume(chats: dict[int, int], context: AppContext, connection: Connec
 
 
 async def _send_message(
-    client_frame: SendMessageFrame, context: AppContext, connection: Connection
+    client_frame: SendMessageFrame, context: AppContext, connection: Connection, identity: Identity
 ) -> None:
     draft = MessageDraft(
         text=client_frame.text,
@@ -214,7 +243,7 @@ async def _send_message(
         client_msg_id=client_frame.client_msg_id,
     )
     async with unit_of_work(context.sessionmaker, context.broker) as session:
-        user = await users.get_user(session, connection.user_id)
+        user = await signed_in_user(session, context.auth, identity)
         posted = await conversation.post_message(
             session,
             user,
