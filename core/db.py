@@ -207,6 +207,9 @@ def _refusals_as_unavailable() -> Iterator[None]:
 
 
 _READ_ONLY = "read_only"
+# The execution option of a statement that writes though it is not an INSERT, UPDATE or DELETE
+# (a function that writes): a read-only session refuses it too.
+WRITES = "writes"
 
 
 class ReadOnlySessionError(RuntimeError):
@@ -242,7 +245,10 @@ def _refuse_flushes_when_read_only(session: Session, _context: Any, _instances: 
 @event.listens_for(UnitOfWorkSession, "do_orm_execute")
 def _refuse_statements_when_read_only(state: ORMExecuteState) -> None:
     if state.session.info.get(_READ_ONLY) and (
-        state.is_insert or state.is_update or state.is_delete
+        state.is_insert
+        or state.is_update
+        or state.is_delete
+        or state.execution_options.get(WRITES, False)
     ):
         raise ReadOnlySessionError("a write statement ran in a read-only session")
 

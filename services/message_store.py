@@ -17,7 +17,7 @@ from sqlalchemy import BigInteger, Row, bindparam, insert, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from core.db import has_begun
+from core.db import WRITES, has_begun
 from core.errors import Unprocessable
 from models import AiMode, Chat, ChatEvent, ChatMember, ChatType, Message, MessageMedia
 from services.access import chat_not_found
@@ -51,15 +51,19 @@ class StoredMessage:
     member_ids: list[int]
 
 
-_POST_MESSAGE = text(
-    "SELECT outcome, message_id, message_seq, chat_id, chat_type, ai_mode, member_ids "
-    "FROM post_message("
-    ":chat_id, :sender_id, :type, :text, :reply_to_id, :client_msg_id, :forward_from_user_id, "
-    ":forward_from_chat_id, :telegram_message_id, :now, :view, :media_ids, :media_from, "
-    ":unless_ai_answers)"
-).bindparams(
-    bindparam("view", type_=JSONB),
-    bindparam("media_ids", type_=ARRAY(BigInteger)),
+_POST_MESSAGE = (
+    text(
+        "SELECT outcome, message_id, message_seq, chat_id, chat_type, ai_mode, member_ids "
+        "FROM post_message("
+        ":chat_id, :sender_id, :type, :text, :reply_to_id, :client_msg_id, :forward_from_user_id, "
+        ":forward_from_chat_id, :telegram_message_id, :now, :view, :media_ids, :media_from, "
+        ":unless_ai_answers)"
+    )
+    .bindparams(
+        bindparam("view", type_=JSONB),
+        bindparam("media_ids", type_=ARRAY(BigInteger)),
+    )
+    .execution_options(**{WRITES: True})
 )
 
 
