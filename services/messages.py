@@ -543,6 +543,8 @@ _ADVANCE_READ_MARKER = (
         ChatMember.last_read_seq < bindparam("seq"),
     )
     .values(last_read_seq=bindparam("seq"))
+    # No member entity of the session to keep in step: a receipt loads none.
+    .execution_options(synchronize_session=False)
 )
 _READ_MARKER = select(ChatMember.last_read_seq).where(
     ChatMember.chat_id == bindparam("in_chat"), ChatMember.user_id == bindparam("reader")
@@ -556,10 +558,11 @@ async def _read_up_to(
     concurrent one that went further), recording the move; returns the marker."""
     if seq <= marker:
         return marker
-    connection = await session.connection()
     parameters = {"in_chat": chat_id, "reader": user.id, "seq": seq}
-    result = await connection.execute(_ADVANCE_READ_MARKER, parameters)
-    if result.rowcount != 1:
+    # Through the session, not its connection: a read-only session refuses a write there.
+    result = await session.execute(_ADVANCE_READ_MARKER, parameters)
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        connection = await session.connection()
         current: int = (await connection.execute(_READ_MARKER, parameters)).scalar_one()
         return current
     await record_event(
