@@ -36,6 +36,7 @@ from core.errors import ServiceUnavailable
 from core.outbox import discard_rolled_back, discard_staged, has_staged, publish_staged
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+_READS_ONLY = "reads_only"  # a connection option: its SQLite transaction takes no write lock
 # What a client is told to wait before it tries again when the database refuses.
 RETRY_AFTER_SECONDS = 1
 
@@ -121,7 +122,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     pysqlite's own transaction handling begins lazily, so two transactions that read and then
     write deadlock instead of waiting for each other. Taking the write lock at BEGIN (IMMEDIATE)
     makes concurrent writers queue on the busy timeout, which is what PostgreSQL's row locks give
-    us on the other backend.
+    us on the other backend. A read session's transaction takes no lock (`_READS_ONLY`): in WAL
+    it reads a snapshot beside the writer, also beside its own request's unit of work.
     """
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -137,7 +139,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        reads_only = connection.get_execution_options().get(_READS_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if reads_only else "BEGIN IMMEDIATE")
 
 
 class UnitOfWorkSession(Session):
@@ -225,12 +228,14 @@ async def read_session(
     On PostgreSQL its statements run in autocommit, without BEGIN and ROLLBACK around them (two
     round trips saved): at READ COMMITTED, PostgreSQL's isolation level and ours, each
     statement of a transaction sees its own snapshot anyway, so a transaction would add
-    nothing to reads. SQLite's read transaction is kept (in-process, and a snapshot there)."""
+    nothing to reads. On SQLite it is a deferred transaction (a snapshot, and no write lock)."""
     async with sessionmaker() as session:
         session.info[_READ_ONLY] = True
         with _refusals_as_unavailable():
             if session.get_bind().dialect.name == "postgresql":
                 await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            else:
+                await session.connection(execution_options={_READS_ONLY: True})
             yield session
         if has_staged(session):
             raise ReadOnlySessionError("an event was staged in a read-only session")

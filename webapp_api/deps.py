@@ -11,7 +11,7 @@ from fastapi.security.utils import get_authorization_scheme_param
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
-from core.db import unit_of_work
+from core.db import read_session, unit_of_work
 from core.errors import Unauthorized
 from models import User
 from services.ai.runtime import AiRuntime
@@ -36,6 +36,17 @@ async def get_session(context: Context) -> AsyncIterator[AsyncSession]:
 # scope="function": the session commits when the endpoint returns, before the response is
 # sent, so a client never sees a success that was not committed.
 Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+async def get_read_session(context: Context) -> AsyncIterator[AsyncSession]:
+    """The reads of a route that only reads: on PostgreSQL without BEGIN and COMMIT around them
+    (`core.db.read_session`). Authentication keeps its own unit of work (`Session`), which
+    costs nothing when the caller's credential is remembered."""
+    async with read_session(context.sessionmaker) as session:
+        yield session
+
+
+ReadSession = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
 
 
 class _BearerHeader(HTTPBearer):
