@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import event, exc, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -210,6 +211,26 @@ def _refusals_as_unavailable() -> Iterator[None]:
 
 
 _READ_ONLY = "read_only"
+_READING_ENGINES: WeakKeyDictionary[AsyncEngine, AsyncEngine] = WeakKeyDictionary()
+
+
+def _reading(sessionmaker: async_sessionmaker[AsyncSession]) -> dict[str, AsyncEngine]:
+    """The bind of a read session: the sessionmaker's engine with the options of reads (the
+    same pool), or nothing to change for a session of a test's connection."""
+    engine = sessionmaker.kw.get("bind")
+    if not isinstance(engine, AsyncEngine):
+        return {}
+    reading = _READING_ENGINES.get(engine)
+    if reading is None:
+        options: dict[str, Any] = (
+            {"isolation_level": "AUTOCOMMIT"}
+            if engine.dialect.name == "postgresql"
+            else {_READS_ONLY: True}
+        )
+        reading = _READING_ENGINES[engine] = engine.execution_options(**options)
+    return {"bind": reading}
+
+
 # The execution option of a statement that writes though it is not an INSERT, UPDATE or DELETE
 # (a function that writes): a read-only session refuses it too.
 WRITES = "writes"
@@ -229,13 +250,9 @@ async def read_session(
     round trips saved): at READ COMMITTED, PostgreSQL's isolation level and ours, each
     statement of a transaction sees its own snapshot anyway, so a transaction would add
     nothing to reads. On SQLite it is a deferred transaction (a snapshot, and no write lock)."""
-    async with sessionmaker() as session:
+    async with sessionmaker(**_reading(sessionmaker)) as session:
         session.info[_READ_ONLY] = True
         with _refusals_as_unavailable():
-            if session.get_bind().dialect.name == "postgresql":
-                await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-            else:
-                await session.connection(execution_options={_READS_ONLY: True})
             yield session
         if has_staged(session):
             raise ReadOnlySessionError("an event was staged in a read-only session")

@@ -140,3 +140,23 @@ async def test_a_connection_the_server_dropped_is_replaced_unnoticed(
         while not await other.scalar(gone, {"pid": pid}):
             await other.rollback()
     assert (await alice.ok("GET", "/api/v1/me"))["id"] == alice.id
+
+
+async def test_a_reading_route_needs_one_connection_at_a_time(
+    one_connection_app: RunningApp,
+) -> None:
+    """A caller whose credential is not remembered is identified in a unit of work of its own,
+    which gives its connection back before the route reads: with one connection in the pool,
+    nothing waits for a connection its own request holds (else every such request is a 503,
+    and under load the pool deadlocks)."""
+    alice = await one_connection_app.sign_up(211, "Alice")
+    bob = await one_connection_app.sign_up(212, "Bob")
+    chat = await alice.private_chat_with(bob)
+    await alice.send(chat["id"], "hello")
+    for path in [
+        "/api/v1/chats",
+        f"/api/v1/chats/{chat['id']}/messages",
+        f"/api/v1/messages/chat/{chat['id']}",
+    ]:
+        response = await bob.get(path)  # the suite's apps remember no credential
+        assert response.status_code == 200, (path, response.text)

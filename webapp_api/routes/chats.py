@@ -16,7 +16,7 @@ from services.chats import invitations, lifecycle, listing, members
 from services.views.chats import ChatListItem, ChatView, MemberView, MySettings, member_view
 from services.views.messages import MessageView
 from webapp_api.conditional import NOT_MODIFIED, etag, mark, not_modified
-from webapp_api.deps import Ai, Context, CurrentUser, ReadSession, Session
+from webapp_api.deps import Ai, Caller, Context, CurrentUser, ReadSession, Session
 from webapp_api.rate_limits import INVITE_LIMIT
 from webapp_api.schemas.chats import (
     EVENTS_PAGE_LIMIT,
@@ -46,7 +46,7 @@ Ok = dict[str, bool]
 
 @router.get("/chats", response_model=list[ChatListItem], responses={**errors(422), **NOT_MODIFIED})
 async def list_chats(
-    user: CurrentUser,
+    user: Caller,
     session: ReadSession,
     request: Request,
     response: Response,
@@ -70,7 +70,7 @@ async def list_chats(
 
 @router.get("/chats/search", response_model=list[ChatListItem], responses=errors(422))
 async def search_chats(
-    user: CurrentUser,
+    user: Caller,
     session: ReadSession,
     q: Annotated[Text, Query(min_length=1, max_length=100)],
     limit: Annotated[int, Query(ge=1, le=listing.CHAT_LIST_MAX_LIMIT)] = 50,
@@ -116,7 +116,7 @@ async def my_ai_chat(user: CurrentUser, session: Session, ai: Ai) -> ChatView:
 
 
 @router.get("/chats/{chat_id}", response_model=ChatView, responses=errors(404, 422))
-async def get_chat(chat_id: Id, user: CurrentUser, session: ReadSession) -> ChatView:
+async def get_chat(chat_id: Id, user: Caller, session: ReadSession) -> ChatView:
     return await listing.get_chat(session, user, chat_id)
 
 
@@ -152,7 +152,7 @@ async def leave_chat(chat_id: Id, user: CurrentUser, session: Session) -> Ok:
 
 @router.get("/chats/{chat_id}/online", response_model=OnlineMembers, responses=errors(404, 422))
 async def online_members(
-    chat_id: Id, user: CurrentUser, session: ReadSession, context: Context
+    chat_id: Id, user: Caller, session: ReadSession, context: Context
 ) -> OnlineMembers:
     """Who of the members is online now. Groups larger than PRESENCE_MAX_GROUP_SIZE get no
     `user_status` frames: ask this when such a group opens."""
@@ -262,7 +262,7 @@ async def update_my_chat_settings(
 @router.get("/chats/{chat_id}/messages", response_model=HistoryOut, responses=errors(404, 422))
 async def chat_history(
     chat_id: Id,
-    user: CurrentUser,
+    user: Caller,
     session: ReadSession,
     before_id: Int64 | None = None,
     after_id: Int64 | None = None,
@@ -305,16 +305,14 @@ async def mark_read(
 
 
 @router.get("/chats/{chat_id}/pinned", response_model=list[MessageView], responses=errors(404, 422))
-async def pinned_messages(
-    chat_id: Id, user: CurrentUser, session: ReadSession
-) -> list[MessageView]:
+async def pinned_messages(chat_id: Id, user: Caller, session: ReadSession) -> list[MessageView]:
     return await messages.list_pinned(session, user, chat_id)
 
 
 @router.get("/chats/{chat_id}/events", response_model=EventsOut, responses=errors(404, 422))
 async def chat_events(
     chat_id: Id,
-    user: CurrentUser,
+    user: Caller,
     session: ReadSession,
     after_seq: Seq = 0,
     limit: Annotated[int, Query(ge=1, le=EVENTS_PAGE_LIMIT)] = 100,

@@ -11,7 +11,7 @@ from services import conversation, messages, users
 from services.views.messages import MessageView
 from services.views.users import UserBrief
 from webapp_api.conditional import NOT_MODIFIED, etag, mark, not_modified
-from webapp_api.deps import Ai, Context, CurrentUser, ReadSession, Session
+from webapp_api.deps import Ai, Caller, Context, CurrentUser, ReadSession, Session
 from webapp_api.schemas.chats import (
     AeonMessageCreate,
     MessageEdit,
@@ -45,7 +45,7 @@ async def send_message(
 )
 async def message_page(
     chat_id: Id,
-    user: CurrentUser,
+    user: Caller,
     session: ReadSession,
     request: Request,
     response: Response,
@@ -156,7 +156,7 @@ async def unpin_message(message_id: Id, user: CurrentUser, session: Session) -> 
 
 @router.get("/search/messages", response_model=list[MessageView], responses=errors(404, 422))
 async def search_messages(
-    user: CurrentUser,
+    user: Caller,
     session: ReadSession,
     q: Annotated[Text, Query(min_length=1, max_length=200)],
     chat_id: Id | None = None,
