@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -59,13 +59,17 @@ async def _startup_message(reader: asyncio.StreamReader, writer: asyncio.StreamW
         await writer.drain()
 
 
-async def _pump(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stream: _ClientStream | None
+async def pump(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    observe: Callable[[bytes], None] | None = None,
 ) -> None:
+    """Copy one direction of a proxied TCP connection until it ends, showing `observe` the
+    bytes on their way."""
     try:
         while data := await reader.read(65536):
-            if stream is not None:
-                stream.feed(data)
+            if observe is not None:
+                observe(data)
             writer.write(data)
             await writer.drain()
     except (ConnectionError, asyncio.CancelledError):
@@ -96,15 +100,15 @@ async def counting_proxy(database_url: str) -> AsyncIterator[CountingProxy]:
         )
         server_writer.write(startup)
         stream = _ClientStream(trips)
-        pumps = [
-            asyncio.create_task(_pump(client_reader, server_writer, stream)),
-            asyncio.create_task(_pump(server_reader, client_writer, None)),
+        directions = [
+            asyncio.create_task(pump(client_reader, server_writer, stream.feed)),
+            asyncio.create_task(pump(server_reader, client_writer)),
         ]
-        tasks.update(pumps)
-        await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
-        for pump in pumps:
-            pump.cancel()
-        tasks.difference_update(pumps)
+        tasks.update(directions)
+        await asyncio.wait(directions, return_when=asyncio.FIRST_COMPLETED)
+        for direction in directions:
+            direction.cancel()
+        tasks.difference_update(directions)
 
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
