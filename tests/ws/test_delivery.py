@@ -8,6 +8,7 @@ import logging
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -287,14 +288,20 @@ async def test_a_client_that_never_reads_is_closed_with_4008_and_slows_nobody(
                 await alice.send(group["id"], f"{sent:05d} " + "x" * 4000)
                 sent += 1
                 assert sent < 500, "the slow socket was never closed"
+                # The reading client keeps up (its queue is as small as the slow one's): each
+                # message reaches it while the slow socket's frames pile up.
+                await wait_until(partial(_at_least, received, sent), timeout=30)
             assert slow_connection.close_code == 4008
-            await wait_until(lambda: len(received) >= sent, timeout=30)
             reader.cancel()
             assert [f["message"]["text"][:5] for f in received] == [f"{i:05d}" for i in range(sent)]
             with pytest.raises(ConnectionClosed) as closed:
                 await slow_ws.collect(sent + 1, "new_message", timeout=30)
             assert closed.value.rcvd is not None
             assert closed.value.rcvd.code == 4008
+
+
+def _at_least(frames: list[Frame], count: int) -> bool:
+    return len(frames) >= count
 
 
 @asynccontextmanager
