@@ -211,7 +211,20 @@ def _refusals_as_unavailable() -> Iterator[None]:
 
 
 _READ_ONLY = "read_only"
-_READING_ENGINES: WeakKeyDictionary[AsyncEngine, AsyncEngine] = WeakKeyDictionary()
+_OPTIONED_ENGINES: WeakKeyDictionary[AsyncEngine, dict[str, AsyncEngine]] = WeakKeyDictionary()
+
+
+def _engine_with(engine: AsyncEngine, name: str, **options: Any) -> AsyncEngine:
+    """`engine` with these execution options, on the same pool: made once per engine."""
+    made = _OPTIONED_ENGINES.setdefault(engine, {})
+    if name not in made:
+        made[name] = engine.execution_options(**options)
+    return made[name]
+
+
+def autocommit_engine(engine: AsyncEngine) -> AsyncEngine:
+    """`engine` whose statements commit one by one, with no BEGIN or COMMIT around them."""
+    return _engine_with(engine, "autocommit", isolation_level="AUTOCOMMIT")
 
 
 def _reading(sessionmaker: async_sessionmaker[AsyncSession]) -> dict[str, AsyncEngine]:
@@ -220,15 +233,9 @@ def _reading(sessionmaker: async_sessionmaker[AsyncSession]) -> dict[str, AsyncE
     engine = sessionmaker.kw.get("bind")
     if not isinstance(engine, AsyncEngine):
         return {}
-    reading = _READING_ENGINES.get(engine)
-    if reading is None:
-        options: dict[str, Any] = (
-            {"isolation_level": "AUTOCOMMIT"}
-            if engine.dialect.name == "postgresql"
-            else {_READS_ONLY: True}
-        )
-        reading = _READING_ENGINES[engine] = engine.execution_options(**options)
-    return {"bind": reading}
+    if engine.dialect.name == "postgresql":
+        return {"bind": autocommit_engine(engine)}
+    return {"bind": _engine_with(engine, "reads_only", **{_READS_ONLY: True})}
 
 
 # The execution option of a statement that writes though it is not an INSERT, UPDATE or DELETE

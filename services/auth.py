@@ -281,16 +281,9 @@ async def authenticate_access_token(
 ) -> Identity:
     claims = read_access_token(config.secret_key, token)
     key = credential_key(token)
-    remembered = config.cache.get(key)
-    if remembered is not None:
-        user = await _recalled(session, remembered)
-    else:
-        generation = config.cache.generation
-        found = await session.scalar(_signed_in(claims.user_id, claims.session_id))
-        if found is None:
-            raise Unauthorized("Session has been revoked", code="token_revoked")
-        config.cache.remember(key, found, claims.session_id, generation=generation)
-        user = found
+    user = await _user_of(
+        session, config, key, claims.user_id, claims.session_id, ended="Session has been revoked"
+    )
     return Identity(
         user=user, session_id=claims.session_id, expires_at=claims.expires_at, credential=key
     )
@@ -316,14 +309,35 @@ async def signed_in_user(session: AsyncSession, config: AuthConfig, identity: Id
     """The user a socket signed in as, for one of its frames: without a query while its
     credential is remembered; else read again, with what signing in checks, and remembered
     again (its signature or token was checked when the socket opened)."""
-    remembered = config.cache.get(identity.credential)
+    return await _user_of(
+        session,
+        config,
+        identity.credential,
+        identity.user.id,
+        identity.session_id,
+        ended="The socket's session has ended",
+    )
+
+
+async def _user_of(
+    session: AsyncSession,
+    config: AuthConfig,
+    key: bytes,
+    user_id: int,
+    session_id: str | None,
+    *,
+    ended: str,
+) -> User:
+    """The user of a checked credential: remembered, or read with what signing in checks
+    (`_signed_in`, refused with `ended`) and remembered."""
+    remembered = config.cache.get(key)
     if remembered is not None:
         return await _recalled(session, remembered)
     generation = config.cache.generation
-    user = await session.scalar(_signed_in(identity.user.id, identity.session_id))
+    user = await session.scalar(_signed_in(user_id, session_id))
     if user is None:
-        raise Unauthorized("The socket's session has ended", code="token_revoked")
-    config.cache.remember(identity.credential, user, identity.session_id, generation=generation)
+        raise Unauthorized(ended, code="token_revoked")
+    config.cache.remember(key, user, session_id, generation=generation)
     return user
 
 

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, Row, bindparam, insert, select, text, update
+from sqlalchemy import BigInteger, Row, bindparam, insert, literal, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from core.db import WRITES, has_begun
+from core.db import WRITES, autocommit_engine, has_begun
 from core.errors import Unprocessable
 from models import AiMode, Chat, ChatEvent, ChatMember, ChatType, Message, MessageMedia
 from services.access import chat_not_found
@@ -75,10 +75,9 @@ async def store_message(session: AsyncSession, new: NewMessage, *, alone: bool) 
     parameters = _parameters(new)
     engine = session.bind  # a session of a test's connection has no engine to go alone with
     if alone and isinstance(engine, AsyncEngine) and not has_begun(session):
-        async with engine.connect() as connection:
-            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        async with autocommit_engine(engine).connect() as connection:
             alone_row = (
-                await autocommit.execute(_POST_MESSAGE, {**parameters, "unless_ai_answers": True})
+                await connection.execute(_POST_MESSAGE, {**parameters, "unless_ai_answers": True})
             ).one()
         if alone_row.outcome != Outcome.AI_ANSWERS:
             return _stored(alone_row)
@@ -230,14 +229,11 @@ async def _show_media(session: AsyncSession, new: NewMessage, message_id: int) -
         ]
         await session.execute(insert(MessageMedia), rows)
     elif new.media_from is not None:
-        source = await session.execute(
-            select(MessageMedia.media_id, MessageMedia.position).where(
-                MessageMedia.message_id == new.media_from
+        await session.execute(
+            insert(MessageMedia).from_select(
+                ["message_id", "media_id", "position"],
+                select(
+                    literal(message_id, BigInteger), MessageMedia.media_id, MessageMedia.position
+                ).where(MessageMedia.message_id == new.media_from),
             )
         )
-        rows = [
-            {"message_id": message_id, "media_id": media_id, "position": position}
-            for media_id, position in source
-        ]
-        if rows:
-            await session.execute(insert(MessageMedia), rows)

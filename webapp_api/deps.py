@@ -40,8 +40,8 @@ Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 async def get_read_session(context: Context) -> AsyncIterator[AsyncSession]:
     """The reads of a route that only reads: on PostgreSQL without BEGIN and COMMIT around them
-    (`core.db.read_session`). Authentication keeps its own unit of work (`Session`), which
-    costs nothing when the caller's credential is remembered."""
+    (`core.db.read_session`). Such a route takes its caller as `Caller`, identified in a unit
+    of work of its own, so that the request never holds two pooled connections at once."""
     async with read_session(context.sessionmaker) as session:
         yield session
 
