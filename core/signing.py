@@ -16,7 +16,7 @@ import base64
 import hashlib
 import hmac
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from core.errors import Forbidden
 from core.settings import Settings
@@ -70,13 +70,24 @@ class MediaUrlSigner:
 
 @dataclass(frozen=True, slots=True)
 class MediaUrls:
-    """Signed, absolute URLs (relative when no base URL is known)."""
+    """Signed, absolute URLs (relative when no base URL is known), signed at `now` when it is
+    set (see `pinned`), else at the moment each URL is made."""
 
     signer: MediaUrlSigner
     base_url: str
+    now: float | None = None
+
+    def pinned(self) -> MediaUrls:
+        """These URLs, all signed at this moment: a page that names its expiry in its ETag and
+        then lists the URLs lists URLs with that expiry, even when a step ends in between."""
+        return replace(self, now=time.time())
+
+    @property
+    def expiry(self) -> int:
+        return self.signer.expiry(now=self.now)
 
     def _signed(self, path: str) -> str:
-        expires, signature = self.signer.sign(path)
+        expires, signature = self.signer.sign(path, now=self.now)
         return f"{self.base_url}{path}?exp={expires}&sig={signature}"
 
     def media(self, media_id: int) -> str:

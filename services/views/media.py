@@ -126,6 +126,10 @@ async def media_fields(
 
 def media_url_version(session: AsyncSession) -> str:
     """What the media URLs in this session's message views depend on besides the media: a
-    view built now and one built later are the same only if this is."""
+    view built now and one built later are the same only if this is. The session's URLs are
+    pinned to this moment, so the views it builds next carry the expiry named here."""
     urls: MediaUrls | None = session.info.get("media_urls")
-    return f"{urls.base_url}|{urls.signer.expiry()}" if urls is not None else ""
+    if urls is None:
+        return ""
+    session.info["media_urls"] = urls = urls.pinned()
+    return f"{urls.base_url}|{urls.expiry}"

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from core.errors import Forbidden
-from core.signing import MediaUrlSigner, media_path
+from core.signing import MediaUrls, MediaUrlSigner, media_path
 
 SIGNER = MediaUrlSigner("a-secret-key-of-a-decent-length-for-tests", ttl=3600)
 NOW = 1_800_000_100.0
@@ -38,6 +40,17 @@ def test_a_tiny_ttl_still_gives_a_future_expiry() -> None:
     signer = MediaUrlSigner(SIGNER.secret_key, ttl=1)
     expires, _ = signer.sign(PHOTO, now=NOW + 0.5)
     assert NOW + 0.5 < expires <= NOW + 1.5
+
+
+def test_pinned_urls_keep_the_expiry_they_name_after_their_step_ends() -> None:
+    """A page names its URLs' expiry in its ETag, then lists the URLs: they must agree even
+    when the signing step ends in between."""
+    urls = MediaUrls(MediaUrlSigner(SIGNER.secret_key, ttl=1), "").pinned()
+    named = urls.expiry
+    time.sleep(int(time.time()) + 1.05 - time.time())  # into the next one-second step
+    assert urls.signer.expiry() != named
+    assert urls.media(7).split("?exp=")[1].startswith(f"{named}&")
+    assert f"?exp={named}&" in urls.thumbnail(7)
 
 
 def test_the_signature_opens_only_the_path_it_was_made_for() -> None:
