@@ -75,6 +75,11 @@ class Broker(ABC):
         self._restored: list[RestoredCallback] = []
         self.stats = BrokerStats()
 
+    @property
+    def route_count(self) -> int:
+        """Routes some listener here subscribed to (users' and topics'; not the broadcast)."""
+        return len(self._routes)
+
     def add_listener(self, listener: Listener) -> Callable[[], None]:
         """Every envelope this process publishes and every broadcast one; returns the function
         that removes the listener."""

@@ -237,6 +237,7 @@ class Settings(BaseSettings):
     bot_mode: Literal["auto", "off", "polling", "webhook"] = "auto"
     webhook_secret: SecretStr | None = None
     webhook_path: str = "/telegram/webhook"
+    metrics_token: SecretStr | None = None
     notify_interval: float = Field(default=60.0, ge=0)
     telegram_draft_interval: float = Field(default=0.5, gt=0)
     telegram_edit_interval: float = Field(default=1.0, gt=0)
@@ -288,6 +289,7 @@ class Settings(BaseSettings):
         "llm_models",
         "llm_models_file",
         "llm_default_model",
+        "metrics_token",
         mode="before",
     )
     @classmethod

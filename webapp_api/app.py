@@ -33,6 +33,7 @@ from webapp_api.routes import (
     me,
     media,
     messages,
+    metrics,
     miniapp,
     telegram,
     ws,
@@ -109,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(auth.router)
     app.include_router(me.router)
     app.include_router(chats.router)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -25,6 +26,17 @@ async def get_context(request: Request) -> AppContext:
 
 
 Context = Annotated[AppContext, Depends(get_context)]
+
+
+def from_this_machine(connection: HTTPConnection) -> bool:
+    """Whether the caller is on this machine: a loopback peer, and no proxy's forwarding header
+    (a reverse proxy on the same host would otherwise pass the world off as local)."""
+    if any(name in connection.headers for name in ("forwarded", "x-forwarded-for")):
+        return False
+    try:
+        return ipaddress.ip_address(connection.client.host if connection.client else "").is_loopback
+    except ValueError:
+        return False
 
 
 async def get_session(context: Context) -> AsyncIterator[AsyncSession]:

@@ -92,6 +92,16 @@ class Hub:
         return list(self._by_user.get(user_id, ()))
 
     @property
+    def sockets(self) -> int:
+        """Open sockets on this process."""
+        return sum(len(connections) for connections in self._by_user.values())
+
+    @property
+    def users(self) -> int:
+        """Users with a socket on this process: the user routes it listens on."""
+        return len(self._by_user)
+
+    @property
     def chats_with_gaps(self) -> int:
         """Chats whose gaps this process is waiting out or replaying."""
         return len(self._gaps)

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tests.support.api import ApiUser, sign_up
+from tests.support.metrics import scrape
 from tests.support.processes import Cluster
 from tests.support.server import LiveServer
 from tests.support.ws import WsClient, new_message, ws_user
@@ -142,3 +143,28 @@ async def test_the_send_limit_is_one_bucket_across_processes(start_cluster: Clus
             assert (error["code"], error["client_msg_id"]) == ("send_rate_limited", "c4")
         refused = await alice.post(f"/api/v1/chats/{chat['id']}/messages", json={"text": "5"})
         assert (refused.status_code, refused.json()["code"]) == (429, "send_rate_limited")
+
+
+async def test_metrics_count_what_crosses_between_processes(start_cluster: ClusterFactory) -> None:
+    token = "cluster-metrics-token"
+    async with start_cluster(METRICS_TOKEN=token) as running:
+        alice, bob = await _users(running.a, (87, "Alice"), (88, "Bob"))
+        chat = await alice.private_chat_with(bob)
+        async with ws_user(running.a, 87, "Alice"), ws_user(running.b, 88, "Bob") as bob_ws:
+            a_before = await scrape(running.a.base_url, token)
+            b_before = await scrape(running.b.base_url, token)
+            for samples in (a_before, b_before):
+                assert samples["aimessenger_ws_connections"] == 1
+                assert samples["aimessenger_ws_users"] == 1
+            sent = await alice.send(chat["id"], "across")
+            await bob_ws.wait_for("new_message", new_message(sent["id"]))
+            a_after = await scrape(running.a.base_url, token)
+            b_after = await scrape(running.b.base_url, token)
+
+    def moved(before: dict[str, float], after: dict[str, float], name: str) -> float:
+        return after[f"aimessenger_{name}_total"] - before[f"aimessenger_{name}_total"]
+
+    assert moved(a_before, a_after, "broker_envelopes_published") >= 1
+    assert moved(a_before, a_after, "broker_messages_sent") >= 1
+    assert moved(b_before, b_after, "broker_messages_received") >= 1
+    assert b_after["aimessenger_broker_messages_unrouted_total"] == 0

@@ -8,7 +8,6 @@ signature check. It answers only with DEV_LOGIN on (never in production) and onl
 from __future__ import annotations
 
 import html
-import ipaddress
 import json
 import secrets
 from pathlib import Path
@@ -25,7 +24,7 @@ from core.errors import NotFound, Unprocessable
 from core.settings import Settings
 from models import User
 from services.users import get_user, list_people
-from webapp_api.deps import Session
+from webapp_api.deps import Session, from_this_machine
 
 CLIENT_DIR = Path(__file__).resolve().parent.parent / "client"
 TELEGRAM_SCRIPT_ORIGIN = "https://telegram.org"
@@ -112,18 +111,9 @@ async def client_index(request: Request) -> FileResponse:
 def _require_dev_login(request: Request) -> Settings:
     """Not found unless DEV_LOGIN is on and the caller is on this machine (not via a proxy)."""
     settings: Settings = request.app.state.settings
-    host = request.client.host if request.client else ""
-    forwarded = any(name in request.headers for name in ("forwarded", "x-forwarded-for"))
-    if not settings.dev_login_enabled or forwarded or not _is_loopback(host):
+    if not settings.dev_login_enabled or not from_this_machine(request):
         raise NotFound("Not found", code="not_found")
     return settings
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _signing_token(settings: Settings) -> str:
