@@ -304,6 +304,8 @@ def api_environment(
             # Its own broker channel and keys too, should the Redis be a shared one.
             "REDIS_PREFIX": f"bench-{secrets.token_hex(4)}",
             "SECRET_KEY": secrets.token_urlsafe(48),
+            # Scenarios read /metrics (the capacity scenario) with it.
+            "METRICS_TOKEN": secrets.token_urlsafe(24),
             "BOT_TOKEN": BENCH_BOT_TOKEN,
             "BOT_USERNAME": "bench_ai_bot",
             "BOT_MODE": "off",

@@ -39,6 +39,9 @@ class Sizes:
     polling_messages: int = 20
     chat_list_chats: int = 50
     chat_list_requests: int = 500
+    capacity_users: int = 400
+    capacity_messages: int = 600
+    capacity_rate: float = 60.0
 
 
 FULL = Sizes()
@@ -67,6 +70,9 @@ QUICK = Sizes(
     polling_seconds=5.0,
     polling_messages=5,
     chat_list_requests=100,
+    capacity_users=32,
+    capacity_messages=40,
+    capacity_rate=40.0,
 )
 
 

@@ -237,6 +237,7 @@ class Phase:
     cpu: dict[str, float] = field(default_factory=dict)
     cpu_seconds: dict[str, float] = field(default_factory=dict)  # of each process, in the phase
     sends_by_api: dict[str, int] = field(default_factory=dict)  # answered ok, by API process
+    sends: list[tuple[int, int]] = field(default_factory=list)  # (chat id, API index) of those
     load_cpu_pct: float = 0.0
     seconds: float = 0.0
 
@@ -339,6 +340,7 @@ async def send_phase(
     ok = [record for record in records if record[4] == "ok"]
     phase.sent_ok = len(ok)
     phase.sends_by_api = dict(Counter(f"api{record[6]}" for record in ok))
+    phase.sends = [(int(record[1]), int(record[6])) for record in ok]
     phase.errors = dict(Counter(str(record[4]) for record in records if record[4] != "ok"))
     phase.expected = sum(len(members[int(record[1])]) for record in ok)
 

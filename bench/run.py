@@ -170,11 +170,15 @@ class Runner:
         try:
             if self.sizes.quick and needs_servers:
                 # One cluster for every scenario: starting API processes costs seconds each.
+                # A scenario that needs more API processes than it has gets its own.
                 spec = ClusterSpec(fake_llm=any(d.spec.fake_llm for d in definitions))
                 async with self.cluster(spec, "quick") as shared:
                     for index, definition in enumerate(SCENARIOS):
                         if definition in definitions:
-                            outcomes.append(await self.run_one(definition, index, shared))
+                            fits = definition.spec.apis <= spec.apis
+                            outcomes.append(
+                                await self.run_one(definition, index, shared if fits else None)
+                            )
             else:
                 for index, definition in enumerate(SCENARIOS):
                     if definition in definitions:

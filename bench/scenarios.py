@@ -1,4 +1,4 @@
-"""The ten scenarios of the benchmark, and their sizes (full and quick)."""
+"""The eleven scenarios of the benchmark, and their sizes (full and quick)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.capacity import capacity
 from bench.ceiling import (
     count_round_trips,
     message_view,
@@ -701,4 +702,10 @@ SCENARIOS: tuple[Definition, ...] = (
     Definition("initdata", "initData validation", None, ClusterSpec(apis=0, workers=0)),
     Definition("startup", "API process start-up", startup, ClusterSpec(apis=0, workers=0)),
     Definition("polling", "Polling clients (conditional reads)", polling, ClusterSpec(workers=0)),
+    Definition(
+        "capacity",
+        "Capacity model: routed fan-out on 1, 2 and 4 API processes",
+        capacity,
+        ClusterSpec(apis=4),
+    ),
 )
