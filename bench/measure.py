@@ -236,6 +236,7 @@ class Phase:
     event_log_reads: int = 0
     cpu: dict[str, float] = field(default_factory=dict)
     cpu_seconds: dict[str, float] = field(default_factory=dict)  # of each process, in the phase
+    cpu_wall: float = 0.0  # the seconds those were counted over
     sends_by_api: dict[str, int] = field(default_factory=dict)  # answered ok, by API process
     sends: list[tuple[int, int]] = field(default_factory=list)  # (chat id, API index) of those
     load_cpu_pct: float = 0.0
@@ -364,6 +365,7 @@ async def send_phase(
     phase.event_log_reads = await event_log_reads(cluster.database.url) - reads_before
     phase.seconds = time.monotonic() - started
     phase.cpu = cpu_usage(before, after)
+    phase.cpu_wall = after.wall - before.wall
     phase.cpu_seconds = {
         name: seconds - before.processes.get(name, 0.0) for name, seconds in after.processes.items()
     }
