@@ -90,7 +90,7 @@ class ClusterNode:
             except TimeoutError:
                 await self.kill()
 
-    async def cluster_state_ok(self) -> bool:
+    async def state_ok(self) -> bool:
         return "cluster_state:ok" in await _command(self.port, "CLUSTER", "INFO")
 
 
@@ -111,10 +111,21 @@ class RedisCluster:
 
     async def wait_ok(self, within: float = READY_WITHIN) -> None:
         """Until every node says cluster_state:ok (all slots served, no node failed)."""
+        await self._wait_until(True, self.nodes, within)
+
+    async def wait_failed(self, within: float = READY_WITHIN) -> None:
+        """Until every running node says cluster_state:fail: a primary that is down has been
+        noticed (within about NODE_TIMEOUT_MS), and the cluster refuses every key until it is
+        back, not only the keys of its slots."""
+        running = [n for n in self.nodes if n.process and n.process.returncode is None]
+        await self._wait_until(False, running, within)
+
+    async def _wait_until(self, ok: bool, nodes: list[ClusterNode], within: float) -> None:
         deadline = time.monotonic() + within
-        while not all(await asyncio.gather(*(n.cluster_state_ok() for n in self.nodes))):
+        while not all(s == ok for s in await asyncio.gather(*(n.state_ok() for n in nodes))):
             if time.monotonic() > deadline:
-                raise SetupError(f"the Redis Cluster was not ok within {within} s")
+                state = "ok" if ok else "fail"
+                raise SetupError(f"the Redis Cluster's state was not {state} within {within} s")
             await asyncio.sleep(0.1)
 
     @asynccontextmanager

@@ -3,8 +3,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import pytest
-
 from core.presence import RedisPresence
 from core.redis_client import RedisTarget
 
