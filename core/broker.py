@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
@@ -39,8 +40,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import Connection, ConnectionPool, parse_url
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisClusterException, RedisError
@@ -168,27 +169,36 @@ class MemoryBroker(Broker):
 class _Link:
     """One pub/sub connection (to the Redis, or to one shard of a cluster) and the channels
     wanted on it. A subscription counts as live once Redis confirmed it on the current
-    connection; one confirmed again on a new connection after a loss is restored."""
+    connection; one confirmed again on a new connection after a loss is restored.
+
+    A plain connection, not redis-py's PubSub: that one reconnects and resubscribes behind its
+    user's back, and a subscription lost and renewed unseen is a window of missed events that
+    nobody resumes from the database."""
 
     def __init__(
         self,
-        client: Redis,
+        connect: Callable[[], Connection],
         name: str,
         *,
         sharded: bool,
         on_message: Callable[[bytes, bytes], None],
         on_restored: Callable[[set[bytes]], None],
     ) -> None:
-        self._client = client
+        self._connect = connect
         self._name = name
+        self._subscribe, self._unsubscribe = (
+            ("SSUBSCRIBE", "SUNSUBSCRIBE") if sharded else ("SUBSCRIBE", "UNSUBSCRIBE")
+        )
+        self._messages = (b"smessage", b"message")
+        self._confirmations = (b"ssubscribe", b"subscribe")
         self._sharded = sharded
         self._on_message = on_message
         self._on_restored = on_restored
         self._wanted: set[bytes] = set()
         self.live: set[bytes] = set()  # confirmed on the current connection
-        self._lost: set[bytes] = set()  # were live on an earlier connection
+        self._lost: set[bytes] = set()  # wanted while no connection had them
         self._waiters: dict[bytes, list[asyncio.Future[None]]] = {}
-        self._pubsub: PubSub | None = None  # while connected
+        self._connection: Connection | None = None  # while connected
         self.connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -200,7 +210,6 @@ class _Link:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self._client.aclose()
 
     async def add(self, channel: bytes) -> None:
         self._wanted.add(channel)
@@ -208,54 +217,51 @@ class _Link:
             return
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(channel, []).append(waiter)
-        pubsub = self._pubsub
-        if pubsub is None:
+        if not await self._send(self._subscribe, [channel]):
             # Redis is away: what is published meanwhile is missed, and the subscription's
             # restore, once Redis is back, says so.
             self._lost.add(channel)
             waiter.set_result(None)
-        else:
-            # If this fails the connection is lost: its reader wakes the waiter.
-            with contextlib.suppress(RedisError, OSError):
-                await self._command(pubsub, subscribe=True, channels=[channel])
         await waiter
 
     async def remove(self, channel: bytes) -> None:
         self._wanted.discard(channel)
         self.live.discard(channel)
         self._lost.discard(channel)
-        pubsub = self._pubsub
-        if pubsub is not None:
-            with contextlib.suppress(RedisError, OSError):
-                await self._command(pubsub, subscribe=False, channels=[channel])
+        await self._send(self._unsubscribe, [channel])
 
-    async def _command(self, pubsub: PubSub, *, subscribe: bool, channels: Sequence[bytes]) -> None:
-        if self._sharded:
+    async def _send(self, command: str, channels: Sequence[bytes]) -> bool:
+        """Whether the command went out on the current connection. Never connects: a lost
+        connection is renewed by the reader, which then resubscribes everything."""
+        connection = self._connection
+        if connection is None or not connection.is_connected:
+            return False
+        try:
             # One SSUBSCRIBE may not span slots: a command per channel.
-            for channel in channels:
-                await (pubsub.ssubscribe(channel) if subscribe else pubsub.sunsubscribe(channel))
-        elif subscribe:
-            await pubsub.subscribe(*channels)
-        else:
-            await pubsub.unsubscribe(*channels)
+            for group in ([c] for c in channels) if self._sharded else [channels]:
+                await connection.send_command(command, *group, check_health=False)
+        except (RedisError, OSError):
+            return False  # the reader sees the connection fail too, and wakes the waiters
+        return True
 
     async def _run_forever(self) -> None:
         delay = 0.1
         while True:
+            connection = self._connect()
             try:
-                async with self._client.pubsub() as pubsub:
-                    await pubsub.connect()
-                    self._pubsub = pubsub
-                    self.connected.set()
-                    if self._wanted:
-                        await self._command(pubsub, subscribe=True, channels=sorted(self._wanted))
-                    if delay > 0.1:
-                        logger.info("redis subscription restored (%s)", self._name)
-                    delay = 0.1
-                    while True:
-                        message = await pubsub.get_message(timeout=None)
-                        if message is not None:
-                            self._handle(message)
+                await connection.connect()  # type: ignore[no-untyped-call]
+                self._connection = connection
+                self.connected.set()
+                self._lost |= self._wanted - self.live
+                if self._wanted:
+                    await self._send(self._subscribe, sorted(self._wanted))
+                if delay > 0.1:
+                    logger.info("redis subscription restored (%s)", self._name)
+                delay = 0.1
+                while True:
+                    self._handle(
+                        await connection.read_response(timeout=math.inf, push_request=True)
+                    )
             except (RedisError, OSError) as exc:
                 self._disconnected()
                 logger.warning(
@@ -265,12 +271,16 @@ class _Link:
                 delay = min(delay * 2, 5.0)
             finally:
                 self._disconnected()
+                with contextlib.suppress(RedisError, OSError):
+                    await connection.disconnect()
 
-    def _handle(self, message: dict[str, Any]) -> None:
-        kind, channel = message["type"], message["channel"]
-        if kind in ("message", "smessage"):
-            self._on_message(channel, message["data"])
-        elif kind in ("subscribe", "ssubscribe") and channel in self._wanted:
+    def _handle(self, response: object) -> None:
+        if not isinstance(response, list) or len(response) < 3:
+            return
+        kind, channel = response[0], response[1]
+        if kind in self._messages:
+            self._on_message(channel, response[2])
+        elif kind in self._confirmations and channel in self._wanted:
             self.live.add(channel)
             for waiter in self._waiters.pop(channel, ()):
                 if not waiter.done():
@@ -280,9 +290,8 @@ class _Link:
                 self._on_restored({channel})
 
     def _disconnected(self) -> None:
-        self._pubsub = None
+        self._connection = None
         self.connected.clear()
-        self._lost |= self.live
         self.live.clear()
         for waiters in self._waiters.values():
             for waiter in waiters:
@@ -317,6 +326,8 @@ class RedisBroker(Broker):
         self._cluster: RedisCluster | None = None
         self._publisher: Redis | RedisCluster
         if cluster_urls:
+            # The shards' subscribers connect as the first node's URL says (password, TLS).
+            self._node_options = {**parse_url(cluster_urls[0]), **_SUBSCRIBER_OPTIONS}
             self._publisher = self._cluster = RedisCluster(
                 startup_nodes=[_cluster_node(node) for node in cluster_urls],
                 socket_connect_timeout=2,
@@ -343,20 +354,20 @@ class RedisBroker(Broker):
         if self._cluster is None:
             name = "redis"
             if name not in self._links:
-                client = Redis.from_url(str(self._url), **_SUBSCRIBER_OPTIONS)
-                self._links[name] = self._new_link(client, name, sharded=False)
+                pool = ConnectionPool.from_url(str(self._url), **_SUBSCRIBER_OPTIONS)
+                self._links[name] = self._new_link(pool.make_connection, name, sharded=False)
             return self._links[name]
         node = self._cluster.get_node_from_key(channel.decode())
         if node is None:
             raise RedisClusterException(f"no cluster node serves {channel!r}")
         if node.name not in self._links:
-            client = Redis(host=node.host, port=int(node.port), **_SUBSCRIBER_OPTIONS)
-            self._links[node.name] = self._new_link(client, node.name, sharded=True)
+            pool = ConnectionPool(**{**self._node_options, "host": node.host, "port": node.port})
+            self._links[node.name] = self._new_link(pool.make_connection, node.name, sharded=True)
         return self._links[node.name]
 
-    def _new_link(self, client: Redis, name: str, *, sharded: bool) -> _Link:
+    def _new_link(self, connect: Callable[[], Connection], name: str, *, sharded: bool) -> _Link:
         link = _Link(
-            client,
+            connect,
             name,
             sharded=sharded,
             on_message=self._on_message,
@@ -457,10 +468,9 @@ class RedisBroker(Broker):
             return False
 
 
-# A subscriber waits on a quiet channel for as long as it is quiet: no read timeout, and no
-# health check either (a PING's answer would be read by two readers at once); TCP keepalive
-# finds a dead peer. No retries inside redis-py: a lost connection is the link's to renew, so
-# it knows its subscriptions were lost.
+# A subscriber waits on a quiet channel for as long as it is quiet: no read timeout; TCP
+# keepalive finds a dead peer. No retries inside redis-py: a lost connection is the link's to
+# renew, so that it knows its subscriptions were lost.
 _SUBSCRIBER_OPTIONS: dict[str, Any] = {
     "socket_connect_timeout": 2,
     "socket_keepalive": True,
