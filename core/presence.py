@@ -69,9 +69,17 @@ class MemoryPresence(PresenceStore):
         return True
 
 
+# KEYS[1]: a user's hash; ARGV[1]: this process's node id. One step, so that a socket opened
+# by the same process between the decrement and the delete is not deleted with the field.
+_DISCONNECTED = """
+if redis.call('HINCRBY', KEYS[1], ARGV[1], -1) <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
+"""
+
+
 class RedisPresence(PresenceStore):
     def __init__(self, target: RedisTarget, prefix: str) -> None:
         self._redis: RedisClient = target.client(socket_timeout=5)
+        self._disconnected = self._redis.register_script(_DISCONNECTED)
         self._prefix = prefix
         self._node = uuid.uuid4().hex
         self._task: asyncio.Task[None] | None = None
@@ -104,9 +112,7 @@ class RedisPresence(PresenceStore):
 
     async def disconnected(self, user_id: int) -> None:
         with contextlib.suppress(*REDIS_ERRORS):
-            key = self._user_key(user_id)
-            if await self._redis.hincrby(key, self._node, -1) <= 0:
-                await self._redis.hdel(key, self._node)
+            await self._disconnected(keys=[self._user_key(user_id)], args=[self._node])
 
     async def online(self, user_ids: list[int]) -> set[int]:
         """Two round trips however many users (a large group's members): their counts, then

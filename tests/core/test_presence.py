@@ -48,3 +48,22 @@ async def test_online_answers_for_users_on_every_shard_and_claims_are_once_only(
         assert await presence.claim("notify:1:3", 60) is True
     finally:
         await presence.close()
+
+
+async def test_a_socket_that_opens_as_the_last_one_closes_keeps_its_user_online(
+    redis_target: RedisTarget,
+) -> None:
+    prefix = f"test-presence-{uuid.uuid4().hex[:8]}"
+    presence = RedisPresence(redis_target, prefix)
+    await presence.start()
+    try:
+        await presence.connected(1)
+        async with asyncio.timeout(5):
+            while not await presence.online([1]):  # noqa: ASYNC110 (the first beat)
+                await asyncio.sleep(0.01)
+        # Both requests are on their way before either answer: the close's count reaches 0
+        # between them, and the open comes right after it.
+        await asyncio.gather(presence.disconnected(1), presence.connected(1))
+        assert await presence.online([1]) == {1}
+    finally:
+        await presence.close()
