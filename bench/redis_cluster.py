@@ -42,7 +42,7 @@ async def _command(port: int, *args: str) -> str:
 
 
 @dataclass
-class ClusterNode:
+class LocalClusterNode:
     port: int
     bus_port: int  # chosen too: the default, port + 10000, may be taken or beyond 65535
     work_dir: Path
@@ -95,10 +95,10 @@ class ClusterNode:
 
 
 @dataclass
-class RedisCluster:
+class LocalRedisCluster:
     """Three primaries with every slot assigned, each reachable at its `url`."""
 
-    nodes: list[ClusterNode] = field(default_factory=list)
+    nodes: list[LocalClusterNode] = field(default_factory=list)
 
     @property
     def urls(self) -> list[str]:
@@ -120,7 +120,7 @@ class RedisCluster:
         running = [n for n in self.nodes if n.process and n.process.returncode is None]
         await self._wait_until(False, running, within)
 
-    async def _wait_until(self, ok: bool, nodes: list[ClusterNode], within: float) -> None:
+    async def _wait_until(self, ok: bool, nodes: list[LocalClusterNode], within: float) -> None:
         deadline = time.monotonic() + within
         while not all(s == ok for s in await asyncio.gather(*(n.state_ok() for n in nodes))):
             if time.monotonic() > deadline:
@@ -129,7 +129,7 @@ class RedisCluster:
             await asyncio.sleep(0.1)
 
     @asynccontextmanager
-    async def down(self, node: ClusterNode) -> AsyncIterator[None]:
+    async def down(self, node: LocalClusterNode) -> AsyncIterator[None]:
         """`node` killed (SIGKILL) for the duration of the block, then started again on the same
         port with the same config file, so that it serves the same slots; the block's end
         waits until the cluster is ok again."""
@@ -140,20 +140,20 @@ class RedisCluster:
             await node.start()
             await self.wait_ok()
 
-    async def restart(self, node: ClusterNode) -> None:
+    async def restart(self, node: LocalClusterNode) -> None:
         """`node` killed and started again; returns once the cluster is ok."""
         async with self.down(node):
             pass
 
 
 @asynccontextmanager
-async def running_redis_cluster(work_dir: Path) -> AsyncIterator[RedisCluster]:
+async def running_redis_cluster(work_dir: Path) -> AsyncIterator[LocalRedisCluster]:
     """A fresh cluster whose files live under `work_dir`; stopped at the end."""
     if missing := missing_binaries():
         raise SetupError(f"a local Redis Cluster needs {' and '.join(missing)} on PATH")
-    cluster = RedisCluster(
+    cluster = LocalRedisCluster(
         [
-            ClusterNode(free_port(), free_port(), work_dir / f"node-{index}")
+            LocalClusterNode(free_port(), free_port(), work_dir / f"node-{index}")
             for index in range(NODES)
         ]
     )

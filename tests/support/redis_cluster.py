@@ -7,11 +7,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bench.redis_cluster import RedisCluster, running_redis_cluster
+from bench.redis_cluster import LocalRedisCluster, running_redis_cluster
 
 
 @pytest.fixture(scope="session")
-async def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RedisCluster]:
+async def redis_cluster(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[LocalRedisCluster]:
     """Three primaries on loopback ports, shared by the session (tests keep apart by their
     REDIS_PREFIX): `urls` (`env_value` for REDIS_CLUSTER_URLS), `nodes`, `restart(node)`, and
     `down(node)` to do something while a node is away. Tests that use it are marked

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bench.redis_cluster import RedisCluster
+from bench.redis_cluster import LocalRedisCluster
 from tests.conftest import TEST_REDIS_URL, TEST_SECRET_KEY
 from tests.support.processes import (
     ApiPair,
@@ -74,7 +74,7 @@ async def shared_cluster(
 
 @pytest.fixture
 def start_on_redis_cluster(
-    database_url: str, engine: AsyncEngine, tmp_path: Path, redis_cluster: RedisCluster
+    database_url: str, engine: AsyncEngine, tmp_path: Path, redis_cluster: LocalRedisCluster
 ) -> PairFactory:
     """As `start_cluster`, with the two processes on the local Redis Cluster
     (REDIS_CLUSTER_URLS) instead of Redis."""

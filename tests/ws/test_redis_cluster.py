@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 import httpx
 import pytest
 
-from bench.redis_cluster import RedisCluster
+from bench.redis_cluster import LocalRedisCluster
 from tests.support.api import ApiUser, sign_up
 from tests.support.server import LiveServer
 from tests.support.ws import ws_user
@@ -79,7 +79,7 @@ async def test_the_send_limit_is_one_bucket_across_processes_on_the_cluster(
 
 
 async def test_a_node_restart_keeps_the_api_answering_and_then_shares_again(
-    start_on_redis_cluster: PairFactory, redis_cluster: RedisCluster
+    start_on_redis_cluster: PairFactory, redis_cluster: LocalRedisCluster
 ) -> None:
     async with start_on_redis_cluster(**TWO_SENDS) as pair:
         carol_on_a = await _user(pair.a, 65, "Carol")
