@@ -197,6 +197,7 @@ class _Link:
         self._wanted: set[bytes] = set()
         self.live: set[bytes] = set()  # confirmed on the current connection
         self._lost: set[bytes] = set()  # wanted while no connection had them
+        self._restored: set[bytes] = set()  # live again, not reported yet
         self._waiters: dict[bytes, list[asyncio.Future[None]]] = {}
         self._connection: Connection | None = None  # while connected
         self.connected = asyncio.Event()
@@ -280,14 +281,24 @@ class _Link:
         kind, channel = response[0], response[1]
         if kind in self._messages:
             self._on_message(channel, response[2])
-        elif kind in self._confirmations and channel in self._wanted:
-            self.live.add(channel)
+        elif kind in self._confirmations:
             for waiter in self._waiters.pop(channel, ()):
                 if not waiter.done():
                     waiter.set_result(None)
+            if channel not in self._wanted:
+                return  # given up on since
+            self.live.add(channel)
             if channel in self._lost:
                 self._lost.discard(channel)
-                self._on_restored({channel})
+                # Reported together: the confirmations of a resubscription come in a burst, and
+                # the hub replays each chat once for all the sockets of all restored users.
+                if not self._restored:
+                    asyncio.get_running_loop().call_soon(self._report_restored)
+                self._restored.add(channel)
+
+    def _report_restored(self) -> None:
+        restored, self._restored = self._restored, set()
+        self._on_restored(restored)
 
     def _disconnected(self) -> None:
         self._connection = None
