@@ -197,9 +197,10 @@ class _Link:
         self._wanted: set[bytes] = set()
         self.live: set[bytes] = set()  # confirmed on the current connection
         self._lost: set[bytes] = set()  # wanted while no connection had them
+        self._restored: set[bytes] = set()  # live again, not reported yet
         self._waiters: dict[bytes, list[asyncio.Future[None]]] = {}
         self._connection: Connection | None = None  # while connected
-        self.connected = asyncio.Event()
+        self._tried = asyncio.Event()  # the first connection was made, or failed
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -212,6 +213,7 @@ class _Link:
                 await self._task
 
     async def add(self, channel: bytes) -> None:
+        await self._tried.wait()
         self._wanted.add(channel)
         if channel in self.live:
             return
@@ -251,7 +253,7 @@ class _Link:
             try:
                 await connection.connect()  # type: ignore[no-untyped-call]
                 self._connection = connection
-                self.connected.set()
+                self._tried.set()
                 self._lost |= self._wanted - self.live
                 if self._wanted:
                     await self._send(self._subscribe, sorted(self._wanted))
@@ -264,6 +266,7 @@ class _Link:
                     )
             except (RedisError, OSError) as exc:
                 self._disconnected()
+                self._tried.set()
                 logger.warning(
                     "redis subscription lost (%s: %s); retrying in %.1fs", self._name, exc, delay
                 )
@@ -280,18 +283,27 @@ class _Link:
         kind, channel = response[0], response[1]
         if kind in self._messages:
             self._on_message(channel, response[2])
-        elif kind in self._confirmations and channel in self._wanted:
-            self.live.add(channel)
+        elif kind in self._confirmations:
             for waiter in self._waiters.pop(channel, ()):
                 if not waiter.done():
                     waiter.set_result(None)
+            if channel not in self._wanted:
+                return  # given up on since
+            self.live.add(channel)
             if channel in self._lost:
                 self._lost.discard(channel)
-                self._on_restored({channel})
+                # Reported together: the confirmations of a resubscription come in a burst, and
+                # the hub replays each chat once for all the sockets of all restored users.
+                if not self._restored:
+                    asyncio.get_running_loop().call_soon(self._report_restored)
+                self._restored.add(channel)
+
+    def _report_restored(self) -> None:
+        restored, self._restored = self._restored, set()
+        self._on_restored(restored)
 
     def _disconnected(self) -> None:
         self._connection = None
-        self.connected.clear()
         self.live.clear()
         for waiters in self._waiters.values():
             for waiter in waiters:
@@ -395,16 +407,13 @@ class RedisBroker(Broker):
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Subscribes to the broadcast route, waiting a little for Redis: a process that starts
-        while Redis is away serves on and subscribes when Redis comes."""
+        """Subscribes to the broadcast route, waiting for the first connection to Redis to be
+        made or to fail: a process that starts while Redis is away serves on, and subscribes
+        when Redis comes."""
         if self._cluster is not None:
             await self._cluster.initialize()
         channel = self._channel(BROADCAST)
-        link = self._link(channel)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(CLOSE_FLUSH_TIMEOUT):
-                await link.connected.wait()
-        await link.add(channel)
+        await self._link(channel).add(channel)
         self._sender = asyncio.create_task(self._send_forever(), name="redis-broker-send")
 
     async def close(self) -> None:
