@@ -1,6 +1,6 @@
 """Where this deployment's Redis is, and clients for it: one server (REDIS_URL) or a Redis
-Cluster (REDIS_CLUSTER_URLS). Every user of Redis gets its client here, so that the two modes
-differ in one place.
+Cluster (REDIS_CLUSTER_URLS). Presence and rate limits get their clients here, so that the two
+modes differ in one place.
 
 Keys and Redis Cluster: a key's shard is chosen by the hash of its hash tag, the part in braces.
 `tagged` wraps each key whole in one tag. Nothing here reads or writes two keys in one command
@@ -50,22 +50,12 @@ class RedisTarget:
     urls: tuple[str, ...]
     cluster: bool = False
 
-    def client(
-        self,
-        *,
-        socket_timeout: float | None,
-        health_check_interval: float = 0,
-        retry: Retry | None = None,
-    ) -> RedisClient:
-        """A client with these timeouts. `retry` applies to one server (none: no retry); a
-        cluster client retries as CLUSTER_RETRIES says."""
+    def client(self, *, socket_timeout: float) -> RedisClient:
+        """A client that waits `socket_timeout` seconds for an answer. One server's client does
+        not retry; a cluster's retries as CLUSTER_RETRIES says."""
         if not self.cluster:
             return Redis.from_url(
-                self.urls[0],
-                socket_connect_timeout=CONNECT_TIMEOUT,
-                socket_timeout=socket_timeout,
-                health_check_interval=health_check_interval,
-                retry=retry,
+                self.urls[0], socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=socket_timeout
             )
         # The first URL carries the credentials and TLS of all (the settings check they agree).
         first, *others = self.urls
@@ -74,7 +64,6 @@ class RedisTarget:
             startup_nodes=[_node(url) for url in others],
             socket_connect_timeout=CONNECT_TIMEOUT,
             socket_timeout=socket_timeout,
-            health_check_interval=health_check_interval,
             retry=Retry(NoBackoff(), retries=CLUSTER_RETRIES),
         )
 
