@@ -73,9 +73,7 @@ class Process:
             pool_timeout=settings.database_pool_timeout,
             pool_recycle=settings.database_pool_recycle,
         )
-        broker = create_broker(
-            settings.redis_url, settings.redis_prefix, cluster_urls=settings.redis_cluster_urls
-        )
+        broker = create_broker(settings.redis_target, settings.redis_prefix)
         await broker.start()
         presence = create_presence(settings.redis_target, settings.redis_prefix)
         await presence.start()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 
 import httpx
 import pytest
@@ -119,3 +120,32 @@ async def test_events_cross_processes_on_the_cluster(start_on_redis_cluster: Pai
         async with ws_user(pair.b, 69, "Bob") as bob_ws:
             sent = await alice.send(chat["id"], "from process A")
             assert (await bob_ws.wait_for("new_message"))["message"]["id"] == sent["id"]
+
+
+async def test_sockets_catch_up_by_themselves_after_a_node_restart(
+    start_on_redis_cluster: PairFactory, redis_cluster: LocalRedisCluster
+) -> None:
+    """While a node is down the cluster refuses every key, so publishes fail on every shard,
+    also on those whose subscriptions stayed up: once the node is back, every socket on the
+    process resumes from the database, with no later event and no resume from the client."""
+    async with start_on_redis_cluster() as pair:
+        alice = await _user(pair.a, 70, "Alice")
+        readers = [await _user(pair.a, 71 + n, f"R{n}") for n in range(6)]
+        chats = [await alice.private_chat_with(reader) for reader in readers]
+        async with AsyncExitStack() as stack:
+            sockets = [
+                await stack.enter_async_context(
+                    ws_user(pair.b, reader.telegram_id, reader.first_name)
+                )
+                for reader in readers
+            ]
+            # Each socket gets a position in its chat (as a client's resume would give it).
+            for socket, chat in zip(sockets, chats, strict=True):
+                before = await alice.send(chat["id"], "before")
+                assert (await socket.wait_for("new_message"))["message"]["id"] == before["id"]
+            async with redis_cluster.down(redis_cluster.nodes[0]):
+                await redis_cluster.wait_failed()
+                missed = [(await alice.send(chat["id"], "while down"))["id"] for chat in chats]
+            for socket, message_id in zip(sockets, missed, strict=True):
+                frame = await socket.wait_for("new_message", timeout=30)
+                assert frame["message"]["id"] == message_id
