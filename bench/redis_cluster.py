@@ -109,6 +109,12 @@ class LocalRedisCluster:
         """REDIS_CLUSTER_URLS for a process that uses this cluster."""
         return ",".join(self.urls)
 
+    def environment(self) -> dict[str, str]:
+        return {"REDIS_CLUSTER_URLS": self.env_value}
+
+    async def flush(self) -> None:
+        await asyncio.gather(*(_command(node.port, "FLUSHALL") for node in self.nodes))
+
     async def wait_ok(self, within: float = READY_WITHIN) -> None:
         """Until every node says cluster_state:ok (all slots served, no node failed)."""
         await self._wait_until(True, self.nodes, within)
