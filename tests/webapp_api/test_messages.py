@@ -155,7 +155,7 @@ async def test_a_sent_message_shows_what_reading_it_back_shows(
                 media_ids=[photo.id] if kind == "media" else (),
             )
             sent = await messages.send_message(session, sender, chat["id"], draft)
-        stored = await session.get(Message, sent.view.id)
+        stored = await session.get(Message, (sent.view.id, sent.view.chat_id))
         assert stored is not None
         read_back = await message_view(session, stored)
     assert sent.view.model_dump(mode="json") == read_back.model_dump(mode="json")
@@ -352,7 +352,7 @@ async def test_deleting_clears_the_text_and_leaves_a_placeholder(
     (shown,) = (await _history(bob, chat["id"]))["messages"]
     assert (shown["id"], shown["text"], shown["is_deleted"]) == (message["id"], None, True)
     async with sessionmaker() as session:
-        row = await session.get(Message, message["id"])
+        row = await session.get(Message, (message["id"], chat["id"]))
         assert row is not None
         assert row.text is None
     again = await alice.ok("DELETE", f"/api/v1/messages/{message['id']}")
