@@ -160,7 +160,7 @@ BEGIN
         p_chat_id, p_sender_id, v_seq, p_type, p_text, p_reply_to_id, p_client_msg_id,
         p_forward_from_user_id, p_forward_from_chat_id, p_telegram_message_id, p_now, p_now
     )
-    ON CONFLICT (chat_id, sender_id, client_msg_id) DO NOTHING
+    ON CONFLICT ON CONSTRAINT uq_messages_chat_id_sender_id_client_msg_id DO NOTHING
     RETURNING id INTO v_id;
     IF v_id IS NULL THEN
         -- A concurrent attempt with this client_msg_id committed while this one waited for the
