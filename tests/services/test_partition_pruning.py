@@ -190,9 +190,12 @@ async def test_the_events_replay_reads_one_partition(
     session: AsyncSession, plans: Plans, talk: Talk
 ) -> None:
     chat_id = talk.chat.id
-    for replay in (encoded_events_after, events_after):
-        logged = await plans.of(lambda replay=replay: replay(session, chat_id, 0, 100))
-        assert assert_one_partition_each(logged) == {"chat_events"}
+    calls: list[Callable[[], Awaitable[Any]]] = [
+        lambda: encoded_events_after(session, chat_id, 0, 100),
+        lambda: events_after(session, chat_id, 0, 100),
+    ]
+    for call in calls:
+        assert assert_one_partition_each(await plans.of(call)) == {"chat_events"}
 
 
 async def test_read_receipts_read_one_partition(
