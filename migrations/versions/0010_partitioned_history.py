@@ -40,22 +40,28 @@ depends_on: str | Sequence[str] | None = None
 PARTITIONS = 16
 
 MESSAGE_KEY = "(id, chat_id)"
-# (referencing table, its constraint, its message column, ON DELETE); the message's chat is
-# the referencing row's `chat_id`.
+# The foreign keys to a message: (referencing table, constraint, its message column, ON DELETE
+# now, ON DELETE before). Now they name the message's chat, the referencing row's `chat_id`.
+# Messages are deleted only with their chat, which takes every row that references them with it,
+# so nothing is to be nulled (nor could SQLite null one column of a composite key).
 REFERENCES = (
-    ("message_reactions", "fk_message_reactions_message_id_messages", "message_id", "CASCADE"),
-    ("message_media", "fk_message_media_message_id_messages", "message_id", "CASCADE"),
-    ("ai_replies", "fk_ai_replies_trigger_message_id_messages", "trigger_message_id", None),
-    ("ai_replies", "fk_ai_replies_reply_message_id_messages", "reply_message_id", None),
-    ("messages", "fk_messages_reply_to_id_messages", "reply_to_id", None),
-)
-# Before: (referencing table, constraint, column, ON DELETE), to messages.id alone.
-SINGLE_REFERENCES = (
-    ("message_reactions", "fk_message_reactions_message_id_messages", "message_id", "CASCADE"),
-    ("message_media", "fk_message_media_message_id_messages", "message_id", "CASCADE"),
-    ("ai_replies", "fk_ai_replies_trigger_message_id_messages", "trigger_message_id", "SET NULL"),
-    ("ai_replies", "fk_ai_replies_reply_message_id_messages", "reply_message_id", "SET NULL"),
-    ("messages", "fk_messages_reply_to_id_messages", "reply_to_id", "SET NULL"),
+    (
+        "message_reactions",
+        "fk_message_reactions_message_id_messages",
+        "message_id",
+        "CASCADE",
+        "CASCADE",
+    ),
+    ("message_media", "fk_message_media_message_id_messages", "message_id", "CASCADE", "CASCADE"),
+    (
+        "ai_replies",
+        "fk_ai_replies_trigger_message_id_messages",
+        "trigger_message_id",
+        None,
+        "SET NULL",
+    ),
+    ("ai_replies", "fk_ai_replies_reply_message_id_messages", "reply_message_id", None, "SET NULL"),
+    ("messages", "fk_messages_reply_to_id_messages", "reply_to_id", None, "SET NULL"),
 )
 CARRY_CHAT = ("message_reactions", "message_media")
 
@@ -236,6 +242,13 @@ def _rebuild(table: str, *, partitioned: bool) -> None:
         op.execute("ALTER SEQUENCE messages_id_seq OWNED BY messages.id")
 
 
+def _drop_references() -> None:
+    """The foreign keys to `messages` from other tables (its own go with it)."""
+    for table, constraint, *_ in REFERENCES:
+        if table != "messages":
+            op.execute(f"ALTER TABLE {table} DROP CONSTRAINT {constraint}")
+
+
 def _upgrade_postgresql() -> None:
     # No write may land between a copy and the drop of what it copied.
     op.execute(
@@ -249,8 +262,7 @@ def _upgrade_postgresql() -> None:
             f" FROM messages WHERE messages.id = {table}.message_id"
         )
         op.execute(f"ALTER TABLE {table} ALTER COLUMN chat_id SET NOT NULL")
-    for table, constraint, _, _ in REFERENCES[:-1]:
-        op.execute(f"ALTER TABLE {table} DROP CONSTRAINT {constraint}")
+    _drop_references()
     _rebuild("messages", partitioned=True)
     op.execute(f"ALTER TABLE messages ADD CONSTRAINT pk_messages PRIMARY KEY {MESSAGE_KEY}")
     op.execute(
@@ -260,7 +272,7 @@ def _upgrade_postgresql() -> None:
     op.execute(MESSAGES_CONSTRAINTS)
     for statement in MESSAGES_INDEXES:
         op.execute(statement)
-    for table, constraint, column, on_delete in REFERENCES:
+    for table, constraint, column, on_delete, _ in REFERENCES:
         op.execute(
             f"ALTER TABLE {table} ADD CONSTRAINT {constraint} FOREIGN KEY ({column}, chat_id)"
             f" REFERENCES messages {MESSAGE_KEY}" + (f" ON DELETE {on_delete}" if on_delete else "")
@@ -268,6 +280,7 @@ def _upgrade_postgresql() -> None:
     _rebuild("chat_events", partitioned=True)
     op.execute(CHAT_EVENTS_CONSTRAINTS)
     op.execute(POST_MESSAGE)
+    _analyze()
 
 
 def _downgrade_postgresql() -> None:
@@ -275,8 +288,7 @@ def _downgrade_postgresql() -> None:
         "LOCK TABLE messages, chat_events, message_reactions, message_media, ai_replies"
         " IN EXCLUSIVE MODE"
     )
-    for table, constraint, _, _ in REFERENCES[:-1]:
-        op.execute(f"ALTER TABLE {table} DROP CONSTRAINT {constraint}")
+    _drop_references()
     _rebuild("messages", partitioned=False)
     op.execute("ALTER TABLE messages ADD CONSTRAINT pk_messages PRIMARY KEY (id)")
     # Fails where a sender reused a client_msg_id in two chats, which 0009 did not allow.
@@ -289,7 +301,7 @@ def _downgrade_postgresql() -> None:
         op.execute(statement)
     for table in CARRY_CHAT:
         op.execute(f"ALTER TABLE {table} DROP COLUMN chat_id")
-    for table, constraint, column, on_delete in SINGLE_REFERENCES:
+    for table, constraint, column, _, on_delete in REFERENCES:
         op.execute(
             f"ALTER TABLE {table} ADD CONSTRAINT {constraint} FOREIGN KEY ({column})"
             f" REFERENCES messages (id) ON DELETE {on_delete}"
@@ -297,6 +309,13 @@ def _downgrade_postgresql() -> None:
     _rebuild("chat_events", partitioned=False)
     op.execute(CHAT_EVENTS_CONSTRAINTS)
     op.execute(_post_message_of_0009())
+    _analyze()
+
+
+def _analyze() -> None:
+    """New tables have no statistics until autovacuum comes by: plan with them from the start."""
+    for table in ("messages", "chat_events", *CARRY_CHAT):
+        op.execute(f"ANALYZE {table}")
 
 
 def _post_message_of_0009() -> str:
@@ -365,7 +384,7 @@ def _upgrade_sqlite() -> None:
                         existing_type=sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
                         nullable=False,
                     )
-                for referencing, constraint, column, on_delete in REFERENCES:
+                for referencing, constraint, column, on_delete, _ in REFERENCES:
                     if referencing == table:
                         batch.drop_constraint(constraint, type_="foreignkey")
                         batch.create_foreign_key(
@@ -382,7 +401,7 @@ def _downgrade_sqlite() -> None:
     with _foreign_keys_off():
         for table in ("messages", *CARRY_CHAT, "ai_replies"):
             with op.batch_alter_table(table) as batch:
-                for referencing, constraint, column, on_delete in SINGLE_REFERENCES:
+                for referencing, constraint, column, _, on_delete in REFERENCES:
                     if referencing == table:
                         batch.drop_constraint(constraint, type_="foreignkey")
                         batch.create_foreign_key(
