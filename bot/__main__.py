@@ -26,7 +26,7 @@ async def run_polling(settings: Settings) -> None:
     telegram.attach(runner)
     # The bot notifies offline users of Mini App messages (the API processes, BOT_MODE=off,
     # make no Bot API calls by themselves); who is online is the API's shared presence.
-    notifier = Notifier(telegram.bot, process) if settings.notify_interval > 0 else None
+    notifier = await Notifier.start(telegram.bot, process) if settings.notify_interval > 0 else None
     try:
         await telegram.start()
         logger.info("polling Telegram for updates")

@@ -1,7 +1,9 @@
 """Telegram notifications for Mini App messages that arrive while the recipient is offline.
 
-At most one per chat per interval (a cluster-wide claim, so that several API processes that all
-see the event send it once), only to users who let the bot write to them, have notifications on
+The notifier subscribes to the broker's topic of new messages (every process that runs the bot
+does; the sockets' routes would bring only the messages of users online here). At most one per
+chat per interval (a cluster-wide claim, so that several processes that all see the event send
+it once), only to users who let the bot write to them, have notifications on
 and have not muted the chat.
 """
 
@@ -17,9 +19,11 @@ from aiogram.exceptions import TelegramAPIError
 from sqlalchemy import select
 
 from bot.context import app_button
+from core.broker import Unsubscribe
 from core.db import read_session
-from core.outbox import decode_envelope
+from core.envelope import Envelope, topic_route
 from models import Chat, ChatMember, ChatType, User
+from services.messages import NEW_MESSAGES_TOPIC
 from wiring.process import Process
 
 logger = logging.getLogger(__name__)
@@ -35,23 +39,29 @@ class Notifier:
         self._webapp_url = process.settings.webapp_url
         self._interval = process.settings.notify_interval
         self._tasks: set[asyncio.Task[None]] = set()
-        self._remove_listener = process.broker.add_listener(self._on_envelope)
+        self._unsubscribe: Unsubscribe | None = None
 
-    def _on_envelope(self, data: bytes) -> None:
-        if b'"type":"new_message"' not in data:
-            return
-        task = asyncio.get_running_loop().create_task(self._notify(data))
+    @classmethod
+    async def start(cls, bot: Bot, process: Process) -> Notifier:
+        notifier = cls(bot, process)
+        notifier._unsubscribe = await process.broker.subscribe(
+            topic_route(NEW_MESSAGES_TOPIC), notifier._on_envelope
+        )
+        return notifier
+
+    def _on_envelope(self, envelope: Envelope) -> None:
+        task = asyncio.get_running_loop().create_task(self._notify(envelope))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
-        self._remove_listener()
+        if self._unsubscribe is not None:
+            await self._unsubscribe()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def _notify(self, data: bytes) -> None:
-        envelope = decode_envelope(data)
+    async def _notify(self, envelope: Envelope) -> None:
         frame: dict[str, Any] = json.loads(envelope.frame)
         message = frame.get("message") or {}
         sender_id = message.get("sender_id")

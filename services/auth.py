@@ -25,8 +25,9 @@ from sqlalchemy import Select, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
+from core.envelope import Envelope, encode_envelope
 from core.errors import Forbidden, Unauthorized, Unprocessable
-from core.outbox import decode_envelope, encode_envelope, stage
+from core.outbox import stage
 from core.settings import Settings
 from core.telegram_auth import WebAppUser, require_telegram_limits, validate_init_data
 from core.tokens import (
@@ -122,9 +123,8 @@ class AuthCache:
         self._by_user.clear()
         self._by_session.clear()
 
-    def on_envelope(self, data: bytes) -> None:
+    def on_envelope(self, envelope: Envelope) -> None:
         """A broker listener: forget what a revocation or a user change is about."""
-        envelope = decode_envelope(data)
         if envelope.service == REVOCATION_SERVICE:
             revocation = Revocation.of_frame(envelope.frame)
             self.forget(user_ids=revocation.user_ids, session_ids=revocation.session_ids)

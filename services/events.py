@@ -22,7 +22,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.outbox import encode_envelope, encode_frame, stage
+from core.envelope import encode_envelope, encode_frame
+from core.outbox import stage
 from core.signing import MediaUrls
 from models import Chat, ChatEvent, ChatMember
 

@@ -28,8 +28,9 @@ from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.elements import BindParameter
 
 from core.db import upsert_insert
+from core.envelope import encode_envelope, encode_frame
 from core.errors import BadRequest, Forbidden, Unprocessable
-from core.outbox import encode_envelope, encode_frame, stage
+from core.outbox import stage
 from core.signing import MediaUrls
 from models import (
     AiMode,
@@ -69,6 +70,9 @@ CLIENT_MSG_ID_MAX_LENGTH = 64
 EMOJI_MAX_LENGTH = 32
 HISTORY_MAX_LIMIT = 100
 SEARCH_MAX_LIMIT = 50
+# The broker topic every new message is also published on: for consumers that want each one,
+# whoever it is for (the bot's notifications to offline users).
+NEW_MESSAGES_TOPIC = "new_messages"
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,10 +189,14 @@ async def send_message(
     view.update(ids)
     frame = {"type": EventType.NEW_MESSAGE.value, "chat_id": chat_id, "seq": stored.seq}
     frame["message"] = view
-    stage(
-        session,
-        encode_envelope(stored.member_ids, encode_frame(frame), chat_id=chat_id, seq=stored.seq),
+    envelope = encode_envelope(
+        stored.member_ids,
+        encode_frame(frame),
+        chat_id=chat_id,
+        seq=stored.seq,
+        topics=(NEW_MESSAGES_TOPIC,),
     )
+    stage(session, envelope)
     return Sent(
         template.model_copy(update=ids),
         created=True,

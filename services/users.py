@@ -16,8 +16,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db import upsert_insert
+from core.envelope import Envelope, encode_envelope
 from core.errors import NotFound, Unprocessable
-from core.outbox import Envelope, encode_envelope, stage
+from core.outbox import stage
 from models import User
 
 BIO_MAX_LENGTH = 500

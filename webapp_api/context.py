@@ -75,7 +75,7 @@ class AppContext(Process):
         if telegram is not None and settings.notify_interval > 0:
             from bot.notifications import Notifier
 
-            notifier = Notifier(telegram.bot, process)
+            notifier = await Notifier.start(telegram.bot, process)
         auth = AuthConfig.from_settings(settings)
         context = cls(
             **process.parts(),

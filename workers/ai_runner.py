@@ -23,8 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.broker import Broker
 from core.db import read_session, unit_of_work
+from core.envelope import Envelope, encode_envelope, encode_frame
 from core.errors import AppError
-from core.outbox import decode_envelope, encode_envelope, encode_frame
 from llm.base import CompletionRequest, LLMError, Provider, TextDelta, Usage
 from llm.catalogue import ModelInfo
 from llm.tokens import estimate_tokens
@@ -122,8 +122,8 @@ class AiRunner:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    def _on_envelope(self, data: bytes) -> None:
-        reply_id = jobs.woken_reply_id(decode_envelope(data))
+    def _on_envelope(self, envelope: Envelope) -> None:
+        reply_id = jobs.woken_reply_id(envelope)
         if reply_id is None:
             return
         live = self._live.get(reply_id)

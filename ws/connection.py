@@ -178,6 +178,10 @@ class Connection:
             if chat_id not in self._sent_seq:
                 self._on_gap(self, chat_id)
 
+    def chats(self) -> list[int]:
+        """The chats this socket has a position in."""
+        return list(self._sent_seq)
+
     def position(self, chat_id: int) -> int | None:
         """The last seq of the chat this socket passed on (or its client said it had)."""
         return self._sent_seq.get(chat_id)

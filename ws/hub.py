@@ -1,7 +1,11 @@
 """The connection hub of one API process.
 
-One broker listener per process fans every envelope out to the local sockets of the users it
-names. Presence and typing are ephemeral: they travel the same way but are never stored.
+The hub subscribes to the broker's route of each user with a socket here (and only those), and
+hands what arrives to that user's sockets. A user's route is live before their socket's
+`connection_established` goes out, so whatever the client's `resume` does not find in the
+database yet reaches the socket live. When the broker restores routes it had lost, their
+sockets are resumed from the database. Presence and typing are ephemeral: they travel the
+same way but are never stored.
 
 Sockets close when their credentials end: a revocation (a session ended, a user banned) is an
 envelope for the hubs of every process, and a socket signed in with an access token closes when
@@ -22,13 +26,14 @@ import logging
 import time
 from collections import defaultdict
 from datetime import UTC, datetime
+from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import Send
 
-from core.broker import Broker
+from core.broker import Broker, Unsubscribe
 from core.db import read_session, unit_of_work
-from core.outbox import decode_envelope, encode_envelope, encode_frame
+from core.envelope import Envelope, encode_envelope, encode_frame, routed_user, user_route
 from core.presence import MemoryPresence, PresenceStore
 from services import audience, frames
 from services.auth import REVOCATION_SERVICE, Revocation
@@ -77,7 +82,11 @@ class Hub:
         self._session_of: dict[Connection, str] = {}
         self._token_expiry: dict[Connection, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._remove_listener = broker.add_listener(self._on_envelope)
+        self._routes: dict[int, asyncio.Future[Unsubscribe]] = {}  # user id -> its route
+        self._stop_listening = (
+            broker.add_listener(self._on_process_envelope),
+            broker.on_restored(self._routes_restored),
+        )
 
     def connections_of(self, user_id: int) -> list[Connection]:
         return list(self._by_user.get(user_id, ()))
@@ -88,7 +97,8 @@ class Hub:
         return len(self._gaps)
 
     async def close(self) -> None:
-        self._remove_listener()
+        for stop in self._stop_listening:
+            stop()
         for handle in (
             *self._going_offline.values(),
             *self._typing_expiry.values(),
@@ -115,21 +125,50 @@ class Hub:
 
     # -- delivery ----------------------------------------------------------------------------
 
-    def _on_envelope(self, data: bytes) -> None:
-        envelope = decode_envelope(data)
+    def _on_process_envelope(self, envelope: Envelope) -> None:
         if envelope.service == REVOCATION_SERVICE:
             self._revoke(Revocation.of_frame(envelope.frame))
-            return
+
+    def _deliver(self, user_id: int, envelope: Envelope) -> None:
+        """An envelope on the user's route: to each of their sockets here."""
         frame: str | None = None
-        for user_id in envelope.user_ids:
-            for connection in self._by_user.get(user_id, ()):
-                if not connection.receives(envelope.chat_id):
-                    continue
-                frame = frame or envelope.frame.decode()
-                if envelope.seq is None or envelope.chat_id is None:
-                    connection.offer_ephemeral(frame)
-                else:
-                    connection.offer_event(envelope.chat_id, envelope.seq, frame)
+        for connection in self._by_user.get(user_id, ()):
+            if not connection.receives(envelope.chat_id):
+                continue
+            frame = frame or envelope.frame.decode()
+            if envelope.seq is None or envelope.chat_id is None:
+                connection.offer_ephemeral(frame)
+            else:
+                connection.offer_event(envelope.chat_id, envelope.seq, frame)
+
+    async def _route(self, user_id: int) -> None:
+        """Subscribe to the user's route unless that is done or under way; returns once the
+        route is live."""
+        route = self._routes.get(user_id)
+        if route is None:
+            route = self._routes[user_id] = asyncio.ensure_future(
+                self._broker.subscribe(user_route(user_id), partial(self._deliver, user_id))
+            )
+        await asyncio.shield(route)
+
+    async def _unroute(self, user_id: int) -> None:
+        route = self._routes.pop(user_id, None)
+        if route is not None:
+            unsubscribe = await route
+            await unsubscribe()
+
+    def _routes_restored(self, routes: set[str]) -> None:
+        """The broker lost these routes for a while: their sockets may have missed events, and
+        continue from the database (each chat replayed once for all of them)."""
+        by_chat: dict[int, list[Connection]] = defaultdict(list)
+        for route in routes:
+            user_id = routed_user(route)
+            for connection in self._by_user.get(user_id, ()) if user_id is not None else ():
+                for chat_id in connection.chats():
+                    connection.hold(chat_id)
+                    by_chat[chat_id].append(connection)
+        for chat_id, connections in by_chat.items():
+            self._spawn(self._replay(connections, chat_id), "resume-restored")
 
     async def publish_ephemeral(
         self, user_ids: set[int], frame: dict[str, object], *, chat_id: int | None = None
@@ -156,7 +195,9 @@ class Hub:
         user_id = connection.user_id
         first = not self._by_user.get(user_id)
         self._by_user[user_id].add(connection)
-        # Counted as online before the client can see connection_established and act on it.
+        # Routed and counted as online before the client can see connection_established and
+        # act on it (its writer starts last).
+        await self._route(user_id)
         await self._presence_store.connected(user_id)
         connection.start()
         pending_offline = self._going_offline.pop(user_id, None)
@@ -176,6 +217,7 @@ class Hub:
                 self._going_offline[user_id] = asyncio.get_running_loop().call_later(
                     self._presence_grace, self._went_offline, user_id
                 )
+                await self._unroute(user_id)
         self._forget_credentials(connection)
         await connection.stop_writer()
         for waiting in self._gaps.values():

@@ -9,8 +9,8 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 
 from core.bounds import Flag, Id, Input, Seq
+from core.envelope import encode_frame
 from core.errors import AppError, BadRequest
-from core.outbox import encode_frame
 from services.messages import CLIENT_MSG_ID_MAX_LENGTH
 
 # Close codes (4000-4999 are the application's).

@@ -17,7 +17,8 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.outbox import Envelope, encode_envelope, encode_frame, stage
+from core.envelope import Envelope, encode_envelope, encode_frame
+from core.outbox import stage
 from llm.base import CompletionRequest, LLMError, Usage
 from llm.catalogue import ModelInfo, cost_micros
 from models import AiReply, AiReplyStatus, Chat, Message, User

@@ -23,8 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.bounds import fits_int64
 from core.db import upsert_insert
+from core.envelope import encode_envelope, encode_frame
 from core.errors import BadRequest, Conflict, Unprocessable
-from core.outbox import encode_envelope, encode_frame, stage
+from core.outbox import stage
 from models import BillingAccount, LedgerEntry, LedgerKind, User
 from services import frames
 from services.billing.config import BillingConfig

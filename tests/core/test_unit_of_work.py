@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.broker import MemoryBroker
 from core.db import ReadOnlySessionError, read_session, unit_of_work
-from core.outbox import decode_envelope
+from core.envelope import Envelope
 from services import messages, users
 from services.messages import MessageDraft
 from tests.support.api import sign_up
@@ -23,8 +23,8 @@ class Heard:
         self.texts: list[str] = []
         self.broker.add_listener(self._heard)
 
-    def _heard(self, data: bytes) -> None:
-        self.texts.append(json.loads(decode_envelope(data).frame)["message"]["text"])
+    def _heard(self, envelope: Envelope) -> None:
+        self.texts.append(json.loads(envelope.frame)["message"]["text"])
 
 
 async def _chat(client: httpx.AsyncClient, telegram_id: int) -> tuple[int, int]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.outbox import decode_envelope, publish_staged
+from core.envelope import decode_envelope
+from core.outbox import publish_staged
 from models import Chat, ChatEvent, User
 from tests.support.brokers import HeldBack
 

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.broker import MemoryBroker
 from core.db import read_session, unit_of_work
+from core.envelope import Envelope
 from models import Message
 from services.chats.lifecycle import create_chat
 from services.messages import MessageDraft, Sent, send_message
@@ -30,7 +31,7 @@ async def test_retries_racing_each_other_store_one_message(
         chat_id = (
             await create_chat(session, alice, chat_type="private", member_ids=[bob.id])
         ).chat.id
-    published: list[bytes] = []
+    published: list[Envelope] = []
     broker = MemoryBroker()
     broker.add_listener(published.append)
 

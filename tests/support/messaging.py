@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.outbox import decode_envelope
+from core.envelope import Envelope
 from models import Base, Chat, ChatEvent
 
 WAIT_SECONDS = 5.0
@@ -39,8 +39,7 @@ class BrokerTap:
         self.received: list[Published] = []
         self._arrived = asyncio.Event()
 
-    def listen(self, data: bytes) -> None:
-        envelope = decode_envelope(data)
+    def listen(self, envelope: Envelope) -> None:
         self.received.append(
             Published(envelope.user_ids, envelope.chat_id, envelope.seq, json.loads(envelope.frame))
         )

@@ -104,6 +104,27 @@ async def test_redis_outage_keeps_each_process_serving_and_resume_recovers(
                 break
 
 
+async def test_a_socket_whose_route_was_lost_catches_up_by_itself_when_redis_returns(
+    cluster: Cluster,
+) -> None:
+    """The seam of a resubscription: what was published while the process's subscription was
+    gone reaches the socket from the database once it is back, with no later event to reveal
+    the gap and no resume from the client."""
+    alice, bob = await _users(cluster.a, (184, "Alice"), (185, "Bob"))
+    chat = await alice.private_chat_with(bob)
+    async with ws_user(cluster.b, 185, "Bob") as bob_ws:
+        before = await alice.send(chat["id"], "before the outage")
+        assert (await bob_ws.wait_for("new_message"))["message"]["id"] == before["id"]
+        await cluster.proxy.cut()
+        missed = [(await alice.send(chat["id"], f"missed {n}"))["id"] for n in range(3)]
+        await cluster.proxy.restore()
+        frames = await bob_ws.collect(3, "new_message", timeout=20)
+        assert [frame["message"]["id"] for frame in frames] == missed
+        # Once each: nothing more before the next message.
+        after = await alice.send(chat["id"], "after")
+        await bob_ws.none_before("new_message", new_message(after["id"]), timeout=20)
+
+
 async def test_the_send_limit_is_one_bucket_across_processes(start_cluster: ClusterFactory) -> None:
     async with start_cluster(SEND_BURST="3", SENDS_PER_MINUTE="1") as cluster:
         alice, bob = await _users(cluster.a, (87, "Alice"), (88, "Bob"))

@@ -15,8 +15,8 @@ from fastapi.responses import Response, StreamingResponse
 
 from core.bounds import Id
 from core.db import read_session, unit_of_work
+from core.envelope import Envelope, user_route
 from core.errors import ServiceUnavailable
-from core.outbox import decode_envelope
 from models import ACTIVE_REPLY_STATUSES, AiReply, Message, User
 from services import conversation, profile, users
 from services.ai import replies, settings
@@ -162,23 +162,25 @@ async def analyze_profile(
 
 
 @asynccontextmanager
-async def _reply_frames(context: AppContext, chat_id: int) -> AsyncIterator[FrameQueue]:
-    """The chat's ai_reply_* frames as this process's broker sees them."""
+async def _reply_frames(
+    context: AppContext, user_id: int, chat_id: int
+) -> AsyncIterator[FrameQueue]:
+    """The chat's ai_reply_* frames on the asking user's route, from whichever process runs
+    the reply; live before the question is asked."""
     frames: FrameQueue = asyncio.Queue()
 
-    def listen(data: bytes) -> None:
-        envelope = decode_envelope(data)
+    def listen(envelope: Envelope) -> None:
         if envelope.chat_id != chat_id or envelope.seq is not None:
             return
         frame = json.loads(envelope.frame)
         if str(frame.get("type", "")).startswith("ai_reply_"):
             frames.put_nowait(frame)
 
-    remove = context.broker.add_listener(listen)
+    unsubscribe = await context.broker.subscribe(user_route(user_id), listen)
     try:
         yield frames
     finally:
-        remove()
+        await unsubscribe()
 
 
 async def _ask(
@@ -227,7 +229,7 @@ async def llm_chat_message(
     chat_id: Id, body: LlmChatMessage, user: Caller, context: Context
 ) -> LlmChatResult:
     """Send `content` to the AI in this chat and answer with both messages when it is done."""
-    async with _reply_frames(context, chat_id) as frames:
+    async with _reply_frames(context, user.id, chat_id) as frames:
         user_message, reply_id = await _ask(context, user.id, chat_id, body)
         reply = await _finished_reply(context, user, reply_id, frames)
     ai_message = None
@@ -254,7 +256,7 @@ async def llm_chat_stream(
 ) -> EventStream:
     """The same as server-sent events: `user_message`, then `ai_reply_started`,
     `ai_reply_delta`..., and `ai_reply_done` or `ai_reply_failed` (the WebSocket's frames)."""
-    frames_scope = _reply_frames(context, chat_id)
+    frames_scope = _reply_frames(context, user.id, chat_id)
     frames = await frames_scope.__aenter__()
     try:
         user_message, reply_id = await _ask(context, user.id, chat_id, body)
