@@ -211,8 +211,13 @@ async def test_read_receipts_read_one_partition(
 async def test_the_chat_list_reads_one_partition_per_chat(
     session: AsyncSession, plans: Plans, talk: Talk
 ) -> None:
-    """Each chat's last message and unread count come from its partition: a user in one chat
-    reads one partition, however many partitions hold others' chats."""
+    """Each chat's last message and unread count come from its partition: a user in two chats
+    reads at most two partitions, however many partitions hold others' chats. With a handful of
+    rows the planner rightly reads whole tables instead; with a history it finds each listed
+    chat's messages by index, a chat at a time, as it is made to plan here."""
+    connection = await session.connection()
+    for join in ("hashjoin", "mergejoin", "seqscan"):
+        await connection.exec_driver_sql(f"SET LOCAL enable_{join} = off")
     carol = await new_user(session, 24003, "Carol")
     await create_chat(session, carol, chat_type="group", title="own", member_ids=[talk.bob.id])
     own = (await create_chat(session, carol, chat_type="group", title="own")).chat
