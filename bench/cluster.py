@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import asyncpg
@@ -178,6 +178,9 @@ class Redis:
         logger.warning("no redis-server on PATH: using the Redis at %s, shared with others", url)
         self.url = url
 
+    def environment(self) -> dict[str, str]:
+        return {"REDIS_URL": self.url}
+
     async def flush(self) -> None:
         if self.private:
             host_port = self.url.split("://", 1)[1].split("/", 1)[0]
@@ -282,9 +285,20 @@ class ServerProcess:
             await self.process.wait()
 
 
+class RedisService(Protocol):
+    """The Redis the API processes share: one server (`Redis`) or a cluster
+    (bench.redis_cluster.LocalRedisCluster)."""
+
+    def environment(self) -> dict[str, str]:
+        """The API processes' settings that point them at it."""
+        ...
+
+    async def flush(self) -> None: ...
+
+
 def api_environment(
     database_url: str,
-    redis_url: str,
+    redis: RedisService,
     *,
     fake_llm_url: str | None,
     ws_send_queue: int,
@@ -300,7 +314,7 @@ def api_environment(
             "HOST": "127.0.0.1",
             "WORKERS": "1",
             "DATABASE_URL": database_url,
-            "REDIS_URL": redis_url,
+            **redis.environment(),
             # Its own broker channel and keys too, should the Redis be a shared one.
             "REDIS_PREFIX": f"bench-{secrets.token_hex(4)}",
             "SECRET_KEY": secrets.token_urlsafe(48),
@@ -472,7 +486,7 @@ async def running_cluster(
     *,
     workers: int,
     admin_url: str,
-    redis: Redis,
+    redis: RedisService,
     log_dir: Path,
     label: str,
     http_impl: HttpImpl,
@@ -497,7 +511,7 @@ async def running_cluster(
             await fake.start("/health")
         env = api_environment(
             database.url,
-            redis.url,
+            redis,
             fake_llm_url=fake.base_url if fake is not None else None,
             ws_send_queue=ws_send_queue,
             media_dir=log_dir / "media",

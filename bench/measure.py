@@ -149,12 +149,14 @@ class Setup:
 async def event_log_reads(database_url: str) -> int:
     """How often the servers have read `chat_events` (PostgreSQL's table statistics, which lag
     by about a second). While messages are only sent, the one reader is the hub replaying a
-    gap a socket saw (ws/hub.py `replay`); `resume` and `GET /events` read it too."""
+    gap a socket saw (ws/hub.py `replay`); `resume` and `GET /events` read it too. The table
+    is partitioned (docs/SCALING.md): its partitions are what is read."""
     connection = await asyncpg.connect(database_url, timeout=10)
     try:
         reads = await connection.fetchval(
-            "SELECT coalesce(idx_scan, 0) + coalesce(seq_scan, 0) FROM pg_stat_user_tables "
-            "WHERE relname = 'chat_events'"
+            "SELECT sum(coalesce(idx_scan, 0) + coalesce(seq_scan, 0)) FROM pg_stat_user_tables "
+            "WHERE relid IN (SELECT inhrelid FROM pg_inherits "
+            "WHERE inhparent = 'chat_events'::regclass)"
         )
     finally:
         await connection.close()

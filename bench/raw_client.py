@@ -44,7 +44,7 @@ NEXT_SEQ = "UPDATE chats SET last_seq = last_seq + 1 WHERE id = $1 RETURNING las
 INSERT_MESSAGE = (
     "INSERT INTO messages (chat_id, sender_id, seq, type, text, client_msg_id, created_at, "
     "updated_at) VALUES ($1, $2, $3, 'text', $4, $5, $6, $6) "
-    "ON CONFLICT (sender_id, client_msg_id) DO NOTHING RETURNING id"
+    "ON CONFLICT (chat_id, sender_id, client_msg_id) DO NOTHING RETURNING id"
 )
 LAST_MESSAGE = "UPDATE chats SET last_message_id = $2, last_activity_at = $3 WHERE id = $1"
 INSERT_EVENT = (

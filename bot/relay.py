@@ -99,7 +99,7 @@ class TelegramRelay(ReplySink):
         if len(sent) == len(message_ids):
             async with unit_of_work(self._sessionmaker, self._broker) as session:
                 for ours, theirs in zip(message_ids, sent, strict=True):
-                    await link_telegram_message(session, ours, theirs)
+                    await link_telegram_message(session, reply.chat_id, ours, theirs)
 
     async def failed(self, reply: SinkReply, code: str, message: str) -> None:
         stream = await self._stop(reply)

@@ -37,16 +37,15 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
-from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import Connection, ConnectionPool, parse_url
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import RedisClusterException
 
 from core.envelope import BROADCAST, Envelope, decode_envelope
+from core.redis_client import REDIS_ERRORS, RedisTarget
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +55,7 @@ Unsubscribe = Callable[[], Awaitable[None]]
 
 CLOSE_FLUSH_TIMEOUT = 2.0
 PUBLISH_BATCH = 256  # envelopes sent to Redis in one pipeline, at most
+CLUSTER_RECOVERY_TIMEOUT = 30.0  # a shard back, how long to wait for the cluster to serve all
 
 
 @dataclass(slots=True)
@@ -202,9 +202,11 @@ class _Link:
         self._wanted: set[bytes] = set()
         self.live: set[bytes] = set()  # confirmed on the current connection
         self._lost: set[bytes] = set()  # wanted while no connection had them
+        self._restored: set[bytes] = set()  # live again, not reported yet
+        self._lost_once = False  # a connection was lost or failed: the next one is a restore
         self._waiters: dict[bytes, list[asyncio.Future[None]]] = {}
         self._connection: Connection | None = None  # while connected
-        self.connected = asyncio.Event()
+        self._tried = asyncio.Event()  # the first connection was made, or failed
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -217,6 +219,7 @@ class _Link:
                 await self._task
 
     async def add(self, channel: bytes) -> None:
+        await self._tried.wait()
         self._wanted.add(channel)
         if channel in self.live:
             return
@@ -245,7 +248,7 @@ class _Link:
             # One SSUBSCRIBE may not span slots: a command per channel.
             for group in ([c] for c in channels) if self._sharded else [channels]:
                 await connection.send_command(command, *group, check_health=False)
-        except (RedisError, OSError):
+        except REDIS_ERRORS:
             return False  # the reader sees the connection fail too, and wakes the waiters
         return True
 
@@ -256,19 +259,24 @@ class _Link:
             try:
                 await connection.connect()  # type: ignore[no-untyped-call]
                 self._connection = connection
-                self.connected.set()
+                self._tried.set()
                 self._lost |= self._wanted - self.live
                 if self._wanted:
                     await self._send(self._subscribe, sorted(self._wanted))
-                if delay > 0.1:
+                elif self._lost_once:
+                    # Nothing to confirm here, but the owner learns that this node is back.
+                    asyncio.get_running_loop().call_soon(self._report_restored)
+                if self._lost_once:
                     logger.info("redis subscription restored (%s)", self._name)
                 delay = 0.1
                 while True:
                     self._handle(
                         await connection.read_response(timeout=math.inf, push_request=True)
                     )
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 self._disconnected()
+                self._tried.set()
+                self._lost_once = True
                 logger.warning(
                     "redis subscription lost (%s: %s); retrying in %.1fs", self._name, exc, delay
                 )
@@ -276,7 +284,7 @@ class _Link:
                 delay = min(delay * 2, 5.0)
             finally:
                 self._disconnected()
-                with contextlib.suppress(RedisError, OSError):
+                with contextlib.suppress(*REDIS_ERRORS):
                     await connection.disconnect()
 
     def _handle(self, response: object) -> None:
@@ -285,18 +293,27 @@ class _Link:
         kind, channel = response[0], response[1]
         if kind in self._messages:
             self._on_message(channel, response[2])
-        elif kind in self._confirmations and channel in self._wanted:
-            self.live.add(channel)
+        elif kind in self._confirmations:
             for waiter in self._waiters.pop(channel, ()):
                 if not waiter.done():
                     waiter.set_result(None)
+            if channel not in self._wanted:
+                return  # given up on since
+            self.live.add(channel)
             if channel in self._lost:
                 self._lost.discard(channel)
-                self._on_restored({channel})
+                # Reported together: the confirmations of a resubscription come in a burst, and
+                # the hub replays each chat once for all the sockets of all restored users.
+                if not self._restored:
+                    asyncio.get_running_loop().call_soon(self._report_restored)
+                self._restored.add(channel)
+
+    def _report_restored(self) -> None:
+        restored, self._restored = self._restored, set()
+        self._on_restored(restored)
 
     def _disconnected(self) -> None:
         self._connection = None
-        self.connected.clear()
         self.live.clear()
         for waiters in self._waiters.values():
             for waiter in waiters:
@@ -306,8 +323,7 @@ class _Link:
 
 
 class RedisBroker(Broker):
-    """Routes as channels on one Redis (`url`), or as sharded channels on a Redis Cluster
-    (`cluster_urls`: some of its nodes).
+    """Routes as channels on one Redis, or as sharded channels on a Redis Cluster.
 
     Local listeners are called at once on publish; the copy that comes back from Redis to the
     publishing process is recognised by its node id and skipped. Publishing to Redis happens in
@@ -316,35 +332,16 @@ class RedisBroker(Broker):
     cannot send, and resubscribes when Redis returns (`on_restored`).
     """
 
-    def __init__(
-        self,
-        prefix: str,
-        *,
-        url: str | None = None,
-        cluster_urls: Sequence[str] = (),
-        outbox_size: int = 10_000,
-    ) -> None:
+    def __init__(self, target: RedisTarget, prefix: str, *, outbox_size: int = 10_000) -> None:
         super().__init__()
         self._prefix = prefix.encode() + b":"
         self._node = uuid.uuid4().hex.encode()
-        self._url = url
-        self._cluster: RedisCluster | None = None
-        self._publisher: Redis | RedisCluster
-        if cluster_urls:
-            # The shards' subscribers connect as the first node's URL says (password, TLS).
-            self._node_options = {**parse_url(cluster_urls[0]), **_SUBSCRIBER_OPTIONS}
-            self._publisher = self._cluster = RedisCluster(
-                startup_nodes=[_cluster_node(node) for node in cluster_urls],
-                socket_connect_timeout=2,
-                socket_timeout=5,
-            )
-        elif url is not None:
-            self._publisher = Redis.from_url(
-                url, socket_connect_timeout=2, socket_timeout=5, retry=Retry(NoBackoff(), retries=1)
-            )
-        else:
-            raise ValueError("RedisBroker needs a url or cluster_urls")
+        self._publisher = target.client(socket_timeout=5)
+        self._cluster = self._publisher if isinstance(self._publisher, RedisCluster) else None
+        # Subscribers connect as the (first) URL says: credentials, TLS; a shard's at its address.
+        self._subscriber_options = {**parse_url(target.urls[0]), **_SUBSCRIBER_OPTIONS}
         self._links: dict[str, _Link] = {}
+        self._cluster_restore: asyncio.Task[None] | None = None
         self._outbox: asyncio.Queue[tuple[list[str], bytes]] = asyncio.Queue(outbox_size)
         self._sender: asyncio.Task[None] | None = None
 
@@ -359,14 +356,19 @@ class RedisBroker(Broker):
         if self._cluster is None:
             name = "redis"
             if name not in self._links:
-                pool = ConnectionPool.from_url(str(self._url), **_SUBSCRIBER_OPTIONS)
+                pool = ConnectionPool(**self._subscriber_options)
                 self._links[name] = self._new_link(pool.make_connection, name, sharded=False)
             return self._links[name]
         node = self._cluster.get_node_from_key(channel.decode())
         if node is None:
             raise RedisClusterException(f"no cluster node serves {channel!r}")
+        return self._node_link(node)
+
+    def _node_link(self, node: ClusterNode) -> _Link:
         if node.name not in self._links:
-            pool = ConnectionPool(**{**self._node_options, "host": node.host, "port": node.port})
+            pool = ConnectionPool(
+                **{**self._subscriber_options, "host": node.host, "port": node.port}
+            )
             self._links[node.name] = self._new_link(pool.make_connection, node.name, sharded=True)
         return self._links[node.name]
 
@@ -387,7 +389,23 @@ class RedisBroker(Broker):
             self._arrived(channel[len(self._prefix) :].decode(), data)
 
     def _on_restored(self, channels: set[bytes]) -> None:
-        self._restore({channel[len(self._prefix) :].decode() for channel in channels})
+        if self._cluster is None:
+            self._restore(self._routes_of(channels))
+        elif self._cluster_restore is None or self._cluster_restore.done():
+            self._cluster_restore = asyncio.create_task(self._restore_cluster())
+
+    async def _restore_cluster(self) -> None:
+        """A shard is back. While it was away the cluster refused every key, so publishes on
+        the channels of the shards that stayed up failed too, unseen by their subscriptions:
+        once the cluster serves every slot again, every route here is reported restored."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CLUSTER_RECOVERY_TIMEOUT):
+                while not await self.ping():  # noqa: ASYNC110 (asking Redis, not waiting on us)
+                    await asyncio.sleep(0.1)
+        self._restore(self._routes_of({c for link in self._links.values() for c in link.live}))
+
+    def _routes_of(self, channels: set[bytes]) -> set[str]:
+        return {channel[len(self._prefix) :].decode() for channel in channels}
 
     async def _open(self, route: str) -> None:
         channel = self._channel(route)
@@ -400,16 +418,17 @@ class RedisBroker(Broker):
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Subscribes to the broadcast route, waiting a little for Redis: a process that starts
-        while Redis is away serves on and subscribes when Redis comes."""
+        """Subscribes to the broadcast route, waiting for the first connection to Redis to be
+        made or to fail: a process that starts while Redis is away serves on, and subscribes
+        when Redis comes."""
         if self._cluster is not None:
             await self._cluster.initialize()
+            # A link to every shard, even those none of our channels live on: a shard that goes
+            # away stops the whole cluster, and its return is when our routes are restored.
+            for node in self._cluster.get_primaries():
+                self._node_link(node)
         channel = self._channel(BROADCAST)
-        link = self._link(channel)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(CLOSE_FLUSH_TIMEOUT):
-                await link.connected.wait()
-        await link.add(channel)
+        await self._link(channel).add(channel)
         self._sender = asyncio.create_task(self._send_forever(), name="redis-broker-send")
 
     async def close(self) -> None:
@@ -422,6 +441,10 @@ class RedisBroker(Broker):
             self._sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sender
+        if self._cluster_restore is not None:
+            self._cluster_restore.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._cluster_restore
         for link in self._links.values():
             await link.close()
         await self._publisher.aclose()
@@ -449,7 +472,7 @@ class RedisBroker(Broker):
             try:
                 await self._publish_batch(batch)
                 self.stats.sent += sum(len(routes) for routes, _ in batch)
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 logger.warning(
                     "redis publish failed, other processes miss %d events: %s", len(batch), exc
                 )
@@ -468,8 +491,12 @@ class RedisBroker(Broker):
 
     async def ping(self) -> bool:
         try:
+            if self._cluster is not None:
+                # Any node answers PING; a cluster missing a shard refuses every key.
+                info = await self._cluster.cluster_info()
+                return str(info.get("cluster_state")) == "ok"
             return bool(await self._publisher.ping())
-        except (RedisError, OSError):
+        except REDIS_ERRORS:
             return False
 
 
@@ -483,15 +510,6 @@ _SUBSCRIBER_OPTIONS: dict[str, Any] = {
 }
 
 
-def _cluster_node(url: str) -> ClusterNode:
-    parsed = urlsplit(url)
-    return ClusterNode(parsed.hostname or "127.0.0.1", parsed.port or 6379)
-
-
-def create_broker(
-    redis_url: str | None, prefix: str = "aimessenger", *, cluster_urls: Sequence[str] = ()
-) -> Broker:
+def create_broker(target: RedisTarget | None, prefix: str = "aimessenger") -> Broker:
     """`prefix` names this deployment's channels: deployments sharing a Redis stay apart."""
-    if redis_url or cluster_urls:
-        return RedisBroker(prefix, url=redis_url, cluster_urls=cluster_urls)
-    return MemoryBroker()
+    return RedisBroker(target, prefix) if target is not None else MemoryBroker()

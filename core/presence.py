@@ -2,7 +2,8 @@
 
 With Redis, every process records its users' socket counts in a hash per user, keyed by the
 process's node id; a node that stops refreshing its heartbeat (a crashed process) no longer
-counts. Without Redis there is one process and plain dictionaries do.
+counts. Without Redis there is one process and plain dictionaries do. On a Redis Cluster the
+same keys spread over the shards (`core.redis_client.tagged`).
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections import Counter
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from core.redis_client import REDIS_ERRORS, RedisClient, RedisTarget, tagged
 
 NODE_TTL_SECONDS = 60
 NODE_REFRESH_SECONDS = 20
@@ -69,18 +69,26 @@ class MemoryPresence(PresenceStore):
         return True
 
 
+# KEYS[1]: a user's hash; ARGV[1]: this process's node id. One step, so that a socket opened
+# by the same process between the decrement and the delete is not deleted with the field.
+_DISCONNECTED = """
+if redis.call('HINCRBY', KEYS[1], ARGV[1], -1) <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
+"""
+
+
 class RedisPresence(PresenceStore):
-    def __init__(self, url: str, prefix: str) -> None:
-        self._redis: Redis = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+    def __init__(self, target: RedisTarget, prefix: str) -> None:
+        self._redis: RedisClient = target.client(socket_timeout=5)
+        self._disconnected = self._redis.register_script(_DISCONNECTED)
         self._prefix = prefix
         self._node = uuid.uuid4().hex
         self._task: asyncio.Task[None] | None = None
 
     def _user_key(self, user_id: int) -> str:
-        return f"{self._prefix}:presence:{user_id}"
+        return tagged(self._prefix, "presence", str(user_id))
 
     def _node_key(self, node: str) -> str:
-        return f"{self._prefix}:node:{node}"
+        return tagged(self._prefix, "node", node)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._beat_forever())
@@ -94,23 +102,22 @@ class RedisPresence(PresenceStore):
 
     async def _beat_forever(self) -> None:
         while True:
-            with contextlib.suppress(RedisError, OSError):
+            with contextlib.suppress(*REDIS_ERRORS):
                 await self._redis.set(self._node_key(self._node), 1, ex=NODE_TTL_SECONDS)
             await asyncio.sleep(NODE_REFRESH_SECONDS)
 
     async def connected(self, user_id: int) -> None:
-        with contextlib.suppress(RedisError, OSError):
+        with contextlib.suppress(*REDIS_ERRORS):
             await self._redis.hincrby(self._user_key(user_id), self._node, 1)
 
     async def disconnected(self, user_id: int) -> None:
-        with contextlib.suppress(RedisError, OSError):
-            key = self._user_key(user_id)
-            if await self._redis.hincrby(key, self._node, -1) <= 0:
-                await self._redis.hdel(key, self._node)
+        with contextlib.suppress(*REDIS_ERRORS):
+            await self._disconnected(keys=[self._user_key(user_id)], args=[self._node])
 
     async def online(self, user_ids: list[int]) -> set[int]:
         """Two round trips however many users (a large group's members): their counts, then
-        which of the nodes holding their sockets are alive."""
+        which of the nodes holding their sockets are alive. On a cluster each is one round trip
+        to each shard, all at once."""
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for user_id in user_ids:
@@ -126,17 +133,17 @@ class RedisPresence(PresenceStore):
                     pipe.exists(self._node_key(node))
                 alive = {node for node, up in zip(nodes, await pipe.execute(), strict=True) if up}
             return {user_id for user_id, held in nodes_of.items() if held & alive}
-        except (RedisError, OSError):
+        except REDIS_ERRORS:
             return set(user_ids)  # unknown: assume online rather than notify wrongly
 
     async def claim(self, key: str, ttl: float) -> bool:
         try:
             return bool(
                 await self._redis.set(
-                    f"{self._prefix}:claim:{key}", 1, nx=True, px=max(1, int(ttl * 1000))
+                    tagged(self._prefix, "claim", key), 1, nx=True, px=max(1, int(ttl * 1000))
                 )
             )
-        except (RedisError, OSError):
+        except REDIS_ERRORS:
             return False
 
 
@@ -144,5 +151,5 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def create_presence(redis_url: str | None, prefix: str = "aimessenger") -> PresenceStore:
-    return RedisPresence(redis_url, prefix) if redis_url else MemoryPresence()
+def create_presence(redis: RedisTarget | None, prefix: str = "aimessenger") -> PresenceStore:
+    return RedisPresence(redis, prefix) if redis is not None else MemoryPresence()

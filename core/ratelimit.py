@@ -5,8 +5,9 @@ tokens moves it `cost * interval` later; the take is refused when that would put
 `burst * interval` ahead of now, and the caller learns how long until it would not be.
 
 With Redis, the check and the update are one Lua script on Redis's own clock, so every process
-shares each key's bucket. If Redis cannot be reached, each process limits on its own until it
-can again: limits keep holding (per process) and requests keep being served.
+shares each key's bucket (on a Redis Cluster, the script runs on the shard of its one key). If
+Redis cannot be reached, each process limits on its own until it can again: limits keep holding
+(per process) and requests keep being served.
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from core.redis_client import REDIS_ERRORS, RedisClient, RedisTarget, tagged
 
 logger = logging.getLogger(__name__)
 
@@ -86,10 +86,10 @@ return 0
 
 
 class RedisRateLimiter(RateLimiter):
-    """Buckets shared by every process, under `<prefix>:rate:`."""
+    """Buckets shared by every process, under `{<prefix>:rate:`."""
 
-    def __init__(self, url: str, prefix: str) -> None:
-        self._redis: Redis = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    def __init__(self, target: RedisTarget, prefix: str) -> None:
+        self._redis: RedisClient = target.client(socket_timeout=2)
         self._script = self._redis.register_script(_GCRA)
         self._prefix = prefix
         self._fallback = MemoryRateLimiter()
@@ -97,10 +97,10 @@ class RedisRateLimiter(RateLimiter):
     async def take(self, key: str, rate: Rate, cost: int = 1) -> float:
         try:
             waited = await self._script(
-                keys=[f"{self._prefix}:rate:{key}"],
+                keys=[tagged(self._prefix, "rate", key)],
                 args=[rate.interval * 1000, rate.burst, cost],
             )
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             logger.warning("rate limits held per process while Redis is unreachable: %s", exc)
             return await self._fallback.take(key, rate, cost)
         return int(waited) / 1000
@@ -109,5 +109,5 @@ class RedisRateLimiter(RateLimiter):
         await self._redis.aclose()
 
 
-def create_rate_limiter(redis_url: str | None, prefix: str = "aimessenger") -> RateLimiter:
-    return RedisRateLimiter(redis_url, prefix) if redis_url else MemoryRateLimiter()
+def create_rate_limiter(redis: RedisTarget | None, prefix: str = "aimessenger") -> RateLimiter:
+    return RedisRateLimiter(redis, prefix) if redis is not None else MemoryRateLimiter()

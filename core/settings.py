@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -29,6 +30,8 @@ from pydantic_settings import (
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+
+from core.redis_client import RedisTarget
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +67,29 @@ def _split_csv(value: object) -> object:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
     return value
+
+
+def _cluster_urls(urls: list[str]) -> tuple[str, ...]:
+    """REDIS_CLUSTER_URLS: redis:// or rediss:// URLs of nodes of one cluster (any of them leads
+    the client to the others), with the same credentials and TLS, and no database other than 0
+    (a cluster has only that one)."""
+    for url in urls:
+        parts = urlsplit(url)
+        try:
+            parts.port  # noqa: B018 (raises on a bad port)
+        except ValueError:
+            raise ValueError(f"REDIS_CLUSTER_URLS: {url!r} has an invalid port") from None
+        if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+            raise ValueError(
+                f"REDIS_CLUSTER_URLS: {url!r} is not a redis:// or rediss:// URL with a host"
+            )
+        if parts.path not in ("", "/", "/0"):
+            raise ValueError(f"REDIS_CLUSTER_URLS: {url!r} names a database; a cluster has only 0")
+    if len({(p.scheme, p.username, p.password) for p in map(urlsplit, urls)}) > 1:
+        raise ValueError("REDIS_CLUSTER_URLS: every node must have the same scheme and credentials")
+    if len(set(urls)) != len(urls):
+        raise ValueError("REDIS_CLUSTER_URLS lists a node more than once")
+    return tuple(urls)
 
 
 def _minutes_to_seconds(name: str, value: str) -> str:
@@ -182,6 +208,7 @@ class Settings(BaseSettings):
     database_pool_timeout: float = Field(default=10.0, gt=0)
     database_pool_recycle: int = Field(default=1800, gt=0)
     redis_url: str | None = None
+    redis_cluster_urls: Annotated[tuple[str, ...], NoDecode] = ()
     redis_prefix: str = Field(default="aimessenger", pattern=r"^[\w.-]{1,64}$")
     secret_key: SecretStr | None = None
     bot_token: SecretStr | None = None
@@ -315,6 +342,12 @@ class Settings(BaseSettings):
     def _parse_csv(cls, value: object) -> object:
         return _split_csv(value)
 
+    @field_validator("redis_cluster_urls", mode="before")
+    @classmethod
+    def _parse_cluster_urls(cls, value: object) -> object:
+        urls = _split_csv(value)
+        return _cluster_urls(urls) if isinstance(urls, list) else urls
+
     @field_validator("billing_packages", mode="before")
     @classmethod
     def _billing_packages(cls, value: object) -> object:
@@ -326,6 +359,15 @@ class Settings(BaseSettings):
         if "*" in value:
             raise ValueError("CORS_ORIGINS may not contain '*': list the Mini App origins")
         return value
+
+    @model_validator(mode="after")
+    def _one_redis(self) -> Settings:
+        if self.redis_url is not None and self.redis_cluster_urls:
+            raise ConfigurationError(
+                "REDIS_URL and REDIS_CLUSTER_URLS are both set: set REDIS_URL for one Redis "
+                "server, REDIS_CLUSTER_URLS for a Redis Cluster"
+            )
+        return self
 
     @model_validator(mode="after")
     def _production_requirements(self) -> Settings:
@@ -341,6 +383,16 @@ class Settings(BaseSettings):
         if self.dev_login:
             raise ConfigurationError("DEV_LOGIN signs initData for anyone: never in production")
         return self
+
+    @property
+    def redis_target(self) -> RedisTarget | None:
+        """Where Redis is: the cluster of REDIS_CLUSTER_URLS, the server of REDIS_URL, or
+        nowhere (None: one process, its broker, presence and rate limits in memory)."""
+        if self.redis_cluster_urls:
+            return RedisTarget(self.redis_cluster_urls, cluster=True)
+        if self.redis_url is not None:
+            return RedisTarget((self.redis_url,))
+        return None
 
     @property
     def dev_login_enabled(self) -> bool:

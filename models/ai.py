@@ -4,10 +4,21 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, String, Text, false, func, text
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    String,
+    Text,
+    false,
+    func,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, BigIntId, IdPk, JsonDocument, str_enum, utcnow
+from models.message import MESSAGE_KEY
 
 
 class AiReplyStatus(enum.StrEnum):
@@ -37,13 +48,14 @@ class AiReply(Base):
         ),
         Index("ix_ai_replies_status_id", "status", "id"),
         Index("ix_ai_replies_requested_by_created_at", "requested_by", "created_at"),
+        # Both messages are in the reply's chat, and go only with it (as the reply does).
+        ForeignKeyConstraint(["trigger_message_id", "chat_id"], MESSAGE_KEY),
+        ForeignKeyConstraint(["reply_message_id", "chat_id"], MESSAGE_KEY),
     )
 
     id: Mapped[IdPk]
     chat_id: Mapped[int] = mapped_column(BigIntId, ForeignKey("chats.id", ondelete="CASCADE"))
-    trigger_message_id: Mapped[int | None] = mapped_column(
-        BigIntId, ForeignKey("messages.id", ondelete="SET NULL")
-    )
+    trigger_message_id: Mapped[int | None] = mapped_column(BigIntId)
     # Who pays: the user whose message triggered the reply.
     requested_by: Mapped[int | None] = mapped_column(
         BigIntId, ForeignKey("users.id", ondelete="SET NULL")
@@ -58,9 +70,7 @@ class AiReply(Base):
     )
     text: Mapped[str] = mapped_column(Text, default="", server_default="")
     max_tokens: Mapped[int]
-    reply_message_id: Mapped[int | None] = mapped_column(
-        BigIntId, ForeignKey("messages.id", ondelete="SET NULL")
-    )
+    reply_message_id: Mapped[int | None] = mapped_column(BigIntId)
     input_tokens: Mapped[int] = mapped_column(default=0, server_default="0")
     output_tokens: Mapped[int] = mapped_column(default=0, server_default="0")
     cost_micros: Mapped[int] = mapped_column(default=0, server_default="0")

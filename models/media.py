@@ -3,10 +3,20 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Float, ForeignKey, Index, Integer, PrimaryKeyConstraint, String, func
+from sqlalchemy import (
+    Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    func,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, BigIntId, IdPk, str_enum, utcnow
+from models.message import MESSAGE_KEY
 
 
 class MediaKind(enum.StrEnum):
@@ -48,12 +58,17 @@ class Media(Base):
 
 
 class MessageMedia(Base):
-    """A media item shown in a message, at `position` in its album."""
+    """A media item shown in a message, at `position` in its album. It carries the message's
+    chat, the key the message is found by."""
 
     __tablename__ = "message_media"
-    __table_args__ = (PrimaryKeyConstraint("message_id", "media_id"),)
+    __table_args__ = (
+        PrimaryKeyConstraint("message_id", "media_id"),
+        ForeignKeyConstraint(["message_id", "chat_id"], MESSAGE_KEY, ondelete="CASCADE"),
+    )
 
-    message_id: Mapped[int] = mapped_column(BigIntId, ForeignKey("messages.id", ondelete="CASCADE"))
+    message_id: Mapped[int] = mapped_column(BigIntId)
+    chat_id: Mapped[int] = mapped_column(BigIntId)
     # Who may fetch a media item is decided through here.
     media_id: Mapped[int] = mapped_column(BigIntId, ForeignKey("media.id"), index=True)
     position: Mapped[int] = mapped_column(Integer, default=0)

@@ -85,7 +85,7 @@ def _may_ask_ai(
 async def _rows(session: AsyncSession, sent: Sent) -> tuple[Chat, Message]:
     """The chat and the message of a send, as the AI's policy reads them."""
     chat = await session.get(Chat, sent.view.chat_id)
-    message = await session.get(Message, sent.view.id)
+    message = await session.get(Message, (sent.view.id, sent.view.chat_id))
     if chat is None or message is None:  # the send committed in this transaction
         raise chat_not_found()
     return chat, message

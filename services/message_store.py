@@ -1,10 +1,11 @@
 """Where a new message is written: every check and write of a send, as one statement.
 
-On PostgreSQL that statement is the `post_message` function (migration 0009): membership, the
-reply's chat, idempotency by `client_msg_id`, the chat's next seq, the message, its media, the
-event (the view finished with the message's id and seq where it is stored) and the members to
-deliver it to, in one round trip. Run alone (autocommit) it is a whole transaction; otherwise it
-joins the caller's. SQLite, in-process, runs the same steps as statements of the session.
+On PostgreSQL that statement is the `post_message` function (migrations 0009, 0010): membership,
+the reply's chat, idempotency by `client_msg_id` (the sender's, within the chat), the chat's
+next seq, the message, its media, the event (the view finished with the message's id and seq
+where it is stored) and the members to deliver it to, in one round trip. Run alone (autocommit)
+it is a whole transaction; otherwise it joins the caller's. SQLite, in-process, runs the same
+steps as statements of the session.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from services.events import EventType, next_seq
 
 class Outcome(StrEnum):
     SENT = "sent"
-    DUPLICATE = "duplicate"  # the sender already used client_msg_id: nothing was written
+    DUPLICATE = "duplicate"  # the sender already used client_msg_id here: nothing was written
     NOT_MEMBER = "not_member"
     BAD_REPLY_TO = "bad_reply_to"
     AI_ANSWERS = "ai_answers"  # asked to go alone, in a chat whose AI answers every message
@@ -42,10 +43,9 @@ class NewMessage:
 
 @dataclass(frozen=True, slots=True)
 class StoredMessage:
-    created: bool  # False: a retry; message_id, seq and chat_id are the original's
+    created: bool  # False: a retry; message_id and seq are the original's
     message_id: int
     seq: int
-    chat_id: int
     chat_type: ChatType
     ai_mode: AiMode | None
     member_ids: list[int]
@@ -53,7 +53,7 @@ class StoredMessage:
 
 _POST_MESSAGE = (
     text(
-        "SELECT outcome, message_id, message_seq, chat_id, chat_type, ai_mode, member_ids "
+        "SELECT outcome, message_id, message_seq, chat_type, ai_mode, member_ids "
         "FROM post_message("
         ":chat_id, :sender_id, :type, :text, :reply_to_id, :client_msg_id, :forward_from_user_id, "
         ":forward_from_chat_id, :telegram_message_id, :now, :view, :media_ids, :media_from, "
@@ -113,7 +113,6 @@ def _stored(row: Row[Any]) -> StoredMessage:
         created=row.outcome == Outcome.SENT,
         message_id=row.message_id,
         seq=row.message_seq,
-        chat_id=row.chat_id,
         chat_type=ChatType(row.chat_type),
         ai_mode=AiMode(row.ai_mode) if row.ai_mode is not None else None,
         member_ids=list(row.member_ids or ()),
@@ -189,32 +188,30 @@ async def _store_step_by_step(session: AsyncSession, new: NewMessage) -> StoredM
         created=True,
         message_id=message_id,
         seq=seq,
-        chat_id=chat_id,
         chat_type=chat.type,
         ai_mode=chat.ai_mode,
         member_ids=list(members),
     )
 
 
-async def _original(session: AsyncSession, row: Message) -> Row[int, int, int] | None:
+async def _original(session: AsyncSession, row: Message) -> Row[int, int] | None:
     if row.client_msg_id is None:
         return None
     found = await session.execute(
-        select(Message.id, Message.seq, Message.chat_id).where(
-            Message.sender_id == row.sender_id, Message.client_msg_id == row.client_msg_id
+        select(Message.id, Message.seq).where(
+            Message.chat_id == row.chat_id,
+            Message.sender_id == row.sender_id,
+            Message.client_msg_id == row.client_msg_id,
         )
     )
     return found.first()
 
 
-def _retry(
-    original: Row[int, int, int], chat_type: ChatType, ai_mode: AiMode | None
-) -> StoredMessage:
+def _retry(original: Row[int, int], chat_type: ChatType, ai_mode: AiMode | None) -> StoredMessage:
     return StoredMessage(
         created=False,
         message_id=original.id,
         seq=original.seq,
-        chat_id=original.chat_id,
         chat_type=chat_type,
         ai_mode=ai_mode,
         member_ids=[],
@@ -224,16 +221,24 @@ def _retry(
 async def _show_media(session: AsyncSession, new: NewMessage, message_id: int) -> None:
     if new.media_ids:
         rows = [
-            {"message_id": message_id, "media_id": media_id, "position": position}
+            {
+                "message_id": message_id,
+                "chat_id": new.row.chat_id,
+                "media_id": media_id,
+                "position": position,
+            }
             for position, media_id in enumerate(new.media_ids)
         ]
         await session.execute(insert(MessageMedia), rows)
     elif new.media_from is not None:
         await session.execute(
             insert(MessageMedia).from_select(
-                ["message_id", "media_id", "position"],
+                ["message_id", "chat_id", "media_id", "position"],
                 select(
-                    literal(message_id, BigInteger), MessageMedia.media_id, MessageMedia.position
+                    literal(message_id, BigInteger),
+                    literal(new.row.chat_id, BigInteger),
+                    MessageMedia.media_id,
+                    MessageMedia.position,
                 ).where(MessageMedia.message_id == new.media_from),
             )
         )

@@ -29,7 +29,7 @@ from sqlalchemy.sql.elements import BindParameter
 
 from core.db import upsert_insert
 from core.envelope import encode_envelope, encode_frame
-from core.errors import BadRequest, Conflict, Forbidden, Unprocessable
+from core.errors import BadRequest, Forbidden, Unprocessable
 from core.outbox import stage
 from core.signing import MediaUrls
 from models import (
@@ -114,13 +114,8 @@ def clean_text(text: str | None, *, required: bool) -> str | None:
 
 
 async def _retried(session: AsyncSession, stored: StoredMessage, chat_id: int) -> Sent:
-    """The answer to a retry. An id reused for another chat is a client bug, and answering with
-    that message would show a chat the sender may have left."""
-    if stored.chat_id != chat_id:
-        raise Conflict(
-            "client_msg_id was already used for another chat", code="client_msg_id_reused"
-        )
-    original = await session.get(Message, stored.message_id)
+    """The answer to a retry: the original message."""
+    original = await session.get(Message, (stored.message_id, chat_id))
     if original is None:  # deleted for good since (its chat was): as if never sent
         raise chat_not_found()
     view = await message_view(session, original)
@@ -132,8 +127,9 @@ async def send_message(
 ) -> Sent:
     """Persist a message with the chat's next seq and stage its `new_message` event.
 
-    A retry with a `client_msg_id` the sender already used returns the original message and
-    records nothing, also when the two attempts race each other.
+    A retry with a `client_msg_id` the sender already used in this chat returns the original
+    message and records nothing, also when the two attempts race each other. (The key is the
+    sender's within a chat: the same id in another chat is another message.)
 
     `alone`: the message may commit by itself, in one round trip on PostgreSQL, when the
     caller's unit of work has not touched the database yet (nothing of it would be lost or
@@ -288,7 +284,7 @@ async def set_reaction(
     else:
         await session.execute(
             upsert_insert(session, MessageReaction)
-            .values(message_id=message.id, user_id=user.id, emoji=emoji)
+            .values(message_id=message.id, chat_id=message.chat_id, user_id=user.id, emoji=emoji)
             .on_conflict_do_update(index_elements=["message_id", "user_id"], set_={"emoji": emoji})
         )
     view = await message_view(session, message)
@@ -507,25 +503,26 @@ def _read_statements() -> tuple[Select[*tuple[Any, ...]], ...]:
     """What a read receipt needs, for an active member only (no row: not one): the reader's
     marker and the read message's seq and id (none: no such message in the chat). By chat and
     message (`mark_read`); by chat, its newest message (`mark_all_read`); by message alone
-    (`mark_message_read`), with the message's chat."""
+    (`mark_message_read`), with the message's chat: that one alone looks in every partition."""
     user_id: BindParameter[int] = bindparam("user_id")
     message_id: BindParameter[int] = bindparam("message_id")
+    chat_id: BindParameter[int] = bindparam("chat_id")
     columns = (ChatMember.chat_id, ChatMember.last_read_seq, Message.seq, Message.id)
 
     def in_chat(read: ColumnElement[bool]) -> Select[*tuple[Any, ...]]:
         return (
             select(*columns)
             .join(Chat, Chat.id == ChatMember.chat_id)
-            .outerjoin(Message, and_(read, Message.chat_id == ChatMember.chat_id))
+            .outerjoin(Message, and_(read, Message.chat_id == chat_id))
             .where(
-                ChatMember.chat_id == bindparam("chat_id"),
+                ChatMember.chat_id == chat_id,
                 ChatMember.user_id == user_id,
                 Chat.is_active.is_(True),
             )
         )
 
     newer = aliased(Message)
-    newest = select(func.max(newer.id)).where(newer.chat_id == ChatMember.chat_id)
+    newest = select(func.max(newer.id)).where(newer.chat_id == chat_id)
     by_message = (
         select(*columns)
         .select_from(Message)

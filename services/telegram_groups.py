@@ -56,12 +56,12 @@ async def message_for_telegram(
 
 
 async def link_telegram_message(
-    session: AsyncSession, message_id: int, telegram_message_id: int
+    session: AsyncSession, chat_id: int, message_id: int, telegram_message_id: int
 ) -> None:
     """Remember which Telegram message shows ours (the AI's replies), so that a reply to it in
     Telegram is a reply to the AI."""
     await session.execute(
         update(Message)
-        .where(Message.id == message_id)
+        .where(Message.chat_id == chat_id, Message.id == message_id)
         .values(telegram_message_id=telegram_message_id)
     )

@@ -3,7 +3,8 @@
 Without TEST_DATABASE_URL / TEST_REDIS_URL the suite runs on a temporary SQLite file and the
 in-process broker, and tests marked `postgres` / `redis` are skipped with the reason printed.
 With them set, the whole suite runs on a fresh PostgreSQL database (created and dropped here)
-and Redis.
+and Redis. Tests marked `redis_cluster` start a local Redis Cluster of their own, and are
+skipped when redis-server or redis-cli is not on PATH.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bench.redis_cluster import missing_binaries
 from core.db import create_sessionmaker
 from core.settings import AEON_ALIASES, Settings
 from tests.support.database import TEST_DATABASE_URL, database_fixtures, truncate_all
@@ -25,9 +27,14 @@ from tests.support.server import LiveServer, live_server
 from tests.support.telegram import TEST_BOT_TOKEN
 from webapp_api.app import create_app
 
-pytest_plugins = ["tests.support.fake_llm", "tests.support.fake_telegram.server"]
+pytest_plugins = [
+    "tests.support.fake_llm",
+    "tests.support.fake_telegram.server",
+    "tests.support.redis_cluster",
+]
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL") or None
+REDIS_CLUSTER_MISSING = missing_binaries()
 TEST_SECRET_KEY = "test-secret-key-that-is-long-enough-for-hs256"
 
 
@@ -44,6 +51,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.skip(reason="needs PostgreSQL: set TEST_DATABASE_URL"))
         if "redis" in item.keywords and not TEST_REDIS_URL:
             item.add_marker(pytest.mark.skip(reason="needs Redis: set TEST_REDIS_URL"))
+        if "redis_cluster" in item.keywords and REDIS_CLUSTER_MISSING:
+            item.add_marker(
+                pytest.mark.skip(
+                    reason=f"needs {' and '.join(REDIS_CLUSTER_MISSING)} on PATH to start a "
+                    "local Redis Cluster"
+                )
+            )
 
 
 @pytest.fixture(scope="session")

@@ -82,7 +82,7 @@ class AppContext(Process):
             auth=auth,
             hub=hub,
             limits=AbuseLimits.from_settings(
-                settings, create_rate_limiter(settings.redis_url, settings.redis_prefix)
+                settings, create_rate_limiter(settings.redis_target, settings.redis_prefix)
             ),
             runner=runner,
             telegram=telegram,

@@ -73,9 +73,9 @@ class Process:
             pool_timeout=settings.database_pool_timeout,
             pool_recycle=settings.database_pool_recycle,
         )
-        broker = create_broker(settings.redis_url, settings.redis_prefix)
+        broker = create_broker(settings.redis_target, settings.redis_prefix)
         await broker.start()
-        presence = create_presence(settings.redis_url, settings.redis_prefix)
+        presence = create_presence(settings.redis_target, settings.redis_prefix)
         await presence.start()
         sessionmaker = create_sessionmaker(
             engine, info={"media_urls": media_urls(settings, settings.secret_key_value())}

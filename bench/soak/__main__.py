@@ -42,6 +42,11 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, help="sends per second")
     parser.add_argument("--redis-outage", type=float, help="seconds")
     parser.add_argument("--slow-pause", type=float, help="seconds")
+    parser.add_argument(
+        "--redis-cluster",
+        action="store_true",
+        help="a local Redis Cluster of three primaries; the outage kills one of them",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     return parser.parse_args(argv)
 
@@ -54,7 +59,7 @@ def _options(args: argparse.Namespace) -> SoakOptions:
         for name in ("duration", "users", "groups", "rate", "redis_outage", "slow_pause")
         if getattr(args, name) is not None
     }
-    return dataclasses.replace(base, **given)
+    return dataclasses.replace(base, **given, redis_cluster=args.redis_cluster)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,9 +14,10 @@ import random
 import time
 from collections.abc import Mapping
 
-from bench.cluster import Redis, ServerProcess
+from bench.cluster import ServerProcess
+from bench.redis_cluster import LocalRedisCluster
 from bench.soak.clients import SoakClient, SocketLog
-from bench.soak.plan import SoakOptions, Timeline
+from bench.soak.plan import SoakOptions, SoakRedis, Timeline
 from bench.soak.verdict import ChatTruth
 
 READY_PATH = "/health/ready"
@@ -28,7 +29,7 @@ class Faults:
         self,
         options: SoakOptions,
         timeline: Timeline,
-        redis: Redis,
+        redis: SoakRedis,
         apis: list[ServerProcess],
         clients: list[SoakClient],
         slow_consumer: int,
@@ -78,10 +79,19 @@ class Faults:
 
     async def _redis_outage(self) -> None:
         phase = self.timeline.begin("redis outage")
-        await self.redis.kill()
-        await asyncio.sleep(self.options.redis_outage)
-        restarted = time.monotonic()
-        await self.redis.start()
+        redis = self.redis
+        if isinstance(redis, LocalRedisCluster):
+            # One node down: the cluster refuses every key until it is back and ok again.
+            node = self._rng.choice(redis.nodes)
+            async with redis.down(node):
+                await asyncio.sleep(self.options.redis_outage)
+                restarted = time.monotonic()
+            phase.notes["node"] = node.address
+        else:
+            await redis.kill()
+            await asyncio.sleep(self.options.redis_outage)
+            restarted = time.monotonic()
+            await redis.start()
         phase.notes["redis down (s)"] = round(self.options.redis_outage, 1)
         phase.notes["redis restart (s)"] = round(time.monotonic() - restarted, 2)
         await asyncio.sleep(self.options.tail)

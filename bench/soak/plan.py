@@ -8,10 +8,17 @@ import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TypeAlias
+
+from bench.cluster import Redis
+from bench.redis_cluster import LocalRedisCluster
 
 logger = logging.getLogger("bench.soak")
 
 TRANSPORTS = ("rest", "aeon", "ws")
+# The Redis the soak runs (and kills): one server, or a local cluster.
+SoakRedis: TypeAlias = Redis | LocalRedisCluster
+
 TEXT_LENGTH = (20, 2000)  # big enough that a client that stops reading fills its buffers
 
 
@@ -25,6 +32,8 @@ class SoakOptions:
     group_share: float = 0.5
     drop_every: tuple[float, float] = (3.0, 6.0)  # seconds between socket aborts
     redis_outage: float = 20.0
+    # A Redis Cluster of three primaries instead of one server; the outage is one node's.
+    redis_cluster: bool = False
     slow_pause: float = 60.0  # how long the slow consumer stops reading
     resend_share: float = 0.12  # confirmed sends sent again on purpose
     ws_send_queue: int = 64

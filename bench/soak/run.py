@@ -1,5 +1,6 @@
-"""One soak run: a fresh database, a private Redis, two API processes; the users, their chats and
-their clients; the load and the faults; then the settling, the truth and the verdict."""
+"""One soak run: a fresh database, a private Redis (or Redis Cluster), two API processes; the
+users, their chats and their clients; the load and the faults; then the settling, the truth and
+the verdict."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import asyncio
 import itertools
 import os
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,10 +29,18 @@ from bench.cluster import (
 )
 from bench.measure import Setup
 from bench.procinfo import machine_cpu_seconds, machine_info
+from bench.redis_cluster import running_redis_cluster
 from bench.run import background_busy, redis_version
 from bench.soak.clients import SoakClient, SocketLog
 from bench.soak.faults import Faults
-from bench.soak.plan import ChatPlan, SoakOptions, Timeline, chat_plans, send_plans
+from bench.soak.plan import (
+    ChatPlan,
+    SoakOptions,
+    SoakRedis,
+    Timeline,
+    chat_plans,
+    send_plans,
+)
 from bench.soak.sends import HttpLedger, Sender
 from bench.soak.verdict import Judge, read_truth
 from ws.protocol import CLOSE_TOO_SLOW
@@ -61,17 +72,12 @@ class Soak:
         started = time.monotonic()
         machine: Json = machine_info()
         machine["postgresql"] = await check_postgres(self.admin_url)
-        (self.log_dir / "redis").mkdir(parents=True, exist_ok=True)
-        redis = Redis(self.log_dir / "redis", None)
-        await redis.start()
-        if not redis.private:
-            await redis.stop()
-            raise SetupError("the soak kills and restarts its own Redis: put redis-server on PATH")
         machine["redis"] = redis_version()
         load: Json = {"busy_before_pct": await background_busy()}
         busy, total = machine_cpu_seconds()
-        try:
-            async with running_cluster(
+        async with (
+            self._redis() as redis,
+            running_cluster(
                 ClusterSpec(apis=2, workers=0),
                 workers=0,
                 admin_url=self.admin_url,
@@ -81,11 +87,10 @@ class Soak:
                 http_impl="aiohttp",
                 ws_send_queue=self.options.ws_send_queue,
                 api_settings=API_SETTINGS,
-            ) as cluster:
-                load["average_at_start"] = [round(value, 2) for value in os.getloadavg()]
-                results = await self._soak(cluster, redis)
-        finally:
-            await redis.stop()
+            ) as cluster,
+        ):
+            load["average_at_start"] = [round(value, 2) for value in os.getloadavg()]
+            results = await self._soak(cluster, redis)
         busy_after, total_after = machine_cpu_seconds()
         load["busy_during_pct"] = round((busy_after - busy) / max(total_after - total, 1e-9) * 100)
         load["average_at_end"] = [round(value, 2) for value in os.getloadavg()]
@@ -99,7 +104,26 @@ class Soak:
             **results,
         }
 
-    async def _soak(self, cluster: Cluster, redis: Redis) -> Json:
+    @asynccontextmanager
+    async def _redis(self) -> AsyncIterator[SoakRedis]:
+        """A private Redis (or Redis Cluster): the soak kills it."""
+        if self.options.redis_cluster:
+            async with running_redis_cluster(self.log_dir / "redis-cluster") as nodes:
+                yield nodes
+            return
+        (self.log_dir / "redis").mkdir(parents=True, exist_ok=True)
+        redis = Redis(self.log_dir / "redis", None)
+        await redis.start()
+        try:
+            if not redis.private:
+                raise SetupError(
+                    "the soak kills and restarts its own Redis: put redis-server on PATH"
+                )
+            yield redis
+        finally:
+            await redis.stop()
+
+    async def _soak(self, cluster: Cluster, redis: SoakRedis) -> Json:
         options = self.options
         http = http_client("aiohttp", max_connections=64, timeout=15.0)
         ledger = HttpLedger(http, self.timeline)

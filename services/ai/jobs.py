@@ -194,7 +194,9 @@ async def _sink_reply(session: AsyncSession, reply: AiReply, chat: Chat) -> Sink
     if reply.surface != "telegram":
         return None
     trigger = (
-        await session.get(Message, reply.trigger_message_id) if reply.trigger_message_id else None
+        await session.get(Message, (reply.trigger_message_id, reply.chat_id))
+        if reply.trigger_message_id
+        else None
     )
     if chat.telegram_chat_id is not None:
         telegram_chat_id, is_private = chat.telegram_chat_id, False
@@ -238,7 +240,7 @@ async def finish(
     reply.finished_at = datetime.now(UTC)
     await session.flush()
     message_ids: list[int] = []
-    reply_to = await _live_message_id(session, reply.trigger_message_id)
+    reply_to = await _live_message_id(session, reply.trigger_message_id, reply.chat_id)
     for part in split_text(text.strip(), TEXT_MAX_LENGTH):
         draft = MessageDraft(
             text=part, reply_to_message_id=reply_to, ai_reply=None if message_ids else reply
@@ -258,10 +260,12 @@ async def finish(
     return message_ids
 
 
-async def _live_message_id(session: AsyncSession, message_id: int | None) -> int | None:
+async def _live_message_id(
+    session: AsyncSession, message_id: int | None, chat_id: int
+) -> int | None:
     if message_id is None:
         return None
-    message = await session.get(Message, message_id)
+    message = await session.get(Message, (message_id, chat_id))
     return message_id if message is not None and message.deleted_at is None else None
 
 

@@ -62,7 +62,9 @@ async def _replies_to_bot(session: AsyncSession, message: Message, bot_user_id: 
     if message.reply_to_id is None:
         return False
     sender = await session.scalar(
-        select(Message.sender_id).where(Message.id == message.reply_to_id)
+        select(Message.sender_id).where(
+            Message.chat_id == message.chat_id, Message.id == message.reply_to_id
+        )
     )
     return sender == bot_user_id
 

@@ -82,7 +82,9 @@ def _chat_list_statement() -> Select[*tuple[Any, ...]]:
     # The newest message that is not deleted: `last_message_id` is the newest message; only
     # when that one is deleted is an older one looked for.
     newest_shown = select(Message.id).where(
-        Message.id == Chat.last_message_id, Message.deleted_at.is_(None)
+        Message.chat_id == Chat.id,
+        Message.id == Chat.last_message_id,
+        Message.deleted_at.is_(None),
     )
     older_shown = select(func.max(Message.id)).where(
         Message.chat_id == Chat.id, Message.deleted_at.is_(None)
@@ -124,7 +126,7 @@ def _chat_list_statement() -> Select[*tuple[Any, ...]]:
         )
         .join(ChatMember, ChatMember.chat_id == Chat.id)
         .outerjoin(peer, and_(Chat.type != ChatType.GROUP, peer.id == peer_id))
-        .outerjoin(last, last.id == last_message_id)
+        .outerjoin(last, and_(last.chat_id == Chat.id, last.id == last_message_id))
         .outerjoin(sender, sender.id == last.sender_id)
         .where(ChatMember.user_id == user_id, Chat.is_active.is_(True))
         .order_by(Chat.last_activity_at.desc(), Chat.id.desc())

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import Conflict, NotFound, Unprocessable
@@ -39,7 +39,10 @@ async def get_media_for_download(session: AsyncSession, user_id: int, media_id: 
         return media
     shown_to_user = (
         select(MessageMedia.message_id)
-        .join(Message, Message.id == MessageMedia.message_id)
+        .join(
+            Message,
+            and_(Message.id == MessageMedia.message_id, Message.chat_id == MessageMedia.chat_id),
+        )
         .join(Chat, Chat.id == Message.chat_id)
         .join(ChatMember, ChatMember.chat_id == Message.chat_id)
         .where(

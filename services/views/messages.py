@@ -53,7 +53,8 @@ def shown_messages(page: Select[int], *, newest_first: bool) -> Select[*tuple[An
     """The messages of `page` (their ids: which, in what order, how many), in one statement with
     all their views show but media and AI replies: `MESSAGE_COLUMNS`, the readers (the members
     whose marker reached each message, its sender aside), the sender's `BRIEF_COLUMNS` and a
-    row per reaction, earliest first (one row when there is none). `shown_rows` reads them."""
+    row per reaction, earliest first (one row when there is none). `shown_rows` reads them.
+    The page is of one chat, bound as `chat_id`: the messages are read from its partition."""
     ids = page.subquery()
     sender = aliased(User)
     reader = aliased(ChatMember)
@@ -76,6 +77,7 @@ def shown_messages(page: Select[int], *, newest_first: bool) -> Select[*tuple[An
         )
         .join(ids, ids.c.id == Message.id)
         .outerjoin(sender, sender.id == Message.sender_id)
+        .where(Message.chat_id == bindparam("chat_id"))
         .outerjoin(MessageReaction, MessageReaction.message_id == Message.id)
         .order_by(
             Message.id.desc() if newest_first else Message.id,

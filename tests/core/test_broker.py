@@ -7,6 +7,7 @@ import pytest
 
 from core.broker import MemoryBroker, RedisBroker
 from core.envelope import Envelope, encode_envelope, topic_route, user_route
+from core.redis_client import RedisTarget
 from tests.conftest import TEST_REDIS_URL
 from tests.support.processes import TcpProxy
 
@@ -58,7 +59,7 @@ async def test_a_failing_listener_does_not_stop_the_others() -> None:
 
 
 def _redis_broker(url: str, prefix: str) -> RedisBroker:
-    return RedisBroker(prefix, url=url)
+    return RedisBroker(RedisTarget((url,)), prefix)
 
 
 @pytest.mark.redis

@@ -5,7 +5,7 @@ import uuid
 import pytest
 
 from core.ratelimit import MemoryRateLimiter, Rate, RedisRateLimiter
-from tests.conftest import TEST_REDIS_URL
+from core.redis_client import RedisTarget
 from tests.support.server import bind_free_port
 
 FIVE_A_MINUTE_THREE_AT_ONCE = Rate(count=5, period=60.0, burst=3)  # a token every 12 s
@@ -56,15 +56,12 @@ async def test_a_cost_takes_several_tokens_and_keys_are_separate() -> None:
     assert await limiter.take("b", rate, cost=3) == 0.0
 
 
-@pytest.mark.redis
-async def test_redis_buckets_are_shared_by_every_limiter_of_a_prefix() -> None:
-    assert TEST_REDIS_URL
+async def test_redis_buckets_are_shared_by_every_limiter_of_a_prefix(
+    redis_target: RedisTarget,
+) -> None:
     prefix = f"test-rate-{uuid.uuid4().hex[:8]}"
-    first, second = (
-        RedisRateLimiter(TEST_REDIS_URL, prefix),
-        RedisRateLimiter(TEST_REDIS_URL, prefix),
-    )
-    elsewhere = RedisRateLimiter(TEST_REDIS_URL, f"{prefix}-other")
+    first, second = RedisRateLimiter(redis_target, prefix), RedisRateLimiter(redis_target, prefix)
+    elsewhere = RedisRateLimiter(redis_target, f"{prefix}-other")
     rate = FIVE_A_MINUTE_THREE_AT_ONCE
     try:
         assert await first.take("k", rate) == 0.0
@@ -80,7 +77,7 @@ async def test_redis_buckets_are_shared_by_every_limiter_of_a_prefix() -> None:
 async def test_without_redis_each_process_still_limits_on_its_own() -> None:
     sock = bind_free_port()  # bound, never listening: connections are refused
     port = sock.getsockname()[1]
-    limiter = RedisRateLimiter(f"redis://127.0.0.1:{port}/0", "test-rate-down")
+    limiter = RedisRateLimiter(RedisTarget((f"redis://127.0.0.1:{port}/0",)), "test-rate-down")
     try:
         rate = FIVE_A_MINUTE_THREE_AT_ONCE
         assert [await limiter.take("k", rate) for _ in range(3)] == [0.0, 0.0, 0.0]

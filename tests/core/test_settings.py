@@ -186,3 +186,48 @@ def test_cors_origins_may_be_a_json_list_as_aeon_writes_them(
     monkeypatch.setenv("CORS_ORIGINS", '["*"]')
     with pytest.raises(ValidationError, match="CORS_ORIGINS may not contain"):
         Settings()
+
+
+def test_redis_is_one_server_a_cluster_or_none(
+    no_env_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert Settings().redis_target is None
+    monkeypatch.setenv("REDIS_URL", "redis://cache:6379/2")
+    single = Settings().redis_target
+    assert single is not None
+    assert (single.urls, single.cluster) == (("redis://cache:6379/2",), False)
+    monkeypatch.setenv("REDIS_URL", "")
+    monkeypatch.setenv("REDIS_CLUSTER_URLS", "redis://a:7001, redis://b:7002/0,redis://c")
+    cluster = Settings().redis_target
+    assert cluster is not None
+    assert cluster.cluster is True
+    assert cluster.urls == ("redis://a:7001", "redis://b:7002/0", "redis://c")
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("http://a:7001", "not a redis:// or rediss:// URL"),
+        ("redis://:7001", "not a redis:// or rediss:// URL"),
+        ("redis://a:70001", "invalid port"),
+        ("redis://a:7001/3", "names a database"),
+        ("redis://a:7001,rediss://b:7002", "same scheme and credentials"),
+        ("redis://u:p@a:7001,redis://u:q@b:7002", "same scheme and credentials"),
+        ("redis://a:7001,redis://a:7001", "more than once"),
+    ],
+)
+def test_bad_redis_cluster_urls_are_refused_naming_the_problem(
+    no_env_file: Path, monkeypatch: pytest.MonkeyPatch, value: str, problem: str
+) -> None:
+    monkeypatch.setenv("REDIS_CLUSTER_URLS", value)
+    with pytest.raises(ValidationError, match=f"REDIS_CLUSTER_URLS.*{problem}"):
+        Settings()
+
+
+def test_one_redis_or_a_cluster_not_both(
+    no_env_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://cache:6379/0")
+    monkeypatch.setenv("REDIS_CLUSTER_URLS", "redis://a:7001")
+    with pytest.raises(ConfigurationError, match="REDIS_URL and REDIS_CLUSTER_URLS"):
+        Settings()

@@ -47,15 +47,18 @@ async def test_a_user_is_a_member_of_a_chat_once(session: AsyncSession) -> None:
         await session.flush()
 
 
-async def test_client_msg_id_is_unique_per_sender_and_seq_per_chat(session: AsyncSession) -> None:
+async def test_client_msg_id_is_unique_per_sender_in_a_chat_and_seq_per_chat(
+    session: AsyncSession,
+) -> None:
     alice, bob = await _user(session, 1), await _user(session, 2)
-    chat = Chat(type=ChatType.PRIVATE)
-    session.add(chat)
+    chat, other = Chat(type=ChatType.PRIVATE), Chat(type=ChatType.GROUP, title="g")
+    session.add_all([chat, other])
     await session.flush()
     session.add_all(
         [
             Message(chat_id=chat.id, sender_id=alice.id, seq=1, text="a", client_msg_id="m1"),
             Message(chat_id=chat.id, sender_id=bob.id, seq=2, text="b", client_msg_id="m1"),
+            Message(chat_id=other.id, sender_id=alice.id, seq=1, text="c", client_msg_id="m1"),
         ]
     )
     await session.flush()

@@ -3,10 +3,8 @@ seqs that keeps no gap when a send is rolled back or turns out to be a retry."""
 
 from __future__ import annotations
 
-import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.errors import Conflict
 from models import Chat, User
 from services.chats.lifecycle import create_chat
 from services.messages import MessageDraft, send_message
@@ -44,17 +42,24 @@ async def test_a_retry_returns_the_original_and_records_nothing(session: AsyncSe
     assert after.view.seq == first.view.seq + 1
 
 
-async def test_a_client_msg_id_reused_for_another_chat_is_a_conflict(
-    session: AsyncSession,
-) -> None:
+async def test_a_client_msg_id_is_the_senders_within_a_chat(session: AsyncSession) -> None:
+    """The key is (chat, sender, client_msg_id), as the history is partitioned by chat: the
+    same id in another chat is another message (see docs/SCALING.md)."""
     alice, _, first = await _two_in_a_chat(session, 11021)
     other = (await create_chat(session, alice, chat_type="group", title="Team")).chat
-    await send_message(session, alice, first.id, MessageDraft(text="one", client_msg_id="c-2"))
-    seq = await last_seq(session, other.id)
-    with pytest.raises(Conflict) as reused:
-        await send_message(session, alice, other.id, MessageDraft(text="two", client_msg_id="c-2"))
-    assert reused.value.code == "client_msg_id_reused"
-    assert await last_seq(session, other.id) == seq
+    one = await send_message(
+        session, alice, first.id, MessageDraft(text="one", client_msg_id="c-2")
+    )
+    two = await send_message(
+        session, alice, other.id, MessageDraft(text="two", client_msg_id="c-2")
+    )
+    assert two.created
+    assert (two.view.chat_id, two.view.text) == (other.id, "two")
+    assert two.view.id != one.view.id
+    retry = await send_message(
+        session, alice, other.id, MessageDraft(text="two", client_msg_id="c-2")
+    )
+    assert (retry.created, retry.view.id) == (False, two.view.id)
 
 
 async def test_a_rolled_back_send_gives_its_seq_and_its_event_back(

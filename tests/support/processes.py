@@ -1,4 +1,5 @@
-"""Real API processes (`python -m webapp_api`) and a TCP proxy that can cut them off Redis."""
+"""Real API processes (`python -m webapp_api`), in pairs sharing Redis or a Redis Cluster, and a
+TCP proxy that can cut them off Redis."""
 
 from __future__ import annotations
 
@@ -164,11 +165,35 @@ class TcpProxy:
 
 
 @dataclass
-class Cluster:
+class ApiPair:
     a: LiveServer
     b: LiveServer
-    proxy: TcpProxy
     env: dict[str, str]  # what both processes were configured with
+
+
+@dataclass
+class Cluster(ApiPair):
+    proxy: TcpProxy
+
+
+@asynccontextmanager
+async def _two(
+    cwd: Path, environment: dict[str, str]
+) -> AsyncIterator[tuple[LiveServer, LiveServer]]:
+    async with AsyncExitStack() as stack:
+        yield (
+            await stack.enter_async_context(api_process(cwd, **environment)),
+            await stack.enter_async_context(api_process(cwd, **environment)),
+        )
+
+
+def _shared_environment(**env: str) -> dict[str, str]:
+    return {
+        "ENVIRONMENT": "test",
+        "WS_PRESENCE_GRACE": "0.2",
+        "REDIS_PREFIX": f"cluster-{uuid.uuid4().hex[:8]}",
+        **env,
+    }
 
 
 @asynccontextmanager
@@ -178,17 +203,23 @@ async def two_api_processes(redis_url: str, cwd: Path, **env: str) -> AsyncItera
     redis = urlsplit(redis_url)
     proxy = TcpProxy(redis.hostname or "127.0.0.1", redis.port or 6379)
     await proxy.start()
-    environment = {
-        "ENVIRONMENT": "test",
-        "REDIS_URL": f"redis://127.0.0.1:{proxy.port}{redis.path or '/0'}",
-        "WS_PRESENCE_GRACE": "0.2",
-        "REDIS_PREFIX": f"cluster-{uuid.uuid4().hex[:8]}",
-        **env,
-    }
+    environment = _shared_environment(
+        REDIS_URL=f"redis://127.0.0.1:{proxy.port}{redis.path or '/0'}", **env
+    )
     try:
-        async with AsyncExitStack() as stack:
-            a = await stack.enter_async_context(api_process(cwd, **environment))
-            b = await stack.enter_async_context(api_process(cwd, **environment))
-            yield Cluster(a, b, proxy, environment)
+        async with _two(cwd, environment) as (a, b):
+            yield Cluster(a, b, environment, proxy)
     finally:
         await proxy.cut()
+
+
+@asynccontextmanager
+async def two_api_processes_on_redis_cluster(
+    cluster_urls: str, cwd: Path, **env: str
+) -> AsyncIterator[ApiPair]:
+    """Two API processes sharing a database (DATABASE_URL in `env`) and the Redis Cluster of
+    `cluster_urls` (REDIS_CLUSTER_URLS), reached directly: a cluster's clients learn its
+    nodes' own addresses from the nodes, so a proxy could not stand between."""
+    environment = _shared_environment(REDIS_URL="", REDIS_CLUSTER_URLS=cluster_urls, **env)
+    async with _two(cwd, environment) as (a, b):
+        yield ApiPair(a, b, environment)

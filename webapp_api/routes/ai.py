@@ -235,7 +235,7 @@ async def llm_chat_message(
     ai_message = None
     if reply.reply_message_id is not None:
         async with read_session(context.sessionmaker) as session:
-            found = await session.get(Message, reply.reply_message_id)
+            found = await session.get(Message, (reply.reply_message_id, reply.chat_id))
             ai_message = await message_view(session, found) if found else None
     return LlmChatResult(
         user_message=user_message, ai_message=ai_message, reply=AiReplyOut.of(reply, live_text=None)

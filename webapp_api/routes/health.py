@@ -52,7 +52,7 @@ async def live() -> dict[str, str]:
 )
 async def ready(context: Context) -> JSONResponse:
     database_ok = await check_database(context.engine)
-    redis_ok = await context.broker.ping() if context.settings.redis_url else None
+    redis_ok = await context.broker.ping() if context.settings.redis_target else None
     is_ready = database_ok and redis_ok is not False
     body = Readiness(
         status="ready" if is_ready else "not_ready", database=database_ok, redis=redis_ok
