@@ -172,13 +172,17 @@ class Runner:
                 # One cluster for every scenario: starting API processes costs seconds each.
                 # A scenario that needs more API processes than it has gets its own.
                 spec = ClusterSpec(fake_llm=any(d.spec.fake_llm for d in definitions))
-                async with self.cluster(spec, "quick") as shared:
+                async with contextlib.AsyncExitStack() as stack:
+                    shared: Cluster | None = None
                     for index, definition in enumerate(SCENARIOS):
-                        if definition in definitions:
-                            fits = definition.spec.apis <= spec.apis
-                            outcomes.append(
-                                await self.run_one(definition, index, shared if fits else None)
-                            )
+                        if definition not in definitions:
+                            continue
+                        if definition.spec.apis > spec.apis:
+                            outcomes.append(await self.run_one(definition, index, None))
+                            continue
+                        if shared is None:
+                            shared = await stack.enter_async_context(self.cluster(spec, "quick"))
+                        outcomes.append(await self.run_one(definition, index, shared))
             else:
                 for index, definition in enumerate(SCENARIOS):
                     if definition in definitions:
