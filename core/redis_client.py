@@ -26,9 +26,12 @@ from redis.exceptions import RedisClusterException, RedisError
 RedisClient: TypeAlias = Redis | RedisCluster
 
 # What a call to Redis raises when Redis cannot answer: callers that degrade without Redis
-# catch these. A cluster client that cannot reach any node raises RedisClusterException, which
-# is not a RedisError.
-REDIS_ERRORS = (RedisError, RedisClusterException, OSError)
+# catch these, around calls to Redis only. A cluster client that cannot reach any node raises
+# RedisClusterException, which is not a RedisError; and while a node dies under concurrent
+# commands, redis-py's cluster client writes to a connection it has just torn down, which fails
+# with uvloop's RuntimeError ("the handler is closed") or an AttributeError (no writer any more):
+# the soak on a cluster met both as 500s before they were counted here.
+REDIS_ERRORS = (RedisError, RedisClusterException, OSError, RuntimeError, AttributeError)
 
 CONNECT_TIMEOUT = 2.0
 # A cluster client retries a failed command after rediscovering which node serves its slot:

@@ -2,6 +2,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
+
+import pytest
 
 from core.presence import RedisPresence
 from core.redis_client import RedisTarget
@@ -29,41 +32,40 @@ async def test_redis_presence_counts_sockets_on_live_nodes_only(redis_target: Re
         await crashed.close()
 
 
-async def test_online_answers_for_users_on_every_shard_and_claims_are_once_only(
-    redis_target: RedisTarget,
-) -> None:
-    prefix = f"test-presence-{uuid.uuid4().hex[:8]}"
-    presence = RedisPresence(redis_target, prefix)
+@pytest.fixture
+async def presence(redis_target: RedisTarget) -> AsyncIterator[RedisPresence]:
+    """One process's presence, under a prefix of its own."""
+    presence = RedisPresence(redis_target, f"test-presence-{uuid.uuid4().hex[:8]}")
     await presence.start()
     try:
-        connected = set(range(1, 200, 3))  # keys on every shard of a cluster
-        for user_id in connected:
-            await presence.connected(user_id)
-        async with asyncio.timeout(5):
-            while not await presence.online([1]):  # noqa: ASYNC110 (the first beat)
-                await asyncio.sleep(0.01)
-        assert await presence.online(list(range(1, 200))) == connected
-        assert await presence.claim("notify:1:2", 60) is True
-        assert await presence.claim("notify:1:2", 60) is False
-        assert await presence.claim("notify:1:3", 60) is True
+        yield presence
     finally:
         await presence.close()
+
+
+async def test_online_answers_for_users_on_every_shard_and_claims_are_once_only(
+    presence: RedisPresence,
+) -> None:
+    connected = set(range(1, 200, 3))  # keys on every shard of a cluster
+    for user_id in connected:
+        await presence.connected(user_id)
+    async with asyncio.timeout(5):
+        while not await presence.online([1]):  # noqa: ASYNC110 (the first beat)
+            await asyncio.sleep(0.01)
+    assert await presence.online(list(range(1, 200))) == connected
+    assert await presence.claim("notify:1:2", 60) is True
+    assert await presence.claim("notify:1:2", 60) is False
+    assert await presence.claim("notify:1:3", 60) is True
 
 
 async def test_a_socket_that_opens_as_the_last_one_closes_keeps_its_user_online(
-    redis_target: RedisTarget,
+    presence: RedisPresence,
 ) -> None:
-    prefix = f"test-presence-{uuid.uuid4().hex[:8]}"
-    presence = RedisPresence(redis_target, prefix)
-    await presence.start()
-    try:
-        await presence.connected(1)
-        async with asyncio.timeout(5):
-            while not await presence.online([1]):  # noqa: ASYNC110 (the first beat)
-                await asyncio.sleep(0.01)
-        # Both requests are on their way before either answer: the close's count reaches 0
-        # between them, and the open comes right after it.
-        await asyncio.gather(presence.disconnected(1), presence.connected(1))
-        assert await presence.online([1]) == {1}
-    finally:
-        await presence.close()
+    await presence.connected(1)
+    async with asyncio.timeout(5):
+        while not await presence.online([1]):  # noqa: ASYNC110 (the first beat)
+            await asyncio.sleep(0.01)
+    # Both requests are on their way before either answer: the close's count reaches 0
+    # between them, and the open comes right after it.
+    await asyncio.gather(presence.disconnected(1), presence.connected(1))
+    assert await presence.online([1]) == {1}
