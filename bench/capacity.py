@@ -1,4 +1,4 @@
-"""Scenario 11: the capacity model's inputs, measured (docs/SCALING-capacity.md).
+"""Scenario 11: the capacity model's inputs, measured (docs/SCALING.md).
 
 One cluster of four API processes; three steps in which 1, 2 and then 4 of them hold the sockets
 and take the sends (the others sit idle: with routed fan-out they receive nothing). Each step

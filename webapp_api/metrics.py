@@ -22,7 +22,7 @@ PREFIX = "aimessenger"
 
 class LiveCollector:
     """The broker's traffic through Redis and the hub's sockets (the capacity model's inputs,
-    docs/SCALING-capacity.md)."""
+    docs/SCALING.md)."""
 
     def __init__(self, broker: Broker, hub: Hub) -> None:
         self._broker = broker
