@@ -1,8 +1,10 @@
 """The one small interface every LLM provider implements.
 
-A provider turns a `CompletionRequest` into a stream of `TextDelta`s followed by one `Usage`
-(the token counts as the vendor reported them). Every failure is an `LLMError` whose `code` a
-client can show and whose `retryable` says whether trying again can help.
+A provider turns a `CompletionRequest` into a stream of `TextDelta`s and `ToolCall`s followed by
+one `Usage` (the token counts as the vendor reported them). A turn may carry images (the bytes,
+never a URL for the vendor to fetch), the assistant's tool calls, and the results of those calls.
+Every failure is an `LLMError` whose `code` a client can show and whose `retryable` says whether
+trying again can help.
 """
 
 from __future__ import annotations
@@ -13,15 +15,49 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Literal
+from typing import Any, Literal
 
 Role = Literal["user", "assistant"]
+
+
+@dataclass(frozen=True, slots=True)
+class ImagePart:
+    """An image the model sees, already within the vendor's limits (see `llm.images`)."""
+
+    data: bytes = field(repr=False)
+    mime_type: str  # image/jpeg, image/png, image/webp or image/gif
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """The model asks for a tool to run; `arguments` as the model wrote them (parsed JSON)."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    call_id: str
+    content: str
+    is_error: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class ChatTurn:
     role: Role
     content: str
+    images: tuple[ImagePart, ...] = ()  # user turns
+    tool_calls: tuple[ToolCall, ...] = ()  # assistant turns: the calls it made after `content`
+    tool_results: tuple[ToolResult, ...] = ()  # user turns: answers to the turn before's calls
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    name: str
+    description: str
+    parameters: dict[str, Any]  # JSON Schema of the arguments object
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +67,7 @@ class CompletionRequest:
     turns: list[ChatTurn]  # oldest first; the last one is the user's new message
     max_tokens: int
     temperature: float | None = None
+    tools: tuple[ToolSpec, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +81,9 @@ class Usage:
     output_tokens: int
 
 
-StreamEvent = TextDelta | Usage
+# A ToolCall is yielded whole, once the model has finished writing its arguments; a stream that
+# yields tool calls ends (with its Usage) for the caller to run them and ask again.
+StreamEvent = TextDelta | ToolCall | Usage
 
 # Codes a client can show; the AI participant passes them on in ai_reply_failed.
 LLMErrorCode = Literal[

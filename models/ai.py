@@ -32,10 +32,20 @@ class AiReplyStatus(enum.StrEnum):
 ACTIVE_REPLY_STATUSES = (AiReplyStatus.QUEUED, AiReplyStatus.RUNNING)
 
 
+class AiJobKind(enum.StrEnum):
+    TEXT = "text"  # an answer, streamed (and spoken, where the chat wants voice replies)
+    IMAGE = "image"  # "/image <prompt>": one generated picture
+    TRANSCRIPTION = "transcription"  # a voice note's transcript, asked for on its own
+
+
+_ACTIVE = "status IN ('queued', 'running')"
+
+
 class AiReply(Base):
     """A reply of the AI participant: a durable job from queued to a persisted message.
 
-    One active reply per chat is a constraint, not a check: a partial unique index."""
+    One active reply per chat is a constraint, not a check: a partial unique index. A
+    transcription asked for on its own does not hold it; one per message at a time."""
 
     __tablename__ = "ai_replies"
     __table_args__ = (
@@ -43,8 +53,15 @@ class AiReply(Base):
             "uq_ai_replies_active_chat",
             "chat_id",
             unique=True,
-            postgresql_where=text("status IN ('queued', 'running')"),
-            sqlite_where=text("status IN ('queued', 'running')"),
+            postgresql_where=text(f"{_ACTIVE} AND kind <> 'transcription'"),
+            sqlite_where=text(f"{_ACTIVE} AND kind <> 'transcription'"),
+        ),
+        Index(
+            "uq_ai_replies_active_transcription",
+            "trigger_message_id",
+            unique=True,
+            postgresql_where=text(f"{_ACTIVE} AND kind = 'transcription'"),
+            sqlite_where=text(f"{_ACTIVE} AND kind = 'transcription'"),
         ),
         Index("ix_ai_replies_status_id", "status", "id"),
         Index("ix_ai_replies_requested_by_created_at", "requested_by", "created_at"),
@@ -68,11 +85,19 @@ class AiReply(Base):
     status: Mapped[AiReplyStatus] = mapped_column(
         str_enum(AiReplyStatus, "ai_reply_status"), default=AiReplyStatus.QUEUED
     )
+    kind: Mapped[AiJobKind] = mapped_column(
+        str_enum(AiJobKind, "ai_job_kind"), default=AiJobKind.TEXT, server_default="text"
+    )
     text: Mapped[str] = mapped_column(Text, default="", server_default="")
     max_tokens: Mapped[int]
     reply_message_id: Mapped[int | None] = mapped_column(BigIntId)
     input_tokens: Mapped[int] = mapped_column(default=0, server_default="0")
     output_tokens: Mapped[int] = mapped_column(default=0, server_default="0")
+    # What it used besides tokens, each priced by its model in the catalogue.
+    audio_seconds: Mapped[float] = mapped_column(default=0.0, server_default="0")
+    speech_characters: Mapped[int] = mapped_column(default=0, server_default="0")
+    images_generated: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Everything it cost: tokens and the above.
     cost_micros: Mapped[int] = mapped_column(default=0, server_default="0")
     incomplete: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

@@ -3,7 +3,16 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Float, ForeignKey, String, Text, UniqueConstraint, func
+from sqlalchemy import (
+    BigInteger,
+    Float,
+    ForeignKey,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    func,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, BigIntId, IdPk, TimestampMixin, str_enum, utcnow
@@ -53,6 +62,8 @@ class Chat(TimestampMixin, Base):
     ai_model: Mapped[str | None] = mapped_column(String(128))
     ai_persona: Mapped[str | None] = mapped_column(Text)
     ai_temperature: Mapped[float | None] = mapped_column(Float)
+    # The AI also answers with a voice note.
+    ai_voice_replies: Mapped[bool] = mapped_column(default=False, server_default=false())
     # The AI's memory of this chat starts at this message (a "/new" context).
     ai_context_from_id: Mapped[int | None] = mapped_column(BigIntId)
     # A Telegram group the bot is in, mirrored as this chat (kept across the supergroup migration).

@@ -82,6 +82,8 @@ class Message(TimestampMixin, Base):
         str_enum(MessageType, "message_type"), default=MessageType.TEXT
     )
     text: Mapped[str | None] = mapped_column(Text)
+    # A voice note's, audio's or round video's words, once transcribed.
+    transcript: Mapped[str | None] = mapped_column(Text)
     reply_to_id: Mapped[int | None] = mapped_column(BigIntId)
     forward_from_user_id: Mapped[int | None] = mapped_column(
         BigIntId, ForeignKey("users.id", ondelete="SET NULL")
