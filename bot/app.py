@@ -26,6 +26,7 @@ COMMANDS = [
     BotCommand(command="new", description="Start a fresh conversation"),
     BotCommand(command="model", description="Choose the AI model"),
     BotCommand(command="persona", description="How the AI should behave"),
+    BotCommand(command="voice", description="Also answer with a voice note (on/off)"),
     BotCommand(command="stop", description="Stop the answer being written"),
     BotCommand(command="balance", description="What you have left"),
     BotCommand(command="topup", description="Buy credits with Telegram Stars"),
@@ -42,7 +43,15 @@ class TelegramBot:
             settings.bot_token.get_secret_value(),
             session=AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_base)),
         )
-        self.context = BotContext(settings, sessionmaker, broker, process.billing, process.ai)
+        self.context = BotContext(
+            settings,
+            sessionmaker,
+            broker,
+            process.billing,
+            process.ai,
+            storage=process.storage,
+            media=process.media,
+        )
         cadence = Cadence(
             draft_interval=settings.telegram_draft_interval,
             private_edit_interval=settings.telegram_edit_interval,

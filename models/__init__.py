@@ -1,6 +1,6 @@
 """SQLAlchemy 2.0 models only: tables, columns, constraints; no behaviour beyond defaults."""
 
-from models.ai import ACTIVE_REPLY_STATUSES, AiReply, AiReplyStatus, UserProfile
+from models.ai import ACTIVE_REPLY_STATUSES, AiJobKind, AiReply, AiReplyStatus, UserProfile
 from models.base import Base
 from models.billing import (
     BillingAccount,
@@ -25,6 +25,7 @@ from models.user import AuthSession, RefreshToken, User
 
 __all__ = [
     "ACTIVE_REPLY_STATUSES",
+    "AiJobKind",
     "AiMode",
     "AiReply",
     "AiReplyStatus",

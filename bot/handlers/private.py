@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aiogram import F, Router
+from aiogram import Bot, F, Router
 from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import (
     CallbackQuery,
@@ -14,7 +14,8 @@ from aiogram.types import (
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.context import BotContext, app_button
+from bot.context import BotContext, app_button, parse_switch
+from bot.sounds import store_sound
 from core.errors import AppError
 from models import Chat, User
 from services import conversation
@@ -25,10 +26,12 @@ from services.messages import MessageDraft
 from services.telegram_groups import message_for_telegram
 
 HELP = (
-    "Write to me and I answer: this chat is the same conversation as the AI chat in the app.\n\n"
+    "Write to me, or send a voice note, and I answer: this chat is the same conversation as "
+    "the AI chat in the app.\n\n"
     "/new — start a fresh conversation\n"
     "/model — choose the AI model\n"
     "/persona <text> — how the AI should behave (/persona reset to clear)\n"
+    "/voice — also answer with a voice note (again to stop)\n"
     "/stop — stop the answer being written\n"
     "/balance — what you have left\n"
     "/topup — buy credits with Telegram Stars\n"
@@ -125,6 +128,23 @@ async def persona(
     await message.answer("Persona cleared." if value is None else "Persona saved.")
 
 
+async def voice_replies(
+    message: Message, command: CommandObject, ctx: BotContext, session: AsyncSession, user: User
+) -> None:
+    """`/voice` turns voice replies on or off (`/voice on`, `/voice off` say which)."""
+    chat = await _ai_chat(ctx, session, user)
+    wanted = parse_switch(command.args, current=chat.ai_voice_replies)
+    if wanted is None:
+        await message.answer("Use /voice, /voice on or /voice off.")
+        return
+    await update_ai_settings(session, ctx.runtime, user, chat.id, {"voice_replies": wanted})
+    await message.answer(
+        "Voice replies on: I also answer with a voice note."
+        if wanted
+        else "Voice replies off: I answer in text only."
+    )
+
+
 async def _cancel_reply(ctx: BotContext, session: AsyncSession, user: User, reply_id: int) -> bool:
     try:
         reply = await replies.request_cancel(session, user, reply_id)
@@ -162,15 +182,20 @@ async def balance(message: Message, ctx: BotContext, session: AsyncSession, user
 
 
 async def chat_with_ai(
-    message: Message, ctx: BotContext, session: AsyncSession, user: User
+    message: Message, bot: Bot, ctx: BotContext, session: AsyncSession, user: User
 ) -> None:
-    """Any other text is a message in the user's direct AI chat."""
+    """Any other text, or a voice note, audio file or round video (transcribed, then answered),
+    is a message in the user's direct AI chat."""
     chat = await _ai_chat(ctx, session, user)
     reply_to = None
     if message.reply_to_message is not None:
         reply_to = await message_for_telegram(session, chat.id, message.reply_to_message.message_id)
+    sound = await store_sound(bot, session, ctx.storage, ctx.media, user, message)
     draft = MessageDraft(
-        text=message.text, reply_to_message_id=reply_to, telegram_message_id=message.message_id
+        text=message.text or message.caption,
+        media_ids=[sound] if sound is not None else [],
+        reply_to_message_id=reply_to,
+        telegram_message_id=message.message_id,
     )
     await conversation.post_message(session, user, chat.id, draft, ai=ctx.runtime, limits=None)
 
@@ -185,8 +210,9 @@ def create_router() -> Router:
     router.message.register(choose_model, Command("model"))
     router.callback_query.register(model_chosen, F.data.startswith("model:"))
     router.message.register(persona, Command("persona"))
+    router.message.register(voice_replies, Command("voice"))
     router.message.register(stop, Command("stop"))
     router.stopped_message_generation.register(stopped_by_telegram)
     router.message.register(balance, Command("balance"))
-    router.message.register(chat_with_ai, F.text)
+    router.message.register(chat_with_ai, F.text | F.voice | F.audio | F.video_note)
     return router

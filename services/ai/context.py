@@ -6,13 +6,13 @@ being answered. Tokens are estimated locally (no tokenizer downloads).
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from llm.base import ChatTurn, CompletionRequest
 from llm.catalogue import ModelInfo
 from llm.tokens import estimate_prompt_tokens
-from models import Chat, ChatType, Message, User, UserProfile
+from models import Chat, ChatType, Message, MessageType, User, UserProfile
 from services.profile import profile_summary
 
 DEFAULT_PERSONA = (
@@ -20,6 +20,8 @@ DEFAULT_PERSONA = (
     "Answer concisely and in the language the user writes in."
 )
 HISTORY_PAGE = 50
+# What the AI hears of a voice note, an audio file or a round video: its transcript, once made.
+HEARD_TYPES = {MessageType.VOICE: "voice", MessageType.AUDIO: "audio", MessageType.VIDEO: "video"}
 HISTORY_MAX_MESSAGES = 400
 # Room kept free for the estimate's error and the vendor's own framing.
 SAFETY_MARGIN_TOKENS = 256
@@ -71,7 +73,9 @@ async def build_request(
     seen = 0
     while seen < HISTORY_MAX_MESSAGES:
         statement = select(Message).where(
-            Message.chat_id == chat.id, Message.deleted_at.is_(None), Message.text.is_not(None)
+            Message.chat_id == chat.id,
+            Message.deleted_at.is_(None),
+            or_(Message.text.is_not(None), Message.type.in_(list(HEARD_TYPES))),
         )
         if before_id is not None:
             statement = statement.where(Message.id < before_id)
@@ -84,6 +88,8 @@ async def build_request(
             break
         await _load_names(session, page, names)
         for message in page:
+            if message.sender_id == bot_user_id and message.text is None:
+                continue  # the AI's voice note says its text answer again
             turn = _turn(chat, message, bot_user_id, names)
             cost = estimate_prompt_tokens("", [turn])
             # The message being answered goes in even alone over the budget: the vendor then
@@ -120,8 +126,18 @@ async def _load_names(session: AsyncSession, page: list[Message], names: dict[in
             names[user.id] = _display_name(user)
 
 
+def _heard(message: Message) -> str:
+    """A message as the AI reads it: a voice note by its transcript ("[voice] ..."), or as
+    "[voice message]" until it has one; its caption after."""
+    label = HEARD_TYPES.get(message.type)
+    if label is None:
+        return message.text or ""
+    heard = f"[{label}] {message.transcript}" if message.transcript else f"[{label} message]"
+    return f"{heard}\n{message.text}" if message.text else heard
+
+
 def _turn(chat: Chat, message: Message, bot_user_id: int, names: dict[int, str]) -> ChatTurn:
-    text = message.text or ""
+    text = _heard(message)
     if message.sender_id == bot_user_id:
         return ChatTurn("assistant", text)
     if chat.type == ChatType.GROUP:

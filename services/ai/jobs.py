@@ -20,10 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.envelope import Envelope, encode_envelope, encode_frame
 from core.outbox import stage
 from llm.base import CompletionRequest, LLMError, Usage
-from llm.catalogue import ModelInfo, cost_micros
+from llm.catalogue import ModelInfo
 from models import AiReply, AiReplyStatus, Chat, Message, User
 from services import frames
 from services.ai.context import build_request
+from services.ai.pricing import final_cost
 from services.ai.runtime import AiRuntime
 from services.audience import chat_member_ids
 from services.billing.quota import QuotaPolicy
@@ -236,7 +237,7 @@ async def finish(
     reply.text = text
     reply.input_tokens = usage.input_tokens
     reply.output_tokens = usage.output_tokens
-    reply.cost_micros = cost_micros(model, usage.input_tokens, usage.output_tokens)
+    reply.cost_micros = final_cost(ai, reply, model)
     reply.finished_at = datetime.now(UTC)
     await session.flush()
     message_ids: list[int] = []

@@ -79,8 +79,10 @@ async def store_upload(
     *,
     declared_kind: MediaKind | None = None,
     filename: str | None = None,
+    within_limits: bool = True,
 ) -> Media:
-    """Types, probes and stores a spooled upload (consuming it) and adds its row."""
+    """Types, probes and stores a spooled upload (consuming it) and adds its row. Without
+    `within_limits`, the uploader's rate and quota do not apply (the AI's own voice notes)."""
     try:
         kind, sniffed = resolve_kind(sniff(upload.head), declared_kind)
         metadata, mime_type = MediaProbe(), OCTET_STREAM
@@ -89,8 +91,9 @@ async def store_upload(
                 metadata = await asyncio.to_thread(probe, upload.path, sniffed)
             mime_type = sniffed.mime_type
         # One user's concurrent uploads queue here, so that each sees the others in the checks.
-        await session.execute(select(User.id).where(User.id == uploader_id).with_for_update())
-        await check_upload_allowed(session, uploader_id, config, incoming_bytes=upload.size)
+        if within_limits:
+            await session.execute(select(User.id).where(User.id == uploader_id).with_for_update())
+            await check_upload_allowed(session, uploader_id, config, incoming_bytes=upload.size)
         await lock_content(session, upload.sha256)
         key = blob_key(upload.sha256)
         if not await storage.exists(key):

@@ -35,6 +35,7 @@ class FakeTelegramServer(FakeServer[FakeTelegram]):
         self.app = Starlette(
             routes=[
                 Route("/bot{token}/{method}", self._api, methods=methods),
+                Route("/file/bot{token}/{path:path}", self._file, methods=["GET"]),
                 Route("/{path:path}", self._not_found, methods=methods),
             ]
         )
@@ -44,6 +45,17 @@ class FakeTelegramServer(FakeServer[FakeTelegram]):
         if not TOKEN_PATTERN.fullmatch(token):
             return error_response(ApiError(401, "Unauthorized"))
         return await self.current.handle(request, token, request.path_params["method"])
+
+    async def _file(self, request: Request) -> Response:
+        """A file download, as `https://api.telegram.org/file/bot<token>/<file_path>`."""
+        token = request.path_params["token"]
+        if token != self.current.token:
+            return error_response(ApiError(401, "Unauthorized"))
+        path = request.path_params["path"]
+        for file_path, data in self.current.files.values():
+            if file_path == path:
+                return Response(data, media_type="application/octet-stream")
+        return error_response(ApiError(404, "Not Found"))
 
     async def _not_found(self, request: Request) -> Response:
         return error_response(ApiError(404, "Not Found"))

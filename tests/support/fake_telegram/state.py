@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -51,6 +52,8 @@ class TelegramState:
         self.menu_buttons: dict[int | None, Json] = {}  # chat_id (None: the default) -> button
         self.refunded_charges: set[str] = set()
         self.invoice_links: dict[str, Json] = {}  # link -> createInvoiceLink parameters
+        # file_id -> (file_path, bytes): what getFile and the file download serve
+        self.files: dict[str, tuple[str, bytes]] = {}
         self._commands: dict[tuple[str, str], list[Json]] = {}
         self._pending: deque[Json] = deque()
         self._allowed_updates: frozenset[str] | None = None
@@ -128,6 +131,18 @@ class TelegramState:
             )
         if chat_id in self._blocked:
             raise ApiError(403, "Forbidden: bot was blocked by the user")
+
+    def store_file(self, data: bytes, folder: str, extension: str) -> Json:
+        """A file Telegram holds (sent by a user or the bot): its File object, without the
+        path, as messages show it."""
+        number = len(self.files) + 1
+        file_id = f"AwACAgIAAxkBAAI{number:06d}{secrets.token_urlsafe(24)}"
+        self.files[file_id] = (f"{folder}/file_{number}.{extension}", data)
+        return {
+            "file_id": file_id,
+            "file_unique_id": f"AgAD{number:08d}",
+            "file_size": len(data),
+        }
 
     def _next_message_id(self, chat_id: int) -> int:
         message_id = self._last_message_id.get(chat_id, 0) + 1
