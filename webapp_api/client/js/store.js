@@ -261,6 +261,9 @@ const HANDLERS = {
       emit("chats");
     }
   },
+  message_transcribed(event, chat) {
+    updateLoaded(chat.id, event.message_id, { transcript: event.transcript });
+  },
   message_deleted(event, chat) {
     updateLoaded(chat.id, event.message_id, { is_deleted: true, text: null, media: [], media_url: null, reactions: [], is_pinned: false });
   },
