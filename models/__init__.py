@@ -1,6 +1,6 @@
 """SQLAlchemy 2.0 models only: tables, columns, constraints; no behaviour beyond defaults."""
 
-from models.ai import ACTIVE_REPLY_STATUSES, AiReply, AiReplyStatus, UserProfile
+from models.ai import ACTIVE_REPLY_STATUSES, AiJobKind, AiReply, AiReplyStatus, UserProfile
 from models.base import Base
 from models.billing import (
     BillingAccount,
@@ -27,6 +27,7 @@ __all__ = [
     "ACTIVE_REPLY_STATUSES",
     "AiMode",
     "AiReply",
+    "AiJobKind",
     "AiReplyStatus",
     "AuthSession",
     "Base",
