@@ -1,18 +1,35 @@
 """What the AI reads before it answers: persona, the chat, as much recent history as fits.
 
 Only the chat's own history goes in, from the chat's context start ("/new") up to the message
-being answered. Tokens are estimated locally (no tokenizer downloads).
+being answered. Tokens are estimated locally (no tokenizer downloads). A model with vision sees
+the newest photos of that history (`MAX_IMAGES`), read from our storage and brought within the
+vendor's limits (`llm.images`); a photo's caption is its text.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterable
+
+from llm.images import prepare_image
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from llm.base import ChatTurn, CompletionRequest
+from core.storage import Storage, blob_key
+from llm.base import ChatTurn, CompletionRequest, ImagePart
 from llm.catalogue import ModelInfo
 from llm.tokens import estimate_prompt_tokens
-from models import Chat, ChatType, Message, MessageType, User, UserProfile
+from models import (
+    Chat,
+    ChatType,
+    Media,
+    MediaKind,
+    Message,
+    MessageMedia,
+    MessageType,
+    User,
+    UserProfile,
+)
 from services.profile import profile_summary
 
 DEFAULT_PERSONA = (
@@ -25,6 +42,41 @@ HEARD_TYPES = {MessageType.VOICE: "voice", MessageType.AUDIO: "audio", MessageTy
 HISTORY_MAX_MESSAGES = 400
 # Room kept free for the estimate's error and the vendor's own framing.
 SAFETY_MARGIN_TOKENS = 256
+# The newest images of the history a vision model sees, and what one costs it at most in input
+# tokens (a 1,568-pixel image at Anthropic; OpenAI's high detail counts fewer).
+MAX_IMAGES = 4
+IMAGE_TOKENS = 1_600
+
+
+def is_image(media: Media) -> bool:
+    """A photo, or a document that is an image."""
+    return media.kind == MediaKind.PHOTO or media.mime_type.startswith("image/")
+
+
+async def message_images(
+    session: AsyncSession, chat_id: int, message_ids: Iterable[int]
+) -> dict[int, list[Media]]:
+    """The images attached to these messages of a chat, in album order, by message."""
+    rows = await session.execute(
+        select(MessageMedia.message_id, Media)
+        .join(Media, Media.id == MessageMedia.media_id)
+        .where(
+            MessageMedia.chat_id == chat_id,
+            MessageMedia.message_id.in_(list(message_ids)),
+            or_(Media.kind == MediaKind.PHOTO, Media.mime_type.like("image/%")),
+        )
+        .order_by(MessageMedia.message_id, MessageMedia.position)
+    )
+    images: dict[int, list[Media]] = {}
+    for message_id, media in rows.tuples():
+        images.setdefault(message_id, []).append(media)
+    return images
+
+
+async def read_image(storage: Storage, media: Media) -> ImagePart:
+    """A stored image as the model sees it: downscaled and re-encoded in a worker thread."""
+    data = b"".join([chunk async for chunk in storage.read(blob_key(media.sha256))])
+    return await asyncio.to_thread(prepare_image, data)
 
 
 def _display_name(user: User | None) -> str:
@@ -62,8 +114,11 @@ async def build_request(
     requester_id: int | None,
     max_tokens: int,
     temperature: float | None,
+    storage: Storage | None,
 ) -> CompletionRequest:
-    """The newest history that fits `context_window - max_tokens`, oldest first."""
+    """The newest history that fits `context_window - max_tokens`, oldest first. Without
+    `storage` (to estimate what the prompt costs), images are counted but not read: their
+    parts hold no bytes."""
     system = await system_prompt(session, chat, requester_id)
     budget = model.context_window - max_tokens - SAFETY_MARGIN_TOKENS
     budget -= estimate_prompt_tokens(system, [])
@@ -71,12 +126,9 @@ async def build_request(
     names: dict[int, str] = {}
     before_id: int | None = (trigger_message_id + 1) if trigger_message_id else None
     seen = 0
+    images_left = MAX_IMAGES if model.vision else 0
     while seen < HISTORY_MAX_MESSAGES:
-        statement = select(Message).where(
-            Message.chat_id == chat.id,
-            Message.deleted_at.is_(None),
-            or_(Message.text.is_not(None), Message.type.in_(list(HEARD_TYPES))),
-        )
+        statement = select(Message).where(Message.chat_id == chat.id, Message.deleted_at.is_(None))
         if before_id is not None:
             statement = statement.where(Message.id < before_id)
         if chat.ai_context_from_id is not None:
@@ -87,11 +139,16 @@ async def build_request(
         if not page:
             break
         await _load_names(session, page, names)
+        attached = await message_images(session, chat.id, (m.id for m in page))
         for message in page:
-            if message.sender_id == bot_user_id and message.text is None:
+            if message.sender_id == bot_user_id and message.type == MessageType.VOICE:
                 continue  # the AI's voice note says its text answer again
-            turn = _turn(chat, message, bot_user_id, names)
-            cost = estimate_prompt_tokens("", [turn])
+            media = attached.get(message.id, [])[-images_left:] if images_left else []
+            images_left -= len(media)
+            turn = _turn(chat, message, bot_user_id, names, await _parts(storage, media))
+            if not turn.content and not turn.images:
+                continue  # nothing the model can read: a video, a file
+            cost = prompt_tokens_of("", [turn])
             # The message being answered goes in even alone over the budget: the vendor then
             # says context_too_long, instead of answering a prompt without the question.
             if cost > budget and turns:
@@ -126,6 +183,12 @@ async def _load_names(session: AsyncSession, page: list[Message], names: dict[in
             names[user.id] = _display_name(user)
 
 
+async def _parts(storage: Storage | None, media: list[Media]) -> tuple[ImagePart, ...]:
+    if storage is None:
+        return tuple(ImagePart(b"", m.mime_type) for m in media)
+    return tuple([await read_image(storage, m) for m in media])
+
+
 def _heard(message: Message) -> str:
     """A message as the AI reads it: a voice note by its transcript ("[voice] ..."), or as
     "[voice message]" until it has one; its caption after."""
@@ -136,14 +199,26 @@ def _heard(message: Message) -> str:
     return f"{heard}\n{message.text}" if message.text else heard
 
 
-def _turn(chat: Chat, message: Message, bot_user_id: int, names: dict[int, str]) -> ChatTurn:
+def _turn(
+    chat: Chat,
+    message: Message,
+    bot_user_id: int,
+    names: dict[int, str],
+    images: tuple[ImagePart, ...],
+) -> ChatTurn:
     text = _heard(message)
     if message.sender_id == bot_user_id:
         return ChatTurn("assistant", text)
-    if chat.type == ChatType.GROUP:
+    if chat.type == ChatType.GROUP and (text or images):
         text = f"{names.get(message.sender_id or 0, 'Someone')}: {text}"
-    return ChatTurn("user", text)
+    return ChatTurn("user", text, images=images)
+
+
+def prompt_tokens_of(system: str, turns: list[ChatTurn]) -> int:
+    """The prompt's tokens, each image counted at its most."""
+    images = sum(len(turn.images) for turn in turns)
+    return estimate_prompt_tokens(system, turns) + images * IMAGE_TOKENS
 
 
 def prompt_tokens(request: CompletionRequest) -> int:
-    return estimate_prompt_tokens(request.system, request.turns)
+    return prompt_tokens_of(request.system, request.turns)

@@ -11,7 +11,6 @@ reply; heard before a reply, it is part of that reply's job and cost.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -37,16 +36,14 @@ from models import (
 )
 from services.access import message_not_found, require_membership
 from services.ai.jobs import wake_envelope
-from services.ai.pricing import final_cost
+from services.ai.pricing import TRANSCRIBED_KINDS, final_cost, worst_case
 from services.ai.runtime import AiRuntime
 from services.events import EventType, record_event
 from services.media.config import MediaConfig
 from services.media.policy import download_filename
-from services.media.storage import spool_upload, store_upload
+from services.media.storage import store_generated
 from services.messages import MessageDraft, send_message
 
-# What a transcription model hears: voice notes, audio files, round video notes.
-HEARD_KINDS = (MediaKind.VOICE, MediaKind.AUDIO, MediaKind.VIDEO)
 SPOKEN_FILENAME = "voice.ogg"
 
 
@@ -58,7 +55,7 @@ async def heard_media(session: AsyncSession, message: Message) -> Media | None:
             MessageMedia,
             and_(MessageMedia.media_id == Media.id, MessageMedia.chat_id == message.chat_id),
         )
-        .where(MessageMedia.message_id == message.id, Media.kind.in_(HEARD_KINDS))
+        .where(MessageMedia.message_id == message.id, Media.kind.in_(TRANSCRIBED_KINDS))
         .order_by(MessageMedia.position)
         .limit(1)
     )
@@ -93,7 +90,7 @@ async def request_transcription(
     """A member asks for a message's transcript: it is there already (nothing charged), or a
     job is queued, its worst case held from the member's balance (402 when they cannot cover
     it). A job already queued for the message is that answer again."""
-    await require_membership(session, chat_id, user.id)
+    membership = await require_membership(session, chat_id, user.id)
     message = await session.get(Message, (message_id, chat_id))
     if message is None:
         raise message_not_found()
@@ -128,7 +125,8 @@ async def request_transcription(
             await session.flush()
     except IntegrityError:  # asked at the same moment by someone else
         return TranscriptionAsked(message, await _active_transcription(session, message))
-    await ai.quota.reserve(session, job, model, 0)
+    worst = await worst_case(session, ai, membership.chat, job, model, 0, image_tool=False)
+    await ai.quota.reserve(session, job, worst)
     stage(session, wake_envelope(job.id))
     return TranscriptionAsked(message, job)
 
@@ -263,10 +261,6 @@ def speakable(markdown: str) -> str:
     return _BLANK_LINES.sub("\n\n", "\n".join(line.strip() for line in text.splitlines())).strip()
 
 
-async def _one_chunk(data: bytes) -> AsyncIterator[bytes]:
-    yield data
-
-
 async def store_speech(
     session: AsyncSession,
     ai: AiRuntime,
@@ -279,16 +273,8 @@ async def store_speech(
     """The spoken answer, stored as the AI's voice note; its characters are the job's to pay
     (before the job is finished and charged)."""
     bot = await ai.bot_user(session)
-    upload = await spool_upload(_one_chunk(audio), config)
-    media = await store_upload(
-        session,
-        storage,
-        config,
-        bot.id,
-        upload,
-        declared_kind=MediaKind.VOICE,
-        filename=SPOKEN_FILENAME,
-        within_limits=False,
+    media = await store_generated(
+        session, storage, config, bot.id, audio, kind=MediaKind.VOICE, filename=SPOKEN_FILENAME
     )
     reply = await session.get(AiReply, reply_id)
     if reply is None:

@@ -16,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.db import create_sessionmaker
 from core.settings import DEFAULT_STAR_PACKAGES
-from llm.catalogue import ModelInfo
+from llm.catalogue import ModelInfo, cost_micros
 from services.billing.config import BillingConfig
+from services.billing.quota import WorstCase
 from tests.conftest import TEST_SECRET_KEY, make_settings
 from tests.support.api import RunningApp, running_app
 from tests.support.database import database_fixtures, truncate_all
@@ -36,6 +37,16 @@ PRICEY = ModelInfo(
     output_price=200_000_000,
 )
 STARTING_GRANT = 100_000
+
+
+def pricey_worst_case(prompt_tokens: int, max_tokens: int) -> WorstCase:
+    """A text reply's hold at PRICEY's prices."""
+    return WorstCase(
+        tokens=prompt_tokens + max_tokens,
+        micros=cost_micros(PRICEY, prompt_tokens, max_tokens),
+    )
+
+
 ADMIN_TELEGRAM_ID = 900001  # an administrator in make_settings
 
 
