@@ -13,7 +13,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import (
     BaseModel,
@@ -27,6 +27,9 @@ from pydantic import (
 
 from core.settings import ConfigurationError, Settings
 from llm.base import LLMError, Provider
+
+if TYPE_CHECKING:
+    from llm.media import MediaClient
 
 ProviderKind = Literal["openai", "anthropic", "openai_compatible"]
 ModelKind = Literal["chat", "transcription", "speech", "image"]
@@ -238,8 +241,13 @@ class Catalogue:
         anthropic_base_url: str | None,
         default_model: str | None,
         request_timeout: float,
+        media_models: dict[ModelKind, tuple[str, str | None]] | None = None,
     ) -> None:
+        """`media_models`: per kind (transcription, speech, image), the model's id and its
+        endpoint (None: OPENAI_BASE_URL)."""
         self._models = {model.id: model for model in models}
+        self._media_models = media_models or {}
+        self._media_clients: dict[str | None, MediaClient] = {}
         self._openai_api_key = openai_api_key
         self._openai_base_url = openai_base_url
         self._anthropic_api_key = anthropic_api_key
@@ -272,6 +280,29 @@ class Catalogue:
             if model.id == self._default_model:
                 return model
         return usable[0] if usable else None
+
+    def media_model(self, kind: ModelKind) -> ModelInfo | None:
+        """The configured model of this kind, None when there is none or it cannot be reached
+        (its endpoint is OpenAI's and there is no key)."""
+        model_id, base_url = self._media_models.get(kind, ("", None))
+        model = self._models.get(model_id)
+        if model is None or model.kind != kind:
+            return None
+        if base_url is None and not self._openai_api_key:
+            return None
+        return model
+
+    def media_client(self, model: ModelInfo) -> MediaClient:
+        """One client (and HTTP connection pool) per media endpoint."""
+        base_url = self._media_models.get(model.kind, ("", None))[1] or self._openai_base_url
+        client = self._media_clients.get(base_url)
+        if client is None:
+            from llm.media import MediaClient  # the SDK is imported with the first request
+
+            client = self._media_clients[base_url] = MediaClient(
+                api_key=self._openai_api_key, base_url=base_url, timeout=self._request_timeout
+            )
+        return client
 
     def provider_for(self, model: ModelInfo) -> Provider:
         """One provider (and HTTP connection pool) per vendor endpoint and key."""
@@ -313,6 +344,10 @@ class Catalogue:
         self._providers.clear()
         for provider in providers:
             await provider.close()
+        clients = list(self._media_clients.values())
+        self._media_clients.clear()
+        for client in clients:
+            await client.close()
 
 
 def _parse_models(text: str, variable: str) -> list[ModelInfo]:
@@ -363,6 +398,11 @@ def load_catalogue(settings: Settings) -> Catalogue:
         anthropic_base_url=settings.anthropic_base_url,
         default_model=settings.llm_default_model,
         request_timeout=settings.llm_request_timeout,
+        media_models={
+            "transcription": (settings.transcription_model, settings.transcription_base_url),
+            "speech": (settings.speech_model, settings.speech_base_url),
+            "image": (settings.image_model, settings.image_base_url),
+        },
     )
 
 

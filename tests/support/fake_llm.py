@@ -3,7 +3,9 @@ in their real wire formats (JSON, SSE streams, error bodies and statuses), serve
 uvicorn on a loopback port so that the official SDKs talk to it unpatched.
 
 Each request takes the next scripted `FakeReply` (a default one when none is left) and is
-recorded. One server runs for the session (starting one per test would cost 0.2 s); the
+recorded. OpenAI's `POST /v1/audio/transcriptions` (multipart) answers scripted transcripts,
+and `POST /v1/audio/speech` real Ogg/Opus audio of its input; both are recorded too. One
+server runs for the session (starting one per test would cost 0.2 s); the
 `fake_llm` fixture gives each test a fresh FakeLLM: its own script, requests and disconnects.
 """
 
@@ -12,15 +14,18 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import tempfile
 import time
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
 from starlette.applications import Starlette
+from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -29,6 +34,7 @@ from starlette.types import Receive, Scope, Send
 from llm.base import ChatTurn
 from llm.tokens import estimate_prompt_tokens, estimate_tokens
 from tests.support.server import FakeServer
+from tests.support.voices import voice_note
 
 Json = dict[str, Any]
 
@@ -71,12 +77,38 @@ class _Stream(Protocol):
     def closing(self) -> list[bytes]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class RecordedTranscription:
+    """A `POST /v1/audio/transcriptions`, as its multipart form arrived."""
+
+    model: str
+    filename: str
+    mime_type: str
+    audio: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedSpeech:
+    """A `POST /v1/audio/speech`."""
+
+    model: str
+    input: str
+    voice: str
+    response_format: str
+
+
+DEFAULT_TRANSCRIPT = "A voice note."
+
+
 class FakeLLM:
     """One test's view of the fake vendor: its script, and what the server saw."""
 
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url
         self.requests: list[RecordedRequest] = []
+        self.transcriptions: list[RecordedTranscription] = []
+        self.speeches: list[RecordedSpeech] = []
+        self._transcripts: deque[str] = deque()
         self.disconnects = 0
         self._replies: deque[FakeReply] = deque()
         self._ids = itertools.count(1)
@@ -89,6 +121,39 @@ class FakeLLM:
     def close(self) -> None:
         """End the streams still open (a gate never set, a long delay)."""
         self._closed.set()
+
+    def script_transcription(self, *transcripts: str) -> None:
+        """Queue transcripts; each transcription consumes one (else DEFAULT_TRANSCRIPT)."""
+        self._transcripts.extend(transcripts)
+
+    async def transcription(self, request: Request) -> Response:
+        """OpenAI's transcription: a multipart form (`file`, `model`), `{"text": ...}` back."""
+        async with request.form() as form:
+            upload, model = form.get("file"), form.get("model")
+            if not isinstance(upload, UploadFile) or not isinstance(model, str):
+                error = {"message": "file and model are required", "type": "invalid_request_error"}
+                return JSONResponse({"error": error}, status_code=400)
+            audio = await upload.read()
+            recorded = RecordedTranscription(
+                model, upload.filename or "", upload.content_type or "", audio
+            )
+        self.transcriptions.append(recorded)
+        text = self._transcripts.popleft() if self._transcripts else DEFAULT_TRANSCRIPT
+        return JSONResponse({"text": text, "usage": {"type": "duration", "seconds": 1}})
+
+    async def speech(self, request: Request) -> Response:
+        """OpenAI's speech: the input spoken (espeak-ng, ffmpeg), as real Ogg/Opus bytes."""
+        body: Json = await request.json()
+        recorded = RecordedSpeech(
+            str(body.get("model")),
+            str(body.get("input")),
+            str(body.get("voice")),
+            str(body.get("response_format", "mp3")),
+        )
+        self.speeches.append(recorded)
+        with tempfile.TemporaryDirectory() as directory:
+            audio = await asyncio.to_thread(voice_note, recorded.input, Path(directory))
+        return Response(audio, media_type="audio/ogg")
 
     async def _record(self, request: Request) -> Json:
         body: Json = await request.json()
@@ -518,8 +583,16 @@ class FakeLLMServer(FakeServer[FakeLLM]):
             routes=[
                 Route("/v1/chat/completions", self._openai, methods=["POST"]),
                 Route("/v1/messages", self._anthropic, methods=["POST"]),
+                Route("/v1/audio/transcriptions", self._transcription, methods=["POST"]),
+                Route("/v1/audio/speech", self._speech, methods=["POST"]),
             ]
         )
+
+    async def _transcription(self, request: Request) -> Response:
+        return await self.current.transcription(request)
+
+    async def _speech(self, request: Request) -> Response:
+        return await self.current.speech(request)
 
     async def _openai(self, request: Request) -> Response:
         return await self.current.openai(request)
