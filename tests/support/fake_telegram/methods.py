@@ -222,11 +222,13 @@ class BotApiMethods(TelegramState):
         return copy.deepcopy(message)
 
     def _send_voice(self, params: Json) -> Json:
-        """A voice note: an upload (multipart) in Ogg/Opus, or a file_id Telegram holds
-        (captions are not modelled)."""
+        """A voice note: an upload in Ogg/Opus (multipart, the field itself or named by
+        `attach://<field>`), or a file_id Telegram holds (captions are not modelled)."""
         chat_id = required_chat_id(params)
         self._check_can_send(chat_id)
         voice = params.get("voice")
+        if isinstance(voice, str) and voice.startswith("attach://"):
+            voice = params.get(voice.removeprefix("attach://"))  # a part of the multipart body
         if isinstance(voice, bytes):
             if not voice.startswith(b"OggS") or b"OpusHead" not in voice[:512]:
                 raise ApiError(400, "Bad Request: VOICE_MESSAGES_FORBIDDEN_OR_INVALID_FORMAT")

@@ -1,0 +1,115 @@
+"""Voice in Telegram: a voice note (or a round video) sent to the bot is downloaded through the
+Bot API, kept as our media, transcribed and answered; `/voice` makes the AI answer with a voice
+note too, sent with sendVoice. Real Ogg/Opus and MP4 files (espeak-ng, ffmpeg)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import select
+
+from llm.catalogue import DEFAULT_MODELS, speech_cost
+from models import AiReply, AiReplyStatus, Media, MediaKind, Message, MessageType
+from services.ai.voice import speakable
+from tests.bot.conftest import BotApp
+from tests.support.fake_llm import FakeReply
+from tests.support.fake_telegram.updates import (
+    private_text,
+    sound_message,
+    tg_private_chat,
+    tg_user,
+)
+from tests.support.voices import round_video, voice_note
+
+ALICE = tg_user(7301, "Alice", "alice")
+WORDS = "What is the weather in Lisbon"
+TTS = next(model for model in DEFAULT_MODELS if model.id == "tts-1")
+
+
+def _to(chat_id: int) -> object:
+    return lambda call: call.params.get("chat_id") == chat_id
+
+
+async def test_a_voice_note_to_the_bot_is_transcribed_and_answered(
+    bot_app: BotApp, tmp_path: Path
+) -> None:
+    audio = voice_note(WORDS, tmp_path)
+    bot_app.llm.script_transcription(WORDS)
+    bot_app.llm.script(FakeReply(text="Sunny and warm."))
+    file = bot_app.telegram.store_file(audio, "voice", "oga")
+    update = sound_message(tg_private_chat(ALICE), ALICE, "voice", file, duration=3)
+    bot_app.telegram.push_update(update)
+    answer = await bot_app.telegram.wait_for_call("sendMessage", _to(ALICE.id), timeout=15)
+    assert answer.params["text"] == "Sunny and warm."
+    fetched = await bot_app.telegram.wait_for_call("getFile")
+    assert fetched.params["file_id"] == file["file_id"]
+    (heard,) = bot_app.llm.transcriptions
+    assert heard.audio == audio
+    assert heard.filename.endswith(".ogg")
+    asked = bot_app.llm.requests[-1].json["messages"][-1]
+    assert asked["content"] == f"[voice] {WORDS}"
+    async with bot_app.sessionmaker() as session:
+        note = await session.scalar(select(Message).where(Message.type == MessageType.VOICE))
+        assert note is not None
+        assert note.transcript == WORDS
+        assert note.telegram_message_id == update["message"]["message_id"]
+        media = await session.scalar(select(Media))
+        assert media is not None
+        assert (media.kind, media.mime_type) == (MediaKind.VOICE, "audio/ogg")
+        reply = await session.scalar(select(AiReply))
+        assert reply is not None
+        assert reply.audio_seconds == media.duration
+
+
+async def test_a_round_video_note_is_heard_too(bot_app: BotApp, tmp_path: Path) -> None:
+    video = round_video(WORDS, tmp_path)
+    bot_app.llm.script_transcription(WORDS)
+    bot_app.llm.script(FakeReply(text="Seen and heard."))
+    file = bot_app.telegram.store_file(video, "video_notes", "mp4")
+    update = sound_message(tg_private_chat(ALICE), ALICE, "video_note", file, duration=3)
+    bot_app.telegram.push_update(update)
+    answer = await bot_app.telegram.wait_for_call("sendMessage", _to(ALICE.id), timeout=15)
+    assert answer.params["text"] == "Seen and heard."
+    (heard,) = bot_app.llm.transcriptions
+    assert heard.audio == video
+    assert heard.filename.endswith(".mp4")
+    async with bot_app.sessionmaker() as session:
+        media = await session.scalar(select(Media))
+        assert media is not None
+        assert media.kind == MediaKind.VIDEO
+        assert media.duration is not None
+        assert media.duration > 0
+
+
+async def test_voice_replies_are_sent_with_send_voice_and_charged(bot_app: BotApp) -> None:
+    answer = "It is **sunny** today."
+    bot_app.telegram.push_update(private_text(ALICE, "/voice"))
+    switched = await bot_app.telegram.wait_for_call("sendMessage", _to(ALICE.id))
+    assert switched.params["text"].startswith("Voice replies on")
+    bot_app.llm.script(FakeReply(text=answer))
+    question = private_text(ALICE, "weather?")
+    bot_app.telegram.push_update(question)
+    sent = await bot_app.telegram.wait_for_call("sendVoice", _to(ALICE.id), timeout=15)
+    attached = sent.params["voice"]
+    assert attached.startswith("attach://")  # aiogram's multipart, as Telegram reads it
+    voice = sent.params[attached.removeprefix("attach://")]
+    assert isinstance(voice, bytes)
+    assert voice.startswith(b"OggS")
+    replied = sent.params["reply_parameters"]["message_id"]
+    assert replied == question["message"]["message_id"]
+    text = bot_app.telegram.calls_to("sendMessage")[-1]
+    assert text.at < sent.at  # the text first, then its voice
+    words = speakable(answer)
+    (said,) = bot_app.llm.speeches
+    assert said.input == words
+    async with bot_app.sessionmaker() as session:
+        reply = await session.scalar(select(AiReply).where(AiReply.status == AiReplyStatus.DONE))
+        assert reply is not None
+        assert reply.speech_characters == len(words)
+        assert reply.cost_micros >= speech_cost(TTS, len(words))
+        spoken = await session.scalar(select(Message).where(Message.type == MessageType.VOICE))
+        assert spoken is not None
+        assert spoken.transcript == words
+    bot_app.telegram.push_update(private_text(ALICE, "/voice off"))
+    off = await bot_app.telegram.wait_for_call("sendMessage", _to(ALICE.id), nth=3)
+    assert off.params["text"].startswith("Voice replies off")
