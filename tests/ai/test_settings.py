@@ -44,10 +44,12 @@ async def test_group_ai_settings_are_for_admins_to_change(
         "model": None,
         "persona": None,
         "temperature": None,
+        "voice_replies": False,
         "can_edit": False,
     }
-    refused = await bob.put(path, json={"mode": "always"})
-    assert (refused.status_code, refused.json()["code"]) == (403, "not_chat_admin")
+    for change in ({"mode": "always"}, {"voice_replies": True}):
+        refused = await bob.put(path, json=change)
+        assert (refused.status_code, refused.json()["code"]) == (403, "not_chat_admin")
     assert (await carol.get(path)).status_code == 404  # not a member: no such chat
 
     changed = await alice.ok(
