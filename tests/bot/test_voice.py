@@ -4,6 +4,7 @@ note too, sent with sendVoice. Real Ogg/Opus and MP4 files (espeak-ng, ffmpeg)."
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from sqlalchemy import select
@@ -13,15 +14,21 @@ from models import AiReply, AiReplyStatus, Media, MediaKind, Message, MessageTyp
 from services.ai.voice import speakable
 from tests.bot.conftest import BotApp
 from tests.support.fake_llm import FakeReply
+from tests.support.fake_telegram.entities import mention_entities
 from tests.support.fake_telegram.updates import (
+    bot_added_to_group,
+    group_text,
     private_text,
     sound_message,
+    tg_group,
     tg_private_chat,
     tg_user,
 )
 from tests.support.voices import round_video, voice_note
 
 ALICE = tg_user(7301, "Alice", "alice")
+BORIS = tg_user(7302, "Boris", "boris")
+GROUP = tg_group(-100731, "Trip")
 WORDS = "What is the weather in Lisbon"
 TTS = next(model for model in DEFAULT_MODELS if model.id == "tts-1")
 
@@ -113,3 +120,48 @@ async def test_voice_replies_are_sent_with_send_voice_and_charged(bot_app: BotAp
     bot_app.telegram.push_update(private_text(ALICE, "/voice off"))
     off = await bot_app.telegram.wait_for_call("sendMessage", _to(ALICE.id), nth=3)
     assert off.params["text"].startswith("Voice replies off")
+
+
+async def test_in_a_group_a_voice_reply_to_the_ai_is_heard_and_other_voice_notes_are_not(
+    bot_app: BotApp, tmp_path: Path
+) -> None:
+    telegram = bot_app.telegram
+    audio = voice_note(WORDS, tmp_path)
+    bot_app.llm.script(FakeReply(text="Which city?", chunk_size=100))
+    bot_app.llm.script_transcription(WORDS)
+    bot_app.llm.script(FakeReply(text="Lisbon: sunny.", chunk_size=100))
+    telegram.push_update(bot_added_to_group(GROUP, ALICE, telegram.bot_user))
+    text = "@test_ai_bot weather please"
+    telegram.push_update(
+        group_text(GROUP, ALICE, text, entities=mention_entities(text, "test_ai_bot"))
+    )
+    await telegram.wait_for_call("sendMessage", _to(GROUP.id), timeout=15)
+    asked_back = next(m for (chat, _), m in telegram.messages.items() if chat == GROUP.id)
+    await wait_until_linked(bot_app, asked_back["message_id"])
+    chatter = telegram.store_file(audio, "voice", "oga")
+    telegram.push_update(sound_message(GROUP, BORIS, "voice", chatter, duration=3))
+    answer_to = telegram.store_file(audio, "voice", "oga")
+    telegram.push_update(
+        sound_message(GROUP, BORIS, "voice", answer_to, duration=3, reply_to=asked_back)
+    )
+    answer = await telegram.wait_for_call("sendMessage", _to(GROUP.id), nth=2, timeout=15)
+    assert answer.params["text"] == "Lisbon: sunny."
+    fetched = [call.params["file_id"] for call in telegram.calls_to("getFile")]
+    assert fetched == [answer_to["file_id"]]  # the voice note to no one stays in Telegram
+    assert bot_app.llm.requests[-1].json["messages"][-1]["content"] == f"Boris: [voice] {WORDS}"
+
+
+async def wait_until_linked(bot_app: BotApp, telegram_message_id: int) -> None:
+    """The AI's message is linked to the Telegram message that shows it (a reply to that one is
+    a reply to the AI)."""
+
+    async def linked() -> bool:
+        async with bot_app.sessionmaker() as session:
+            found = await session.scalar(
+                select(Message.id).where(Message.telegram_message_id == telegram_message_id)
+            )
+        return found is not None
+
+    async with asyncio.timeout(10):
+        while not await linked():  # noqa: ASYNC110 (the database has no event to await)
+            await asyncio.sleep(0.02)
