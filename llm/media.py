@@ -4,14 +4,21 @@
 from __future__ import annotations
 
 import base64
+from typing import Protocol
 
 import openai
 
 from llm.base import LLMError
-from llm.catalogue import ModelInfo
 from llm.openai_provider import NO_API_KEY
 from llm.openai_provider import _api_error as api_error
 from llm.openai_provider import _connection_error as connection_error
+
+
+class ModelInfo(Protocol):
+    """What a media call needs of a catalogue entry (`llm.catalogue.ModelInfo`)."""
+
+    @property
+    def vendor_model(self) -> str: ...
 
 
 class MediaClient:

@@ -5,6 +5,7 @@ note too, sent with sendVoice. Real Ogg/Opus and MP4 files (espeak-ng, ffmpeg)."
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import select
@@ -15,6 +16,7 @@ from services.ai.voice import speakable
 from tests.bot.conftest import BotApp
 from tests.support.fake_llm import FakeReply
 from tests.support.fake_telegram.entities import mention_entities
+from tests.support.fake_telegram.fake import RecordedCall
 from tests.support.fake_telegram.updates import (
     bot_added_to_group,
     group_text,
@@ -33,7 +35,7 @@ WORDS = "What is the weather in Lisbon"
 TTS = next(model for model in DEFAULT_MODELS if model.id == "tts-1")
 
 
-def _to(chat_id: int) -> object:
+def _to(chat_id: int) -> Callable[[RecordedCall], bool]:
     return lambda call: call.params.get("chat_id") == chat_id
 
 
