@@ -297,6 +297,37 @@ async def test_with_voice_replies_on_the_ai_also_answers_with_a_voice_note(
     await set_chat_ai(alice, chat_id, voice_replies=False)
 
 
+async def test_a_failed_voice_keeps_the_text_answer_and_says_so(
+    server: LiveServer,
+    alice: ApiUser,
+    fake_llm: FakeLLM,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    fake_llm.speech_status = 500
+    fake_llm.script(FakeReply(text="Still here in text."))
+    chat_id = await open_ai_chat(alice)
+    await set_chat_ai(alice, chat_id, voice_replies=True)
+    async with socket_of(server, alice) as ws:
+        await alice.send(chat_id, "Say it aloud")
+        frames = await frames_until(
+            ws, lambda fs: bool(bot_messages(fs)) and has("ai_voice_failed")(fs)
+        )
+    failed = first(frames, "ai_voice_failed")
+    reply_id = first(frames, "ai_reply_done")["reply_id"]
+    assert (failed["reply_id"], failed["chat_id"]) == (reply_id, chat_id)
+    assert isinstance(failed["code"], str)
+    assert isinstance(failed["message"], str)
+    (answer,) = bot_messages(frames)
+    assert answer["text"] == "Still here in text."
+    assert len(fake_llm.speeches) == 1
+    messages = await history(alice, chat_id)
+    assert [m["message_type"] for m in messages] == ["text", "text"]
+    row = await reply_row(sessionmaker, reply_id)
+    assert row.speech_characters == 0
+    assert row.cost_micros == cost_micros(GPT, row.input_tokens, row.output_tokens)
+    await set_chat_ai(alice, chat_id, voice_replies=False)
+
+
 async def test_voice_replies_setting_is_a_strict_boolean(alice: ApiUser) -> None:
     chat_id = await open_ai_chat(alice)
     for bad in (None, 1, "yes"):

@@ -108,6 +108,7 @@ class FakeLLM:
         self.requests: list[RecordedRequest] = []
         self.transcriptions: list[RecordedTranscription] = []
         self.speeches: list[RecordedSpeech] = []
+        self.speech_status = 200  # another status: speech fails with OpenAI's error for it
         self._transcripts: deque[str] = deque()
         self.disconnects = 0
         self._replies: deque[FakeReply] = deque()
@@ -151,6 +152,8 @@ class FakeLLM:
             str(body.get("response_format", "mp3")),
         )
         self.speeches.append(recorded)
+        if self.speech_status != 200:
+            return _openai_error(FakeReply(status=self.speech_status))
         with tempfile.TemporaryDirectory() as directory:
             audio = await asyncio.to_thread(voice_note, recorded.input, Path(directory))
         return Response(audio, media_type="audio/ogg")
