@@ -70,9 +70,9 @@ class OpenAIProvider(Provider):
         try:
             chunks = await self._client.chat.completions.create(**self._params(request))
         except openai.APIConnectionError as exc:
-            raise _connection_error(exc, started=False) from exc
+            raise connection_error(exc, started=False) from exc
         except openai.APIError as exc:
-            raise _api_error(exc) from exc
+            raise api_error(exc) from exc
         text: list[str] = []
         calls: dict[int, _PartialCall] = {}
         finished: list[ToolCall] | None = None  # the tool calls, once the choice has finished
@@ -94,9 +94,9 @@ class OpenAIProvider(Provider):
                         for call in finished:
                             yield call
         except openai.APIConnectionError as exc:
-            raise _connection_error(exc, started=True) from exc
+            raise connection_error(exc, started=True) from exc
         except openai.APIError as exc:
-            raise _api_error(exc) from exc
+            raise api_error(exc) from exc
         except ValueError as exc:
             raise LLMError("upstream_error", "The stream was malformed", retryable=True) from exc
         finally:
@@ -216,7 +216,8 @@ class _PartialCall:
         return ToolCall(self.id or f"call_{index}", self.name, arguments)
 
 
-def _connection_error(exc: openai.APIConnectionError, *, started: bool) -> LLMError:
+def connection_error(exc: openai.APIConnectionError, *, started: bool) -> LLMError:
+    """What a failed connection means, before the answer (`started` False) or during it."""
     if isinstance(exc, openai.APITimeoutError):
         message = "The stream stalled" if started else "The provider did not answer"
         return LLMError("timeout", message, retryable=True)
@@ -225,7 +226,8 @@ def _connection_error(exc: openai.APIConnectionError, *, started: bool) -> LLMEr
     return LLMError("upstream_error", "Cannot reach the provider", retryable=True)
 
 
-def _api_error(exc: openai.APIError) -> LLMError:
+def api_error(exc: openai.APIError) -> LLMError:
+    """What the vendor's error answer (or an error event inside a stream) means."""
     body = exc.body
     vendor_message = body.get("message") if isinstance(body, dict) else None
     message = vendor_message if isinstance(vendor_message, str) else exc.message

@@ -10,14 +10,24 @@ finish_reason "tool_calls", Anthropic's `tool_use` blocks with `input_json_delta
 stop_reason "tool_use". One server runs for the session (starting one per test would cost
 0.2 s); the `fake_llm` fixture gives each test a fresh FakeLLM: its own script, requests and
 disconnects.
+
+The senses' endpoints take the script alike: `POST /v1/audio/transcriptions` (the real multipart,
+its file recorded) answers the reply's text as the transcript; `POST /v1/audio/speech` answers
+real Ogg/Opus audio (made once with ffmpeg); `POST /v1/images/generations` answers a real PNG
+as base64, refusing `response_format` for gpt-image-* and answering a URL to DALL·E unless
+asked for b64_json, as OpenAI does. A reply's error status answers any of them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import functools
+import io
 import itertools
 import json
+import shutil
+import subprocess
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -26,7 +36,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import pytest
+from PIL import Image
 from starlette.applications import Starlette
+from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -40,15 +52,23 @@ Json = dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
+class RecordedFile:
+    filename: str | None
+    content_type: str | None
+    data: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class RecordedRequest:
     path: str
     headers: dict[str, str]  # lower-case names
-    json: Json
+    json: Json  # the JSON body, or a multipart form's fields
     # The prompt parsed back from the wire. OpenAI's separate tool messages and the user message
     # after them are one turn; its results carry no error flag (the text says "Error: ").
     system: str = ""
     turns: list[ChatTurn] = field(default_factory=list)
     tools: list[ToolSpec] = field(default_factory=list)
+    file: RecordedFile | None = None  # a multipart upload (transcriptions)
 
     @property
     def images(self) -> list[ImagePart]:
@@ -122,11 +142,15 @@ class FakeLLM:
 
     async def _record(self, request: Request, parse: _PromptParser) -> RecordedRequest:
         body: Json = await request.json()
-        headers = {name.lower(): value for name, value in request.headers.items()}
         system, turns, tools = parse(body)
-        recorded = RecordedRequest(request.url.path, headers, body, system, turns, tools)
+        recorded = RecordedRequest(
+            request.url.path, self._headers(request), body, system, turns, tools
+        )
         self.requests.append(recorded)
         return recorded
+
+    def _headers(self, request: Request) -> dict[str, str]:
+        return {name.lower(): value for name, value in request.headers.items()}
 
     def _next_reply(self) -> FakeReply:
         return self._replies.popleft() if self._replies else FakeReply()
@@ -205,6 +229,81 @@ class FakeLLM:
             )
         stream = _AnthropicStream(message_id, model, reply, usage, self._calls(reply, "toolu_"))
         return _EventStream(self, reply, stream, {"request-id": f"req_{self._next_id()}"})
+
+    async def transcription(self, request: Request) -> Response:
+        async with request.form() as form:
+            upload = form.get("file")
+            if not isinstance(upload, UploadFile):
+                return _openai_error(FakeReply(status=400, error_message="'file' is required."))
+            data = await upload.read()
+            fields: Json = {name: value for name, value in form.items() if isinstance(value, str)}
+            uploaded = RecordedFile(upload.filename, upload.content_type, data)
+        self.requests.append(
+            RecordedRequest(request.url.path, self._headers(request), fields, file=uploaded)
+        )
+        reply = self._next_reply()
+        if reply.status != 200:
+            return _openai_error(reply)
+        return JSONResponse({"text": reply.text})
+
+    async def speech(self, request: Request) -> Response:
+        body: Json = await request.json()
+        self.requests.append(RecordedRequest(request.url.path, self._headers(request), body))
+        reply = self._next_reply()
+        if reply.status != 200:
+            return _openai_error(reply)
+        if body.get("response_format") != "opus":
+            message = "The fake vendor speaks Ogg/Opus only."
+            return _openai_error(FakeReply(status=400, error_message=message))
+        return Response(_speech_audio(), media_type="audio/ogg")
+
+    async def image_generation(self, request: Request) -> Response:
+        body: Json = await request.json()
+        self.requests.append(RecordedRequest(request.url.path, self._headers(request), body))
+        reply = self._next_reply()
+        if reply.status != 200:
+            return _openai_error(reply)
+        model = str(body.get("model", ""))
+        response_format = body.get("response_format")
+        if model.startswith("gpt-image") and response_format is not None:
+            return _openai_error(
+                FakeReply(
+                    status=400,
+                    error_type="unknown_parameter",
+                    error_message="Unknown parameter: 'response_format'.",
+                )
+            )
+        width, _, height = str(body.get("size", "1024x1024")).partition("x")
+        image: Json = {"b64_json": base64.b64encode(_png(int(width), int(height))).decode()}
+        if not model.startswith("gpt-image"):
+            image["revised_prompt"] = body.get("prompt")
+            if response_format != "b64_json":
+                image = {"url": f"{self.base_url}/images/{self._next_id()}.png"}
+        return JSONResponse({"created": int(time.time()), "data": [image]})
+
+
+@functools.cache
+def _speech_audio() -> bytes:
+    """Half a second of a tone as Ogg/Opus, made once per test session."""
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        raise RuntimeError("the fake vendor's speech needs ffmpeg (Debian package ffmpeg)")
+    return subprocess.run(
+        [
+            ffmpeg, "-hide_banner", "-loglevel", "error",
+            "-f", "lavfi", "-i", "sine=frequency=440:duration=0.5",
+            "-c:a", "libopus", "-b:a", "16k", "-f", "ogg", "pipe:1",
+        ],
+        check=True,
+        capture_output=True,
+    ).stdout  # fmt: skip
+
+
+@functools.cache
+def _png(width: int, height: int) -> bytes:
+    out = io.BytesIO()
+    Image.linear_gradient("L").resize((width, height)).convert("RGB").save(out, "PNG")
+    return out.getvalue()
 
 
 class _EventStream(Response):
@@ -716,7 +815,7 @@ class _AnthropicStream:
 
 
 class FakeLLMServer(FakeServer[FakeLLM]):
-    """The fake vendor's server: both vendors' endpoints, answered by the current FakeLLM
+    """The fake vendor's server: the vendors' endpoints, answered by the current FakeLLM
     (default replies between tests)."""
 
     def __init__(self) -> None:
@@ -725,6 +824,9 @@ class FakeLLMServer(FakeServer[FakeLLM]):
             routes=[
                 Route("/v1/chat/completions", self._openai, methods=["POST"]),
                 Route("/v1/messages", self._anthropic, methods=["POST"]),
+                Route("/v1/audio/transcriptions", self._transcription, methods=["POST"]),
+                Route("/v1/audio/speech", self._speech, methods=["POST"]),
+                Route("/v1/images/generations", self._image_generation, methods=["POST"]),
             ]
         )
 
@@ -733,6 +835,15 @@ class FakeLLMServer(FakeServer[FakeLLM]):
 
     async def _anthropic(self, request: Request) -> Response:
         return await self.current.anthropic(request)
+
+    async def _transcription(self, request: Request) -> Response:
+        return await self.current.transcription(request)
+
+    async def _speech(self, request: Request) -> Response:
+        return await self.current.speech(request)
+
+    async def _image_generation(self, request: Request) -> Response:
+        return await self.current.image_generation(request)
 
     def session(self) -> AbstractAsyncContextManager[FakeLLM]:
         """A fresh FakeLLM that takes the requests until the block ends."""
