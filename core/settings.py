@@ -278,6 +278,15 @@ class Settings(BaseSettings):
     llm_models_file: Path | None = None
     llm_default_model: str | None = None
     llm_request_timeout: float = Field(default=60.0, gt=0)
+    # The AI's senses: catalogue models of kind transcription, speech and image. Each endpoint
+    # defaults to OPENAI_BASE_URL and uses OPENAI_API_KEY (a local Whisper server works too).
+    transcription_model: str = "whisper-1"
+    transcription_base_url: str | None = None
+    speech_model: str = "tts-1"
+    speech_base_url: str | None = None
+    speech_voice: str = Field(default="alloy", min_length=1, max_length=32)
+    image_model: str = "gpt-image-1"
+    image_base_url: str | None = None
     billing_enabled: bool = True
     billing_starting_grant_micros: int = Field(default=1_000_000, ge=0)
     billing_daily_free_micros: int = Field(default=0, ge=0)
@@ -316,6 +325,9 @@ class Settings(BaseSettings):
         "llm_models",
         "llm_models_file",
         "llm_default_model",
+        "transcription_base_url",
+        "speech_base_url",
+        "image_base_url",
         "metrics_token",
         mode="before",
     )

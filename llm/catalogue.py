@@ -1,5 +1,7 @@
 """The models the AI participant can use, their limits and prices, and a provider for each.
 
+Chat models answer (some see images, some call tools); transcription, speech and image models
+are the AI's ears, voice and brush, priced per audio minute, per 1M characters and per image.
 A built-in list covers current OpenAI and Anthropic models, so an API key alone is enough.
 `LLM_MODELS` (inline JSON) and `LLM_MODELS_FILE` (a JSON file) add models, for example an
 OpenAI-compatible server by base URL, or replace built-in ones with the same id.
@@ -8,6 +10,7 @@ OpenAI-compatible server by base URL, or replace built-in ones with the same id.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -26,8 +29,10 @@ from core.settings import ConfigurationError, Settings
 from llm.base import LLMError, Provider
 
 ProviderKind = Literal["openai", "anthropic", "openai_compatible"]
+ModelKind = Literal["chat", "transcription", "speech", "image"]
 
 PRICE_UNIT_TOKENS = 1_000_000
+PRICE_UNIT_CHARACTERS = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,19 +41,44 @@ class ModelInfo:
     provider: ProviderKind
     vendor_model: str  # the name sent to the API
     display_name: str
-    context_window: int  # tokens
-    max_output_tokens: int
-    input_price: int  # micro-credits per 1,000,000 input tokens (1 credit = 1 USD)
-    output_price: int  # micro-credits per 1,000,000 output tokens
+    # Chat models: tokens, and micro-credits per 1,000,000 tokens (1 credit = 1 USD). Images a
+    # vision model sees are input tokens.
+    context_window: int = 0
+    max_output_tokens: int = 0
+    input_price: int = 0
+    output_price: int = 0
     base_url: str | None = None  # openai_compatible servers
     # openai_compatible servers (may be empty for a local Ollama); kept out of repr and logs
     api_key: str | None = field(default=None, repr=False)
+    kind: ModelKind = "chat"
+    vision: bool = False  # chat: takes images
+    tools: bool = False  # chat: calls tools
+    audio_minute_price: int = 0  # transcription: micro-credits per minute, counted by the second
+    speech_price: int = 0  # speech: micro-credits per 1,000,000 characters
+    image_price: int = 0  # image: micro-credits per image
+
+
+def _ceil_div(numerator: int, denominator: int) -> int:
+    return -(-numerator // denominator)
 
 
 def cost_micros(model: ModelInfo, input_tokens: int, output_tokens: int) -> int:
     """What the tokens cost in micro-credits, rounded up to a whole micro-credit."""
     numerator = input_tokens * model.input_price + output_tokens * model.output_price
-    return -(-numerator // PRICE_UNIT_TOKENS)
+    return _ceil_div(numerator, PRICE_UNIT_TOKENS)
+
+
+def transcription_cost(model: ModelInfo, seconds: float) -> int:
+    """Audio is priced per minute and counted by the started second."""
+    return _ceil_div(math.ceil(seconds) * model.audio_minute_price, 60)
+
+
+def speech_cost(model: ModelInfo, characters: int) -> int:
+    return _ceil_div(characters * model.speech_price, PRICE_UNIT_CHARACTERS)
+
+
+def image_cost(model: ModelInfo, images: int) -> int:
+    return images * model.image_price
 
 
 DEFAULT_MODELS: tuple[ModelInfo, ...] = (
@@ -61,6 +91,8 @@ DEFAULT_MODELS: tuple[ModelInfo, ...] = (
         max_output_tokens=16_384,
         input_price=150_000,
         output_price=600_000,
+        vision=True,
+        tools=True,
     ),
     ModelInfo(
         id="gpt-4.1-mini",
@@ -71,6 +103,8 @@ DEFAULT_MODELS: tuple[ModelInfo, ...] = (
         max_output_tokens=32_768,
         input_price=400_000,
         output_price=1_600_000,
+        vision=True,
+        tools=True,
     ),
     ModelInfo(
         id="gpt-4.1",
@@ -81,6 +115,8 @@ DEFAULT_MODELS: tuple[ModelInfo, ...] = (
         max_output_tokens=32_768,
         input_price=2_000_000,
         output_price=8_000_000,
+        vision=True,
+        tools=True,
     ),
     ModelInfo(
         id="claude-haiku-4-5",
@@ -91,6 +127,8 @@ DEFAULT_MODELS: tuple[ModelInfo, ...] = (
         max_output_tokens=64_000,
         input_price=1_000_000,
         output_price=5_000_000,
+        vision=True,
+        tools=True,
     ),
     ModelInfo(
         id="claude-sonnet-4-5",
@@ -101,6 +139,56 @@ DEFAULT_MODELS: tuple[ModelInfo, ...] = (
         max_output_tokens=64_000,
         input_price=3_000_000,
         output_price=15_000_000,
+        vision=True,
+        tools=True,
+    ),
+    ModelInfo(
+        id="whisper-1",
+        provider="openai",
+        vendor_model="whisper-1",
+        display_name="Whisper",
+        kind="transcription",
+        audio_minute_price=6_000,
+    ),
+    ModelInfo(
+        id="gpt-4o-mini-transcribe",
+        provider="openai",
+        vendor_model="gpt-4o-mini-transcribe",
+        display_name="GPT-4o mini Transcribe",
+        kind="transcription",
+        audio_minute_price=3_000,
+    ),
+    ModelInfo(
+        id="tts-1",
+        provider="openai",
+        vendor_model="tts-1",
+        display_name="TTS",
+        kind="speech",
+        speech_price=15_000_000,
+    ),
+    ModelInfo(
+        id="tts-1-hd",
+        provider="openai",
+        vendor_model="tts-1-hd",
+        display_name="TTS HD",
+        kind="speech",
+        speech_price=30_000_000,
+    ),
+    ModelInfo(
+        id="gpt-image-1",
+        provider="openai",
+        vendor_model="gpt-image-1",
+        display_name="GPT Image 1",
+        kind="image",
+        image_price=42_000,  # medium quality, 1024x1024
+    ),
+    ModelInfo(
+        id="dall-e-3",
+        provider="openai",
+        vendor_model="dall-e-3",
+        display_name="DALL·E 3",
+        kind="image",
+        image_price=40_000,  # standard quality, 1024x1024
     ),
 )
 

@@ -6,9 +6,11 @@ from typing import Any
 
 from sqlalchemy import (
     Boolean,
+    Float,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
+    Integer,
     String,
     Text,
     false,
@@ -94,9 +96,9 @@ class AiReply(Base):
     input_tokens: Mapped[int] = mapped_column(default=0, server_default="0")
     output_tokens: Mapped[int] = mapped_column(default=0, server_default="0")
     # What it used besides tokens, each priced by its model in the catalogue.
-    audio_seconds: Mapped[float] = mapped_column(default=0.0, server_default="0")
-    speech_characters: Mapped[int] = mapped_column(default=0, server_default="0")
-    images_generated: Mapped[int] = mapped_column(default=0, server_default="0")
+    audio_seconds: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    speech_characters: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    images_generated: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Everything it cost: tokens and the above.
     cost_micros: Mapped[int] = mapped_column(default=0, server_default="0")
     incomplete: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

@@ -259,7 +259,7 @@ class AiRunner:
                     if isinstance(event, TextDelta):
                         live.text += event.text
                         await self._text_arrived(live)
-                    else:
+                    elif isinstance(event, Usage):
                         live.usage = event
                 return
             except LLMError as exc:

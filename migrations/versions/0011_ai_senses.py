@@ -44,9 +44,7 @@ def upgrade() -> None:
         create_constraint=True,
         length=16,
     )
-    op.add_column(
-        "ai_replies", sa.Column("kind", job_kind, nullable=False, server_default="text")
-    )
+    op.add_column("ai_replies", sa.Column("kind", job_kind, nullable=False, server_default="text"))
     for name, kind in (
         ("audio_seconds", sa.Float()),
         ("speech_characters", sa.Integer()),
