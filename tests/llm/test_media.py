@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import httpx
 import openai
 import pytest
 from PIL import Image
@@ -174,3 +175,17 @@ async def test_a_local_server_without_a_key(fake_llm: FakeLLM) -> None:
         assert await CALLS["transcribe"](client) == "local words"
     finally:
         await client.close()
+
+
+async def test_the_fake_refuses_what_it_cannot_answer(fake_llm: FakeLLM) -> None:
+    """A transcription without its file, speech in another format than Ogg/Opus."""
+    async with httpx.AsyncClient(base_url=f"{fake_llm.base_url}/v1") as http:
+        response = await http.post("/audio/transcriptions", data={"model": "whisper-1"})
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == "'file' is required."
+    sdk = openai.AsyncOpenAI(api_key="sk-test", base_url=f"{fake_llm.base_url}/v1")
+    try:
+        with pytest.raises(openai.BadRequestError, match="Ogg/Opus only"):
+            await sdk.audio.speech.create(model="tts-1", input="Hi", voice="alloy")
+    finally:
+        await sdk.close()

@@ -90,8 +90,8 @@ class FakeToolCall:
 
 @dataclass
 class FakeReply:
-    text: str = "Hello from the fake model."
-    # Calls the model makes after its text (leave `text` empty for calls alone).
+    text: str = "Hello from the fake model."  # also a transcription's transcript
+    # Calls the model makes after its text (leave `text` empty for calls alone); streams only.
     tool_calls: list[FakeToolCall] = field(default_factory=list)
     chunk_size: int = 3  # characters per delta
     delay: float = 0.0  # seconds between chunks
