@@ -27,7 +27,7 @@ from tests.ai.helpers import (
 from tests.support.api import ApiUser
 from tests.support.fake_llm import FakeLLM, FakeReply
 from tests.support.server import LiveServer
-from tests.support.voices import voice_note
+from tests.support.voices import last_question, speeches, transcriptions, voice_note
 from tests.support.ws import Frame, WsClient
 
 WHISPER = next(model for model in DEFAULT_MODELS if model.id == "whisper-1")
@@ -68,13 +68,6 @@ def assert_transcribed_frame(frame: dict[str, Any], chat_id: int, message_id: in
     assert type(frame["seq"]) is int
     assert isinstance(frame["transcript"], str)
     assert frame["transcript"]
-
-
-def last_question(fake: FakeLLM) -> str:
-    """The last user message of the last chat completion the fake vendor was asked for."""
-    asked = [r for r in fake.requests if r.path.endswith("/chat/completions")][-1]
-    question: str = asked.json["messages"][-1]["content"]
-    return question
 
 
 async def frames_until(
@@ -122,8 +115,7 @@ async def test_a_voice_note_in_the_ai_chat_is_transcribed_then_answered_as_text(
     tmp_path: Path,
 ) -> None:
     audio = voice_note(WORDS, tmp_path)
-    fake_llm.script_transcription(WORDS)
-    fake_llm.script(FakeReply(text="Booked: Friday to Lisbon."))
+    fake_llm.script(FakeReply(text=WORDS), FakeReply(text="Booked: Friday to Lisbon."))
     chat_id = await open_ai_chat(alice)
     async with socket_of(server, alice) as ws:
         media, message = await send_voice(alice, chat_id, audio)
@@ -139,10 +131,11 @@ async def test_a_voice_note_in_the_ai_chat_is_transcribed_then_answered_as_text(
     reply_id = first(frames, "ai_reply_done")["reply_id"]
     (answer,) = bot_messages(frames)
     assert answer["text"] == "Booked: Friday to Lisbon."
-    heard = fake_llm.transcriptions[0]
-    assert heard.audio == audio  # the note's own bytes, as multipart
-    assert heard.filename.endswith(".ogg")
-    assert heard.model == WHISPER.vendor_model
+    (heard,) = transcriptions(fake_llm)
+    assert heard.file is not None
+    assert heard.file.data == audio  # the note's own bytes, as multipart
+    assert (heard.file.filename or "").endswith(".ogg")
+    assert heard.json["model"] == WHISPER.vendor_model
     assert last_question(fake_llm) == f"[voice] {WORDS}"
     shown = next(m for m in await history(alice, chat_id) if m["id"] == message["id"])
     assert shown["transcript"] == WORDS
@@ -157,8 +150,7 @@ async def test_another_member_sees_the_transcript_of_a_voice_reply_to_the_ai(
     own_app: OwnAppFactory, fake_llm: FakeLLM, tmp_path: Path
 ) -> None:
     audio = voice_note(WORDS, tmp_path)
-    fake_llm.script(FakeReply(text="Where to?"))
-    fake_llm.script_transcription(WORDS)
+    fake_llm.script(FakeReply(text="Where to?"), FakeReply(text=WORDS))
     fake_llm.script(FakeReply(text="Lisbon it is."))
     async with own_app() as app:
         alice = await app.sign_up(401, "Alice")
@@ -193,7 +185,7 @@ async def test_a_member_asks_for_a_transcript_and_pays_for_it(
     own_app: OwnAppFactory, fake_llm: FakeLLM, tmp_path: Path
 ) -> None:
     audio = voice_note(WORDS, tmp_path)
-    fake_llm.script_transcription(WORDS)
+    fake_llm.script(FakeReply(text=WORDS))
     async with own_app() as app:
         alice = await app.sign_up(411, "Alice")
         bob = await app.sign_up(412, "Bob")
@@ -223,7 +215,7 @@ async def test_a_member_asks_for_a_transcript_and_pays_for_it(
         assert again.status_code == 200
         assert again.json()["transcript"] == WORDS
         assert again.json()["id"] == note["id"]
-        assert len(fake_llm.transcriptions) == 1
+        assert len(transcriptions(fake_llm)) == 1
         async with app.context.sessionmaker() as session:
             row = await session.get(AiReply, job["id"])
         assert row is not None
@@ -255,7 +247,7 @@ async def test_a_transcript_without_balance_is_refused_and_nothing_changes(
         assert jobs == []
         shown = next(m for m in await history(bob, chat["id"]) if m["id"] == note["id"])
         assert shown["transcript"] is None
-    assert fake_llm.transcriptions == []
+    assert transcriptions(fake_llm) == []
 
 
 async def test_with_voice_replies_on_the_ai_also_answers_with_a_voice_note(
@@ -288,8 +280,9 @@ async def test_with_voice_replies_on_the_ai_also_answers_with_a_voice_note(
     assert (item["kind"], item["mime_type"]) == ("voice", "audio/ogg")
     assert item["duration"] > 0
     assert (transcribed["message_id"], transcribed["transcript"]) == (spoken["id"], words)
-    (said,) = fake_llm.speeches
-    assert (said.input, said.voice, said.model) == (words, "alloy", TTS.vendor_model)
+    (said,) = speeches(fake_llm)
+    assert (said.json["input"], said.json["voice"]) == (words, "alloy")
+    assert said.json["model"] == TTS.vendor_model
     row = await reply_row(sessionmaker, reply_id)
     assert row.speech_characters == len(words)
     tokens = cost_micros(GPT, row.input_tokens, row.output_tokens)
@@ -303,8 +296,7 @@ async def test_a_failed_voice_keeps_the_text_answer_and_says_so(
     fake_llm: FakeLLM,
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
-    fake_llm.speech_status = 500
-    fake_llm.script(FakeReply(text="Still here in text."))
+    fake_llm.script(FakeReply(text="Still here in text."), FakeReply(status=500))
     chat_id = await open_ai_chat(alice)
     await set_chat_ai(alice, chat_id, voice_replies=True)
     async with socket_of(server, alice) as ws:
@@ -319,7 +311,7 @@ async def test_a_failed_voice_keeps_the_text_answer_and_says_so(
     assert isinstance(failed["message"], str)
     (answer,) = bot_messages(frames)
     assert answer["text"] == "Still here in text."
-    assert len(fake_llm.speeches) == 1
+    assert len(speeches(fake_llm)) == 1
     messages = await history(alice, chat_id)
     assert [m["message_type"] for m in messages] == ["text", "text"]
     row = await reply_row(sessionmaker, reply_id)

@@ -26,7 +26,7 @@ from tests.support.fake_telegram.updates import (
     tg_private_chat,
     tg_user,
 )
-from tests.support.voices import round_video, voice_note
+from tests.support.voices import round_video, speeches, transcriptions, voice_note
 
 ALICE = tg_user(7301, "Alice", "alice")
 BORIS = tg_user(7302, "Boris", "boris")
@@ -43,8 +43,7 @@ async def test_a_voice_note_to_the_bot_is_transcribed_and_answered(
     bot_app: BotApp, tmp_path: Path
 ) -> None:
     audio = voice_note(WORDS, tmp_path)
-    bot_app.llm.script_transcription(WORDS)
-    bot_app.llm.script(FakeReply(text="Sunny and warm."))
+    bot_app.llm.script(FakeReply(text=WORDS), FakeReply(text="Sunny and warm."))
     file = bot_app.telegram.store_file(audio, "voice", "oga")
     update = sound_message(tg_private_chat(ALICE), ALICE, "voice", file, duration=3)
     bot_app.telegram.push_update(update)
@@ -52,9 +51,10 @@ async def test_a_voice_note_to_the_bot_is_transcribed_and_answered(
     assert answer.params["text"] == "Sunny and warm."
     fetched = await bot_app.telegram.wait_for_call("getFile")
     assert fetched.params["file_id"] == file["file_id"]
-    (heard,) = bot_app.llm.transcriptions
-    assert heard.audio == audio
-    assert heard.filename.endswith(".ogg")
+    (heard,) = transcriptions(bot_app.llm)
+    assert heard.file is not None
+    assert heard.file.data == audio
+    assert (heard.file.filename or "").endswith(".ogg")
     asked = bot_app.llm.requests[-1].json["messages"][-1]
     assert asked["content"] == f"[voice] {WORDS}"
     async with bot_app.sessionmaker() as session:
@@ -72,16 +72,16 @@ async def test_a_voice_note_to_the_bot_is_transcribed_and_answered(
 
 async def test_a_round_video_note_is_heard_too(bot_app: BotApp, tmp_path: Path) -> None:
     video = round_video(WORDS, tmp_path)
-    bot_app.llm.script_transcription(WORDS)
-    bot_app.llm.script(FakeReply(text="Seen and heard."))
+    bot_app.llm.script(FakeReply(text=WORDS), FakeReply(text="Seen and heard."))
     file = bot_app.telegram.store_file(video, "video_notes", "mp4")
     update = sound_message(tg_private_chat(ALICE), ALICE, "video_note", file, duration=3)
     bot_app.telegram.push_update(update)
     answer = await bot_app.telegram.wait_for_call("sendMessage", _to(ALICE.id), timeout=15)
     assert answer.params["text"] == "Seen and heard."
-    (heard,) = bot_app.llm.transcriptions
-    assert heard.audio == video
-    assert heard.filename.endswith(".mp4")
+    (heard,) = transcriptions(bot_app.llm)
+    assert heard.file is not None
+    assert heard.file.data == video
+    assert (heard.file.filename or "").endswith(".mp4")
     async with bot_app.sessionmaker() as session:
         media = await session.scalar(select(Media))
         assert media is not None
@@ -109,8 +109,8 @@ async def test_voice_replies_are_sent_with_send_voice_and_charged(bot_app: BotAp
     text = bot_app.telegram.calls_to("sendMessage")[-1]
     assert text.at < sent.at  # the text first, then its voice
     words = speakable(answer)
-    (said,) = bot_app.llm.speeches
-    assert said.input == words
+    (said,) = speeches(bot_app.llm)
+    assert said.json["input"] == words
     async with bot_app.sessionmaker() as session:
         reply = await session.scalar(select(AiReply).where(AiReply.status == AiReplyStatus.DONE))
         assert reply is not None
@@ -129,8 +129,7 @@ async def test_in_a_group_a_voice_reply_to_the_ai_is_heard_and_other_voice_notes
 ) -> None:
     telegram = bot_app.telegram
     audio = voice_note(WORDS, tmp_path)
-    bot_app.llm.script(FakeReply(text="Which city?", chunk_size=100))
-    bot_app.llm.script_transcription(WORDS)
+    bot_app.llm.script(FakeReply(text="Which city?", chunk_size=100), FakeReply(text=WORDS))
     bot_app.llm.script(FakeReply(text="Lisbon: sunny.", chunk_size=100))
     telegram.push_update(bot_added_to_group(GROUP, ALICE, telegram.bot_user))
     text = "@test_ai_bot weather please"

@@ -10,8 +10,8 @@ from playwright.async_api import expect
 
 from tests.browser.conftest import DemoUser, OpenClient
 from tests.browser.test_client import API, both_in_a_chat
-from tests.support.fake_llm import FakeLLM
-from tests.support.voices import voice_note
+from tests.support.fake_llm import FakeLLM, FakeReply
+from tests.support.voices import transcriptions, voice_note
 
 WORDS = "Meet me at the station at six"
 SCREENSHOT = Path("docs/screenshots/transcribed-voice-note.png")
@@ -33,7 +33,7 @@ async def send_voice_note(user: DemoUser, chat_id: int, audio: bytes) -> int:
 async def test_a_voice_note_is_transcribed_on_request_and_shown_to_both(
     open_client: OpenClient, fake_llm: FakeLLM, tmp_path: Path
 ) -> None:
-    fake_llm.script_transcription(WORDS)
+    fake_llm.script(FakeReply(text=WORDS))
     rita, sam, chat_id = await both_in_a_chat(open_client, ("Rita", "rita_vn"), ("Sam", "sam_vn"))
     note_id = await send_voice_note(rita, chat_id, voice_note(WORDS, tmp_path))
     note = f'[data-testid="message"][data-message-id="{note_id}"]'
@@ -52,4 +52,4 @@ async def test_a_voice_note_is_transcribed_on_request_and_shown_to_both(
     await sam.page.reload()
     reloaded = sam.page.locator(note).get_by_test_id("message-transcript")
     await expect(reloaded).to_have_text(WORDS)
-    assert len(fake_llm.transcriptions) == 1
+    assert len(transcriptions(fake_llm)) == 1

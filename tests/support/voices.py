@@ -6,6 +6,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from tests.support.fake_llm import FakeLLM, RecordedRequest
+
 
 def _run(*command: str) -> None:
     subprocess.run(command, check=True, capture_output=True, timeout=60)
@@ -35,3 +37,20 @@ def round_video(words: str, directory: Path) -> bytes:
         "-i", str(wav), "-shortest", "-c:v", "libx264", "-c:a", "aac", str(mp4),
     )  # fmt: skip
     return mp4.read_bytes()
+
+
+def transcriptions(fake: FakeLLM) -> list[RecordedRequest]:
+    """The fake vendor's transcription requests: `file` is the multipart upload."""
+    return [r for r in fake.requests if r.path == "/v1/audio/transcriptions"]
+
+
+def speeches(fake: FakeLLM) -> list[RecordedRequest]:
+    """The fake vendor's speech requests (JSON: `model`, `input`, `voice`)."""
+    return [r for r in fake.requests if r.path == "/v1/audio/speech"]
+
+
+def last_question(fake: FakeLLM) -> str:
+    """The last user message of the last chat completion the fake vendor was asked for."""
+    asked = [r for r in fake.requests if r.path.endswith("/chat/completions")][-1]
+    question: str = asked.json["messages"][-1]["content"]
+    return question
