@@ -202,12 +202,26 @@ class _ModelEntry(BaseModel):
     provider: ProviderKind
     vendor_model: str = Field(min_length=1)
     display_name: str = Field(min_length=1)
-    context_window: int = Field(gt=0)
-    max_output_tokens: int = Field(gt=0)
-    input_price: int = Field(ge=0)
-    output_price: int = Field(ge=0)
+    kind: ModelKind = "chat"
+    context_window: int = Field(default=0, ge=0)
+    max_output_tokens: int = Field(default=0, ge=0)
+    input_price: int = Field(default=0, ge=0)
+    output_price: int = Field(default=0, ge=0)
     base_url: str | None = None
     api_key: str | None = None
+    vision: bool = False
+    tools: bool = False
+    audio_minute_price: int = Field(default=0, ge=0)
+    speech_price: int = Field(default=0, ge=0)
+    image_price: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _chat_models_have_limits(self) -> _ModelEntry:
+        if self.kind == "chat" and not (self.context_window and self.max_output_tokens):
+            raise ValueError(
+                f"model {self.id!r}: a chat model needs context_window and max_output_tokens"
+            )
+        return self
 
     @model_validator(mode="after")
     def _endpoint_only_for_compatible_servers(self) -> _ModelEntry:

@@ -8,7 +8,6 @@ failed.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -199,8 +198,8 @@ async def load_claimed(
             max_tokens=reply.max_tokens,
             temperature=chat.ai_temperature,
             storage=storage,
+            tools=offered_tools(ai, model),
         )
-        request = dataclasses.replace(request, tools=offered_tools(ai, model))
     return ClaimedJob(
         reply_id=reply.id,
         chat_id=chat.id,
