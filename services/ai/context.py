@@ -54,7 +54,7 @@ async def message_images(
         .order_by(MessageMedia.message_id, MessageMedia.position)
     )
     images: dict[int, list[Media]] = {}
-    for message_id, media in rows.tuples():
+    for message_id, media in rows:
         images.setdefault(message_id, []).append(media)
     return images
 

@@ -4,6 +4,7 @@ streamed tool calls, image parts, image generation)."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import io
 import json
@@ -18,6 +19,7 @@ from tests.ai.helpers import (
     follow_reply,
     group_with_ai,
     open_ai_chat,
+    reassemble,
     reply_row,
     set_chat_ai,
     socket_of,
@@ -43,7 +45,11 @@ SEEING = ModelInfo(
     tools=True,
 )
 CLAUDE = dataclasses.replace(
-    SEEING, id="claude-seeing", provider="anthropic", vendor_model="claude-seeing-1"
+    SEEING,
+    id="claude-seeing",
+    provider="anthropic",
+    vendor_model="claude-seeing-1",
+    display_name="Claude Seeing",
 )
 IMAGE_MODEL = next(model for model in DEFAULT_MODELS if model.id == "gpt-image-1")
 
@@ -91,6 +97,19 @@ async def _upload(user: ApiUser, data: bytes, name: str = "photo.png") -> int:
 async def _usage_charges(user: ApiUser) -> list[int]:
     page = await user.ok("GET", "/api/v1/billing/transactions")
     return [item["amount"] for item in page["items"] if item["kind"] == "usage"]
+
+
+async def _reply_frames(ws: WsClient, *, messages: bool = False) -> list[Frame]:
+    """The next reply's ai_reply_* frames (and with `messages`, new_message frames), in order,
+    up to its end."""
+    frames: list[Frame] = []
+    async with asyncio.timeout(10):
+        while not frames or frames[-1]["type"] not in ("ai_reply_done", "ai_reply_failed"):
+            frame = await ws.recv()
+            kind = str(frame.get("type", ""))
+            if kind.startswith("ai_reply_") or (messages and kind == "new_message"):
+                frames.append(frame)
+    return frames
 
 
 async def _bot_message(ws: WsClient, bot_id: int) -> Frame:
@@ -155,15 +174,18 @@ async def test_a_model_without_vision_says_so_and_charges_nothing(
         chat_id = await open_ai_chat(alice)
         await set_chat_ai(alice, chat_id, model="blind")
         media_id = await _upload(alice, png_bytes())
+        bot_id = await _bot_id(alice)
         async with socket_of(app.server, alice) as ws:
             await alice.send(chat_id, "look", media_ids=[media_id])
             reply = await follow_reply(ws)
-            answer = await ws.wait_for("new_message")
+            answer = await _bot_message(ws, bot_id)
         assert reply.end["type"] == "ai_reply_done"
         text = answer["message"]["text"]
         assert isinstance(text, str)
         assert text.startswith("Blind Model can't see images. Models that can: ")
-        assert "Seeing" in text and "Claude Haiku" not in text  # only the usable ones
+        seeing = text.split("Models that can: ", 1)[1].split(". Change", 1)[0].split(", ")
+        assert {"Seeing", "Claude Seeing", "GPT-4o mini"} <= set(seeing)
+        assert "Blind Model" not in seeing
         assert "/model" in text
         assert fake_llm.requests == []
         assert await _usage_charges(alice) == []
@@ -195,22 +217,29 @@ async def test_a_tool_call_searches_the_chat_history_inside_the_streamed_answer(
         await bob.send(group_id, "The flight leaves at 9:40 from gate 4")
         elsewhere = await carol.create_group("Secrets", bob)  # Alice is not in it
         await carol.send(elsewhere["id"], "The secret flight is at noon")
+        bot_id = await _bot_id(alice)
         async with socket_of(app.server, alice) as ws:
             await alice.send(group_id, "@test_ai_bot what did Bob say about the flight?")
-            started = await ws.wait_for("ai_reply_started")
-            tool_frames = [await ws.wait_for("ai_reply_tool"), await ws.wait_for("ai_reply_tool")]
-            reply = await follow_reply(ws, started=started)
-            answer = await ws.wait_for("new_message")
+            frames = await _reply_frames(ws)
+            answer = await _bot_message(ws, bot_id)
+        kinds = [frame["type"] for frame in frames]
+        tool_frames = [frame for frame in frames if frame["type"] == "ai_reply_tool"]
+        deltas = [frame for frame in frames if frame["type"] == "ai_reply_delta"]
+        first_tool = kinds.index("ai_reply_tool")
+        assert kinds[0] == "ai_reply_started" and kinds[-1] == "ai_reply_done"
+        assert "ai_reply_delta" in kinds[:first_tool]  # "Let me look." before the search
+        assert "ai_reply_delta" in kinds[first_tool:]  # the answer after it
         assert [(f["tool"], f["status"]) for f in tool_frames] == [
             ("search_history", "started"),
             ("search_history", "finished"),
         ]
         for frame in tool_frames:
-            assert frame["reply_id"] == reply.reply_id and frame["chat_id"] == group_id
+            assert frame["reply_id"] == frames[0]["reply_id"] and frame["chat_id"] == group_id
             assert isinstance(frame["call_id"], str) and frame["call_id"]
             assert frame["message_id"] is None
         text = "Let me look.\n\nBob said: 9:40 from gate 4."
         assert answer["message"]["text"] == text
+        assert reassemble(deltas) == text
         first, second = fake_llm.requests
         assert [tool.name for tool in first.tools] == ["generate_image", "search_history"]
         said, results = second.turns[-2:]
@@ -284,22 +313,26 @@ async def test_the_model_draws_with_the_tool_and_the_ai_posts_the_image(
         bot_id = await _bot_id(alice)
         async with socket_of(app.server, alice) as ws:
             await alice.send(chat_id, "draw me a cat")
-            started = await ws.wait_for("ai_reply_started")
-            tool_started = await ws.wait_for("ai_reply_tool")
-            image_message = await _bot_message(ws, bot_id)
-            tool_finished = await ws.wait_for("ai_reply_tool")
-            reply = await follow_reply(ws, started=started)
+            frames = await _reply_frames(ws, messages=True)
+            posted = [
+                f for f in frames if f["type"] == "new_message" and f["message"]["sender_id"] == bot_id
+            ]
+            while len(posted) < 2:  # persisted events may follow the ephemeral ai_reply_done
+                posted.append(await _bot_message(ws, bot_id))
+        image_message, answer = posted
+        tool_started, tool_finished = [f for f in frames if f["type"] == "ai_reply_tool"]
         assert (tool_started["tool"], tool_started["status"]) == ("generate_image", "started")
         assert tool_finished["status"] == "finished"
         assert tool_finished["message_id"] == image_message["message"]["id"]
-        assert reply.end["type"] == "ai_reply_done"
+        assert frames[-1]["type"] == "ai_reply_done"
+        assert answer["message"]["text"] == "Here is your cat."
         await _assert_png_photo(alice, image_message["message"])
         (drawing,) = [r for r in fake_llm.requests if r.path.endswith("/images/generations")]
         assert drawing.json["prompt"] == "a cat on a sofa"
         assert drawing.json["model"] == IMAGE_MODEL.vendor_model
         cost = cost_micros(SEEING, 450, 21) + IMAGE_MODEL.image_price
         assert await _usage_charges(alice) == [-cost]
-    row = await reply_row(billing_sessionmaker, reply.reply_id)
+    row = await reply_row(billing_sessionmaker, frames[-1]["reply_id"])
     assert (row.images_generated, row.cost_micros) == (1, cost)
 
 

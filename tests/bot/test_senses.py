@@ -102,7 +102,8 @@ async def test_image_command_in_private_is_answered_with_a_photo(bot_app: BotApp
     action = await bot_app.telegram.wait_for_call("sendChatAction", _to_alice)
     assert action.params["action"] == "upload_photo"
     sent = await bot_app.telegram.wait_for_call("sendPhoto", _to_alice)
-    with Image.open(io.BytesIO(sent.params["photo"])) as drawn:
+    attached = sent.params[sent.params["photo"].removeprefix("attach://")]  # multipart
+    with Image.open(io.BytesIO(attached)) as drawn:
         assert drawn.format == "PNG"
     (drawing,) = bot_app.llm.requests
     assert drawing.json["prompt"] == "a lighthouse"

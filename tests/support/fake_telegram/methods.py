@@ -222,10 +222,13 @@ class BotApiMethods(TelegramState):
         return copy.deepcopy(message)
 
     def _send_photo(self, params: Json) -> Json:
-        """A photo uploaded as a multipart file (a file_id or URL is not modelled)."""
+        """A photo uploaded as a multipart file, as the field itself or referenced as
+        "attach://<field>" (a file_id or URL is not modelled)."""
         chat_id = required_chat_id(params)
         self._check_can_send(chat_id)
         photo = params.get("photo")
+        if isinstance(photo, str) and photo.startswith("attach://"):
+            photo = params.get(photo.removeprefix("attach://"))
         if not isinstance(photo, bytes) or not photo:
             raise ApiError(400, "Bad Request: there is no photo in the request")
         size = self.add_file(photo, "photos", "jpg")
