@@ -1,53 +1,74 @@
-"""Model output (Markdown) as Telegram-safe HTML.
+"""Model output (Markdown) as Telegram text with entities (telegramify-markdown).
 
-Only the tags Telegram accepts are produced, everything else is escaped. Telegram may still
-refuse a message's entities; callers then send the plain text rather than lose it.
+Entities are sent as a list beside plain text, never as parse_mode markup: there is nothing for
+Telegram to parse, so nothing it can refuse. Only the entity types and link schemes Telegram
+takes from a bot are kept; any other mark leaves its text plain.
 """
 
 from __future__ import annotations
 
-import html
-import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
 
-TELEGRAM_TEXT_LIMIT = 4096
+from aiogram.types import MessageEntity
+from telegramify_markdown import MessageEntity as RenderedEntity
+from telegramify_markdown import RenderConfig, convert, split_entities
 
-_FENCE = re.compile(r"```([\w+-]*)\n?(.*?)```", re.DOTALL)
-_INLINE_CODE = re.compile(r"`([^`\n]+)`")
-_BOLD = re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*|__(?=\S)(.+?)(?<=\S)__", re.DOTALL)
-_ITALIC = re.compile(
-    r"(?<![\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?!\w)|(?<![\w_])_(?=\S)([^_\n]+?)(?<=\S)_(?![\w])"
+TELEGRAM_TEXT_LIMIT = 4096  # UTF-16 code units, as Telegram counts them
+
+_KEPT_TYPES = frozenset(
+    {
+        "bold",
+        "italic",
+        "underline",
+        "strikethrough",
+        "spoiler",
+        "code",
+        "pre",
+        "text_link",
+        "blockquote",
+        "expandable_blockquote",
+    }
 )
-_STRIKE = re.compile(r"~~(?=\S)(.+?)(?<=\S)~~")
-_LINK = re.compile(r"\[([^\]\n]+)\]\((https?://[^)\s]+)\)")
-_HEADING = re.compile(r"^#{1,6}\s+(.+)$", re.MULTILINE)
+_LINK_SCHEMES = frozenset({"http", "https", "tg"})
+# Our own settings: the library's default config is a process-wide mutable object.
+_CONFIG = RenderConfig.isolated()
 
 
-def markdown_to_html(text: str) -> str:
-    """Markdown's common marks (code, bold, italic, strike, links, headings) as Telegram HTML."""
-    stash: list[str] = []
+@dataclass(frozen=True, slots=True)
+class TelegramText:
+    """One message's text and its entities (offsets in UTF-16 code units)."""
 
-    def keep(fragment: str) -> str:
-        stash.append(fragment)
-        return f"\x00{len(stash) - 1}\x00"
+    text: str
+    entities: tuple[MessageEntity, ...]
 
-    def fence(match: re.Match[str]) -> str:
-        language, code = match.group(1), html.escape(match.group(2).rstrip("\n"), quote=False)
-        attribute = f' class="language-{language}"' if language else ""
-        return keep(f"<pre><code{attribute}>{code}</code></pre>")
 
-    text = _FENCE.sub(fence, text)
-    text = _INLINE_CODE.sub(
-        lambda m: keep(f"<code>{html.escape(m.group(1), quote=False)}</code>"), text
-    )
-    text = _LINK.sub(
-        lambda m: keep(
-            f'<a href="{html.escape(m.group(2))}">{html.escape(m.group(1), quote=False)}</a>'
-        ),
-        text,
-    )
-    text = html.escape(text, quote=False)
-    text = _HEADING.sub(r"<b>\1</b>", text)
-    text = _BOLD.sub(lambda m: f"<b>{m.group(1) or m.group(2)}</b>", text)
-    text = _ITALIC.sub(lambda m: f"<i>{m.group(1) or m.group(2)}</i>", text)
-    text = _STRIKE.sub(r"<s>\1</s>", text)
-    return re.sub(r"\x00(\d+)\x00", lambda m: stash[int(m.group(1))], text)
+def _kept(entity: RenderedEntity) -> bool:
+    if entity.type not in _KEPT_TYPES:
+        return False
+    if entity.type == "text_link":
+        return entity.url is not None and urlsplit(entity.url).scheme.lower() in _LINK_SCHEMES
+    return True
+
+
+def format_markdown(markdown: str) -> list[TelegramText]:
+    """The messages that show `markdown`: split at newlines where possible to fit Telegram's
+    limit; an entity across a cut is closed at its end and reopened in the next message."""
+    text, entities = convert(markdown, config=_CONFIG)
+    kept = [entity for entity in entities if _kept(entity)]
+    return [
+        TelegramText(
+            part,
+            tuple(
+                MessageEntity(
+                    type=entity.type,
+                    offset=entity.offset,
+                    length=entity.length,
+                    url=entity.url,
+                    language=entity.language,
+                )
+                for entity in part_entities
+            ),
+        )
+        for part, part_entities in split_entities(text, kept, TELEGRAM_TEXT_LIMIT)
+    ]

@@ -3,9 +3,10 @@
 Private chats get a live draft (`sendMessageDraft`, draft id = reply id, so Telegram's stop
 button names the reply), finalised with `sendMessage`. Where drafts are not available, and in
 groups, the reply is sent once and then edited as text arrives, at a cadence inside Telegram's
-limits. The final text is always delivered whole: split at 4096 characters, as HTML, or as plain
-text when Telegram refuses the entities, retried after a 429. A tool step shows as a chat action
-("sending a photo" while the AI draws), and a drawn image is sent as a photo.
+limits. Drafts, edits and the final text all carry entities (bot.formatting), never markup for
+Telegram to parse. The final text is always delivered whole: split at 4096 UTF-16 code units
+without breaking an entity, retried after a 429. A tool step shows as a chat action ("sending a
+photo" while the AI draws), and a drawn image is sent as a photo.
 """
 
 from __future__ import annotations
@@ -21,19 +22,18 @@ from functools import partial
 from typing import TypeVar
 
 from aiogram import Bot
-from aiogram.enums import ChatAction, ParseMode
+from aiogram.enums import ChatAction
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramRetryAfter
 from aiogram.types import BufferedInputFile, ReplyParameters
 from aiogram.types import Message as TelegramMessage
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.formatting import TELEGRAM_TEXT_LIMIT, markdown_to_html
+from bot.formatting import TelegramText, format_markdown
 from core.broker import Broker
 from core.db import unit_of_work
 from services.ai.jobs import SinkReply
 from services.ai.tools import GENERATE_IMAGE
 from services.telegram_groups import link_telegram_message
-from services.text_split import split_text
 from workers.ai_runner import ReplySink
 
 logger = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ class _Stream:
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     use_draft: bool = True
     message_id: int | None = None  # the message being edited (edit mode)
-    shown: str = ""  # what Telegram shows now
+    shown: TelegramText | None = None  # what Telegram shows now
     task: asyncio.Task[None] | None = None
 
 
@@ -99,9 +99,16 @@ class TelegramRelay(ReplySink):
     async def finished(self, reply: SinkReply, text: str, message_ids: list[int]) -> None:
         stream = await self._stop(reply)
         sent = await self._deliver(stream, text)
-        if len(sent) == len(message_ids):
+        # Our parts and Telegram's are cut by different measures; each of ours is linked to the
+        # Telegram message in its place, so that a reply to that one is a reply to the AI.
+        links = [
+            (ours, theirs)
+            for ours, theirs in zip(message_ids, sent, strict=False)
+            if theirs is not None
+        ]
+        if links:
             async with unit_of_work(self._sessionmaker, self._broker) as session:
-                for ours, theirs in zip(message_ids, sent, strict=True):
+                for ours, theirs in links:
                     await link_telegram_message(session, reply.chat_id, ours, theirs)
 
     async def failed(self, reply: SinkReply, code: str, message: str) -> None:
@@ -114,7 +121,7 @@ class TelegramRelay(ReplySink):
                 )
             )
         else:
-            await self._final_call(lambda: self._send(reply, notice, None))
+            await self._final_call(lambda: self._send(reply, TelegramText(notice, ()), None))
 
     def tool_started(self, reply: SinkReply, tool: str) -> None:
         action = ChatAction.UPLOAD_PHOTO if tool == GENERATE_IMAGE else ChatAction.TYPING
@@ -165,31 +172,33 @@ class TelegramRelay(ReplySink):
     async def _show(self, stream: _Stream) -> None:
         """One update of the growing text; a rate limit or a refusal skips it, never blocks."""
         reply = stream.reply
-        text = stream.text[:TELEGRAM_TEXT_LIMIT]
-        if text == stream.shown:
+        parts = format_markdown(stream.text)
+        if not parts or parts[0] == stream.shown:
             return
+        shown = parts[0]  # a longer text is shown whole once it is final
         try:
             if stream.use_draft:
                 await self._bot.send_message_draft(
-                    chat_id=reply.telegram_chat_id, draft_id=reply.reply_id, text=text
+                    chat_id=reply.telegram_chat_id,
+                    draft_id=reply.reply_id,
+                    text=shown.text,
+                    entities=list(shown.entities),
                 )
             elif stream.message_id is None:
-                sent = await self._send(reply, text, reply.reply_to_telegram_message_id)
+                sent = await self._send(reply, shown, reply.reply_to_telegram_message_id)
                 stream.message_id = sent.message_id
             else:
                 if not self._group_edit_allowed(reply):
                     stream.changed.set()  # try again at the next slot
                     return
-                await self._bot.edit_message_text(
-                    text=text, chat_id=reply.telegram_chat_id, message_id=stream.message_id
-                )
-            stream.shown = text
+                await self._edit(stream, shown)
+            stream.shown = shown
         except TelegramRetryAfter as error:
             stream.changed.set()
             await asyncio.sleep(error.retry_after)
         except TelegramBadRequest as error:
             if _is_not_modified(error):
-                stream.shown = text
+                stream.shown = shown
             elif stream.use_draft:
                 logger.info("drafts unavailable (%s); editing a sent message instead", error)
                 stream.use_draft = False
@@ -219,67 +228,44 @@ class TelegramRelay(ReplySink):
 
     # -- the final text ----------------------------------------------------------------------
 
-    async def _deliver(self, stream: _Stream, text: str) -> list[int]:
-        """Every part of the final text; returns the Telegram message ids, in order."""
+    async def _deliver(self, stream: _Stream, text: str) -> list[int | None]:
+        """Every part of the final text; returns the Telegram message id of each part, in order
+        (None where one could not be sent)."""
         reply = stream.reply
-        parts = split_text(text, TELEGRAM_TEXT_LIMIT) or [text]
-        sent: list[int] = []
+        parts = format_markdown(text) or [TelegramText(text, ())]
+        sent: list[int | None] = []
         for index, part in enumerate(parts):
             if index == 0 and stream.message_id is not None:
-                await self._final_call(partial(self._edit_formatted, stream, part))
+                await self._final_call(partial(self._edit_final, stream, part))
                 sent.append(stream.message_id)
                 continue
             reply_to = reply.reply_to_telegram_message_id if index == 0 else None
-            message = await self._final_call(partial(self._send_formatted, reply, part, reply_to))
-            if message is not None:
-                sent.append(message.message_id)
+            message = await self._final_call(partial(self._send, reply, part, reply_to))
+            sent.append(None if message is None else message.message_id)
         return sent
 
-    async def _send_formatted(
-        self, reply: SinkReply, text: str, reply_to: int | None
-    ) -> TelegramMessage:
-        formatted = markdown_to_html(text)
-        if len(formatted) <= TELEGRAM_TEXT_LIMIT:
-            try:
-                return await self._send(reply, formatted, reply_to, parse_mode=ParseMode.HTML)
-            except TelegramBadRequest as error:
-                if "can't parse entities" not in error.message:
-                    raise
-        return await self._send(reply, text, reply_to)
-
-    async def _edit_formatted(self, stream: _Stream, text: str) -> None:
-        chat_id, message_id = stream.reply.telegram_chat_id, stream.message_id
-        formatted = markdown_to_html(text)
+    async def _edit_final(self, stream: _Stream, part: TelegramText) -> None:
         try:
-            if len(formatted) <= TELEGRAM_TEXT_LIMIT:
-                try:
-                    await self._bot.edit_message_text(
-                        text=formatted,
-                        chat_id=chat_id,
-                        message_id=message_id,
-                        parse_mode=ParseMode.HTML,
-                    )
-                    return
-                except TelegramBadRequest as error:
-                    if "can't parse entities" not in error.message:
-                        raise
-            await self._bot.edit_message_text(text=text, chat_id=chat_id, message_id=message_id)
+            await self._edit(stream, part)
         except TelegramBadRequest as error:
             if not _is_not_modified(error):
                 raise
 
+    async def _edit(self, stream: _Stream, part: TelegramText) -> None:
+        await self._bot.edit_message_text(
+            text=part.text,
+            entities=list(part.entities),
+            chat_id=stream.reply.telegram_chat_id,
+            message_id=stream.message_id,
+        )
+
     async def _send(
-        self,
-        reply: SinkReply,
-        text: str,
-        reply_to: int | None,
-        *,
-        parse_mode: ParseMode | None = None,
+        self, reply: SinkReply, part: TelegramText, reply_to: int | None
     ) -> TelegramMessage:
         return await self._bot.send_message(
             chat_id=reply.telegram_chat_id,
-            text=text,
-            parse_mode=parse_mode,
+            text=part.text,
+            entities=list(part.entities),
             reply_parameters=_reply_parameters(reply_to),
         )
 

@@ -1,6 +1,15 @@
 """SQLAlchemy 2.0 models only: tables, columns, constraints; no behaviour beyond defaults."""
 
 from models.ai import ACTIVE_REPLY_STATUSES, AiJobKind, AiReply, AiReplyStatus, UserProfile
+from models.assistant import (
+    Assistant,
+    AssistantBot,
+    AssistantVisibility,
+    DocumentStatus,
+    KnowledgeChunk,
+    KnowledgeDocument,
+    ReplyRating,
+)
 from models.base import Base
 from models.billing import (
     BillingAccount,
@@ -25,10 +34,13 @@ from models.user import AuthSession, RefreshToken, User
 
 __all__ = [
     "ACTIVE_REPLY_STATUSES",
+    "AiJobKind",
     "AiMode",
     "AiReply",
-    "AiJobKind",
     "AiReplyStatus",
+    "Assistant",
+    "AssistantBot",
+    "AssistantVisibility",
     "AuthSession",
     "Base",
     "BillingAccount",
@@ -39,6 +51,9 @@ __all__ = [
     "ChatInviteLink",
     "ChatMember",
     "ChatType",
+    "DocumentStatus",
+    "KnowledgeChunk",
+    "KnowledgeDocument",
     "LedgerEntry",
     "LedgerKind",
     "Media",
@@ -50,6 +65,7 @@ __all__ = [
     "MessageType",
     "PaymentStatus",
     "RefreshToken",
+    "ReplyRating",
     "StarPayment",
     "User",
     "UserProfile",

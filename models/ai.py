@@ -82,6 +82,10 @@ class AiReply(Base):
     # Where it was asked: "app" (the Mini App) or "telegram" (a chat with the bot); a Telegram
     # reply is run by a process that also runs the bot, so it can stream into Telegram.
     surface: Mapped[str] = mapped_column(String(16), default="app", server_default="app")
+    # The assistant that answers (None: the built-in AI), for its owner's statistics.
+    assistant_id: Mapped[int | None] = mapped_column(
+        BigIntId, ForeignKey("assistants.id", ondelete="SET NULL"), index=True
+    )
     model: Mapped[str] = mapped_column(String(128))
     provider: Mapped[str] = mapped_column(String(32))
     status: Mapped[AiReplyStatus] = mapped_column(

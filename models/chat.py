@@ -62,6 +62,10 @@ class Chat(TimestampMixin, Base):
     ai_model: Mapped[str | None] = mapped_column(String(128))
     ai_persona: Mapped[str | None] = mapped_column(Text)
     ai_temperature: Mapped[float | None] = mapped_column(Float)
+    # The assistant that is this chat's AI (None: the built-in one).
+    assistant_id: Mapped[int | None] = mapped_column(
+        BigIntId, ForeignKey("assistants.id", ondelete="SET NULL"), index=True
+    )
     # The AI also answers with a voice note.
     ai_voice_replies: Mapped[bool] = mapped_column(default=False, server_default=false())
     # The AI's memory of this chat starts at this message (a "/new" context).

@@ -20,12 +20,13 @@ Revises: 0009
 Create Date: 2026-12-07 17:00:00.000000
 """
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 from alembic.script import ScriptDirectory
+
+from migrations.sqlite import foreign_keys_off
 
 revision: str = "0010"
 down_revision: str | None = "0009"
@@ -329,30 +330,6 @@ def _post_message_of_0009() -> str:
     return function.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
 
 
-@contextmanager
-def _foreign_keys_off() -> Iterator[None]:
-    """SQLite rebuilds a table to change its constraints, and dropping the old one with foreign
-    keys on would delete (cascade to) the rows that reference it. Foreign keys are switched
-    only between transactions; the references are checked before foreign keys come back."""
-    bind = op.get_bind()
-    bind.exec_driver_sql("COMMIT")
-    bind.exec_driver_sql("PRAGMA foreign_keys=OFF")
-    bind.exec_driver_sql("BEGIN IMMEDIATE")
-    try:
-        yield
-        broken = bind.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
-        if broken:
-            raise RuntimeError(f"references broken by the rebuild: {broken[:5]}")
-    except BaseException:
-        bind.exec_driver_sql("ROLLBACK")
-        bind.exec_driver_sql("PRAGMA foreign_keys=ON")
-        bind.exec_driver_sql("BEGIN IMMEDIATE")
-        raise
-    bind.exec_driver_sql("COMMIT")
-    bind.exec_driver_sql("PRAGMA foreign_keys=ON")
-    bind.exec_driver_sql("BEGIN IMMEDIATE")
-
-
 def _id_column(name: str, *, nullable: bool) -> sa.Column[int]:
     return sa.Column(name, sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=nullable)
 
@@ -362,7 +339,7 @@ ACTIVE_REPLY_WHERE = "status IN ('queued', 'running')"
 
 
 def _upgrade_sqlite() -> None:
-    with _foreign_keys_off():
+    with foreign_keys_off():
         for table in CARRY_CHAT:
             op.add_column(table, _id_column("chat_id", nullable=True))
             op.execute(
@@ -398,7 +375,7 @@ def _upgrade_sqlite() -> None:
 
 
 def _downgrade_sqlite() -> None:
-    with _foreign_keys_off():
+    with foreign_keys_off():
         for table in ("messages", *CARRY_CHAT, "ai_replies"):
             with op.batch_alter_table(table) as batch:
                 for referencing, constraint, column, _, on_delete in REFERENCES:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx
 import pytest
@@ -22,6 +23,7 @@ from aiogram.types import (
     LabeledPrice,
     MenuButtonWebApp,
     Message,
+    MessageEntity,
     MessageGenerationStopped,
     WebAppInfo,
 )
@@ -197,6 +199,43 @@ async def test_html_entities_count_utf16(fake_telegram_bot: Bot) -> None:
     assert sent.entities[3].language == "python"
 
 
+async def test_given_entities_count_utf16(fake_telegram_bot: Bot) -> None:
+    text = "😀 bold link"
+    entities = [
+        MessageEntity(type="bold", offset=3, length=4),
+        MessageEntity(type="text_link", offset=8, length=4, url="https://example.com"),
+    ]
+    sent = await fake_telegram_bot.send_message(ALICE.id, text, entities=entities)
+    assert sent.entities is not None
+    assert [(e.type, e.extract_from(text)) for e in sent.entities] == [
+        ("bold", "bold"),
+        ("text_link", "link"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("entity", "error"),
+    [
+        ({"type": "bold", "offset": 9, "length": 4}, "entity 9+4 is outside the text of 12 units"),
+        ({"type": "bold", "offset": 0, "length": 0}, "entity 0+0 is outside"),
+        ({"type": "bold", "offset": -1, "length": 2}, "entity -1+2 is outside"),
+        ({"type": "bold", "offset": 1, "length": 3}, "entity 1+3 splits a character"),
+        ({"type": "blink", "offset": 0, "length": 2}, "Unsupported type specified"),
+        ({"type": "text_link", "offset": 3, "length": 4}, 'Field "url" must be of type String'),
+        ({"type": "bold", "offset": "3", "length": 4}, 'Field "offset" must be of type Number'),
+    ],
+)
+async def test_invalid_given_entities(
+    fake_telegram_bot: Bot, entity: dict[str, Any], error: str
+) -> None:
+    with pytest.raises(TelegramBadRequest) as raised:
+        await fake_telegram_bot.send_message(
+            ALICE.id, "😀 bold link", entities=[MessageEntity.model_construct(**entity)]
+        )
+    assert raised.value.message.startswith("Bad Request: can't parse entities: ")
+    assert error in raised.value.message
+
+
 async def test_text_limits(fake_telegram_bot: Bot) -> None:
     with pytest.raises(TelegramBadRequest, match="Bad Request: message is too long"):
         await fake_telegram_bot.send_message(ALICE.id, "x" * 4097)
@@ -208,6 +247,9 @@ async def test_text_limits(fake_telegram_bot: Bot) -> None:
     sent = await fake_telegram_bot.send_message(ALICE.id, f"<b>{'x' * 4096}</b>", parse_mode="HTML")
     assert sent.text is not None
     assert len(sent.text) == 4096
+    # Telegram counts UTF-16 code units: an emoji is two.
+    with pytest.raises(TelegramBadRequest, match="Bad Request: message is too long"):
+        await fake_telegram_bot.send_message(ALICE.id, "😀" * 2049)
 
 
 async def test_fail_next_429(fake_telegram: FakeTelegram, fake_telegram_bot: Bot) -> None:

@@ -363,6 +363,51 @@ def _trim(text: str, entities: list[Json]) -> tuple[str, list[Json]]:
     return right[cut:], sorted(shifted, key=_entity_order)
 
 
+_ENTITY_TYPES = frozenset(_PRIORITY) | {
+    "mention",
+    "hashtag",
+    "cashtag",
+    "bot_command",
+    "url",
+    "email",
+    "phone_number",
+}
+
+
+def _given_entity(text: str, entity: Json) -> Json:
+    """An entity of the `entities` parameter, checked as the Bot API reads it. Telegram quietly
+    drops or clips an entity outside the text or inside a character; the fake refuses it, so
+    that a test sees the sender's offsets are wrong rather than a silently plainer message."""
+
+    def refuse(reason: str) -> ApiError:
+        return ApiError(400, f"Bad Request: can't parse entities: {reason}")
+
+    offset, length, kind = entity.get("offset"), entity.get("length"), entity.get("type")
+    if not isinstance(offset, int) or isinstance(offset, bool):
+        raise refuse('Field "offset" must be of type Number')
+    if not isinstance(length, int) or isinstance(length, bool):
+        raise refuse('Field "length" must be of type Number')
+    if not isinstance(kind, str):
+        raise refuse('Field "type" must be of type String')
+    if kind not in _ENTITY_TYPES:
+        raise refuse("Unsupported type specified")
+    if kind == "text_link" and not isinstance(entity.get("url"), str):
+        raise refuse('Field "url" must be of type String')
+    if kind == "pre" and not isinstance(entity.get("language", ""), str):
+        raise refuse('Field "language" must be of type String')
+    units = text.encode("utf-16-le", "surrogatepass")
+    if offset < 0 or length <= 0 or 2 * (offset + length) > len(units):
+        raise refuse(f"entity {offset}+{length} is outside the text of {len(units) // 2} units")
+    for edge in (offset, offset + length):
+        if 0 < edge < len(units) // 2 and 0xDC00 <= _unit(units, edge) <= 0xDFFF:
+            raise refuse(f"entity {offset}+{length} splits a character")
+    return entity
+
+
+def _unit(units: bytes, index: int) -> int:
+    return int.from_bytes(units[2 * index : 2 * index + 2], "little")
+
+
 def formatted_text(params: Json, *, allow_empty: bool = False) -> tuple[str, list[Json]]:
     """The text and entities Telegram stores for text/parse_mode/entities parameters."""
     raw = params.get("text")
@@ -372,7 +417,7 @@ def formatted_text(params: Json, *, allow_empty: bool = False) -> tuple[str, lis
         given = params.get("entities") or []
         if not isinstance(given, list) or not all(isinstance(e, dict) for e in given):
             raise ApiError(400, "Bad Request: can't parse entities JSON object")
-        entities = [dict(entity) for entity in given]
+        entities = [_given_entity(text, dict(entity)) for entity in given]
     elif str(parse_mode).lower() == "html":
         try:
             text, entities = parse_html(text)
@@ -385,6 +430,6 @@ def formatted_text(params: Json, *, allow_empty: bool = False) -> tuple[str, lis
     text, entities = _trim(text, entities)
     if not text and not allow_empty:
         raise ApiError(400, "Bad Request: message text is empty")
-    if len(text) > MAX_TEXT_LENGTH:
+    if utf16_length(text) > MAX_TEXT_LENGTH:
         raise ApiError(400, "Bad Request: message is too long")
     return text, entities

@@ -200,6 +200,21 @@ export function openTelegramLink(url) {
   }
 }
 
+/** Opens a link from a message the Telegram way (t.me links in Telegram itself, the rest in
+ * its browser); returns false where the page should follow it itself. */
+export function openLink(url) {
+  if (!insideTelegram) return false;
+  if (/^https:\/\/t\.me\//.test(url) && typeof webApp.openTelegramLink === "function") {
+    webApp.openTelegramLink(url);
+    return true;
+  }
+  if (/^https?:/.test(url) && typeof webApp.openLink === "function") {
+    webApp.openLink(url);
+    return true;
+  }
+  return false;
+}
+
 /** Call once at start-up: theme, buttons, ready/expand. */
 export function setup() {
   applyTheme();

@@ -8,6 +8,7 @@ import * as actions from "../actions.js";
 import { h, mount, avatar, chatTitle, userName, formatClock, formatDay, formatDuration, sheet, toast, copyText } from "../ui.js";
 import { backButton, haptics } from "../telegram.js";
 import { previewText } from "./chats.js";
+import { markdownElement, renderMarkdownThrottled } from "../markdown.js";
 
 const { state } = store;
 const REACTIONS = ["👍", "❤️", "😂", "😮", "😢", "🔥", "🎉"];
@@ -196,7 +197,8 @@ export function renderConversation(container, { params, navigate }) {
       const quote = isAi && state.chats.get(chatId)?.chat_type === "ai" ? null : quoteOf(m);
       if (quote) el.append(quote);
       if (m.media && m.media.length) el.append(...renderMedia(m.media));
-      if (m.text) el.append(h("span.text", { "data-testid": "message-text" }, m.text));
+      // The AI's answers are Markdown, rendered; people's texts stay as typed.
+      if (m.text) el.append(isAi ? markdownElement(m.text, { "data-testid": "message-text" }) : h("span.text", { "data-testid": "message-text" }, m.text));
     }
     el.append(h("span.meta",
       m.is_pinned ? h("span", "pinned ·") : null,
@@ -254,7 +256,7 @@ export function renderConversation(container, { params, navigate }) {
    * finger (a bubble rebuilt on every delta would lose the tap). */
   function patchAi(el, reply) {
     if (el.dataset.shape !== aiShape(reply)) return false;
-    el.querySelector('[data-testid="ai-streaming-text"]').textContent = reply.text || "";
+    renderMarkdownThrottled(el.querySelector('[data-testid="ai-streaming-text"]'), reply.text || "");
     return true;
   }
 
@@ -270,7 +272,7 @@ export function renderConversation(container, { params, navigate }) {
       "aria-label": "AI reply",
     },
     reply.model ? h("div.model", reply.model) : null,
-    h("span.text", { "data-testid": "ai-streaming-text" }, reply.text || ""),
+    markdownElement(reply.text || "", { "data-testid": "ai-streaming-text" }),
     streaming ? h("div.ai-stop", h("button.button.small.secondary", {
       type: "button", "data-testid": "ai-stop", disabled: Boolean(reply.stopping), "aria-label": "Stop the AI reply",
       onclick: () => actions.cancelAiReply(reply.reply_id).catch((err) => toast(err.message, "error")),

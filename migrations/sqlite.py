@@ -1,0 +1,32 @@
+"""What SQLite migrations share."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from alembic import op
+
+
+@contextmanager
+def foreign_keys_off() -> Iterator[None]:
+    """SQLite rebuilds a table to change its constraints, and dropping the old one with foreign
+    keys on would delete (cascade to) the rows that reference it. Foreign keys are switched
+    only between transactions; the references are checked before foreign keys come back."""
+    bind = op.get_bind()
+    bind.exec_driver_sql("COMMIT")
+    bind.exec_driver_sql("PRAGMA foreign_keys=OFF")
+    bind.exec_driver_sql("BEGIN IMMEDIATE")
+    try:
+        yield
+        broken = bind.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise RuntimeError(f"references broken by the rebuild: {broken[:5]}")
+    except BaseException:
+        bind.exec_driver_sql("ROLLBACK")
+        bind.exec_driver_sql("PRAGMA foreign_keys=ON")
+        bind.exec_driver_sql("BEGIN IMMEDIATE")
+        raise
+    bind.exec_driver_sql("COMMIT")
+    bind.exec_driver_sql("PRAGMA foreign_keys=ON")
+    bind.exec_driver_sql("BEGIN IMMEDIATE")
