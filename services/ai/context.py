@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 
-from llm.images import prepare_image
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.storage import Storage, blob_key
 from llm.base import ChatTurn, CompletionRequest, ImagePart, ToolSpec
 from llm.catalogue import ModelInfo
+from llm.images import prepare_image
 from llm.tokens import estimate_prompt_tokens
 from models import Chat, ChatType, Media, MediaKind, Message, MessageMedia, User, UserProfile
 from services.profile import profile_summary

@@ -143,7 +143,7 @@ async def test_a_photo_is_seen_by_a_vision_model_downscaled_and_charged(
             assert max(seen.size) <= 1568
             assert seen.size[0] > seen.size[1]
             red, green, blue = seen.convert("RGB").getpixel((10, 10))  # type: ignore[misc]
-            assert red > 150 and green < 80 and blue < 80
+            assert (red > 150, green < 80, blue < 80) == (True, True, True)
         cost = cost_micros(SEEING, 900, 5)
         assert await _usage_charges(alice) == [-cost]
     assert (await reply_row(billing_sessionmaker, reply.reply_id)).cost_micros == cost
@@ -226,7 +226,7 @@ async def test_a_tool_call_searches_the_chat_history_inside_the_streamed_answer(
         tool_frames = [frame for frame in frames if frame["type"] == "ai_reply_tool"]
         deltas = [frame for frame in frames if frame["type"] == "ai_reply_delta"]
         first_tool = kinds.index("ai_reply_tool")
-        assert kinds[0] == "ai_reply_started" and kinds[-1] == "ai_reply_done"
+        assert (kinds[0], kinds[-1]) == ("ai_reply_started", "ai_reply_done")
         assert "ai_reply_delta" in kinds[:first_tool]  # "Let me look." before the search
         assert "ai_reply_delta" in kinds[first_tool:]  # the answer after it
         assert [(f["tool"], f["status"]) for f in tool_frames] == [
@@ -234,8 +234,9 @@ async def test_a_tool_call_searches_the_chat_history_inside_the_streamed_answer(
             ("search_history", "finished"),
         ]
         for frame in tool_frames:
-            assert frame["reply_id"] == frames[0]["reply_id"] and frame["chat_id"] == group_id
-            assert isinstance(frame["call_id"], str) and frame["call_id"]
+            assert (frame["reply_id"], frame["chat_id"]) == (frames[0]["reply_id"], group_id)
+            assert isinstance(frame["call_id"], str)
+            assert frame["call_id"]
             assert frame["message_id"] is None
         text = "Let me look.\n\nBob said: 9:40 from gate 4."
         assert answer["message"]["text"] == text
@@ -243,11 +244,12 @@ async def test_a_tool_call_searches_the_chat_history_inside_the_streamed_answer(
         first, second = fake_llm.requests
         assert [tool.name for tool in first.tools] == ["generate_image", "search_history"]
         said, results = second.turns[-2:]
-        assert said.role == "assistant" and said.content == "Let me look."
+        assert (said.role, said.content) == ("assistant", "Let me look.")
         assert [call.name for call in said.tool_calls] == ["search_history"]
         (result,) = results.tool_results
         assert result.call_id == said.tool_calls[0].id
-        assert "Bob (" in result.content and "9:40 from gate 4" in result.content
+        assert "Bob (" in result.content
+        assert "9:40 from gate 4" in result.content
         assert "secret" not in result.content
         assert await _usage_charges(alice) == [-cost_micros(model, 700, 30)]
 
@@ -315,7 +317,9 @@ async def test_the_model_draws_with_the_tool_and_the_ai_posts_the_image(
             await alice.send(chat_id, "draw me a cat")
             frames = await _reply_frames(ws, messages=True)
             posted = [
-                f for f in frames if f["type"] == "new_message" and f["message"]["sender_id"] == bot_id
+                f
+                for f in frames
+                if f["type"] == "new_message" and f["message"]["sender_id"] == bot_id
             ]
             while len(posted) < 2:  # persisted events may follow the ephemeral ai_reply_done
                 posted.append(await _bot_message(ws, bot_id))

@@ -52,7 +52,8 @@ async def test_a_photo_to_the_bot_is_stored_and_seen_by_the_model(bot_app: BotAp
         assert max(seen.size) <= 1568
     async with bot_app.sessionmaker() as session:
         message = await session.scalar(select(Message).where(Message.text == "what is this?"))
-        assert message is not None and message.telegram_message_id is not None
+        assert message is not None
+        assert message.telegram_message_id is not None
         media = await session.scalar(
             select(Media)
             .join(MessageMedia, MessageMedia.media_id == Media.id)
