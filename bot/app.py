@@ -23,10 +23,10 @@ from workers.ai_runner import AiRunner
 logger = logging.getLogger(__name__)
 
 COMMANDS = [
+    BotCommand(command="image", description="Draw a picture: /image <what>"),
     BotCommand(command="new", description="Start a fresh conversation"),
     BotCommand(command="model", description="Choose the AI model"),
     BotCommand(command="persona", description="How the AI should behave"),
-    BotCommand(command="voice", description="Also answer with a voice note (on/off)"),
     BotCommand(command="stop", description="Stop the answer being written"),
     BotCommand(command="balance", description="What you have left"),
     BotCommand(command="topup", description="Buy credits with Telegram Stars"),
@@ -49,8 +49,8 @@ class TelegramBot:
             broker,
             process.billing,
             process.ai,
-            storage=process.storage,
-            media=process.media,
+            process.media,
+            process.storage,
         )
         cadence = Cadence(
             draft_interval=settings.telegram_draft_interval,

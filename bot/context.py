@@ -25,8 +25,8 @@ class BotContext:
     broker: Broker
     billing: BillingConfig
     runtime: AiRuntime | None  # the AI participant, None when this server has none
-    storage: Storage  # where the voice notes sent to the bot are kept
     media: MediaConfig
+    storage: Storage
     runner: AiRunner | None = None  # this process's runner of reply jobs, once attached
 
 

@@ -160,7 +160,7 @@ async def set_voice_replies(
 
 def addresses_bot(message: Message, bot_id: int, bot_username: str | None) -> bool:
     """Named by a mention entity (offsets are UTF-16 units; aiogram extracts them right), a
-    text mention of the bot, or /ask."""
+    text mention of the bot, /ask or /image."""
     text = message.text or ""
     for entity in message.entities or ():
         if entity.type == MessageEntityType.MENTION and bot_username:
@@ -170,10 +170,8 @@ def addresses_bot(message: Message, bot_id: int, bot_username: str | None) -> bo
             if entity.user.id == bot_id:
                 return True
         elif entity.type == MessageEntityType.BOT_COMMAND and entity.offset == 0:
-            command = entity.extract_from(text).lower()
-            if command == "/ask" or (
-                bot_username is not None and command == f"/ask@{bot_username.lower()}"
-            ):
+            command, _, addressee = entity.extract_from(text).lower().partition("@")
+            if command in ("/ask", "/image") and addressee in ("", (bot_username or "").lower()):
                 return True
     return False
 
@@ -197,10 +195,9 @@ async def group_message(
     reply_to = None
     if message.reply_to_message is not None:
         reply_to = await message_for_telegram(session, chat.id, message.reply_to_message.message_id)
-    sound = await store_sound(bot, session, ctx.storage, ctx.media, user, message)
     draft = MessageDraft(
         text=message.text or message.caption,
-        media_ids=[sound] if sound is not None else [],
+        media_ids=await store_sound(bot, ctx, session, user, message),
         reply_to_message_id=reply_to,
         telegram_message_id=message.message_id,
     )

@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 
-from llm.images import prepare_image
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.storage import Storage, blob_key
-from llm.base import ChatTurn, CompletionRequest, ImagePart
+from llm.base import ChatTurn, CompletionRequest, ImagePart, ToolSpec
 from llm.catalogue import ModelInfo
+from llm.images import prepare_image
 from llm.tokens import estimate_prompt_tokens
 from models import (
     Chat,
@@ -42,10 +42,8 @@ HEARD_TYPES = {MessageType.VOICE: "voice", MessageType.AUDIO: "audio", MessageTy
 HISTORY_MAX_MESSAGES = 400
 # Room kept free for the estimate's error and the vendor's own framing.
 SAFETY_MARGIN_TOKENS = 256
-# The newest images of the history a vision model sees, and what one costs it at most in input
-# tokens (a 1,568-pixel image at Anthropic; OpenAI's high detail counts fewer).
+# The newest images of the history a vision model sees.
 MAX_IMAGES = 4
-IMAGE_TOKENS = 1_600
 
 
 def is_image(media: Media) -> bool:
@@ -68,7 +66,7 @@ async def message_images(
         .order_by(MessageMedia.message_id, MessageMedia.position)
     )
     images: dict[int, list[Media]] = {}
-    for message_id, media in rows.tuples():
+    for message_id, media in rows:
         images.setdefault(message_id, []).append(media)
     return images
 
@@ -115,13 +113,14 @@ async def build_request(
     max_tokens: int,
     temperature: float | None,
     storage: Storage | None,
+    tools: tuple[ToolSpec, ...] = (),
 ) -> CompletionRequest:
-    """The newest history that fits `context_window - max_tokens`, oldest first. Without
-    `storage` (to estimate what the prompt costs), images are counted but not read: their
-    parts hold no bytes."""
+    """The newest history that fits `context_window - max_tokens`, oldest first, offering
+    `tools`. Without `storage` (to estimate what the prompt costs), images are counted at
+    their most but not read: their parts hold no bytes."""
     system = await system_prompt(session, chat, requester_id)
     budget = model.context_window - max_tokens - SAFETY_MARGIN_TOKENS
-    budget -= estimate_prompt_tokens(system, [])
+    budget -= estimate_prompt_tokens(system, [], tools)
     turns: list[ChatTurn] = []
     names: dict[int, str] = {}
     before_id: int | None = (trigger_message_id + 1) if trigger_message_id else None
@@ -148,16 +147,16 @@ async def build_request(
             turn = _turn(chat, message, bot_user_id, names, await _parts(storage, media))
             if not turn.content and not turn.images:
                 continue  # nothing the model can read: a video, a file
-            cost = prompt_tokens_of("", [turn])
+            cost = estimate_prompt_tokens("", [turn])
             # The message being answered goes in even alone over the budget: the vendor then
             # says context_too_long, instead of answering a prompt without the question.
             if cost > budget and turns:
-                return _request(model, system, turns, max_tokens, temperature)
+                return _request(model, system, turns, max_tokens, temperature, tools)
             budget -= cost
             turns.insert(0, turn)
         seen += len(page)
         before_id = page[-1].id
-    return _request(model, system, turns, max_tokens, temperature)
+    return _request(model, system, turns, max_tokens, temperature, tools)
 
 
 def _request(
@@ -166,6 +165,7 @@ def _request(
     turns: list[ChatTurn],
     max_tokens: int,
     temperature: float | None,
+    tools: tuple[ToolSpec, ...],
 ) -> CompletionRequest:
     return CompletionRequest(
         model=model.vendor_model,
@@ -173,6 +173,7 @@ def _request(
         turns=turns,
         max_tokens=max_tokens,
         temperature=temperature,
+        tools=tools,
     )
 
 
@@ -214,11 +215,5 @@ def _turn(
     return ChatTurn("user", text, images=images)
 
 
-def prompt_tokens_of(system: str, turns: list[ChatTurn]) -> int:
-    """The prompt's tokens, each image counted at its most."""
-    images = sum(len(turn.images) for turn in turns)
-    return estimate_prompt_tokens(system, turns) + images * IMAGE_TOKENS
-
-
 def prompt_tokens(request: CompletionRequest) -> int:
-    return prompt_tokens_of(request.system, request.turns)
+    return estimate_prompt_tokens(request.system, request.turns, request.tools)

@@ -8,7 +8,6 @@ failed.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -178,7 +177,7 @@ async def load_claimed(
     chat = await session.get(Chat, reply.chat_id)
     if chat is None or not chat.is_active:
         raise LLMError("bad_request", "The chat is gone")
-    model = ai.catalogue.get(reply.model)
+    model = _job_model(ai, reply)
     trigger = (
         await session.get(Message, (reply.trigger_message_id, reply.chat_id))
         if reply.trigger_message_id is not None
@@ -199,8 +198,8 @@ async def load_claimed(
             max_tokens=reply.max_tokens,
             temperature=chat.ai_temperature,
             storage=storage,
+            tools=offered_tools(ai, model),
         )
-        request = dataclasses.replace(request, tools=offered_tools(ai, model))
     return ClaimedJob(
         reply_id=reply.id,
         chat_id=chat.id,
@@ -215,6 +214,16 @@ async def load_claimed(
         refusal=refusal,
         image_prompt=image_prompt(trigger.text if trigger else None, ai.bot_username) or "",
     )
+
+
+def _job_model(ai: AiRuntime, reply: AiReply) -> ModelInfo:
+    """The chat model of a text job, the image model of an image job: still offered."""
+    if reply.kind != AiJobKind.IMAGE:
+        return ai.catalogue.get(reply.model)
+    model = ai.catalogue.media_model("image")
+    if model is None or model.id != reply.model:
+        raise LLMError("not_configured", f"Model {reply.model!r} is not available")
+    return model
 
 
 async def _sink_reply(

@@ -235,6 +235,7 @@ async def _worst_case(
             max_tokens=reply.max_tokens,
             temperature=chat.ai_temperature,
             storage=None,
+            tools=tools.offered_tools(ai, model),
         )
         tokens = prompt_tokens(request)
     return await pricing.worst_case(

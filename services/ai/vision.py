@@ -17,7 +17,7 @@ async def has_images(session: AsyncSession, chat_id: int, message_id: int | None
 
 def blind_reply(ai: AiRuntime, model: ModelInfo) -> str:
     """The AI's fixed answer to a photo its chat's model cannot see (the model is not asked)."""
-    seeing = [m.display_name for m in ai.catalogue.usable() if m.kind == "chat" and m.vision]
+    seeing = [m.display_name for m in ai.catalogue.usable() if m.vision]
     text = f"{model.display_name} can't see images."
     if seeing:
         text += f" Models that can: {', '.join(seeing)}."

@@ -1,5 +1,5 @@
-"""The fake Bot API's files, through the real aiogram Bot: getFile and the download path a
-user's voice note is fetched from, and sendVoice's multipart upload."""
+"""The fake Bot API's sendVoice, through the real aiogram Bot: a multipart Ogg/Opus upload,
+downloadable afterwards as Telegram keeps it."""
 
 from __future__ import annotations
 
@@ -16,22 +16,6 @@ from tests.support.fake_telegram.updates import tg_user
 from tests.support.voices import voice_note
 
 ALICE = tg_user(1101, "Alice", "alice")
-
-
-async def test_a_stored_file_is_found_and_downloaded(
-    fake_telegram: FakeTelegram, fake_telegram_bot: Bot, tmp_path: Path
-) -> None:
-    audio = voice_note("hello", tmp_path)
-    stored = fake_telegram.store_file(audio, "voice", "oga")
-    found = await fake_telegram_bot.get_file(stored["file_id"])
-    assert found.file_size == len(audio)
-    assert found.file_path is not None
-    assert found.file_path.startswith("voice/")
-    downloaded = io.BytesIO()
-    await fake_telegram_bot.download(stored["file_id"], destination=downloaded)
-    assert downloaded.getvalue() == audio
-    with pytest.raises(TelegramBadRequest, match="invalid file_id"):
-        await fake_telegram_bot.get_file("nope")
 
 
 async def test_send_voice_takes_an_ogg_opus_upload_only(

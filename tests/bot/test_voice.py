@@ -44,7 +44,7 @@ async def test_a_voice_note_to_the_bot_is_transcribed_and_answered(
 ) -> None:
     audio = voice_note(WORDS, tmp_path)
     bot_app.llm.script(FakeReply(text=WORDS), FakeReply(text="Sunny and warm."))
-    file = bot_app.telegram.store_file(audio, "voice", "oga")
+    file = bot_app.telegram.add_file(audio, "voice", "oga")
     update = sound_message(tg_private_chat(ALICE), ALICE, "voice", file, duration=3)
     bot_app.telegram.push_update(update)
     answer = await bot_app.telegram.wait_for_call("sendMessage", _to(ALICE.id), timeout=15)
@@ -73,7 +73,7 @@ async def test_a_voice_note_to_the_bot_is_transcribed_and_answered(
 async def test_a_round_video_note_is_heard_too(bot_app: BotApp, tmp_path: Path) -> None:
     video = round_video(WORDS, tmp_path)
     bot_app.llm.script(FakeReply(text=WORDS), FakeReply(text="Seen and heard."))
-    file = bot_app.telegram.store_file(video, "video_notes", "mp4")
+    file = bot_app.telegram.add_file(video, "video_notes", "mp4")
     update = sound_message(tg_private_chat(ALICE), ALICE, "video_note", file, duration=3)
     bot_app.telegram.push_update(update)
     answer = await bot_app.telegram.wait_for_call("sendMessage", _to(ALICE.id), timeout=15)
@@ -139,9 +139,9 @@ async def test_in_a_group_a_voice_reply_to_the_ai_is_heard_and_other_voice_notes
     await telegram.wait_for_call("sendMessage", _to(GROUP.id), timeout=15)
     asked_back = next(m for (chat, _), m in telegram.messages.items() if chat == GROUP.id)
     await wait_until_linked(bot_app, asked_back["message_id"])
-    chatter = telegram.store_file(audio, "voice", "oga")
+    chatter = telegram.add_file(audio, "voice", "oga")
     telegram.push_update(sound_message(GROUP, BORIS, "voice", chatter, duration=3))
-    answer_to = telegram.store_file(audio, "voice", "oga")
+    answer_to = telegram.add_file(audio, "voice", "oga")
     telegram.push_update(
         sound_message(GROUP, BORIS, "voice", answer_to, duration=3, reply_to=asked_back)
     )

@@ -47,15 +47,11 @@ class FakeTelegramServer(FakeServer[FakeTelegram]):
         return await self.current.handle(request, token, request.path_params["method"])
 
     async def _file(self, request: Request) -> Response:
-        """A file download, as `https://api.telegram.org/file/bot<token>/<file_path>`."""
-        token = request.path_params["token"]
-        if token != self.current.token:
-            return error_response(ApiError(401, "Unauthorized"))
-        path = request.path_params["path"]
-        for file_path, data in self.current.files.values():
-            if file_path == path:
-                return Response(data, media_type="application/octet-stream")
-        return error_response(ApiError(404, "Not Found"))
+        """A file's download, by the file_path getFile gave."""
+        data = self.current.file_by_path(request.path_params["path"])
+        if request.path_params["token"] != self.current.token or data is None:
+            return error_response(ApiError(404, "Not Found"))
+        return Response(data, media_type="application/octet-stream")
 
     async def _not_found(self, request: Request) -> Response:
         return error_response(ApiError(404, "Not Found"))

@@ -52,7 +52,8 @@ class TelegramState:
         self.menu_buttons: dict[int | None, Json] = {}  # chat_id (None: the default) -> button
         self.refunded_charges: set[str] = set()
         self.invoice_links: dict[str, Json] = {}  # link -> createInvoiceLink parameters
-        # file_id -> (file_path, bytes): what getFile and the file download serve
+        # file_id -> (file_path, bytes): what users sent (getFile and the file download) and
+        # what the bot uploaded (sendPhoto)
         self.files: dict[str, tuple[str, bytes]] = {}
         self._commands: dict[tuple[str, str], list[Json]] = {}
         self._pending: deque[Json] = deque()
@@ -132,17 +133,16 @@ class TelegramState:
         if chat_id in self._blocked:
             raise ApiError(403, "Forbidden: bot was blocked by the user")
 
-    def store_file(self, data: bytes, folder: str, extension: str) -> Json:
-        """A file Telegram holds (sent by a user or the bot): its File object, without the
-        path, as messages show it."""
-        number = len(self.files) + 1
-        file_id = f"AwACAgIAAxkBAAI{number:06d}{secrets.token_urlsafe(24)}"
-        self.files[file_id] = (f"{folder}/file_{number}.{extension}", data)
-        return {
-            "file_id": file_id,
-            "file_unique_id": f"AgAD{number:08d}",
-            "file_size": len(data),
-        }
+    def add_file(self, data: bytes, directory: str, extension: str) -> Json:
+        """A file Telegram holds (a user's upload, or the bot's), as a File-like object:
+        file_id, file_unique_id, file_size."""
+        unique = secrets.token_hex(8)
+        file_id = f"{directory}-{unique}"
+        self.files[file_id] = (f"{directory}/file_{len(self.files)}.{extension}", data)
+        return {"file_id": file_id, "file_unique_id": unique, "file_size": len(data)}
+
+    def file_by_path(self, path: str) -> bytes | None:
+        return next((data for known, data in self.files.values() if known == path), None)
 
     def _next_message_id(self, chat_id: int) -> int:
         message_id = self._last_message_id.get(chat_id, 0) + 1

@@ -93,11 +93,13 @@ export function renderConversation(container, { params, navigate }) {
   });
   const fileInput = h("input", { type: "file", accept: "image/*,audio/*,video/*,application/pdf", "data-testid": "attach-input", hidden: true, "aria-label": "Attach a file" });
   const attachButton = h("button.icon-button", { type: "button", "aria-label": "Attach a photo or file", "data-testid": "attach-button", onclick: () => fileInput.click() }, icon("attach"));
+  // "/image <prompt>": the AI draws it (the composer's text becomes the prompt).
+  const imageButton = h("button.icon-button", { type: "button", "aria-label": "Ask the AI to draw a picture", "data-testid": "image-button", hidden: true }, icon("image"));
   const voiceButton = h("button.icon-button.voice-button", { type: "button", "aria-label": "Record a voice message", "data-testid": "voice-button", "data-state": "idle" }, icon("mic"));
   const sendButton = h("button.icon-button.send-button", { type: "button", "aria-label": "Send", "data-testid": "send-button", disabled: true }, icon("send"));
   const recordingEl = h("div.recording", { hidden: true, "data-testid": "voice-recording", role: "status" });
   const cancelRecording = h("button.icon-button", { type: "button", hidden: true, "aria-label": "Cancel recording", "data-testid": "voice-cancel" }, icon("close"));
-  const composer = h("div.composer", attachButton, fileInput, h("label.visually-hidden", { for: "composer-input" }, "Message"), input, recordingEl, cancelRecording, voiceButton, sendButton);
+  const composer = h("div.composer", attachButton, fileInput, imageButton, h("label.visually-hidden", { for: "composer-input" }, "Message"), input, recordingEl, cancelRecording, voiceButton, sendButton);
   const wrap = h("div.conversation", { "data-testid": "conversation", "data-chat-id": chatId }, list, typingEl, h("div.composer-wrap", contextBar, composer));
   mount(container, wrap);
 
@@ -462,6 +464,12 @@ export function renderConversation(container, { params, navigate }) {
 
   // -- composer ----------------------------------------------------------------------------------------
 
+  /** Whether the AI can be asked in this chat (its direct chat, or a group). */
+  function aiHears() {
+    const type = state.chats.get(chatId)?.chat_type;
+    return type === "ai" || type === "group";
+  }
+
   function autosize() {
     input.style.height = "auto";
     input.style.height = `${Math.min(input.scrollHeight, 140)}px`;
@@ -511,6 +519,12 @@ export function renderConversation(container, { params, navigate }) {
     }
   });
   sendButton.addEventListener("click", send);
+  imageButton.addEventListener("click", () => {
+    if (!input.value.startsWith("/image ")) input.value = `/image ${input.value.trimStart()}`;
+    updateButtons();
+    input.focus();
+    input.setSelectionRange(input.value.length, input.value.length);
+  });
 
   fileInput.addEventListener("change", () => {
     const files = [...fileInput.files];
@@ -534,6 +548,7 @@ export function renderConversation(container, { params, navigate }) {
     cancelRecording.hidden = !on;
     input.hidden = on;
     attachButton.hidden = on;
+    imageButton.hidden = on || !aiHears();
     sendButton.hidden = on;
     voiceButton.dataset.state = on ? "recording" : "idle";
     voiceButton.replaceChildren(icon(on ? "stop" : "mic"));
@@ -621,6 +636,7 @@ export function renderConversation(container, { params, navigate }) {
       actions.loadChatDetails(chatId).catch(() => null);
     }
     actions.loadOnline(chatId).catch(() => null);
+    imageButton.hidden = !aiHears();
     renderHeader();
     if (!box.loaded) {
       list.setAttribute("aria-busy", "true");
