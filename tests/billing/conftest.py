@@ -62,6 +62,12 @@ def config_with(**changes: Any) -> BillingConfig:
     return dataclasses.replace(base, **changes)
 
 
+def chat_entry(model: ModelInfo) -> dict[str, Any]:
+    """A chat model as an LLM_MODELS entry: without the senses' prices, which it may not have."""
+    senses = {"audio_minute_price", "speech_price", "image_price"}
+    return {k: v for k, v in dataclasses.asdict(model).items() if k not in senses}
+
+
 @pytest.fixture
 def config() -> BillingConfig:
     """The billing of `start_app`'s apps."""
@@ -102,7 +108,7 @@ def start_app(
         values: dict[str, object] = {
             "openai_api_key": "test-key",
             "openai_base_url": fake_llm_server.base_url + "/v1",
-            "llm_models": json.dumps([dataclasses.asdict(PRICEY)]),
+            "llm_models": json.dumps([chat_entry(PRICEY)]),
             "llm_default_model": PRICEY.id,
             "bot_username": "test_ai_bot",
             "ai_runner_enabled": True,
