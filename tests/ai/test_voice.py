@@ -159,7 +159,13 @@ async def test_another_member_sees_the_transcript_of_a_voice_reply_to_the_ai(
         async with socket_of(app.server, bob) as bobs:
             await alice.send(group_id, "@test_ai_bot I need a flight")
             question = await bot_message(bobs, timeout=10)
-            _, note = await send_voice(alice, group_id, audio, reply_to_message_id=question["id"])
+            async with socket_of(app.server, alice) as alices:
+                media, note = await send_voice(
+                    alice, group_id, audio, reply_to_message_id=question["id"]
+                )
+                held = await alices.wait_for(
+                    "balance_changed", lambda f: f["available"] < f["balance"]
+                )
             frames = await frames_until(bobs, has("message_transcribed", "ai_reply_done"))
         transcribed = first(frames, "message_transcribed")
         assert_transcribed_frame(transcribed, group_id, note["id"])
@@ -179,6 +185,10 @@ async def test_another_member_sees_the_transcript_of_a_voice_reply_to_the_ai(
         audio_price = transcription_cost(WHISPER, row.audio_seconds)
         assert audio_price > 0
         assert row.cost_micros > audio_price
+        # The hold covered the audio besides the longest answer (the prompt costs far less).
+        assert row.audio_seconds == media["duration"]
+        longest_answer = cost_micros(GPT, 0, row.max_tokens)
+        assert held["balance"] - held["available"] >= longest_answer + audio_price
 
 
 async def test_a_member_asks_for_a_transcript_and_pays_for_it(
