@@ -254,10 +254,13 @@ class AiRunner:
             await beater
 
     async def _execute(self, reply_id: int) -> None:
+        unheard: LLMError | None = None
         if self._senses is not None:
             async with self._beating(reply_id):
-                if await self._senses.hear(reply_id):
-                    return  # a transcription job: done
+                heard = await self._senses.hear(reply_id)
+            if heard is True:
+                return  # a transcription job: done
+            unheard = heard if isinstance(heard, LLMError) else None
         async with read_session(self._sessionmaker) as session:
             job = await jobs.load_claimed(
                 session, self.ai, self._storage, reply_id, to_telegram=self._sink is not None
@@ -267,6 +270,9 @@ class AiRunner:
             live.cancel.set()
         self._live[reply_id] = live
         try:
+            if unheard is not None:  # the voice note it answers: its asker hears why not
+                await self._fail(reply_id, unheard.code, unheard.message)
+                return
             started = frames.ai_reply_started(
                 reply_id,
                 live.chat_id,

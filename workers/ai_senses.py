@@ -61,9 +61,10 @@ class Senses:
         self._media = media
         self._speech_voice = speech_voice
 
-    async def hear(self, reply_id: int) -> bool:
+    async def hear(self, reply_id: int) -> bool | LLMError:
         """Transcribes what the job must hear first; returns whether that was the whole job
-        (a transcription job, now done). Raises LLMError when hearing fails."""
+        (a transcription job, now done). A transcription job that cannot hear raises LLMError;
+        a reply returns it, to fail where its asker hears of it (Telegram too)."""
         async with read_session(self._sessionmaker) as session:
             hearing = await voice.hearing_for(session, self._ai, reply_id)
         transcript, seconds = None, 0.0
@@ -71,9 +72,14 @@ class Senses:
             sound = hearing.sound
             audio = await voice.read_sound(self._storage, sound)
             client = self._ai.catalogue.media_client(hearing.model)
-            transcript = await client.transcribe(
-                hearing.model, audio, filename=sound.filename, mime_type=sound.mime_type
-            )
+            try:
+                transcript = await client.transcribe(
+                    hearing.model, audio, filename=sound.filename, mime_type=sound.mime_type
+                )
+            except LLMError as exc:
+                if hearing.kind == AiJobKind.TRANSCRIPTION:
+                    raise
+                return LLMError(exc.code, f"The voice note could not be transcribed: {exc.message}")
             seconds = sound.seconds
         elif hearing.kind != AiJobKind.TRANSCRIPTION:
             return False

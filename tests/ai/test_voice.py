@@ -233,6 +233,25 @@ async def test_a_member_asks_for_a_transcript_and_pays_for_it(
         assert (row.cost_micros, row.requested_by) == (price, bob.id)
 
 
+async def test_a_transcription_that_fails_is_told_and_costs_nothing(
+    server: LiveServer, alice: ApiUser, bob: ApiUser, fake_llm: FakeLLM, tmp_path: Path
+) -> None:
+    fake_llm.script(FakeReply(status=500))
+    chat = await alice.private_chat_with(bob)
+    _, note = await send_voice(alice, chat["id"], voice_note(WORDS, tmp_path))
+    before = await bob.ok("GET", "/api/v1/billing/balance")
+    async with socket_of(server, bob) as ws:
+        asked = await bob.post(transcribe_path(chat["id"], note["id"]))
+        assert asked.status_code == 202
+        failed = await ws.wait_for("ai_reply_failed", timeout=10)
+    assert failed["reply_id"] == asked.json()["id"]
+    assert failed["reply_to_message_id"] == note["id"]
+    assert failed["code"] == "upstream_error"
+    assert await bob.ok("GET", "/api/v1/billing/balance") == before
+    shown = next(m for m in await history(bob, chat["id"]) if m["id"] == note["id"])
+    assert shown["transcript"] is None
+
+
 async def test_a_transcript_without_balance_is_refused_and_nothing_changes(
     own_app: OwnAppFactory, fake_llm: FakeLLM, tmp_path: Path
 ) -> None:

@@ -70,6 +70,27 @@ async def test_a_voice_note_to_the_bot_is_transcribed_and_answered(
         assert reply.audio_seconds == media.duration
 
 
+async def test_a_voice_note_that_cannot_be_transcribed_is_told_and_costs_nothing(
+    bot_app: BotApp, tmp_path: Path
+) -> None:
+    bot_app.llm.script(FakeReply(status=500))
+    file = bot_app.telegram.add_file(voice_note(WORDS, tmp_path), "voice", "oga")
+    bot_app.telegram.push_update(
+        sound_message(tg_private_chat(ALICE), ALICE, "voice", file, duration=3)
+    )
+    told = await bot_app.telegram.wait_for_call("sendMessage", _to(ALICE.id), timeout=15)
+    assert told.params["text"].startswith("⚠️ The voice note could not be transcribed")
+    assert not [r for r in bot_app.llm.requests if r.path.endswith("/chat/completions")]
+    async with bot_app.sessionmaker() as session:
+        reply = await session.scalar(select(AiReply))
+        assert reply is not None
+        assert reply.status == AiReplyStatus.FAILED
+        assert reply.cost_micros == 0
+        note = await session.scalar(select(Message).where(Message.type == MessageType.VOICE))
+        assert note is not None
+        assert note.transcript is None
+
+
 async def test_a_round_video_note_is_heard_too(bot_app: BotApp, tmp_path: Path) -> None:
     video = round_video(WORDS, tmp_path)
     bot_app.llm.script(FakeReply(text=WORDS), FakeReply(text="Seen and heard."))
