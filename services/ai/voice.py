@@ -211,7 +211,7 @@ async def heard(
         message = await session.get(
             Message, (reply.trigger_message_id, reply.chat_id), with_for_update=True
         )
-        if message is not None and message.transcript is None:
+        if message is not None and message.transcript is None and message.deleted_at is None:
             await record_transcript(session, message, transcript.strip())
             reply.audio_seconds = seconds
     if reply.kind != AiJobKind.TRANSCRIPTION:

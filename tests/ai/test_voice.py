@@ -231,6 +231,10 @@ async def test_a_member_asks_for_a_transcript_and_pays_for_it(
         assert row is not None
         assert row.kind == AiJobKind.TRANSCRIPTION
         assert (row.cost_micros, row.requested_by) == (price, bob.id)
+        # A deleted voice note takes its words with it.
+        await alice.ok("DELETE", f"/api/v1/messages/{note['id']}")
+        shown = next(m for m in await history(bob, chat["id"]) if m["id"] == note["id"])
+        assert (shown["is_deleted"], shown["transcript"]) == (True, None)
 
 
 async def test_a_transcription_that_fails_is_told_and_costs_nothing(
