@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -359,3 +360,20 @@ async def test_voice_replies_setting_is_a_strict_boolean(alice: ApiUser) -> None
         response = await alice.put(f"/api/v1/chats/{chat_id}/ai", json={"voice_replies": bad})
         assert response.status_code == 422, bad
     assert (await alice.ok("GET", f"/api/v1/chats/{chat_id}/ai"))["voice_replies"] is False
+
+
+@pytest.mark.parametrize(
+    ("markdown", "spoken"),
+    [
+        (
+            "# Plan\n\n- **Fly** on _Friday_\n- Stay ~~two~~ three nights",
+            "Plan\n\nFly on Friday\nStay two three nights",
+        ),
+        ("| City | Temp |\n|---|---|\n| Lisbon | 21 |", "City Temp\nLisbon 21"),
+        ("> quoted `code` and ***both***\n\n---\nafter", "quoted code and both\n\nafter"),
+        ("```\nonly code\n```", ""),
+        ("Use <b>no</b> tags ![a cat](https://x.example/c.png)", "Use no tags a cat"),
+    ],
+)
+def test_an_answer_is_spoken_as_plain_words(markdown: str, spoken: str) -> None:
+    assert speakable(markdown) == spoken
