@@ -24,7 +24,7 @@ from tests.ai.helpers import (
     set_chat_ai,
     socket_of,
 )
-from tests.billing.conftest import AppFactory
+from tests.billing.conftest import AppFactory, catalogue_entry
 from tests.billing.helpers import Sessionmaker, ledger_state
 from tests.media.samples import png_bytes
 from tests.support.api import ApiUser
@@ -75,7 +75,7 @@ def start(start_app: AppFactory, fake_llm_server: FakeLLMServer) -> AppFactory:
     a grant that pays for pictures."""
 
     def started(**overrides: object) -> Any:
-        entries = [dataclasses.asdict(m) for m in (SEEING, CLAUDE, _blind(fake_llm_server))]
+        entries = [catalogue_entry(m) for m in (SEEING, CLAUDE, _blind(fake_llm_server))]
         values: dict[str, object] = {
             "llm_models": json.dumps(entries),
             "llm_default_model": SEEING.id,
@@ -307,6 +307,7 @@ async def test_the_model_draws_with_the_tool_and_the_ai_posts_the_image(
             input_tokens=200,
             output_tokens=15,
         ),
+        FakeReply(),  # the picture
         FakeReply(text="Here is your cat.", input_tokens=250, output_tokens=6),
     )
     async with start() as app:

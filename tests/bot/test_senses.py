@@ -131,6 +131,7 @@ async def test_the_image_tool_shows_as_a_chat_action_and_sends_the_photo(
 ) -> None:
     bot_app.llm.script(
         FakeReply(text="", tool_calls=[FakeToolCall("generate_image", {"prompt": "a fox"})]),
+        FakeReply(),  # the picture
         FakeReply(text="Here is a fox."),
     )
     bot_app.telegram.push_update(private_text(ALICE, "draw a fox"))
