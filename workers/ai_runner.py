@@ -551,7 +551,7 @@ class AiRunner:
         async with unit_of_work(self._sessionmaker, self._broker) as session:
             failed = await jobs.fail(
                 session,
-                self.ai.quota,
+                self.ai,
                 reply_id,
                 code,
                 message,

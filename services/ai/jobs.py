@@ -26,12 +26,11 @@ from models import AiJobKind, AiReply, AiReplyStatus, Chat, Message, User
 from services import frames
 from services.ai.commands import image_prompt
 from services.ai.context import build_request
-from services.ai.pricing import final_cost
+from services.ai.pricing import drawn_cost, final_cost
 from services.ai.runtime import AiRuntime
 from services.ai.tools import offered_tools, store_drawn
 from services.ai.vision import refusal_for
 from services.audience import chat_member_ids
-from services.billing.quota import QuotaPolicy
 from services.media.config import MediaConfig
 from services.messages import TEXT_MAX_LENGTH, MessageDraft, send_message
 from services.text_split import split_text
@@ -337,7 +336,7 @@ async def _live_message_id(
 
 async def fail(
     session: AsyncSession,
-    quota: QuotaPolicy,
+    ai: AiRuntime,
     reply_id: int,
     code: str,
     message: str,
@@ -345,8 +344,8 @@ async def fail(
     only_if_stale_before: datetime | None = None,
 ) -> bool:
     """The job fails with `code` unless it already ended (or, with `only_if_stale_before`, beat
-    since then): nothing is charged, and `ai_reply_failed` goes out. Returns whether it failed
-    now."""
+    since then): nothing is charged but the pictures it already posted, and `ai_reply_failed`
+    goes out. Returns whether it failed now."""
     statement = (
         update(AiReply)
         .where(
@@ -366,7 +365,11 @@ async def fail(
     reply = await session.scalar(statement)
     if reply is None:
         return False
-    await quota.release(session, reply)
+    reply.cost_micros = drawn_cost(ai, reply)
+    if reply.cost_micros:
+        await ai.quota.settle(session, reply)
+    else:
+        await ai.quota.release(session, reply)
     failed = frames.ai_reply_failed(
         reply_id,
         reply.chat_id,

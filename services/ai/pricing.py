@@ -91,3 +91,9 @@ def final_cost(ai: AiRuntime, reply: AiReply, model: ModelInfo) -> int:
     if reply.images_generated and (image_model := catalogue.media_model("image")):
         total += image_cost(image_model, reply.images_generated)
     return total
+
+
+def drawn_cost(ai: AiRuntime, reply: AiReply) -> int:
+    """What the pictures a failed reply already posted cost (they stay in the chat)."""
+    image_model = ai.catalogue.media_model("image") if reply.images_generated else None
+    return image_cost(image_model, reply.images_generated) if image_model else 0

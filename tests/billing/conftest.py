@@ -39,6 +39,16 @@ PRICEY = ModelInfo(
 STARTING_GRANT = 100_000
 
 
+def catalogue_entry(model: ModelInfo) -> dict[str, Any]:
+    """A chat model as an LLM_MODELS entry (without the fields of other kinds, unset ones)."""
+    media_prices = ("audio_minute_price", "speech_price", "image_price")
+    return {
+        name: value
+        for name, value in dataclasses.asdict(model).items()
+        if value is not None and name not in media_prices
+    }
+
+
 def pricey_worst_case(prompt_tokens: int, max_tokens: int) -> WorstCase:
     """A text reply's hold at PRICEY's prices."""
     return WorstCase(
@@ -60,12 +70,6 @@ def config_with(**changes: Any) -> BillingConfig:
         secret_key=TEST_SECRET_KEY,
     )
     return dataclasses.replace(base, **changes)
-
-
-def chat_entry(model: ModelInfo) -> dict[str, Any]:
-    """A chat model as an LLM_MODELS entry: without the senses' prices, which it may not have."""
-    senses = {"audio_minute_price", "speech_price", "image_price"}
-    return {k: v for k, v in dataclasses.asdict(model).items() if k not in senses}
 
 
 @pytest.fixture
@@ -108,7 +112,7 @@ def start_app(
         values: dict[str, object] = {
             "openai_api_key": "test-key",
             "openai_base_url": fake_llm_server.base_url + "/v1",
-            "llm_models": json.dumps([chat_entry(PRICEY)]),
+            "llm_models": json.dumps([catalogue_entry(PRICEY)]),
             "llm_default_model": PRICEY.id,
             "bot_username": "test_ai_bot",
             "ai_runner_enabled": True,

@@ -24,7 +24,7 @@ from tests.ai.helpers import (
     set_chat_ai,
     socket_of,
 )
-from tests.billing.conftest import AppFactory
+from tests.billing.conftest import AppFactory, catalogue_entry
 from tests.billing.helpers import Sessionmaker, ledger_state
 from tests.media.samples import png_bytes
 from tests.support.api import ApiUser
@@ -75,7 +75,7 @@ def start(start_app: AppFactory, fake_llm_server: FakeLLMServer) -> AppFactory:
     a grant that pays for pictures."""
 
     def started(**overrides: object) -> Any:
-        entries = [dataclasses.asdict(m) for m in (SEEING, CLAUDE, _blind(fake_llm_server))]
+        entries = [catalogue_entry(m) for m in (SEEING, CLAUDE, _blind(fake_llm_server))]
         values: dict[str, object] = {
             "llm_models": json.dumps(entries),
             "llm_default_model": SEEING.id,
@@ -307,6 +307,7 @@ async def test_the_model_draws_with_the_tool_and_the_ai_posts_the_image(
             input_tokens=200,
             output_tokens=15,
         ),
+        FakeReply(),  # the picture
         FakeReply(text="Here is your cat.", input_tokens=250, output_tokens=6),
     )
     async with start() as app:
@@ -408,3 +409,70 @@ async def _assert_png_photo(user: ApiUser, message: dict[str, Any]) -> None:
     assert download.status_code == 200
     with Image.open(io.BytesIO(download.content)) as drawn:
         assert drawn.format == "PNG"
+
+
+async def test_a_drawing_that_fails_is_an_error_result_and_costs_no_picture(
+    start: AppFactory, fake_llm: FakeLLM
+) -> None:
+    fake_llm.script(
+        FakeReply(
+            text="",
+            tool_calls=[FakeToolCall("generate_image", {"prompt": "a storm"})],
+            input_tokens=100,
+            output_tokens=10,
+        ),
+        FakeReply(status=400, error_message="Your prompt was rejected."),  # the picture
+        FakeReply(text="I could not draw that.", input_tokens=150, output_tokens=5),
+    )
+    async with start() as app:
+        alice = await app.sign_up(6113, "Alice")
+        chat_id = await open_ai_chat(alice)
+        async with socket_of(app.server, alice) as ws:
+            await alice.send(chat_id, "draw a storm")
+            frames = await _reply_frames(ws)
+        statuses = [f["status"] for f in frames if f["type"] == "ai_reply_tool"]
+        assert statuses == ["started", "failed"]
+        assert frames[-1]["type"] == "ai_reply_done"
+        (result,) = fake_llm.requests[-1].turns[-1].tool_results
+        assert "Your prompt was rejected." in result.content
+        assert await _usage_charges(alice) == [-cost_micros(SEEING, 250, 15)]
+
+
+async def test_a_reply_that_fails_after_drawing_pays_for_the_picture_only(
+    start: AppFactory, fake_llm: FakeLLM, billing_sessionmaker: Sessionmaker
+) -> None:
+    fake_llm.script(
+        FakeReply(text="", tool_calls=[FakeToolCall("generate_image", {"prompt": "a boat"})]),
+        FakeReply(),  # the picture
+        FakeReply(status=401),
+    )
+    async with start() as app:
+        alice = await app.sign_up(6114, "Alice")
+        chat_id = await open_ai_chat(alice)
+        async with socket_of(app.server, alice) as ws:
+            await alice.send(chat_id, "draw a boat")
+            frames = await _reply_frames(ws)
+        assert frames[-1]["type"] == "ai_reply_failed"
+        history = await alice.ok("GET", f"/api/v1/chats/{chat_id}/messages")
+        assert [m["message_type"] for m in history["messages"]] == ["text", "photo"]
+        assert await _usage_charges(alice) == [-IMAGE_MODEL.image_price]
+    state = await ledger_state(billing_sessionmaker, alice.id)
+    assert (state.balance, state.reserved, state.holds) == (GRANT - IMAGE_MODEL.image_price, 0, 0)
+
+
+async def test_image_command_that_fails_costs_nothing(
+    start: AppFactory, fake_llm: FakeLLM, billing_sessionmaker: Sessionmaker
+) -> None:
+    fake_llm.script(FakeReply(status=400, error_message="Your prompt was rejected."))
+    async with start() as app:
+        alice = await app.sign_up(6115, "Alice")
+        chat_id = await open_ai_chat(alice)
+        async with socket_of(app.server, alice) as ws:
+            await alice.send(chat_id, "/image something rejected")
+            frames = await _reply_frames(ws)
+        failed = frames[-1]
+        assert failed["type"] == "ai_reply_failed"
+        assert failed["code"] == "bad_request"
+        assert await _usage_charges(alice) == []
+    state = await ledger_state(billing_sessionmaker, alice.id)
+    assert (state.balance, state.reserved, state.holds) == (GRANT, 0, 0)

@@ -17,9 +17,12 @@ from tests.media.samples import png_bytes
 from tests.support.fake_llm import FakeLLMServer, FakeReply, FakeToolCall
 from tests.support.fake_telegram.fake import RecordedCall
 from tests.support.fake_telegram.updates import (
+    bot_added_to_group,
+    group_text,
     private_document,
     private_photo,
     private_text,
+    tg_group,
     tg_user,
 )
 
@@ -131,6 +134,7 @@ async def test_the_image_tool_shows_as_a_chat_action_and_sends_the_photo(
 ) -> None:
     bot_app.llm.script(
         FakeReply(text="", tool_calls=[FakeToolCall("generate_image", {"prompt": "a fox"})]),
+        FakeReply(),  # the picture
         FakeReply(text="Here is a fox."),
     )
     bot_app.telegram.push_update(private_text(ALICE, "draw a fox"))
@@ -145,3 +149,17 @@ async def test_the_image_tool_shows_as_a_chat_action_and_sends_the_photo(
         if call.params["action"] == "upload_photo"
     )
     assert upload.at < photo.at < final.at
+
+
+async def test_image_command_in_a_group_is_answered_with_a_photo(bot_app: BotApp) -> None:
+    group = tg_group(-100778, "Painters")
+    anna = tg_user(7302, "Anna", "anna")
+    bot_app.telegram.push_update(bot_added_to_group(group, anna, bot_app.telegram.bot_user))
+    command = "/image@test_ai_bot a tree"
+    bot_app.telegram.push_update(group_text(group, anna, command))  # a bot_command entity
+    sent = await bot_app.telegram.wait_for_call(
+        "sendPhoto", lambda call: call.params.get("chat_id") == group.id
+    )
+    assert sent.params["reply_parameters"]["message_id"] > 0
+    (drawing,) = bot_app.llm.requests
+    assert drawing.json["prompt"] == "a tree"
