@@ -227,6 +227,8 @@ async def test_a_member_asks_for_a_transcript_and_pays_for_it(
         assert again.json()["transcript"] == WORDS
         assert again.json()["id"] == note["id"]
         assert len(transcriptions(fake_llm)) == 1
+        paid = (await bob.ok("GET", "/api/v1/billing/transactions"))["items"]
+        assert [item["kind"] for item in paid].count("usage") == 1  # the 200 cost nothing
         async with app.context.sessionmaker() as session:
             row = await session.get(AiReply, job["id"])
         assert row is not None
