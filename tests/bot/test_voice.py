@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from llm.catalogue import DEFAULT_MODELS, speech_cost
-from models import AiReply, AiReplyStatus, Media, MediaKind, Message, MessageType
+from models import AiReply, AiReplyStatus, Chat, Media, MediaKind, Message, MessageType
 from services.ai.voice import speakable
 from tests.bot.conftest import BotApp
 from tests.support.fake_llm import FakeReply
@@ -187,3 +187,19 @@ async def wait_until_linked(bot_app: BotApp, telegram_message_id: int) -> None:
     async with asyncio.timeout(10):
         while not await linked():  # noqa: ASYNC110 (the database has no event to await)
             await asyncio.sleep(0.02)
+
+
+async def test_in_a_group_only_admins_turn_voice_replies_on(bot_app: BotApp) -> None:
+    telegram = bot_app.telegram
+    telegram.push_update(bot_added_to_group(GROUP, ALICE, telegram.bot_user))
+    telegram.set_admins(GROUP.id, [ALICE.id], creator=ALICE.id)
+    telegram.push_update(group_text(GROUP, BORIS, "/voice on"))
+    refused = await telegram.wait_for_call("sendMessage", _to(GROUP.id))
+    assert refused.params["text"] == "Only the group's admins can change the AI's settings."
+    telegram.push_update(group_text(GROUP, ALICE, "/voice"))
+    done = await telegram.wait_for_call("sendMessage", _to(GROUP.id), nth=2)
+    assert done.params["text"] == "Voice replies on."
+    async with bot_app.sessionmaker() as session:
+        chat = await session.scalar(select(Chat).where(Chat.telegram_chat_id == GROUP.id))
+        assert chat is not None
+        assert chat.ai_voice_replies is True
