@@ -199,7 +199,12 @@ async def test_in_a_group_only_admins_turn_voice_replies_on(bot_app: BotApp) -> 
     telegram.push_update(group_text(GROUP, ALICE, "/voice"))
     done = await telegram.wait_for_call("sendMessage", _to(GROUP.id), nth=2)
     assert done.params["text"] == "Voice replies on."
-    async with bot_app.sessionmaker() as session:
-        chat = await session.scalar(select(Chat).where(Chat.telegram_chat_id == GROUP.id))
-        assert chat is not None
-        assert chat.ai_voice_replies is True
+
+    async def voice_replies() -> bool:  # the handler answers before its unit of work commits
+        async with bot_app.sessionmaker() as session:
+            chat = await session.scalar(select(Chat).where(Chat.telegram_chat_id == GROUP.id))
+        return chat is not None and chat.ai_voice_replies
+
+    async with asyncio.timeout(5):
+        while not await voice_replies():  # noqa: ASYNC110 (the database has no event to await)
+            await asyncio.sleep(0.02)
