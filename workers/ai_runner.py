@@ -303,11 +303,27 @@ class AiRunner:
             self._live.pop(reply_id, None)
 
     async def _draw_job(self, live: LiveReply, job: ClaimedJob) -> None:
-        """ "/image <prompt>": one picture, posted by the AI as the reply."""
+        """ "/image <prompt>": one picture, posted by the AI as the reply. It beats while it
+        draws, and a cancellation stops the drawing (nothing is posted or charged)."""
         if live.sink is not None and self._sink is not None:
             self._sink.tool_started(live.sink, tools.GENERATE_IMAGE)
+        beater = asyncio.create_task(self._beat_forever(live))
+        drawing = asyncio.create_task(self._draw(job.model, job.image_prompt))
+        cancelled = asyncio.create_task(live.cancel.wait())
         try:
-            data = await self._draw(job.model, job.image_prompt)
+            await asyncio.wait({drawing, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            live.streaming_over.set()
+            for task in (drawing, cancelled):
+                if not task.done():
+                    task.cancel()
+            await asyncio.gather(beater, cancelled, return_exceptions=True)
+        if drawing.cancelled() or not drawing.done():
+            await asyncio.gather(drawing, return_exceptions=True)
+            await self._finish(live, job.model, job.request, cancelled=True, usage=Usage(0, 0))
+            return
+        try:
+            data = drawing.result()
         except LLMError as exc:
             await self._fail(live.reply_id, exc.code, exc.message)
             return

@@ -142,7 +142,9 @@ async def build_request(
         for message in page:
             if message.sender_id == bot_user_id and message.type == MessageType.VOICE:
                 continue  # the AI's voice note says its text answer again
-            media = attached.get(message.id, [])[-images_left:] if images_left else []
+            # The AI's own pictures are not shown to it again (an assistant turn has no images).
+            seen = images_left and message.sender_id != bot_user_id
+            media = attached.get(message.id, [])[-images_left:] if seen else []
             images_left -= len(media)
             turn = _turn(chat, message, bot_user_id, names, await _parts(storage, media))
             if not turn.content and not turn.images:

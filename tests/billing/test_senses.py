@@ -476,3 +476,24 @@ async def test_image_command_that_fails_costs_nothing(
         assert await _usage_charges(alice) == []
     state = await ledger_state(billing_sessionmaker, alice.id)
     assert (state.balance, state.reserved, state.holds) == (GRANT, 0, 0)
+
+
+async def test_the_newest_four_photos_of_the_history_are_seen_with_their_captions(
+    start: AppFactory, fake_llm: FakeLLM
+) -> None:
+    fake_llm.script(FakeReply(text="Nice colours."))
+    async with start() as app:
+        alice = await app.sign_up(6116, "Alice")
+        bob = await app.sign_up(6117, "Bob")
+        group_id = await group_with_ai(alice, bob)
+        for shade in range(5):  # not addressed to the AI: history only
+            media_id = await _upload(bob, png_bytes(color=(shade * 50, 0, 0)))
+            await bob.send(group_id, f"photo {shade}", media_ids=[media_id])
+        async with socket_of(app.server, alice) as ws:
+            await alice.send(group_id, "@test_ai_bot which photo is the reddest?")
+            reply = await follow_reply(ws)
+        assert reply.end["type"] == "ai_reply_done"
+    (request,) = fake_llm.requests
+    with_images = [turn for turn in request.turns if turn.images]
+    assert [turn.content for turn in with_images] == [f"Bob: photo {n}" for n in (1, 2, 3, 4)]
+    assert "Bob: photo 0" in [turn.content for turn in request.turns]  # its caption stays

@@ -272,8 +272,11 @@ export function renderConversation(container, { params, navigate }) {
   }
 
   /** What of a live reply needs a new bubble; the text alone is updated in place. */
+  /** What the AI is doing while a tool of its reply runs (ai_reply_tool). */
+  const AI_TOOL_LABELS = { search_history: "Searching the chat…", generate_image: "Drawing…" };
+
   function aiShape(reply) {
-    return JSON.stringify([reply.status, Boolean(reply.stopping), reply.model || ""]);
+    return JSON.stringify([reply.status, Boolean(reply.stopping), reply.model || "", reply.tool || ""]);
   }
 
   /** A delta: the same bubble with its text grown, so that its Stop button stays put under a
@@ -297,6 +300,7 @@ export function renderConversation(container, { params, navigate }) {
     },
     reply.model ? h("div.model", reply.model) : null,
     markdownElement(reply.text || "", { "data-testid": "ai-streaming-text" }),
+    streaming && reply.tool ? h("div.model", { "data-testid": "ai-tool", role: "status" }, AI_TOOL_LABELS[reply.tool] || "Working…") : null,
     streaming ? h("div.ai-stop", h("button.button.small.secondary", {
       type: "button", "data-testid": "ai-stop", disabled: Boolean(reply.stopping), "aria-label": "Stop the AI reply",
       onclick: () => actions.cancelAiReply(reply.reply_id).catch((err) => toast(err.message, "error")),
@@ -330,7 +334,7 @@ export function renderConversation(container, { params, navigate }) {
       items.push({ key: `p${p.client_msg_id}`, sig: JSON.stringify([p.failed, p.uploading, p.text, Boolean(p.preview)]), build: () => buildPending(p) });
     }
     for (const reply of store.aiStreamsOf(chatId)) {
-      items.push({ key: `a${reply.reply_id}`, sig: JSON.stringify([reply.text, reply.status, reply.stopping, reply.model]), build: () => buildAi(reply), patch: (el) => patchAi(el, reply) });
+      items.push({ key: `a${reply.reply_id}`, sig: JSON.stringify([reply.text, reply.status, reply.stopping, reply.model, reply.tool]), build: () => buildAi(reply), patch: (el) => patchAi(el, reply) });
     }
     if (!messages.length && !pendings.length && box.loaded) {
       items.push({ key: "empty", sig: "", build: () => h("p.empty", chat?.chat_type === "ai" ? "Ask the AI anything." : "No messages here yet.") });
