@@ -81,6 +81,8 @@ async def update_ai_settings(
     if "temperature" in changes:
         chat.ai_temperature = changes["temperature"]
     if "voice_replies" in changes:
+        if changes["voice_replies"] and (ai is None or ai.catalogue.media_model("speech") is None):
+            raise ServiceUnavailable("Speech is not configured", code="ai_speech_not_configured")
         chat.ai_voice_replies = changes["voice_replies"]
     await session.flush()
     return ai_settings_of(membership)
