@@ -55,15 +55,23 @@ async def test_an_owner_creates_reads_edits_and_archives_an_assistant(
         max_reply_tokens=32,
         visibility="link",
     )
-    assert isinstance(created["id"], int) and created["id"] > 0
-    assert created["owner_id"] == alice.id and isinstance(created["owner_id"], int)
-    assert created["name"] == "Nemo" and created["instructions"] == INSTRUCTIONS
-    assert created["model"] == TINY_MODEL and created["visibility"] == "link"
-    assert created["temperature"] == 0.3 and isinstance(created["temperature"], float)
-    assert created["max_reply_tokens"] == 32 and created["uses"] == 0
-    assert created["is_mine"] is True and created["archived"] is False
+    assert isinstance(created["id"], int)
+    assert created["id"] > 0
+    assert created["owner_id"] == alice.id
+    assert isinstance(created["owner_id"], int)
+    assert created["name"] == "Nemo"
+    assert created["instructions"] == INSTRUCTIONS
+    assert created["model"] == TINY_MODEL
+    assert created["visibility"] == "link"
+    assert created["temperature"] == 0.3
+    assert isinstance(created["temperature"], float)
+    assert created["max_reply_tokens"] == 32
+    assert created["uses"] == 0
+    assert created["is_mine"] is True
+    assert created["archived"] is False
     token = created["share_token"]
-    assert isinstance(token, str) and len(token) >= 32
+    assert isinstance(token, str)
+    assert len(token) >= 32
     assert created["start_param"] == f"assistant_{created['id']}_{token}"
     assert len(created["start_param"]) <= 64
     assert created["url"] is None  # no WEBAPP_URL in the tests' settings
@@ -71,8 +79,10 @@ async def test_an_owner_creates_reads_edits_and_archives_an_assistant(
     path = f"/api/v1/assistants/{created['id']}"
     assert (await alice.ok("GET", path))["name"] == "Nemo"
     edited = await alice.ok("PATCH", path, json={"name": "Nemo II", "model": None})
-    assert edited["name"] == "Nemo II" and edited["model"] is None
-    assert edited["instructions"] == INSTRUCTIONS and edited["greeting"] == "Welcome aboard!"
+    assert edited["name"] == "Nemo II"
+    assert edited["model"] is None
+    assert edited["instructions"] == INSTRUCTIONS
+    assert edited["greeting"] == "Welcome aboard!"
     archived = await alice.ok("DELETE", path)
     assert archived["archived"] is True
     assert (await alice.ok("GET", path))["archived"] is True  # still its owner's
@@ -110,11 +120,13 @@ async def test_unknown_models_and_foreign_avatars_are_refused_and_nothing_change
         refused = await alice.post(
             "/api/v1/assistants", json={"name": "x", "instructions": "x", "model": model}
         )
-        assert refused.status_code == 400 and refused.json()["code"] == "unknown_model"
+        assert refused.status_code == 400
+        assert refused.json()["code"] == "unknown_model"
     assistant = await create(alice)
     path = f"/api/v1/assistants/{assistant['id']}"
     refused = await alice.patch(path, json={"name": "Other", "avatar_media_id": 999_999})
-    assert refused.status_code == 404 and refused.json()["code"] == "media_not_found"
+    assert refused.status_code == 404
+    assert refused.json()["code"] == "media_not_found"
     assert (await alice.ok("GET", path))["name"] == "Nemo"
     assert await count_assistants(sessionmaker) == 1
 
@@ -142,7 +154,8 @@ async def test_who_sees_an_assistant_on_every_route(
         seen = await bob.get(path, params=query)
         assert seen.status_code == expected, (with_token, seen.text)
         if allowed:
-            assert seen.json()["share_token"] is None and seen.json()["is_mine"] is False
+            assert seen.json()["share_token"] is None
+            assert seen.json()["is_mine"] is False
         else:
             assert seen.json()["code"] == "assistant_not_found"
         chat = await bob.post(f"{path}/chat", json=query)
@@ -165,7 +178,9 @@ async def test_who_sees_an_assistant_on_every_route(
     wrong = await bob.get(path, params={"share_token": "x" * 32})
     assert wrong.status_code == (200 if visibility == "public" else 404)
     mine = await alice.ok("GET", path)
-    assert mine["name"] == "Nemo" and mine["archived"] is False and mine["is_mine"] is True
+    assert mine["name"] == "Nemo"
+    assert mine["archived"] is False
+    assert mine["is_mine"] is True
     assert (await alice.ok("GET", f"{path}/usage"))["conversations"] == (
         1 if visibility != "private" else 0
     )
@@ -180,11 +195,13 @@ async def test_an_archived_assistant_is_its_owners_only_and_takes_no_new_chats(
     assert (await bob.get(path)).status_code == 404
     assert (await bob.post(f"{path}/chat")).status_code == 404
     refused = await alice.post(f"{path}/chat")
-    assert refused.status_code == 409 and refused.json()["code"] == "assistant_archived"
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "assistant_archived"
     catalogue = await bob.ok("GET", "/api/v1/assistants")
     assert catalogue == []
     mine = await alice.ok("GET", "/api/v1/assistants", params={"owner": "me"})
-    assert [a["id"] for a in mine] == [assistant["id"]] and mine[0]["archived"] is True
+    assert [a["id"] for a in mine] == [assistant["id"]]
+    assert mine[0]["archived"] is True
 
 
 # -- the catalogue ---------------------------------------------------------------------------------
@@ -202,7 +219,8 @@ async def test_the_catalogue_lists_public_assistants_by_use_with_search_and_page
 
     listed = await bob.ok("GET", "/api/v1/assistants")
     assert [a["id"] for a in listed] == [busy["id"], quiet["id"]]
-    assert listed[0]["uses"] == 2 and isinstance(listed[0]["uses"], int)
+    assert listed[0]["uses"] == 2
+    assert isinstance(listed[0]["uses"], int)
     found = await bob.ok("GET", "/api/v1/assistants", params={"query": "CHEF"})
     assert [a["name"] for a in found] == ["Quiet chef"]
     by_description = await bob.ok("GET", "/api/v1/assistants", params={"query": "maths"})
@@ -219,7 +237,8 @@ async def test_the_catalogue_lists_public_assistants_by_use_with_search_and_page
     assert bad.status_code == 422
 
     mine = await alice.ok("GET", "/api/v1/assistants", params={"owner": "me"})
-    assert len(mine) == 4 and all(a["share_token"] for a in mine)
+    assert len(mine) == 4
+    assert all(a["share_token"] for a in mine)
     assert await bob.ok("GET", "/api/v1/assistants", params={"owner": "me"}) == []
     assert (await bob.get("/api/v1/assistants", params={"owner": "you"})).status_code == 422
 
@@ -237,7 +256,8 @@ async def test_starting_a_chat_is_idempotent_and_opens_with_the_greeting(
     chat = first.json()
     assert chat["id"] == second.json()["id"]
     assert (await bob.ok("POST", path))["id"] == chat["id"]
-    assert chat["chat_type"] == "ai" and chat["title"] == "Nemo"
+    assert chat["chat_type"] == "ai"
+    assert chat["title"] == "Nemo"
     assert chat["assistant_id"] == assistant["id"]
     assert chat["assistant"] == {"id": assistant["id"], "name": "Nemo", "avatar_media_id": None}
     messages = await history(bob, chat["id"])
@@ -247,7 +267,8 @@ async def test_starting_a_chat_is_idempotent_and_opens_with_the_greeting(
     assert usage["conversations"] == 1
     # The built-in AI chat is another chat.
     builtin = await bob.ok("POST", "/api/v1/chats/ai")
-    assert builtin["id"] != chat["id"] and builtin["assistant_id"] is None
+    assert builtin["id"] != chat["id"]
+    assert builtin["assistant_id"] is None
 
 
 async def test_the_assistant_answers_with_its_instructions_model_and_limits(
@@ -277,14 +298,18 @@ async def test_the_assistant_answers_with_its_instructions_model_and_limits(
     assert request.json["max_completion_tokens"] == 32 < TINY_MAX_OUTPUT
     assert request.json["temperature"] == 0.3
     system = system_of(request)
-    assert INSTRUCTIONS in system and DEFAULT_PERSONA not in system
+    assert INSTRUCTIONS in system
+    assert DEFAULT_PERSONA not in system
 
     usage = await alice.ok("GET", f"/api/v1/assistants/{assistant['id']}/usage")
-    assert usage["messages"] == 1 and isinstance(usage["messages"], int)
-    assert isinstance(usage["cost_micros"], int) and usage["cost_micros"] > 0
+    assert usage["messages"] == 1
+    assert isinstance(usage["messages"], int)
+    assert isinstance(usage["cost_micros"], int)
+    assert usage["cost_micros"] > 0
     async with sessionmaker() as session:
         stored = await session.get(Chat, chat["id"])
-        assert stored is not None and stored.assistant_id == assistant["id"]
+        assert stored is not None
+        assert stored.assistant_id == assistant["id"]
 
 
 async def test_an_archived_assistants_chat_is_told_so(
@@ -294,7 +319,8 @@ async def test_an_archived_assistants_chat_is_told_so(
     chat = await bob.ok("POST", f"/api/v1/assistants/{assistant['id']}/chat")
     await alice.ok("DELETE", f"/api/v1/assistants/{assistant['id']}")
     refused = await bob.post(f"/api/v1/chats/{chat['id']}/messages", json={"text": "Hello?"})
-    assert refused.status_code == 409 and refused.json()["code"] == "assistant_archived"
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "assistant_archived"
     assert await history(bob, chat["id"]) == []
     assert fake_llm.requests == []
 
@@ -316,7 +342,8 @@ async def test_a_group_takes_an_assistant_as_its_ai_and_goes_back(
     not_group = await bob.post(
         f"/api/v1/chats/{private['id']}/assistant", json={"assistant_id": assistant["id"]}
     )
-    assert not_group.status_code == 400 and not_group.json()["code"] == "not_a_group"
+    assert not_group.status_code == 400
+    assert not_group.json()["code"] == "not_a_group"
 
     chat = await bob.ok("POST", route, json={"assistant_id": assistant["id"]})
     assert chat["assistant_id"] == assistant["id"]
@@ -329,7 +356,8 @@ async def test_a_group_takes_an_assistant_as_its_ai_and_goes_back(
     assert INSTRUCTIONS in system_of(request)
 
     cleared = await bob.ok("DELETE", route)
-    assert cleared["assistant_id"] is None and cleared["assistant"] is None
+    assert cleared["assistant_id"] is None
+    assert cleared["assistant"] is None
     async with socket_of(server, bob) as ws:
         await bob.send(group["id"], "/ask and now?")
         await bot_message(ws)
@@ -363,7 +391,8 @@ async def test_ratings_of_ai_replies_and_the_owners_usage(
     own = await bob.put(
         f"/api/v1/chats/{chat['id']}/messages/{mine['id']}/rating", json={"value": "up"}
     )
-    assert own.status_code == 400 and own.json()["code"] == "not_ai_message"
+    assert own.status_code == 400
+    assert own.json()["code"] == "not_ai_message"
     assert (await carol.put(rating, json={"value": "up"})).status_code == 404
     assert (await carol.delete(rating)).status_code == 404
     for bad in ({"value": "meh"}, {"value": 1}, {"value": "up", "comment": "x" * 1001}, {}):
@@ -375,9 +404,11 @@ async def test_ratings_of_ai_replies_and_the_owners_usage(
     assert usage["ratings"] == {"up": 1, "down": 0}
     assert [c["comment"] for c in usage["recent_comments"]] == ["Better now"]
     assert usage["recent_comments"][0]["value"] == 1
-    assert usage["conversations"] == 1 and usage["messages"] == 1
+    assert usage["conversations"] == 1
+    assert usage["messages"] == 1
 
     assert await bob.ok("DELETE", rating) == {"ok": True}
     assert (await bob.delete(rating)).status_code == 404
     usage = await alice.ok("GET", f"/api/v1/assistants/{assistant['id']}/usage")
-    assert usage["ratings"] == {"up": 0, "down": 0} and usage["recent_comments"] == []
+    assert usage["ratings"] == {"up": 0, "down": 0}
+    assert usage["recent_comments"] == []
