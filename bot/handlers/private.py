@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aiogram import F, Router
+from aiogram import Bot, F, Router
 from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import (
     CallbackQuery,
@@ -15,8 +15,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import BotContext, app_button
+from bot.files import store_telegram_file
 from core.errors import AppError
-from models import Chat, User
+from models import Chat, MediaKind, User
 from services import conversation
 from services.ai import replies
 from services.ai.settings import update_ai_settings
@@ -26,6 +27,8 @@ from services.telegram_groups import message_for_telegram
 
 HELP = (
     "Write to me and I answer: this chat is the same conversation as the AI chat in the app.\n\n"
+    "Send a photo and I look at it (with a model that sees images).\n\n"
+    "/image <what> — draw a picture\n"
     "/new — start a fresh conversation\n"
     "/model — choose the AI model\n"
     "/persona <text> — how the AI should behave (/persona reset to clear)\n"
@@ -165,12 +168,42 @@ async def chat_with_ai(
     message: Message, ctx: BotContext, session: AsyncSession, user: User
 ) -> None:
     """Any other text is a message in the user's direct AI chat."""
+    await _post(message, ctx, session, user, message.text)
+
+
+async def image_to_ai(
+    message: Message, bot: Bot, ctx: BotContext, session: AsyncSession, user: User
+) -> None:
+    """A photo, or an image sent as a file, is a message in the user's direct AI chat: the
+    image stored as our media, its caption the text."""
+    if message.photo:
+        file_id, kind, name = message.photo[-1].file_id, MediaKind.PHOTO, None
+    elif message.document is not None:
+        file_id, kind, name = message.document.file_id, None, message.document.file_name
+    else:
+        return
+    media = await store_telegram_file(bot, ctx, session, user, file_id, kind=kind, filename=name)
+    await _post(message, ctx, session, user, message.caption, media_ids=[media.id])
+
+
+async def _post(
+    message: Message,
+    ctx: BotContext,
+    session: AsyncSession,
+    user: User,
+    text: str | None,
+    *,
+    media_ids: list[int] | None = None,
+) -> None:
     chat = await _ai_chat(ctx, session, user)
     reply_to = None
     if message.reply_to_message is not None:
         reply_to = await message_for_telegram(session, chat.id, message.reply_to_message.message_id)
     draft = MessageDraft(
-        text=message.text, reply_to_message_id=reply_to, telegram_message_id=message.message_id
+        text=text,
+        reply_to_message_id=reply_to,
+        telegram_message_id=message.message_id,
+        media_ids=media_ids or (),
     )
     await conversation.post_message(session, user, chat.id, draft, ai=ctx.runtime, limits=None)
 
@@ -189,4 +222,6 @@ def create_router() -> Router:
     router.stopped_message_generation.register(stopped_by_telegram)
     router.message.register(balance, Command("balance"))
     router.message.register(chat_with_ai, F.text)
+    router.message.register(image_to_ai, F.photo)
+    router.message.register(image_to_ai, F.document.mime_type.startswith("image/"))
     return router
