@@ -35,6 +35,7 @@ from services.ai.jobs import SinkReply
 from services.ai.tools import GENERATE_IMAGE
 from services.telegram_groups import link_telegram_message
 from workers.ai_runner import ReplySink
+from workers.ai_senses import Speech, SpeechFailed
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +111,31 @@ class TelegramRelay(ReplySink):
             async with unit_of_work(self._sessionmaker, self._broker) as session:
                 for ours, theirs in links:
                     await link_telegram_message(session, reply.chat_id, ours, theirs)
+
+    async def spoken(
+        self, reply: SinkReply, speech: Speech | SpeechFailed, message_id: int | None
+    ) -> None:
+        """The answer's voice note (`sendVoice`), after its text; a failure is told briefly."""
+        if isinstance(speech, SpeechFailed):
+            notice = TelegramText(f"⚠️ I could not answer with a voice note: {speech.message}", ())
+            await self._final_call(lambda: self._send(reply, notice, None))
+            return
+        voice = BufferedInputFile(speech.audio, filename="voice.ogg")
+        reply_to = reply.reply_to_telegram_message_id
+        sent = await self._final_call(
+            lambda: self._bot.send_voice(
+                chat_id=reply.telegram_chat_id,
+                voice=voice,
+                reply_parameters=(
+                    ReplyParameters(message_id=reply_to, allow_sending_without_reply=True)
+                    if reply_to
+                    else None
+                ),
+            )
+        )
+        if sent is not None and message_id is not None:
+            async with unit_of_work(self._sessionmaker, self._broker) as session:
+                await link_telegram_message(session, reply.chat_id, message_id, sent.message_id)
 
     async def failed(self, reply: SinkReply, code: str, message: str) -> None:
         stream = await self._stop(reply)
