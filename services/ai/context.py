@@ -20,6 +20,7 @@ from llm.catalogue import ModelInfo
 from llm.images import prepare_image
 from llm.tokens import estimate_prompt_tokens
 from models import (
+    Assistant,
     Chat,
     ChatType,
     Media,
@@ -85,8 +86,12 @@ def _display_name(user: User | None) -> str:
     )
 
 
-async def system_prompt(session: AsyncSession, chat: Chat, requester_id: int | None) -> str:
-    parts = [chat.ai_persona or DEFAULT_PERSONA]
+async def system_prompt(
+    session: AsyncSession, chat: Chat, requester_id: int | None, assistant: Assistant | None = None
+) -> str:
+    """An assistant's instructions are the persona of the chats it is the AI of."""
+    persona = assistant.instructions if assistant is not None else chat.ai_persona
+    parts = [persona or DEFAULT_PERSONA]
     if chat.type == ChatType.GROUP:
         parts.append(
             f'You are a participant of the group chat "{chat.title}". Each message of the '
@@ -114,11 +119,12 @@ async def build_request(
     temperature: float | None,
     storage: Storage | None,
     tools: tuple[ToolSpec, ...] = (),
+    assistant: Assistant | None = None,
 ) -> CompletionRequest:
     """The newest history that fits `context_window - max_tokens`, oldest first, offering
     `tools`. Without `storage` (to estimate what the prompt costs), images are counted at
     their most but not read: their parts hold no bytes."""
-    system = await system_prompt(session, chat, requester_id)
+    system = await system_prompt(session, chat, requester_id, assistant)
     budget = model.context_window - max_tokens - SAFETY_MARGIN_TOKENS
     budget -= estimate_prompt_tokens(system, [], tools)
     turns: list[ChatTurn] = []

@@ -27,7 +27,7 @@ from services import frames
 from services.ai.commands import image_prompt
 from services.ai.context import build_request
 from services.ai.pricing import drawn_cost, final_cost
-from services.ai.runtime import AiRuntime
+from services.ai.runtime import AiRuntime, chat_assistant, temperature_for
 from services.ai.tools import offered_tools, store_drawn
 from services.ai.vision import refusal_for
 from services.audience import chat_member_ids
@@ -187,6 +187,7 @@ async def load_claimed(
     if reply.kind == AiJobKind.TEXT:
         refusal = await refusal_for(session, ai, model, chat.id, reply.trigger_message_id)
     if reply.kind == AiJobKind.TEXT and refusal is None:
+        assistant = await chat_assistant(session, chat)
         request = await build_request(
             session,
             chat,
@@ -195,9 +196,10 @@ async def load_claimed(
             bot_user_id=(await ai.bot_user(session)).id,
             requester_id=reply.requested_by,
             max_tokens=reply.max_tokens,
-            temperature=chat.ai_temperature,
+            temperature=temperature_for(chat, assistant),
             storage=storage,
             tools=offered_tools(ai, model),
+            assistant=assistant,
         )
     return ClaimedJob(
         reply_id=reply.id,

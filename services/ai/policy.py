@@ -23,13 +23,13 @@ from core.errors import (
 )
 from core.outbox import stage
 from llm.catalogue import ModelInfo
-from models import AiJobKind, AiMode, AiReply, Chat, ChatType, Message, User
+from models import AiJobKind, AiMode, AiReply, Assistant, Chat, ChatType, Message, User
 from services.access import find_membership
 from services.ai import pricing, tools
 from services.ai.commands import addresses_bot, image_prompt, is_command, job_kind
 from services.ai.context import build_request, prompt_tokens
 from services.ai.jobs import wake_envelope
-from services.ai.runtime import AiRuntime
+from services.ai.runtime import AiRuntime, chat_assistant, temperature_for
 from services.ai.vision import has_images
 from services.billing.quota import WorstCase
 
@@ -142,11 +142,17 @@ async def request_reply(
     """Queue a reply to `trigger`, paid for by `requester`: an answer, or the picture that
     "/image <prompt>" asks for. With `quiet` (a group that did not address the AI by name), an
     AI that is busy, rate-limited, not configured or over the requester's allowance just stays
-    silent."""
+    silent. A chat whose assistant was archived is told so."""
     kind = job_kind(trigger.text, ai.bot_username)
+    assistant = await chat_assistant(session, chat)
     try:
-        model = ai.model_for(chat) if kind == AiJobKind.TEXT else _image_model(ai, trigger)
-    except (ServiceUnavailable, BadRequest):
+        if assistant is not None and assistant.archived_at is not None:
+            raise Conflict("This assistant was archived by its owner", code="assistant_archived")
+        if kind == AiJobKind.TEXT:
+            model = ai.model_for(chat, assistant)
+        else:
+            model = _image_model(ai, trigger)
+    except (ServiceUnavailable, BadRequest, Conflict):
         if quiet:
             return None
         raise
@@ -168,10 +174,11 @@ async def request_reply(
         trigger_message_id=trigger.id,
         requested_by=requester.id,
         surface="telegram" if trigger.telegram_message_id is not None else "app",
+        assistant_id=chat.assistant_id,
         kind=kind,
         model=model.id,
         provider=model.provider,
-        max_tokens=ai.max_tokens_for(model) if kind == AiJobKind.TEXT else 0,
+        max_tokens=ai.max_tokens_for(model, assistant) if kind == AiJobKind.TEXT else 0,
     )
     try:
         async with session.begin_nested():
@@ -183,7 +190,7 @@ async def request_reply(
         raise Conflict(
             "The AI is still answering in this chat; wait for it or cancel it", code="ai_busy"
         ) from None
-    worst = await _worst_case(session, ai, chat, reply, model, bot_user_id)
+    worst = await _worst_case(session, ai, chat, reply, model, bot_user_id, assistant)
     try:
         async with session.begin_nested():
             await ai.quota.reserve(session, reply, worst)
@@ -217,6 +224,7 @@ async def _worst_case(
     reply: AiReply,
     model: ModelInfo,
     bot_user_id: int,
+    assistant: Assistant | None,
 ) -> WorstCase:
     """What the reply may cost; nothing when it only tells that its model cannot see the
     photo it is asked about."""
@@ -233,9 +241,10 @@ async def _worst_case(
             bot_user_id=bot_user_id,
             requester_id=reply.requested_by,
             max_tokens=reply.max_tokens,
-            temperature=chat.ai_temperature,
+            temperature=temperature_for(chat, assistant),
             storage=None,
             tools=tools.offered_tools(ai, model),
+            assistant=assistant,
         )
         tokens = prompt_tokens(request)
     return await pricing.worst_case(
