@@ -74,7 +74,12 @@ async def help_(message: Message) -> None:
 async def new_conversation(
     message: Message, ctx: BotContext, session: AsyncSession, user: User
 ) -> None:
-    await replies.reset_context(session, await _ai_chat(ctx, session, user))
+    await reset_conversation(message, session, await _ai_chat(ctx, session, user))
+
+
+async def reset_conversation(message: Message, session: AsyncSession, chat: Chat) -> None:
+    """/new: the AI of `chat` forgets what was said before."""
+    await replies.reset_context(session, chat)
     await message.answer("Started a new conversation: I forgot what we said before.")
 
 
@@ -165,7 +170,13 @@ async def chat_with_ai(
     message: Message, ctx: BotContext, session: AsyncSession, user: User
 ) -> None:
     """Any other text is a message in the user's direct AI chat."""
-    chat = await _ai_chat(ctx, session, user)
+    await post_to_chat(message, ctx, session, user, await _ai_chat(ctx, session, user))
+
+
+async def post_to_chat(
+    message: Message, ctx: BotContext, session: AsyncSession, user: User, chat: Chat
+) -> None:
+    """A private Telegram message as the user's message in `chat`, which its AI answers."""
     reply_to = None
     if message.reply_to_message is not None:
         reply_to = await message_for_telegram(session, chat.id, message.reply_to_message.message_id)

@@ -23,6 +23,7 @@ from llm.base import CompletionRequest, LLMError, Usage
 from llm.catalogue import ModelInfo, cost_micros
 from models import AiReply, AiReplyStatus, Chat, Message, User
 from services import frames
+from services.ai.assistant_bots import bot_of_assistant
 from services.ai.context import build_request
 from services.ai.runtime import AiRuntime
 from services.audience import chat_member_ids
@@ -138,6 +139,8 @@ class SinkReply:
     telegram_chat_id: int
     is_private: bool
     reply_to_telegram_message_id: int | None
+    # The assistant's own bot it was asked through (None: our bot).
+    telegram_bot_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,9 +201,13 @@ async def _sink_reply(session: AsyncSession, reply: AiReply, chat: Chat) -> Sink
         if reply.trigger_message_id
         else None
     )
+    telegram_bot_id = None
     if chat.telegram_chat_id is not None:
         telegram_chat_id, is_private = chat.telegram_chat_id, False
     else:
+        # A private conversation with an assistant that has its own bot is held there.
+        if chat.assistant_id is not None:
+            telegram_bot_id = await bot_of_assistant(session, chat.assistant_id)
         requester = await session.get(User, reply.requested_by) if reply.requested_by else None
         if requester is None:
             return None
@@ -211,6 +218,7 @@ async def _sink_reply(session: AsyncSession, reply: AiReply, chat: Chat) -> Sink
         telegram_chat_id=telegram_chat_id,
         is_private=is_private,
         reply_to_telegram_message_id=trigger.telegram_message_id if trigger else None,
+        telegram_bot_id=telegram_bot_id,
     )
 
 

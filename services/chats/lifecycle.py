@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db import upsert_insert
 from core.errors import BadRequest, Conflict, Unprocessable
-from models import Chat, ChatType, MemberRole, User
+from models import Assistant, Chat, ChatType, MemberRole, User
 from services.access import require_membership
 from services.chats.members import enroll_member
 from services.events import EventType, record_event
@@ -134,6 +134,24 @@ async def get_or_create_private_chat(
 
 async def get_or_create_ai_chat(session: AsyncSession, user: User, bot: User) -> Chat:
     chat, _ = await _chat_by_pair_key(session, f"ai:{user.id}", ChatType.AI, user.id, [user, bot])
+    return chat
+
+
+async def get_or_create_assistant_chat(
+    session: AsyncSession, user: User, assistant: Assistant, bot: User
+) -> Chat:
+    """The user's AI chat whose AI is `assistant` (one per user and assistant)."""
+    chat, created = await _chat_by_pair_key(
+        session,
+        f"assistant:{assistant.id}:{user.id}",
+        ChatType.AI,
+        user.id,
+        [user, bot],
+        title=assistant.name,
+    )
+    if created:
+        chat.assistant_id = assistant.id
+        await session.flush()
     return chat
 
 

@@ -1,0 +1,176 @@
+"""Assistants published as their own Telegram bots: the owner's token (checked with Telegram by
+the caller, kept encrypted), and the news every process's bot gets when one is added, replaced
+or removed, so that it starts or stops serving it at once."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.envelope import Envelope, encode_envelope, encode_frame
+from core.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
+from core.outbox import stage
+from core.settings import Settings
+from core.token_cipher import TokenCipher
+from models import Assistant, AssistantBot, AssistantVisibility, Chat, User
+from services.chats.lifecycle import get_or_create_assistant_chat
+
+BOTS_SERVICE = "assistant_bots"
+# What BotFather issues: "<bot id>:<35 url-safe characters>" (checked before any request).
+BOT_TOKEN_PATTERN = re.compile(r"[0-9]{1,20}:[A-Za-z0-9_-]{30,64}")
+
+
+@dataclass(frozen=True, slots=True)
+class BotIdentity:
+    """Who a token belongs to, as Telegram's getMe said."""
+
+    telegram_bot_id: int
+    username: str
+
+
+def token_cipher(settings: Settings) -> TokenCipher:
+    key = settings.assistant_bot_token_key
+    if key is None:
+        raise ServiceUnavailable(
+            "Publishing assistants as bots needs ASSISTANT_BOT_TOKEN_KEY on this server",
+            code="assistant_bots_not_configured",
+        )
+    return TokenCipher(key.get_secret_value())
+
+
+def check_token_format(token: str) -> str:
+    token = token.strip()
+    if not BOT_TOKEN_PATTERN.fullmatch(token):
+        raise BadRequest("This is not a Telegram bot token", code="bad_bot_token")
+    return token
+
+
+def changed_envelope(telegram_bot_id: int) -> bytes:
+    """Tells every process's bot that this assistant bot was added, replaced or removed."""
+    frame = encode_frame({"telegram_bot_id": telegram_bot_id})
+    return encode_envelope([], frame, service=BOTS_SERVICE)
+
+
+def changed_bot_id(envelope: Envelope) -> int | None:
+    """The bot a `changed_envelope` is about; None for any other envelope."""
+    if envelope.service != BOTS_SERVICE:
+        return None
+    return int(json.loads(envelope.frame)["telegram_bot_id"])
+
+
+async def owned_assistant(session: AsyncSession, user: User, assistant_id: int) -> Assistant:
+    """The caller's own assistant; anyone else's is not found, as one that does not exist."""
+    assistant = await session.get(Assistant, assistant_id)
+    if assistant is None or assistant.owner_id != user.id or assistant.archived_at is not None:
+        raise NotFound("Assistant not found", code="assistant_not_found")
+    return assistant
+
+
+async def publish_bot(
+    session: AsyncSession,
+    user: User,
+    assistant_id: int,
+    identity: BotIdentity,
+    token: str,
+    cipher: TokenCipher,
+    *,
+    main_bot_id: int | None,
+) -> AssistantBot:
+    """The assistant answers as the bot `identity` (replacing the bot it had)."""
+    assistant = await owned_assistant(session, user, assistant_id)
+    taken = await session.scalar(
+        select(AssistantBot.assistant_id).where(
+            AssistantBot.telegram_bot_id == identity.telegram_bot_id
+        )
+    )
+    if identity.telegram_bot_id == main_bot_id or taken not in (None, assistant.id):
+        raise Conflict("This bot already serves another assistant", code="bot_token_in_use")
+    current = await session.scalar(
+        select(AssistantBot).where(AssistantBot.assistant_id == assistant.id)
+    )
+    if current is not None:
+        stage(session, changed_envelope(current.telegram_bot_id))
+        await session.delete(current)
+        await session.flush()
+    published = AssistantBot(
+        assistant_id=assistant.id,
+        telegram_bot_id=identity.telegram_bot_id,
+        username=identity.username,
+        token_ciphertext=cipher.encrypt(token),
+        webhook_secret=secrets.token_urlsafe(32),
+    )
+    session.add(published)
+    await session.flush()
+    stage(session, changed_envelope(published.telegram_bot_id))
+    return published
+
+
+async def published_bot(session: AsyncSession, user: User, assistant_id: int) -> AssistantBot:
+    assistant = await owned_assistant(session, user, assistant_id)
+    published = await session.scalar(
+        select(AssistantBot).where(AssistantBot.assistant_id == assistant.id)
+    )
+    if published is None:
+        raise NotFound("This assistant has no bot", code="assistant_bot_not_found")
+    return published
+
+
+async def unpublish_bot(session: AsyncSession, user: User, assistant_id: int) -> None:
+    """The assistant's bot stops answering, in every process."""
+    published = await published_bot(session, user, assistant_id)
+    await session.execute(delete(AssistantBot).where(AssistantBot.id == published.id))
+    stage(session, changed_envelope(published.telegram_bot_id))
+
+
+async def served_bots(session: AsyncSession) -> list[AssistantBot]:
+    """Every bot to serve: those of assistants that are not archived."""
+    return list(
+        await session.scalars(
+            select(AssistantBot)
+            .join(Assistant, Assistant.id == AssistantBot.assistant_id)
+            .where(Assistant.archived_at.is_(None))
+        )
+    )
+
+
+async def served_bot(session: AsyncSession, telegram_bot_id: int) -> AssistantBot | None:
+    bots = await session.scalars(
+        select(AssistantBot)
+        .join(Assistant, Assistant.id == AssistantBot.assistant_id)
+        .where(AssistantBot.telegram_bot_id == telegram_bot_id, Assistant.archived_at.is_(None))
+    )
+    return bots.one_or_none()
+
+
+async def bot_of_assistant(session: AsyncSession, assistant_id: int) -> int | None:
+    """The Telegram id of the bot an assistant answers as, if it has one."""
+    return await session.scalar(
+        select(AssistantBot.telegram_bot_id).where(AssistantBot.assistant_id == assistant_id)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class BotConversation:
+    assistant: Assistant
+    chat: Chat
+
+
+async def conversation_for_bot(
+    session: AsyncSession, user: User, assistant_id: int, ai_bot: User
+) -> BotConversation:
+    """The user's conversation with the assistant whose bot they write to. Its bot's token is
+    its link: a link or public assistant answers anyone, a private one only its owner."""
+    assistant = await session.get(Assistant, assistant_id)
+    if (
+        assistant is None
+        or assistant.archived_at is not None
+        or (assistant.visibility == AssistantVisibility.PRIVATE and assistant.owner_id != user.id)
+    ):
+        raise NotFound("This assistant is not available to you", code="assistant_not_found")
+    chat = await get_or_create_assistant_chat(session, user, assistant, ai_bot)
+    return BotConversation(assistant, chat)
