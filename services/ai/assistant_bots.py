@@ -172,5 +172,5 @@ async def conversation_for_bot(
         or (assistant.visibility == AssistantVisibility.PRIVATE and assistant.owner_id != user.id)
     ):
         raise NotFound("This assistant is not available to you", code="assistant_not_found")
-    chat = await get_or_create_assistant_chat(session, user, assistant, ai_bot)
+    chat, _ = await get_or_create_assistant_chat(session, user, ai_bot, assistant)
     return BotConversation(assistant, chat)

@@ -101,11 +101,18 @@ async def _chat_by_pair_key(
     members: list[User],
     *,
     title: str | None = None,
+    assistant_id: int | None = None,
 ) -> tuple[Chat, bool]:
     """The one chat with this pair key, created if missing; race-free via the unique key."""
     inserted = await session.scalar(
         upsert_insert(session, Chat)
-        .values(type=chat_type, pair_key=pair_key, created_by=created_by, title=title)
+        .values(
+            type=chat_type,
+            pair_key=pair_key,
+            created_by=created_by,
+            title=title,
+            assistant_id=assistant_id,
+        )
         .on_conflict_do_nothing(index_elements=["pair_key"])
         .returning(Chat.id)
     )
@@ -138,21 +145,18 @@ async def get_or_create_ai_chat(session: AsyncSession, user: User, bot: User) ->
 
 
 async def get_or_create_assistant_chat(
-    session: AsyncSession, user: User, assistant: Assistant, bot: User
-) -> Chat:
-    """The user's AI chat whose AI is `assistant` (one per user and assistant)."""
-    chat, created = await _chat_by_pair_key(
+    session: AsyncSession, user: User, bot: User, assistant: Assistant
+) -> tuple[Chat, bool]:
+    """The user's own AI chat with this assistant (named after it), created on first request."""
+    return await _chat_by_pair_key(
         session,
-        f"assistant:{assistant.id}:{user.id}",
+        f"ai:{user.id}:{assistant.id}",
         ChatType.AI,
         user.id,
         [user, bot],
         title=assistant.name,
+        assistant_id=assistant.id,
     )
-    if created:
-        chat.assistant_id = assistant.id
-        await session.flush()
-    return chat
 
 
 async def update_chat(
