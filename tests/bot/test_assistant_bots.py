@@ -4,17 +4,31 @@ its own token), their webhooks with their own secrets, and removal that stops a 
 
 from __future__ import annotations
 
+import asyncio
+import os
 import secrets
+import sys
+from pathlib import Path
 
+import httpx
+import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from core.db import create_sessionmaker
 from models import Assistant, AssistantBot, AssistantVisibility
-from tests.bot.conftest import BotApp, BotAppFactory
-from tests.support.api import ApiUser
+from tests.bot.conftest import BotAppFactory
+from tests.conftest import TEST_REDIS_URL, TEST_SECRET_KEY, make_settings
+from tests.support.api import ApiUser, sign_up
 from tests.support.fake_llm import FakeReply
 from tests.support.fake_telegram.fake import FakeTelegram, RecordedCall
+from tests.support.fake_telegram.server import FakeTelegramServer
 from tests.support.fake_telegram.updates import private_text, tg_user
+from tests.support.processes import ROOT
+from tests.support.server import live_server
+from tests.support.telegram import TEST_BOT_TOKEN
+from webapp_api.app import create_app
 
 KEY = Fernet.generate_key().decode()
 TOKEN_A = "5550001:AAEalphaalphaalphaalphaalphaalpha123"
@@ -26,13 +40,13 @@ CAROL = tg_user(7302, "Carol", "carol")
 
 
 async def _assistant(
-    bot_app: BotApp,
+    sessionmaker: async_sessionmaker[AsyncSession],
     owner: ApiUser,
     name: str,
     instructions: str,
     visibility: AssistantVisibility = AssistantVisibility.LINK,
 ) -> int:
-    async with bot_app.sessionmaker() as session:
+    async with sessionmaker() as session:
         assistant = Assistant(
             owner_id=owner.id,
             name=name,
@@ -58,7 +72,7 @@ async def test_publishing_checks_the_token_and_keeps_it_encrypted(
     async with start_bot_app(assistant_bot_token_key=KEY) as bot_app:
         fake_a = bot_app.telegram.add_bot(TOKEN_A, "alpha_helper_bot")
         olga = await bot_app.sign_up(OLGA.id, "Olga")
-        assistant_id = await _assistant(bot_app, olga, "Alpha", "Answer as Alpha.")
+        assistant_id = await _assistant(bot_app.sessionmaker, olga, "Alpha", "Answer as Alpha.")
         response = await olga.put(f"/api/v1/assistants/{assistant_id}/bot", json={"token": TOKEN_A})
         assert response.status_code == 200, response.text
         body = response.json()
@@ -82,7 +96,7 @@ async def test_publishing_checks_the_token_and_keeps_it_encrypted(
 async def test_a_token_telegram_does_not_know_is_refused(start_bot_app: BotAppFactory) -> None:
     async with start_bot_app(assistant_bot_token_key=KEY) as bot_app:
         olga = await bot_app.sign_up(OLGA.id, "Olga")
-        assistant_id = await _assistant(bot_app, olga, "Alpha", "Answer as Alpha.")
+        assistant_id = await _assistant(bot_app.sessionmaker, olga, "Alpha", "Answer as Alpha.")
         path = f"/api/v1/assistants/{assistant_id}/bot"
         for token in (TOKEN_A, "not a token", "123:short"):
             response = await olga.put(path, json={"token": token})
@@ -98,8 +112,8 @@ async def test_a_bot_serves_one_assistant(start_bot_app: BotAppFactory) -> None:
         bot_app.telegram.add_bot(TOKEN_A, "alpha_helper_bot")
         olga = await bot_app.sign_up(OLGA.id, "Olga")
         carol = await bot_app.sign_up(CAROL.id, "Carol")
-        first = await _assistant(bot_app, olga, "Alpha", "Answer as Alpha.")
-        second = await _assistant(bot_app, carol, "Other", "Answer as Other.")
+        first = await _assistant(bot_app.sessionmaker, olga, "Alpha", "Answer as Alpha.")
+        second = await _assistant(bot_app.sessionmaker, carol, "Other", "Answer as Other.")
         await olga.ok("PUT", f"/api/v1/assistants/{first}/bot", json={"token": TOKEN_A})
         response = await carol.put(f"/api/v1/assistants/{second}/bot", json={"token": TOKEN_A})
         assert response.status_code == 409
@@ -112,7 +126,7 @@ async def test_only_the_owner_manages_the_bot(start_bot_app: BotAppFactory) -> N
         fake_a = bot_app.telegram.add_bot(TOKEN_A, "alpha_helper_bot")
         olga = await bot_app.sign_up(OLGA.id, "Olga")
         carol = await bot_app.sign_up(CAROL.id, "Carol")
-        assistant_id = await _assistant(bot_app, olga, "Alpha", "Answer as Alpha.")
+        assistant_id = await _assistant(bot_app.sessionmaker, olga, "Alpha", "Answer as Alpha.")
         path = f"/api/v1/assistants/{assistant_id}/bot"
         response = await carol.put(path, json={"token": TOKEN_A})
         assert response.status_code == 404
@@ -132,7 +146,7 @@ async def test_publishing_needs_the_key(start_bot_app: BotAppFactory) -> None:
     async with start_bot_app() as bot_app:
         fake_a = bot_app.telegram.add_bot(TOKEN_A, "alpha_helper_bot")
         olga = await bot_app.sign_up(OLGA.id, "Olga")
-        assistant_id = await _assistant(bot_app, olga, "Alpha", "Answer as Alpha.")
+        assistant_id = await _assistant(bot_app.sessionmaker, olga, "Alpha", "Answer as Alpha.")
         response = await olga.put(f"/api/v1/assistants/{assistant_id}/bot", json={"token": TOKEN_A})
         assert response.status_code == 503
         assert response.json()["code"] == "assistant_bots_not_configured"
@@ -144,8 +158,12 @@ async def test_two_bots_answer_each_as_its_assistant(start_bot_app: BotAppFactor
         fake_a = bot_app.telegram.add_bot(TOKEN_A, "alpha_helper_bot")
         fake_b = bot_app.telegram.add_bot(TOKEN_B, "bravo_helper_bot")
         olga = await bot_app.sign_up(OLGA.id, "Olga")
-        alpha = await _assistant(bot_app, olga, "Alpha", "You are Alpha, a sailing expert.")
-        bravo = await _assistant(bot_app, olga, "Bravo", "You are Bravo, a baking expert.")
+        alpha = await _assistant(
+            bot_app.sessionmaker, olga, "Alpha", "You are Alpha, a sailing expert."
+        )
+        bravo = await _assistant(
+            bot_app.sessionmaker, olga, "Bravo", "You are Bravo, a baking expert."
+        )
         await olga.ok("PUT", f"/api/v1/assistants/{alpha}/bot", json={"token": TOKEN_A})
         await olga.ok("PUT", f"/api/v1/assistants/{bravo}/bot", json={"token": TOKEN_B})
         await fake_a.wait_for_call("getUpdates")
@@ -177,7 +195,7 @@ async def test_a_private_assistant_answers_only_its_owner(start_bot_app: BotAppF
         fake_a = bot_app.telegram.add_bot(TOKEN_A, "alpha_helper_bot")
         olga = await bot_app.sign_up(OLGA.id, "Olga")
         alpha = await _assistant(
-            bot_app, olga, "Alpha", "Answer as Alpha.", AssistantVisibility.PRIVATE
+            bot_app.sessionmaker, olga, "Alpha", "Answer as Alpha.", AssistantVisibility.PRIVATE
         )
         await olga.ok("PUT", f"/api/v1/assistants/{alpha}/bot", json={"token": TOKEN_A})
         fake_a.push_update(private_text(CAROL, "Hello?"))
@@ -201,7 +219,7 @@ async def test_a_webhook_bot_checks_its_secret_and_stops_when_removed(
     ) as bot_app:
         fake_a = bot_app.telegram.add_bot(TOKEN_A, "alpha_helper_bot")
         olga = await bot_app.sign_up(OLGA.id, "Olga")
-        alpha = await _assistant(bot_app, olga, "Alpha", "Answer as Alpha.")
+        alpha = await _assistant(bot_app.sessionmaker, olga, "Alpha", "Answer as Alpha.")
         published = await olga.ok("PUT", f"/api/v1/assistants/{alpha}/bot", json={"token": TOKEN_A})
         assert published["mode"] == "webhook"
         hook = await fake_a.wait_for_call("setWebhook")
@@ -231,3 +249,73 @@ async def test_a_webhook_bot_checks_its_secret_and_stops_when_removed(
         assert response.status_code == 404
         assert len(fake_a.calls_to("sendMessage")) == 1
         assert (await olga.get(f"/api/v1/assistants/{alpha}/bot")).status_code == 404
+
+
+@pytest.mark.redis
+async def test_the_bot_process_follows_changes_made_through_the_api(
+    database_url: str,
+    engine: AsyncEngine,
+    tmp_dir: Path,
+    tmp_path: Path,
+    fake_telegram_server: FakeTelegramServer,
+    fake_telegram: FakeTelegram,
+) -> None:
+    """The API (its bot off) takes the owner's token; `python -m bot` starts polling that bot
+    and, when the token moves to another assistant, stops the first and serves the second."""
+    settings = make_settings(
+        database_url,
+        tmp_dir,
+        bot_mode="off",
+        assistant_bot_token_key=KEY,
+        telegram_api_base=fake_telegram_server.base_url,
+    )
+    assert TEST_REDIS_URL is not None
+    fake_a = fake_telegram.add_bot(TOKEN_A, "alpha_helper_bot")
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("TEST_", "BOT_"))}
+    environment.update(
+        {
+            "PYTHONPATH": str(ROOT),
+            "ENVIRONMENT": "test",
+            "DATABASE_URL": database_url,
+            "REDIS_URL": TEST_REDIS_URL,
+            "REDIS_PREFIX": settings.redis_prefix,
+            "SECRET_KEY": TEST_SECRET_KEY,
+            "BOT_TOKEN": TEST_BOT_TOKEN,
+            "TELEGRAM_API_BASE": fake_telegram_server.base_url,
+            "ASSISTANT_BOT_TOKEN_KEY": KEY,
+            "AI_RUNNER_ENABLED": "false",
+        }
+    )
+    log = (tmp_path / "bot.log").open("wb")
+    bot = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", cwd=tmp_path, env=environment, stdout=log, stderr=log
+    )
+    try:
+        async with (
+            live_server(create_app(settings)) as server,
+            httpx.AsyncClient(base_url=server.base_url) as http,
+        ):
+            olga = await sign_up(http, OLGA.id, "Olga")
+            alpha = await _assistant(create_sessionmaker(engine), olga, "Alpha", "A.")
+            bravo = await _assistant(create_sessionmaker(engine), olga, "Bravo", "B.")
+            # The bot process is up once it has set up our own bot.
+            await fake_telegram.wait_for_call("getUpdates", timeout=60)
+            await olga.ok("PUT", f"/api/v1/assistants/{alpha}/bot", json={"token": TOKEN_A})
+            await fake_a.wait_for_call("getUpdates", timeout=30)
+            fake_a.push_update(private_text(CAROL, "/start"))
+            first = await fake_a.wait_for_call("sendMessage", timeout=30)
+            assert first.params["text"] == "Hello, I am Alpha."
+
+            assert (await olga.delete(f"/api/v1/assistants/{alpha}/bot")).status_code == 204
+            await olga.ok("PUT", f"/api/v1/assistants/{bravo}/bot", json={"token": TOKEN_A})
+            # getMe: the API's check, the bot process's polling of alpha, the API's check,
+            # and the polling of bravo, once the bot process stopped polling alpha.
+            await fake_a.wait_for_call("getMe", nth=4, timeout=30)
+            fake_a.push_update(private_text(CAROL, "/start"))
+            second = await fake_a.wait_for_call("sendMessage", timeout=30, nth=2)
+            assert second.params["text"] == "Hello, I am Bravo."
+    finally:
+        bot.terminate()
+        await bot.wait()
+        log.close()
+    assert len(fake_a.calls_to("sendMessage")) == 2, (tmp_path / "bot.log").read_text()
