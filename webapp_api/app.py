@@ -27,6 +27,7 @@ from webapp_api.routes import (
     admin,
     ai,
     assistant_bots,
+    assistants,
     auth,
     billing,
     chats,
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(messages.router)
     app.include_router(media.router)
     app.include_router(ai.router)
+    app.include_router(assistants.router)
     app.include_router(assistant_bots.router)
     app.include_router(billing.router)
     app.include_router(admin.router)

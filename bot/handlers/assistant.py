@@ -23,9 +23,7 @@ async def _conversation(
 ) -> BotConversation:
     if ctx.runtime is None:
         raise AppError("The AI is not configured on this server", code="ai_not_configured")
-    return await conversation_for_bot(
-        session, user, assistant_id, await ctx.runtime.bot_user(session)
-    )
+    return await conversation_for_bot(session, ctx.runtime, user, assistant_id)
 
 
 async def start(

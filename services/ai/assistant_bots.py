@@ -17,8 +17,9 @@ from core.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
 from core.outbox import stage
 from core.settings import Settings
 from core.token_cipher import TokenCipher
-from models import Assistant, AssistantBot, AssistantVisibility, Chat, User
-from services.chats.lifecycle import get_or_create_assistant_chat
+from models import Assistant, AssistantBot, Chat, User
+from services.ai.assistants import assistant_not_found, owned_assistant, start_chat
+from services.ai.runtime import AiRuntime
 
 BOTS_SERVICE = "assistant_bots"
 # What BotFather issues: "<bot id>:<35 url-safe characters>" (checked before any request).
@@ -61,14 +62,6 @@ def changed_bot_id(envelope: Envelope) -> int | None:
     if envelope.service != BOTS_SERVICE:
         return None
     return int(json.loads(envelope.frame)["telegram_bot_id"])
-
-
-async def owned_assistant(session: AsyncSession, user: User, assistant_id: int) -> Assistant:
-    """The caller's own assistant; anyone else's is not found, as one that does not exist."""
-    assistant = await session.get(Assistant, assistant_id)
-    if assistant is None or assistant.owner_id != user.id or assistant.archived_at is not None:
-        raise NotFound("Assistant not found", code="assistant_not_found")
-    return assistant
 
 
 async def publish_bot(
@@ -161,16 +154,13 @@ class BotConversation:
 
 
 async def conversation_for_bot(
-    session: AsyncSession, user: User, assistant_id: int, ai_bot: User
+    session: AsyncSession, ai: AiRuntime, user: User, assistant_id: int
 ) -> BotConversation:
-    """The user's conversation with the assistant whose bot they write to. Its bot's token is
-    its link: a link or public assistant answers anyone, a private one only its owner."""
+    """The user's conversation with the assistant whose bot they write to: the chat
+    `POST /api/v1/assistants/{id}/chat` gives. The bot's token is the assistant's link: a link
+    or public assistant answers anyone, a private one only its owner."""
     assistant = await session.get(Assistant, assistant_id)
-    if (
-        assistant is None
-        or assistant.archived_at is not None
-        or (assistant.visibility == AssistantVisibility.PRIVATE and assistant.owner_id != user.id)
-    ):
-        raise NotFound("This assistant is not available to you", code="assistant_not_found")
-    chat, _ = await get_or_create_assistant_chat(session, user, ai_bot, assistant)
+    if assistant is None:
+        raise assistant_not_found()
+    chat = await start_chat(session, ai, user, assistant_id, assistant.share_token)
     return BotConversation(assistant, chat)

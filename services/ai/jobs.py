@@ -25,7 +25,7 @@ from models import AiReply, AiReplyStatus, Chat, Message, User
 from services import frames
 from services.ai.assistant_bots import bot_of_assistant
 from services.ai.context import build_request
-from services.ai.runtime import AiRuntime
+from services.ai.runtime import AiRuntime, chat_assistant, temperature_for
 from services.audience import chat_member_ids
 from services.billing.quota import QuotaPolicy
 from services.messages import TEXT_MAX_LENGTH, MessageDraft, send_message
@@ -169,6 +169,7 @@ async def load_claimed(
     if chat is None or not chat.is_active:
         raise LLMError("bad_request", "The chat is gone")
     model = ai.catalogue.get(reply.model)
+    assistant = await chat_assistant(session, chat)
     request = await build_request(
         session,
         chat,
@@ -177,7 +178,8 @@ async def load_claimed(
         bot_user_id=(await ai.bot_user(session)).id,
         requester_id=reply.requested_by,
         max_tokens=reply.max_tokens,
-        temperature=chat.ai_temperature,
+        temperature=temperature_for(chat, assistant),
+        assistant=assistant,
     )
     return ClaimedJob(
         reply_id=reply.id,

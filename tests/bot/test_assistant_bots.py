@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import sys
 from pathlib import Path
 
@@ -14,10 +13,8 @@ import httpx
 import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from core.db import create_sessionmaker
-from models import Assistant, AssistantBot, AssistantVisibility
+from models import AssistantBot, AssistantVisibility
 from tests.bot.conftest import BotAppFactory
 from tests.conftest import TEST_REDIS_URL, TEST_SECRET_KEY, make_settings
 from tests.support.api import ApiUser, sign_up
@@ -40,24 +37,19 @@ CAROL = tg_user(7302, "Carol", "carol")
 
 
 async def _assistant(
-    sessionmaker: async_sessionmaker[AsyncSession],
     owner: ApiUser,
     name: str,
     instructions: str,
     visibility: AssistantVisibility = AssistantVisibility.LINK,
 ) -> int:
-    async with sessionmaker() as session:
-        assistant = Assistant(
-            owner_id=owner.id,
-            name=name,
-            instructions=instructions,
-            greeting=f"Hello, I am {name}.",
-            visibility=visibility,
-            share_token=secrets.token_urlsafe(16),
-        )
-        session.add(assistant)
-        await session.commit()
-        return assistant.id
+    body = {
+        "name": name,
+        "instructions": instructions,
+        "greeting": f"Hello, I am {name}.",
+        "visibility": visibility.value,
+    }
+    assistant_id: int = (await owner.ok("POST", "/api/v1/assistants", json=body))["id"]
+    return assistant_id
 
 
 async def _sent(fake: FakeTelegram, telegram_id: int, nth: int = 1) -> RecordedCall:
@@ -72,7 +64,7 @@ async def test_publishing_checks_the_token_and_keeps_it_encrypted(
     async with start_bot_app(assistant_bot_token_key=KEY) as bot_app:
         fake_a = bot_app.telegram.add_bot(TOKEN_A, "alpha_helper_bot")
         olga = await bot_app.sign_up(OLGA.id, "Olga")
-        assistant_id = await _assistant(bot_app.sessionmaker, olga, "Alpha", "Answer as Alpha.")
+        assistant_id = await _assistant(olga, "Alpha", "Answer as Alpha.")
         response = await olga.put(f"/api/v1/assistants/{assistant_id}/bot", json={"token": TOKEN_A})
         assert response.status_code == 200, response.text
         body = response.json()
@@ -96,7 +88,7 @@ async def test_publishing_checks_the_token_and_keeps_it_encrypted(
 async def test_a_token_telegram_does_not_know_is_refused(start_bot_app: BotAppFactory) -> None:
     async with start_bot_app(assistant_bot_token_key=KEY) as bot_app:
         olga = await bot_app.sign_up(OLGA.id, "Olga")
-        assistant_id = await _assistant(bot_app.sessionmaker, olga, "Alpha", "Answer as Alpha.")
+        assistant_id = await _assistant(olga, "Alpha", "Answer as Alpha.")
         path = f"/api/v1/assistants/{assistant_id}/bot"
         for token in (TOKEN_A, "not a token", "123:short"):
             response = await olga.put(path, json={"token": token})
@@ -112,8 +104,8 @@ async def test_a_bot_serves_one_assistant(start_bot_app: BotAppFactory) -> None:
         bot_app.telegram.add_bot(TOKEN_A, "alpha_helper_bot")
         olga = await bot_app.sign_up(OLGA.id, "Olga")
         carol = await bot_app.sign_up(CAROL.id, "Carol")
-        first = await _assistant(bot_app.sessionmaker, olga, "Alpha", "Answer as Alpha.")
-        second = await _assistant(bot_app.sessionmaker, carol, "Other", "Answer as Other.")
+        first = await _assistant(olga, "Alpha", "Answer as Alpha.")
+        second = await _assistant(carol, "Other", "Answer as Other.")
         await olga.ok("PUT", f"/api/v1/assistants/{first}/bot", json={"token": TOKEN_A})
         response = await carol.put(f"/api/v1/assistants/{second}/bot", json={"token": TOKEN_A})
         assert response.status_code == 409
@@ -126,7 +118,7 @@ async def test_only_the_owner_manages_the_bot(start_bot_app: BotAppFactory) -> N
         fake_a = bot_app.telegram.add_bot(TOKEN_A, "alpha_helper_bot")
         olga = await bot_app.sign_up(OLGA.id, "Olga")
         carol = await bot_app.sign_up(CAROL.id, "Carol")
-        assistant_id = await _assistant(bot_app.sessionmaker, olga, "Alpha", "Answer as Alpha.")
+        assistant_id = await _assistant(olga, "Alpha", "Answer as Alpha.")
         path = f"/api/v1/assistants/{assistant_id}/bot"
         response = await carol.put(path, json={"token": TOKEN_A})
         assert response.status_code == 404
@@ -146,7 +138,7 @@ async def test_publishing_needs_the_key(start_bot_app: BotAppFactory) -> None:
     async with start_bot_app() as bot_app:
         fake_a = bot_app.telegram.add_bot(TOKEN_A, "alpha_helper_bot")
         olga = await bot_app.sign_up(OLGA.id, "Olga")
-        assistant_id = await _assistant(bot_app.sessionmaker, olga, "Alpha", "Answer as Alpha.")
+        assistant_id = await _assistant(olga, "Alpha", "Answer as Alpha.")
         response = await olga.put(f"/api/v1/assistants/{assistant_id}/bot", json={"token": TOKEN_A})
         assert response.status_code == 503
         assert response.json()["code"] == "assistant_bots_not_configured"
@@ -158,12 +150,8 @@ async def test_two_bots_answer_each_as_its_assistant(start_bot_app: BotAppFactor
         fake_a = bot_app.telegram.add_bot(TOKEN_A, "alpha_helper_bot")
         fake_b = bot_app.telegram.add_bot(TOKEN_B, "bravo_helper_bot")
         olga = await bot_app.sign_up(OLGA.id, "Olga")
-        alpha = await _assistant(
-            bot_app.sessionmaker, olga, "Alpha", "You are Alpha, a sailing expert."
-        )
-        bravo = await _assistant(
-            bot_app.sessionmaker, olga, "Bravo", "You are Bravo, a baking expert."
-        )
+        alpha = await _assistant(olga, "Alpha", "You are Alpha, a sailing expert.")
+        bravo = await _assistant(olga, "Bravo", "You are Bravo, a baking expert.")
         await olga.ok("PUT", f"/api/v1/assistants/{alpha}/bot", json={"token": TOKEN_A})
         await olga.ok("PUT", f"/api/v1/assistants/{bravo}/bot", json={"token": TOKEN_B})
         await fake_a.wait_for_call("getUpdates")
@@ -194,9 +182,7 @@ async def test_a_private_assistant_answers_only_its_owner(start_bot_app: BotAppF
     async with start_bot_app(assistant_bot_token_key=KEY) as bot_app:
         fake_a = bot_app.telegram.add_bot(TOKEN_A, "alpha_helper_bot")
         olga = await bot_app.sign_up(OLGA.id, "Olga")
-        alpha = await _assistant(
-            bot_app.sessionmaker, olga, "Alpha", "Answer as Alpha.", AssistantVisibility.PRIVATE
-        )
+        alpha = await _assistant(olga, "Alpha", "Answer as Alpha.", AssistantVisibility.PRIVATE)
         await olga.ok("PUT", f"/api/v1/assistants/{alpha}/bot", json={"token": TOKEN_A})
         fake_a.push_update(private_text(CAROL, "Hello?"))
         refusal = await _sent(fake_a, CAROL.id)
@@ -219,7 +205,7 @@ async def test_a_webhook_bot_checks_its_secret_and_stops_when_removed(
     ) as bot_app:
         fake_a = bot_app.telegram.add_bot(TOKEN_A, "alpha_helper_bot")
         olga = await bot_app.sign_up(OLGA.id, "Olga")
-        alpha = await _assistant(bot_app.sessionmaker, olga, "Alpha", "Answer as Alpha.")
+        alpha = await _assistant(olga, "Alpha", "Answer as Alpha.")
         published = await olga.ok("PUT", f"/api/v1/assistants/{alpha}/bot", json={"token": TOKEN_A})
         assert published["mode"] == "webhook"
         hook = await fake_a.wait_for_call("setWebhook")
@@ -252,9 +238,9 @@ async def test_a_webhook_bot_checks_its_secret_and_stops_when_removed(
 
 
 @pytest.mark.redis
+@pytest.mark.usefixtures("engine")  # the database, migrated
 async def test_the_bot_process_follows_changes_made_through_the_api(
     database_url: str,
-    engine: AsyncEngine,
     tmp_dir: Path,
     tmp_path: Path,
     fake_telegram_server: FakeTelegramServer,
@@ -296,8 +282,8 @@ async def test_the_bot_process_follows_changes_made_through_the_api(
             httpx.AsyncClient(base_url=server.base_url) as http,
         ):
             olga = await sign_up(http, OLGA.id, "Olga")
-            alpha = await _assistant(create_sessionmaker(engine), olga, "Alpha", "A.")
-            bravo = await _assistant(create_sessionmaker(engine), olga, "Bravo", "B.")
+            alpha = await _assistant(olga, "Alpha", "A.")
+            bravo = await _assistant(olga, "Bravo", "B.")
             # The bot process is up once it has set up our own bot.
             await fake_telegram.wait_for_call("getUpdates", timeout=60)
             await olga.ok("PUT", f"/api/v1/assistants/{alpha}/bot", json={"token": TOKEN_A})

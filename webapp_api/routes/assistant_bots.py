@@ -10,6 +10,7 @@ from fastapi import APIRouter, Body, Header, Response
 from core.bounds import Id
 from core.errors import NotFound
 from services.ai import assistant_bots
+from services.ai.assistants import owned_assistant
 from services.views.assistant_bots import AssistantBotOut
 from webapp_api.deps import Context, CurrentUser, Session
 from webapp_api.schemas.assistant_bots import AssistantBotToken
@@ -32,7 +33,7 @@ async def publish_assistant_bot(
 ) -> AssistantBotOut:
     """The owner's assistant answers in Telegram as the bot of this token (replacing its bot):
     Telegram must know the token (getMe), and no other assistant may have it."""
-    await assistant_bots.owned_assistant(session, user, assistant_id)
+    await owned_assistant(session, user, assistant_id)
     cipher = assistant_bots.token_cipher(context.settings)
     token = assistant_bots.check_token_format(body.token)
     # aiogram is imported by a process when it first talks to Telegram (seconds of start-up).

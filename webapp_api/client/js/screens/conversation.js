@@ -9,6 +9,7 @@ import { h, mount, avatar, chatTitle, userName, formatClock, formatDay, formatDu
 import { backButton, haptics } from "../telegram.js";
 import { previewText } from "./chats.js";
 import { markdownElement, renderMarkdownThrottled } from "../markdown.js";
+import { ratingButtons } from "./assistants.js";
 
 const { state } = store;
 const REACTIONS = ["👍", "❤️", "😂", "😮", "😢", "🔥", "🎉"];
@@ -204,6 +205,7 @@ export function renderConversation(container, { params, navigate }) {
       m.is_edited && !m.is_deleted ? h("span", "edited") : null,
       h("time", { datetime: m.created_at }, formatClock(m.created_at)),
       mine && !m.is_deleted ? readMark(m) : null));
+    if (isAi && !m.is_deleted && m.sender?.is_bot) el.append(ratingButtons(chatId, m));
     if (!m.is_deleted && m.reactions && m.reactions.length) {
       const minePick = store.myReaction(m);
       el.append(h("div.reactions", m.reactions.map((r) => h("button.reaction", {
