@@ -178,6 +178,28 @@ async def test_two_bots_answer_each_as_its_assistant(start_bot_app: BotAppFactor
         assert greeting.params["text"] == "Hello, I am Alpha."
 
 
+async def test_new_starts_a_fresh_conversation_with_the_assistant(
+    start_bot_app: BotAppFactory,
+) -> None:
+    async with start_bot_app(assistant_bot_token_key=KEY) as bot_app:
+        fake_a = bot_app.telegram.add_bot(TOKEN_A, "alpha_helper_bot")
+        olga = await bot_app.sign_up(OLGA.id, "Olga")
+        alpha = await _assistant(olga, "Alpha", "Answer as Alpha.")
+        await olga.ok("PUT", f"/api/v1/assistants/{alpha}/bot", json={"token": TOKEN_A})
+        bot_app.llm.script(FakeReply("First answer."), FakeReply("Second answer."))
+        fake_a.push_update(private_text(CAROL, "My name is Carol."))
+        await _sent(fake_a, CAROL.id)
+        fake_a.push_update(private_text(CAROL, "/new"))
+        reset = await _sent(fake_a, CAROL.id, nth=2)
+        assert reset.params["text"].startswith("Started a new conversation")
+        fake_a.push_update(private_text(CAROL, "What is my name?"))
+        await _sent(fake_a, CAROL.id, nth=3)
+        first, second = bot_app.llm.requests
+        # The conversation opened with the assistant's greeting.
+        assert [turn.content for turn in first.turns] == ["Hello, I am Alpha.", "My name is Carol."]
+        assert [turn.content for turn in second.turns] == ["What is my name?"]
+
+
 async def test_a_private_assistant_answers_only_its_owner(start_bot_app: BotAppFactory) -> None:
     async with start_bot_app(assistant_bot_token_key=KEY) as bot_app:
         fake_a = bot_app.telegram.add_bot(TOKEN_A, "alpha_helper_bot")
