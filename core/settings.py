@@ -333,6 +333,7 @@ class Settings(BaseSettings):
         "speech_base_url",
         "image_base_url",
         "metrics_token",
+        "assistant_bot_token_key",
         mode="before",
     )
     @classmethod
