@@ -114,7 +114,7 @@ class AssistantBots:
     async def feed(self, telegram_bot_id: int, secret: str | None, data: dict[str, Any]) -> None:
         """One webhook update for an assistant bot, checked against that bot's own secret."""
         served = self._served.get(telegram_bot_id)
-        if served is None or self._polling:
+        if served is None:
             raise NotFound("Not Found")
         if secret is None or not hmac.compare_digest(
             secret.encode(), served.webhook_secret.encode()

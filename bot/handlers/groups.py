@@ -142,7 +142,7 @@ async def set_persona(
 
 def addresses_bot(message: Message, bot_id: int, bot_username: str | None) -> bool:
     """Named by a mention entity (offsets are UTF-16 units; aiogram extracts them right), a
-    text mention of the bot, or /ask."""
+    text mention of the bot, /ask or /image."""
     text = message.text or ""
     for entity in message.entities or ():
         if entity.type == MessageEntityType.MENTION and bot_username:
@@ -152,10 +152,8 @@ def addresses_bot(message: Message, bot_id: int, bot_username: str | None) -> bo
             if entity.user.id == bot_id:
                 return True
         elif entity.type == MessageEntityType.BOT_COMMAND and entity.offset == 0:
-            command = entity.extract_from(text).lower()
-            if command == "/ask" or (
-                bot_username is not None and command == f"/ask@{bot_username.lower()}"
-            ):
+            command, _, addressee = entity.extract_from(text).lower().partition("@")
+            if command in ("/ask", "/image") and addressee in ("", (bot_username or "").lower()):
                 return True
     return False
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aiogram import F, Router
+from aiogram import Bot, F, Router
 from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import (
     CallbackQuery,
@@ -15,10 +15,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import BotContext, app_button
+from bot.files import store_telegram_file
 from core.errors import AppError
-from models import Chat, User
+from models import Chat, MediaKind, User
 from services import conversation
 from services.ai import replies
+from services.ai.assistant_bots import conversation_for_bot
 from services.ai.settings import update_ai_settings
 from services.chats import invitations, lifecycle
 from services.messages import MessageDraft
@@ -26,6 +28,8 @@ from services.telegram_groups import message_for_telegram
 
 HELP = (
     "Write to me and I answer: this chat is the same conversation as the AI chat in the app.\n\n"
+    "Send a photo and I look at it (with a model that sees images).\n\n"
+    "/image <what> — draw a picture\n"
     "/new — start a fresh conversation\n"
     "/model — choose the AI model\n"
     "/persona <text> — how the AI should behave (/persona reset to clear)\n"
@@ -36,10 +40,16 @@ HELP = (
 )
 
 
-async def _ai_chat(ctx: BotContext, session: AsyncSession, user: User) -> Chat:
+async def _ai_chat(
+    ctx: BotContext, session: AsyncSession, user: User, assistant_id: int | None = None
+) -> Chat:
+    """The user's direct AI chat; with an assistant's own bot (its dispatcher names the
+    assistant), the user's conversation with that assistant."""
     runtime = ctx.runtime
     if runtime is None:
         raise AppError("The AI is not configured on this server", code="ai_not_configured")
+    if assistant_id is not None:
+        return (await conversation_for_bot(session, runtime, user, assistant_id)).chat
     return await lifecycle.get_or_create_ai_chat(session, user, await runtime.bot_user(session))
 
 
@@ -72,14 +82,13 @@ async def help_(message: Message) -> None:
 
 
 async def new_conversation(
-    message: Message, ctx: BotContext, session: AsyncSession, user: User
+    message: Message,
+    ctx: BotContext,
+    session: AsyncSession,
+    user: User,
+    assistant_id: int | None = None,
 ) -> None:
-    await reset_conversation(message, session, await _ai_chat(ctx, session, user))
-
-
-async def reset_conversation(message: Message, session: AsyncSession, chat: Chat) -> None:
-    """/new: the AI of `chat` forgets what was said before."""
-    await replies.reset_context(session, chat)
+    await replies.reset_context(session, await _ai_chat(ctx, session, user, assistant_id))
     await message.answer("Started a new conversation: I forgot what we said before.")
 
 
@@ -167,21 +176,56 @@ async def balance(message: Message, ctx: BotContext, session: AsyncSession, user
 
 
 async def chat_with_ai(
-    message: Message, ctx: BotContext, session: AsyncSession, user: User
+    message: Message,
+    ctx: BotContext,
+    session: AsyncSession,
+    user: User,
+    assistant_id: int | None = None,
 ) -> None:
     """Any other text is a message in the user's direct AI chat."""
-    await post_to_chat(message, ctx, session, user, await _ai_chat(ctx, session, user))
+    chat = await _ai_chat(ctx, session, user, assistant_id)
+    await _post(message, ctx, session, user, chat, message.text)
 
 
-async def post_to_chat(
-    message: Message, ctx: BotContext, session: AsyncSession, user: User, chat: Chat
+async def image_to_ai(
+    message: Message,
+    bot: Bot,
+    ctx: BotContext,
+    session: AsyncSession,
+    user: User,
+    assistant_id: int | None = None,
 ) -> None:
-    """A private Telegram message as the user's message in `chat`, which its AI answers."""
+    """A photo, or an image sent as a file, is a message in the user's direct AI chat: the
+    image stored as our media, its caption the text."""
+    if message.photo:
+        file_id, kind, name = message.photo[-1].file_id, MediaKind.PHOTO, None
+    elif message.document is not None:
+        file_id, kind, name = message.document.file_id, None, message.document.file_name
+    else:
+        return
+    media = await store_telegram_file(bot, ctx, session, user, file_id, kind=kind, filename=name)
+    chat = await _ai_chat(ctx, session, user, assistant_id)
+    await _post(message, ctx, session, user, chat, message.caption, media_ids=[media.id])
+
+
+async def _post(
+    message: Message,
+    ctx: BotContext,
+    session: AsyncSession,
+    user: User,
+    chat: Chat,
+    text: str | None,
+    *,
+    media_ids: list[int] | None = None,
+) -> None:
     reply_to = None
     if message.reply_to_message is not None:
         reply_to = await message_for_telegram(session, chat.id, message.reply_to_message.message_id)
     draft = MessageDraft(
-        text=message.text, reply_to_message_id=reply_to, telegram_message_id=message.message_id
+        text=text,
+        reply_to_message_id=reply_to,
+        telegram_message_id=message.message_id,
+        media_ids=media_ids or (),
     )
     await conversation.post_message(session, user, chat.id, draft, ai=ctx.runtime, limits=None)
 
@@ -199,5 +243,13 @@ def create_router() -> Router:
     router.message.register(stop, Command("stop"))
     router.stopped_message_generation.register(stopped_by_telegram)
     router.message.register(balance, Command("balance"))
-    router.message.register(chat_with_ai, F.text)
+    register_conversation(router)
     return router
+
+
+def register_conversation(router: Router) -> None:
+    """What goes to the AI of the user's chat, here and in assistants' own bots; after the
+    router's other commands (its text handler takes any text)."""
+    router.message.register(chat_with_ai, F.text)
+    router.message.register(image_to_ai, F.photo)
+    router.message.register(image_to_ai, F.document.mime_type.startswith("image/"))

@@ -255,7 +255,8 @@ async def llm_chat_stream(
     chat_id: Id, body: LlmChatMessage, user: Caller, context: Context
 ) -> EventStream:
     """The same as server-sent events: `user_message`, then `ai_reply_started`,
-    `ai_reply_delta`..., and `ai_reply_done` or `ai_reply_failed` (the WebSocket's frames)."""
+    `ai_reply_delta`... (and `ai_reply_tool` around a tool step), and `ai_reply_done` or
+    `ai_reply_failed` (the WebSocket's frames)."""
     frames_scope = _reply_frames(context, user.id, chat_id)
     frames = await frames_scope.__aenter__()
     try:

@@ -163,6 +163,25 @@ def private_text(
     return _text_message(tg_private_chat(user), user, text, message_id, reply_to, entities)
 
 
+def private_photo(
+    user: TgUser, photo: Json, *, width: int, height: int, caption: str | None = None
+) -> Json:
+    """A user's photo to the bot: `photo` is the file (FakeTelegram.add_file), offered in one
+    size, as a small photo is."""
+    sizes = [{**photo, "width": width, "height": height}]
+    chat = tg_private_chat(user)
+    return _update("message", _message(chat, user, None, photo=sizes, caption=caption))
+
+
+def private_document(
+    user: TgUser, document: Json, *, file_name: str, mime_type: str, caption: str | None = None
+) -> Json:
+    """A user's file to the bot, sent as a document (`document`: FakeTelegram.add_file)."""
+    sent = {**document, "file_name": file_name, "mime_type": mime_type}
+    chat = tg_private_chat(user)
+    return _update("message", _message(chat, user, None, document=sent, caption=caption))
+
+
 def group_text(
     chat: TgChat,
     user: TgUser,

@@ -424,6 +424,9 @@ export function handleFrame(frame) {
       }
       break;
     }
+    case "ai_reply_tool":
+      if (state.ai.has(frame.reply_id)) store.upsertAi(frame.reply_id, { tool: frame.status === "started" ? frame.tool : null });
+      break;
     case "ai_reply_done": {
       const live = state.ai.get(frame.reply_id);
       const ids = frame.message_ids || (frame.message_id ? [frame.message_id] : []);

@@ -151,7 +151,7 @@ function usageCard(assistant) {
   api.get(`/assistants/${assistant.id}/usage`).then((usage) => {
     mount(card, h("h2", "Usage"),
       h("p", `${usage.conversations} conversations · ${usage.messages} replies · ${usage.ratings.up} good · ${usage.ratings.down} bad`),
-      usage.recent_comments.length ? h("ul", usage.recent_comments.map((c) => h("li", icon(c.value > 0 ? "thumbUp" : "thumbDown", 14), ` ${c.comment}`))) : null);
+      usage.recent_comments.length ? h("ul", usage.recent_comments.map((c) => h("li", `${c.value > 0 ? "👍" : "👎"} ${c.comment}`))) : null);
   }).catch((error) => mount(card, h("h2", "Usage"), h("p.error-text", error.message)));
   return card;
 }
@@ -245,50 +245,61 @@ export function renderAssistantEditor(container, { params: [id], navigate: go })
 
 const myRatings = new Map(); // message id -> "up" | "down", as rated in this session
 
-/** Thumbs up/down buttons under an AI message; a second press of the same one takes the rating back. */
+function commentSheet(path, value) {
+  const input = h("input", { type: "text", maxlength: 1000, placeholder: "What was good or bad? (optional)", "aria-label": "Comment", "data-testid": "rating-comment" });
+  const form = h("form.rating-comment", { "data-testid": "rating-comment-form" },
+    input, h("button.button", { type: "submit", "data-testid": "rating-comment-send" }, "Send"));
+  const { close } = sheet(value === "up" ? "Good answer" : "Bad answer", form);
+  input.focus();
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    if (!input.value.trim()) {
+      close();
+      return;
+    }
+    try {
+      await api.put(path, { value, comment: input.value.trim() });
+      toast("Thanks for the feedback");
+      close();
+    } catch (error) {
+      toast(error.message, "error");
+    }
+  });
+}
+
+/** Thumbs up/down under an AI message (a comment may follow in a sheet); pressing the chosen
+ * one again takes the rating back. Text only: a message holds no controls beyond buttons. */
 export function ratingButtons(chatId, message) {
   const path = `/chats/${chatId}/messages/${message.id}/rating`;
   const row = h("div.reactions", { "data-testid": "rating" });
-  const comment = h("form.rating-comment", { hidden: true, "data-testid": "rating-comment-form" });
-  const input = h("input", { type: "text", maxlength: 1000, placeholder: "What was wrong or right? (optional)", "aria-label": "Comment", "data-testid": "rating-comment" });
-  comment.append(input, h("button.button", { type: "submit", "data-testid": "rating-comment-send" }, "Send"));
-
   const paint = () => {
-    for (const button of row.querySelectorAll("button")) {
-      button.setAttribute("aria-pressed", myRatings.get(message.id) === button.dataset.value ? "true" : "false");
-      button.classList.toggle("mine", myRatings.get(message.id) === button.dataset.value);
+    for (const button of row.children) {
+      const chosen = myRatings.get(message.id) === button.dataset.value;
+      button.setAttribute("aria-pressed", chosen ? "true" : "false");
+      button.classList.toggle("mine", chosen);
     }
   };
-  const rate = async (value, text) => {
+  const rate = async (value) => {
     try {
-      if (myRatings.get(message.id) === value && text === undefined) {
+      if (myRatings.get(message.id) === value) {
         await api.del(path);
         myRatings.delete(message.id);
-        comment.hidden = true;
       } else {
-        await api.put(path, { value, comment: text || null });
+        await api.put(path, { value });
         myRatings.set(message.id, value);
-        comment.hidden = text !== undefined;
-        if (!comment.hidden) input.focus();
+        commentSheet(path, value);
       }
       paint();
     } catch (error) {
       toast(error.message, "error");
     }
   };
-  comment.addEventListener("submit", (e) => {
-    e.preventDefault();
-    const value = myRatings.get(message.id);
-    if (value) rate(value, input.value.trim()).then(() => { toast("Thanks for the feedback"); });
-  });
-  for (const [value, glyph] of [["up", "thumbUp"], ["down", "thumbDown"]]) {
+  for (const [value, glyph] of [["up", "👍"], ["down", "👎"]]) {
     row.append(h("button.reaction", {
       type: "button", "data-value": value, "data-testid": `rate-${value}`, "aria-label": value === "up" ? "Good answer" : "Bad answer",
       onclick: (e) => { e.stopPropagation(); rate(value); },
-    }, icon(glyph, 16)));
+    }, glyph));
   }
   paint();
-  const wrap = h("div", row, comment);
-  wrap.addEventListener("click", (e) => e.stopPropagation());
-  return wrap;
+  return row;
 }

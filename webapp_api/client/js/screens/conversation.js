@@ -94,11 +94,13 @@ export function renderConversation(container, { params, navigate }) {
   });
   const fileInput = h("input", { type: "file", accept: "image/*,audio/*,video/*,application/pdf", "data-testid": "attach-input", hidden: true, "aria-label": "Attach a file" });
   const attachButton = h("button.icon-button", { type: "button", "aria-label": "Attach a photo or file", "data-testid": "attach-button", onclick: () => fileInput.click() }, icon("attach"));
+  // "/image <prompt>": the AI draws it (the composer's text becomes the prompt).
+  const imageButton = h("button.icon-button", { type: "button", "aria-label": "Ask the AI to draw a picture", "data-testid": "image-button", hidden: true }, icon("image"));
   const voiceButton = h("button.icon-button.voice-button", { type: "button", "aria-label": "Record a voice message", "data-testid": "voice-button", "data-state": "idle" }, icon("mic"));
   const sendButton = h("button.icon-button.send-button", { type: "button", "aria-label": "Send", "data-testid": "send-button", disabled: true }, icon("send"));
   const recordingEl = h("div.recording", { hidden: true, "data-testid": "voice-recording", role: "status" });
   const cancelRecording = h("button.icon-button", { type: "button", hidden: true, "aria-label": "Cancel recording", "data-testid": "voice-cancel" }, icon("close"));
-  const composer = h("div.composer", attachButton, fileInput, h("label.visually-hidden", { for: "composer-input" }, "Message"), input, recordingEl, cancelRecording, voiceButton, sendButton);
+  const composer = h("div.composer", attachButton, fileInput, imageButton, h("label.visually-hidden", { for: "composer-input" }, "Message"), input, recordingEl, cancelRecording, voiceButton, sendButton);
   const wrap = h("div.conversation", { "data-testid": "conversation", "data-chat-id": chatId }, list, typingEl, h("div.composer-wrap", contextBar, composer));
   mount(container, wrap);
 
@@ -248,8 +250,11 @@ export function renderConversation(container, { params, navigate }) {
   }
 
   /** What of a live reply needs a new bubble; the text alone is updated in place. */
+  /** What the AI is doing while a tool of its reply runs (ai_reply_tool). */
+  const AI_TOOL_LABELS = { search_history: "Searching the chat…", generate_image: "Drawing…" };
+
   function aiShape(reply) {
-    return JSON.stringify([reply.status, Boolean(reply.stopping), reply.model || ""]);
+    return JSON.stringify([reply.status, Boolean(reply.stopping), reply.model || "", reply.tool || ""]);
   }
 
   /** A delta: the same bubble with its text grown, so that its Stop button stays put under a
@@ -273,6 +278,7 @@ export function renderConversation(container, { params, navigate }) {
     },
     reply.model ? h("div.model", reply.model) : null,
     markdownElement(reply.text || "", { "data-testid": "ai-streaming-text" }),
+    streaming && reply.tool ? h("div.model", { "data-testid": "ai-tool", role: "status" }, AI_TOOL_LABELS[reply.tool] || "Working…") : null,
     streaming ? h("div.ai-stop", h("button.button.small.secondary", {
       type: "button", "data-testid": "ai-stop", disabled: Boolean(reply.stopping), "aria-label": "Stop the AI reply",
       onclick: () => actions.cancelAiReply(reply.reply_id).catch((err) => toast(err.message, "error")),
@@ -306,7 +312,7 @@ export function renderConversation(container, { params, navigate }) {
       items.push({ key: `p${p.client_msg_id}`, sig: JSON.stringify([p.failed, p.uploading, p.text, Boolean(p.preview)]), build: () => buildPending(p) });
     }
     for (const reply of store.aiStreamsOf(chatId)) {
-      items.push({ key: `a${reply.reply_id}`, sig: JSON.stringify([reply.text, reply.status, reply.stopping, reply.model]), build: () => buildAi(reply), patch: (el) => patchAi(el, reply) });
+      items.push({ key: `a${reply.reply_id}`, sig: JSON.stringify([reply.text, reply.status, reply.stopping, reply.model, reply.tool]), build: () => buildAi(reply), patch: (el) => patchAi(el, reply) });
     }
     if (!messages.length && !pendings.length && box.loaded) {
       items.push({ key: "empty", sig: "", build: () => h("p.empty", chat?.chat_type === "ai" ? "Ask the AI anything." : "No messages here yet.") });
@@ -440,6 +446,12 @@ export function renderConversation(container, { params, navigate }) {
 
   // -- composer ----------------------------------------------------------------------------------------
 
+  /** Whether the AI can be asked in this chat (its direct chat, or a group). */
+  function aiHears() {
+    const type = state.chats.get(chatId)?.chat_type;
+    return type === "ai" || type === "group";
+  }
+
   function autosize() {
     input.style.height = "auto";
     input.style.height = `${Math.min(input.scrollHeight, 140)}px`;
@@ -489,6 +501,12 @@ export function renderConversation(container, { params, navigate }) {
     }
   });
   sendButton.addEventListener("click", send);
+  imageButton.addEventListener("click", () => {
+    if (!input.value.startsWith("/image ")) input.value = `/image ${input.value.trimStart()}`;
+    updateButtons();
+    input.focus();
+    input.setSelectionRange(input.value.length, input.value.length);
+  });
 
   fileInput.addEventListener("change", () => {
     const files = [...fileInput.files];
@@ -512,6 +530,7 @@ export function renderConversation(container, { params, navigate }) {
     cancelRecording.hidden = !on;
     input.hidden = on;
     attachButton.hidden = on;
+    imageButton.hidden = on || !aiHears();
     sendButton.hidden = on;
     voiceButton.dataset.state = on ? "recording" : "idle";
     voiceButton.replaceChildren(icon(on ? "stop" : "mic"));
@@ -599,6 +618,7 @@ export function renderConversation(container, { params, navigate }) {
       actions.loadChatDetails(chatId).catch(() => null);
     }
     actions.loadOnline(chatId).catch(() => null);
+    imageButton.hidden = !aiHears();
     renderHeader();
     if (!box.loaded) {
       list.setAttribute("aria-busy", "true");
