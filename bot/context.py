@@ -54,3 +54,11 @@ def app_button(
         return None
     button = InlineKeyboardButton(text=label, web_app=WebAppInfo(url=url))
     return InlineKeyboardMarkup(inline_keyboard=[[button]])
+
+
+def parse_switch(args: str | None, *, current: bool) -> bool | None:
+    """A command's `on` or `off`, or no argument: switch. None for anything else."""
+    value = (args or "").strip().lower()
+    if not value:
+        return not current
+    return {"on": True, "off": False}.get(value)

@@ -35,6 +35,7 @@ from services.ai.jobs import SinkReply
 from services.ai.tools import GENERATE_IMAGE
 from services.telegram_groups import link_telegram_message
 from workers.ai_runner import ReplySink
+from workers.ai_senses import Speech, SpeechFailed
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +126,34 @@ class TelegramRelay(ReplySink):
                 for ours, theirs in links:
                     await link_telegram_message(session, reply.chat_id, ours, theirs)
 
+    async def spoken(
+        self, reply: SinkReply, speech: Speech | SpeechFailed, message_id: int | None
+    ) -> None:
+        """The answer's voice note (`sendVoice`), after its text; a failure is told briefly."""
+        bot = self._bot_for(reply)
+        if bot is None:
+            return
+        if isinstance(speech, SpeechFailed):
+            notice = TelegramText(f"⚠️ I could not answer with a voice note: {speech.message}", ())
+            await self._final_call(lambda: self._send(bot, reply, notice, None))
+            return
+        voice = BufferedInputFile(speech.audio, filename="voice.ogg")
+        reply_to = reply.reply_to_telegram_message_id
+        sent = await self._final_call(
+            lambda: bot.send_voice(
+                chat_id=reply.telegram_chat_id,
+                voice=voice,
+                reply_parameters=(
+                    ReplyParameters(message_id=reply_to, allow_sending_without_reply=True)
+                    if reply_to
+                    else None
+                ),
+            )
+        )
+        if sent is not None and message_id is not None:
+            async with unit_of_work(self._sessionmaker, self._broker) as session:
+                await link_telegram_message(session, reply.chat_id, message_id, sent.message_id)
+
     async def failed(self, reply: SinkReply, code: str, message: str) -> None:
         stream = await self._stop(reply)
         if stream is None:
@@ -137,7 +166,9 @@ class TelegramRelay(ReplySink):
                 )
             )
         else:
-            await self._final_call(lambda: self._send(stream, TelegramText(notice, ()), None))
+            await self._final_call(
+                lambda: self._send(stream.bot, reply, TelegramText(notice, ()), None)
+            )
 
     def tool_started(self, reply: SinkReply, tool: str) -> None:
         action = ChatAction.UPLOAD_PHOTO if tool == GENERATE_IMAGE else ChatAction.TYPING
@@ -207,7 +238,9 @@ class TelegramRelay(ReplySink):
                     entities=list(shown.entities),
                 )
             elif stream.message_id is None:
-                sent = await self._send(stream, shown, reply.reply_to_telegram_message_id)
+                sent = await self._send(
+                    stream.bot, reply, shown, reply.reply_to_telegram_message_id
+                )
                 stream.message_id = sent.message_id
             else:
                 if not self._group_edit_allowed(reply):
@@ -265,7 +298,7 @@ class TelegramRelay(ReplySink):
                 sent.append(stream.message_id)
                 continue
             reply_to = reply.reply_to_telegram_message_id if index == 0 else None
-            message = await self._final_call(partial(self._send, stream, part, reply_to))
+            message = await self._final_call(partial(self._send, stream.bot, reply, part, reply_to))
             sent.append(None if message is None else message.message_id)
         return sent
 
@@ -285,10 +318,10 @@ class TelegramRelay(ReplySink):
         )
 
     async def _send(
-        self, stream: _Stream, part: TelegramText, reply_to: int | None
+        self, bot: Bot, reply: SinkReply, part: TelegramText, reply_to: int | None
     ) -> TelegramMessage:
-        return await stream.bot.send_message(
-            chat_id=stream.reply.telegram_chat_id,
+        return await bot.send_message(
+            chat_id=reply.telegram_chat_id,
             text=part.text,
             entities=list(part.entities),
             reply_parameters=_reply_parameters(reply_to),

@@ -93,6 +93,17 @@ def ai_reply_failed(
     }
 
 
+def ai_voice_failed(reply_id: int, chat_id: int, *, code: str, message: str) -> Frame:
+    """The AI could not speak its answer (the chat wants voice replies); the text stands."""
+    return {
+        "type": "ai_voice_failed",
+        "reply_id": reply_id,
+        "chat_id": chat_id,
+        "code": code,
+        "message": message,
+    }
+
+
 def user_status(user_id: int, *, is_online: bool, last_seen_at: datetime) -> Frame:
     return {
         "type": "user_status",

@@ -19,6 +19,7 @@ import dataclasses
 import logging
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -44,12 +45,13 @@ from llm.catalogue import ModelInfo
 from llm.tokens import estimate_tokens
 from models import AiJobKind
 from services import frames
-from services.ai import jobs, tools
+from services.ai import jobs, tools, voice
 from services.ai.context import prompt_tokens
 from services.ai.jobs import ClaimedJob, SinkReply
 from services.ai.runtime import AiRuntime
 from services.media.config import MediaConfig
 from wiring.process import Process
+from workers.ai_senses import Senses, Speech, SpeechFailed
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +99,11 @@ class ReplySink(Protocol):
     async def photo(self, reply: SinkReply, data: bytes, message_id: int) -> None:
         """The AI posted an image (our message `message_id`); returns once it is delivered."""
 
+    async def spoken(
+        self, reply: SinkReply, speech: Speech | SpeechFailed, message_id: int | None
+    ) -> None:
+        """The answer's voice note, our `message_id` (or why there is none)."""
+
 
 class AiRunner:
     def __init__(
@@ -114,8 +121,10 @@ class AiRunner:
         poll_interval: float = 1.0,
         surfaces: frozenset[str] = frozenset({"app"}),
         sink: ReplySink | None = None,
+        senses: Senses | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
+        self._senses = senses
         self._broker = broker
         self.ai = ai
         self._storage = storage
@@ -224,7 +233,34 @@ class AiRunner:
 
     # -- running one reply ----------------------------------------------------------------------
 
+    @contextlib.asynccontextmanager
+    async def _beating(self, reply_id: int) -> AsyncIterator[None]:
+        """A job's slow steps outside its stream (hearing, speaking) keep it alive."""
+        over = asyncio.Event()
+
+        async def beat() -> None:
+            while not over.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(over.wait(), self._heartbeat_interval)
+                    return
+                async with unit_of_work(self._sessionmaker, self._broker) as session:
+                    await jobs.beat(session, reply_id, self._node, None)
+
+        beater = asyncio.create_task(beat())
+        try:
+            yield
+        finally:
+            over.set()  # stopped, not cancelled: see `_stream`
+            await beater
+
     async def _execute(self, reply_id: int) -> None:
+        unheard: LLMError | None = None
+        if self._senses is not None:
+            async with self._beating(reply_id):
+                heard = await self._senses.hear(reply_id)
+            if heard is True:
+                return  # a transcription job: done
+            unheard = heard if isinstance(heard, LLMError) else None
         async with read_session(self._sessionmaker) as session:
             job = await jobs.load_claimed(
                 session, self.ai, self._storage, reply_id, to_telegram=self._sink is not None
@@ -234,6 +270,9 @@ class AiRunner:
             live.cancel.set()
         self._live[reply_id] = live
         try:
+            if unheard is not None:  # the voice note it answers: its asker hears why not
+                await self._fail(reply_id, unheard.code, unheard.message)
+                return
             started = frames.ai_reply_started(
                 reply_id,
                 live.chat_id,
@@ -499,12 +538,23 @@ class AiRunner:
             or live.usage
             or Usage(input_tokens=prompt_tokens(request), output_tokens=estimate_tokens(live.text))
         )
+        speech: Speech | SpeechFailed | None = None
+        if self._senses is not None and not cancelled:
+            async with self._beating(live.reply_id):
+                speech = await self._senses.speak(live.reply_id, live.chat_id, text)
+        voice_id = None
         async with unit_of_work(self._sessionmaker, self._broker) as session:
             message_ids = await jobs.finish(
                 session, self.ai, live.reply_id, model, usage, text=live.text, cancelled=cancelled
             )
+            if isinstance(speech, Speech):
+                voice_id = await voice.post_voice_reply(
+                    session, self.ai, live.reply_id, speech.media_id, speech.words
+                )
         if live.sink is not None and self._sink is not None:
             await self._sink.finished(live.sink, text, message_ids)
+            if speech is not None:
+                await self._sink.spoken(live.sink, speech, voice_id)
 
     async def _fail(
         self,
@@ -555,6 +605,14 @@ def start_runner(
     if process.ai is None:
         return None
     settings = process.settings
+    senses = Senses(
+        process.sessionmaker,
+        process.broker,
+        process.ai,
+        process.storage,
+        process.media,
+        speech_voice=settings.speech_voice,
+    )
     runner = AiRunner(
         process.sessionmaker,
         process.broker,
@@ -565,6 +623,7 @@ def start_runner(
         stale_after=settings.ai_reply_stale_after,
         surfaces=surfaces,
         sink=sink,
+        senses=senses,
     )
     if settings.ai_runner_enabled:
         runner.start()

@@ -14,8 +14,9 @@ from aiogram.types import (
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.context import BotContext, app_button
+from bot.context import BotContext, app_button, parse_switch
 from bot.files import store_telegram_file
+from bot.sounds import store_sound
 from core.errors import AppError
 from models import Chat, MediaKind, User
 from services import conversation
@@ -27,12 +28,14 @@ from services.messages import MessageDraft
 from services.telegram_groups import message_for_telegram
 
 HELP = (
-    "Write to me and I answer: this chat is the same conversation as the AI chat in the app.\n\n"
+    "Write to me, or send a voice note, and I answer: this chat is the same conversation as "
+    "the AI chat in the app.\n\n"
     "Send a photo and I look at it (with a model that sees images).\n\n"
     "/image <what> — draw a picture\n"
     "/new — start a fresh conversation\n"
     "/model — choose the AI model\n"
     "/persona <text> — how the AI should behave (/persona reset to clear)\n"
+    "/voice — also answer with a voice note (again to stop)\n"
     "/stop — stop the answer being written\n"
     "/balance — what you have left\n"
     "/topup — buy credits with Telegram Stars\n"
@@ -139,6 +142,23 @@ async def persona(
     await message.answer("Persona cleared." if value is None else "Persona saved.")
 
 
+async def voice_replies(
+    message: Message, command: CommandObject, ctx: BotContext, session: AsyncSession, user: User
+) -> None:
+    """`/voice` turns voice replies on or off (`/voice on`, `/voice off` say which)."""
+    chat = await _ai_chat(ctx, session, user)
+    wanted = parse_switch(command.args, current=chat.ai_voice_replies)
+    if wanted is None:
+        await message.answer("Use /voice, /voice on or /voice off.")
+        return
+    await update_ai_settings(session, ctx.runtime, user, chat.id, {"voice_replies": wanted})
+    await message.answer(
+        "Voice replies on: I also answer with a voice note."
+        if wanted
+        else "Voice replies off: I answer in text only."
+    )
+
+
 async def _cancel_reply(ctx: BotContext, session: AsyncSession, user: User, reply_id: int) -> bool:
     try:
         reply = await replies.request_cancel(session, user, reply_id)
@@ -177,14 +197,18 @@ async def balance(message: Message, ctx: BotContext, session: AsyncSession, user
 
 async def chat_with_ai(
     message: Message,
+    bot: Bot,
     ctx: BotContext,
     session: AsyncSession,
     user: User,
     assistant_id: int | None = None,
 ) -> None:
-    """Any other text is a message in the user's direct AI chat."""
+    """Any other text, or a voice note, audio file or round video (transcribed, then answered),
+    is a message in the user's direct AI chat."""
+    sounds = await store_sound(bot, ctx, session, user, message)
     chat = await _ai_chat(ctx, session, user, assistant_id)
-    await _post(message, ctx, session, user, chat, message.text)
+    text = message.text or message.caption
+    await _post(message, ctx, session, user, chat, text, media_ids=sounds)
 
 
 async def image_to_ai(
@@ -240,6 +264,7 @@ def create_router() -> Router:
     router.message.register(choose_model, Command("model"))
     router.callback_query.register(model_chosen, F.data.startswith("model:"))
     router.message.register(persona, Command("persona"))
+    router.message.register(voice_replies, Command("voice"))
     router.message.register(stop, Command("stop"))
     router.stopped_message_generation.register(stopped_by_telegram)
     router.message.register(balance, Command("balance"))
@@ -250,6 +275,6 @@ def create_router() -> Router:
 def register_conversation(router: Router) -> None:
     """What goes to the AI of the user's chat, here and in assistants' own bots; after the
     router's other commands (its text handler takes any text)."""
-    router.message.register(chat_with_ai, F.text)
+    router.message.register(chat_with_ai, F.text | F.voice | F.audio | F.video_note)
     router.message.register(image_to_ai, F.photo)
     router.message.register(image_to_ai, F.document.mime_type.startswith("image/"))

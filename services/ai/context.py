@@ -27,6 +27,7 @@ from models import (
     MediaKind,
     Message,
     MessageMedia,
+    MessageType,
     User,
     UserProfile,
 )
@@ -37,6 +38,8 @@ DEFAULT_PERSONA = (
     "Answer concisely and in the language the user writes in."
 )
 HISTORY_PAGE = 50
+# What the AI hears of a voice note, an audio file or a round video: its transcript, once made.
+HEARD_TYPES = {MessageType.VOICE: "voice", MessageType.AUDIO: "audio", MessageType.VIDEO: "video"}
 HISTORY_MAX_MESSAGES = 400
 # Room kept free for the estimate's error and the vendor's own framing.
 SAFETY_MARGIN_TOKENS = 256
@@ -143,6 +146,8 @@ async def build_request(
         await _load_names(session, page, names)
         attached = await message_images(session, chat.id, (m.id for m in page))
         for message in page:
+            if message.sender_id == bot_user_id and message.type == MessageType.VOICE:
+                continue  # the AI's voice note says its text answer again
             # The AI's own pictures are not shown to it again (an assistant turn has no images).
             seen = images_left and message.sender_id != bot_user_id
             media = attached.get(message.id, [])[-images_left:] if seen else []
@@ -193,6 +198,16 @@ async def _parts(storage: Storage | None, media: list[Media]) -> tuple[ImagePart
     return tuple([await read_image(storage, m) for m in media])
 
 
+def _heard(message: Message) -> str:
+    """A message as the AI reads it: a voice note by its transcript ("[voice] ..."), or as
+    "[voice message]" until it has one; its caption after."""
+    label = HEARD_TYPES.get(message.type)
+    if label is None:
+        return message.text or ""
+    heard = f"[{label}] {message.transcript}" if message.transcript else f"[{label} message]"
+    return f"{heard}\n{message.text}" if message.text else heard
+
+
 def _turn(
     chat: Chat,
     message: Message,
@@ -200,7 +215,7 @@ def _turn(
     names: dict[int, str],
     images: tuple[ImagePart, ...],
 ) -> ChatTurn:
-    text = message.text or ""
+    text = _heard(message)
     if message.sender_id == bot_user_id:
         return ChatTurn("assistant", text)
     if chat.type == ChatType.GROUP and (text or images):

@@ -195,6 +195,38 @@ def group_text(
     return _text_message(chat, user, text, message_id, reply_to, entities)
 
 
+SoundKind = Literal["voice", "audio", "video_note"]
+_SOUND_FIELDS: dict[str, Json] = {
+    "voice": {"mime_type": "audio/ogg"},
+    "audio": {"mime_type": "audio/mpeg", "file_name": "song.mp3"},
+    "video_note": {"length": 240},
+}
+
+
+def sound_message(
+    chat: TgChat,
+    user: TgUser,
+    kind: SoundKind,
+    file: Json,
+    *,
+    duration: int,
+    reply_to: Json | None = None,
+) -> Json:
+    """A voice note, an audio file or a round video note, in private or in a group; `file` is
+    what FakeTelegram.add_file made of its bytes."""
+    sound = {**file, "duration": duration, **_SOUND_FIELDS[kind]}
+    return _update(
+        "message",
+        _message(
+            chat,
+            user,
+            None,
+            reply_to_message=embedded(reply_to) if reply_to is not None else None,
+            **{kind: sound},
+        ),
+    )
+
+
 def _member(user: TgUser, status: str) -> Json:
     member: Json = {"status": status, "user": user.as_dict()}
     if status == "administrator":

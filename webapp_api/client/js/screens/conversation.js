@@ -173,7 +173,7 @@ export function renderConversation(container, { params, navigate }) {
   function messageSignature(m, showSender) {
     const mine = state.me && m.sender_id === state.me.id;
     const quote = m.reply_to_message_id ? box.byId.get(m.reply_to_message_id) : null;
-    return JSON.stringify([m.text, m.is_deleted, m.is_edited, m.reactions, mine ? store.readState(m) : "", (m.media || []).map((x) => x.id),
+    return JSON.stringify([m.text, m.transcript, m.is_deleted, m.is_edited, m.reactions, mine ? store.readState(m) : "", (m.media || []).map((x) => x.id),
       store.myReaction(m) || "", m.is_pinned, showSender, quote ? [quote.text, quote.is_deleted] : null, m.ai?.incomplete]);
   }
 
@@ -198,6 +198,8 @@ export function renderConversation(container, { params, navigate }) {
       const quote = isAi && state.chats.get(chatId)?.chat_type === "ai" ? null : quoteOf(m);
       if (quote) el.append(quote);
       if (m.media && m.media.length) el.append(...renderMedia(m.media));
+      const words = transcriptOf(m);
+      if (words) el.append(words);
       // The AI's answers are Markdown, rendered; people's texts stay as typed.
       if (m.text) el.append(isAi ? markdownElement(m.text, { "data-testid": "message-text" }) : h("span.text", { "data-testid": "message-text" }, m.text));
     }
@@ -225,6 +227,28 @@ export function renderConversation(container, { params, navigate }) {
     el.addEventListener("contextmenu", open);
     el.addEventListener("keydown", (e) => { if ((e.key === "Enter" || e.key === " ") && e.target === el) open(e); });
     return el;
+  }
+
+  /** Under a voice note (audio, video): its words, or a button that asks for them. */
+  function transcriptOf(m) {
+    if (typeof m.transcript === "string") {
+      return h("p.transcript", { "data-testid": "message-transcript" }, m.transcript);
+    }
+    if (!["voice", "audio", "video"].includes(m.message_type)) return null;
+    const button = h("button.button.small.secondary.transcribe", {
+      type: "button", "data-testid": "transcribe-button",
+      onclick: (e) => {
+        e.stopPropagation();
+        button.disabled = true;
+        button.textContent = "Transcribing…";
+        actions.transcribe(m).catch((err) => {
+          button.disabled = false;
+          button.textContent = "Transcribe";
+          toast(err.message, "error");
+        });
+      },
+    }, "Transcribe");
+    return button;
   }
 
   function buildPending(p) {
