@@ -1,7 +1,7 @@
 """Assistants' own Telegram bots, served by the process that runs ours: a Bot and a Dispatcher
 per assistant bot (the same handlers for all of them, each dispatcher naming its assistant),
 fed by its webhook route or polling. Every process learns of a bot added or removed from the
-broker (`services.ai.assistant_bots.changed_envelope`) and starts or stops serving it at once."""
+broker (`services.ai.bot_news`) and starts or stops serving it at once."""
 
 from __future__ import annotations
 
@@ -30,11 +30,11 @@ from core.token_cipher import TokenCipher
 from models import AssistantBot
 from services.ai.assistant_bots import (
     BotIdentity,
-    changed_bot_id,
     served_bot,
     served_bots,
     token_cipher,
 )
+from services.ai.bot_news import changed_bot_id
 
 logger = logging.getLogger(__name__)
 

@@ -1,10 +1,10 @@
 """Assistants published as their own Telegram bots: the owner's token (checked with Telegram by
-the caller, kept encrypted), and the news every process's bot gets when one is added, replaced
-or removed, so that it starts or stops serving it at once."""
+the caller, kept encrypted), the bots to serve, and the user's conversation through one. Every
+change goes out as news (`services.ai.bot_news`) so that each process starts or stops serving
+that bot at once."""
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 from dataclasses import dataclass
@@ -12,16 +12,15 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.envelope import Envelope, encode_envelope, encode_frame
 from core.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
 from core.outbox import stage
 from core.settings import Settings
 from core.token_cipher import TokenCipher
 from models import Assistant, AssistantBot, Chat, User
 from services.ai.assistants import assistant_not_found, owned_assistant, start_chat
+from services.ai.bot_news import changed_envelope
 from services.ai.runtime import AiRuntime
 
-BOTS_SERVICE = "assistant_bots"
 # What BotFather issues: "<bot id>:<35 url-safe characters>" (checked before any request).
 BOT_TOKEN_PATTERN = re.compile(r"[0-9]{1,20}:[A-Za-z0-9_-]{30,64}")
 
@@ -49,19 +48,6 @@ def check_token_format(token: str) -> str:
     if not BOT_TOKEN_PATTERN.fullmatch(token):
         raise BadRequest("This is not a Telegram bot token", code="bad_bot_token")
     return token
-
-
-def changed_envelope(telegram_bot_id: int) -> bytes:
-    """Tells every process's bot that this assistant bot was added, replaced or removed."""
-    frame = encode_frame({"telegram_bot_id": telegram_bot_id})
-    return encode_envelope([], frame, service=BOTS_SERVICE)
-
-
-def changed_bot_id(envelope: Envelope) -> int | None:
-    """The bot a `changed_envelope` is about; None for any other envelope."""
-    if envelope.service != BOTS_SERVICE:
-        return None
-    return int(json.loads(envelope.frame)["telegram_bot_id"])
 
 
 async def publish_bot(
@@ -138,13 +124,6 @@ async def served_bot(session: AsyncSession, telegram_bot_id: int) -> AssistantBo
         .where(AssistantBot.telegram_bot_id == telegram_bot_id, Assistant.archived_at.is_(None))
     )
     return bots.one_or_none()
-
-
-async def bot_of_assistant(session: AsyncSession, assistant_id: int) -> int | None:
-    """The Telegram id of the bot an assistant answers as, if it has one."""
-    return await session.scalar(
-        select(AssistantBot.telegram_bot_id).where(AssistantBot.assistant_id == assistant_id)
-    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ from llm.base import CompletionRequest, LLMError, Usage
 from llm.catalogue import ModelInfo
 from models import AiJobKind, AiReply, AiReplyStatus, Chat, Message, User
 from services import frames
-from services.ai.assistant_bots import bot_of_assistant
+from services.ai.bot_news import bot_of_assistant
 from services.ai.commands import image_prompt
 from services.ai.context import build_request
 from services.ai.pricing import drawn_cost, final_cost

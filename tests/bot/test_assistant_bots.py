@@ -259,6 +259,29 @@ async def test_a_webhook_bot_checks_its_secret_and_stops_when_removed(
         assert (await olga.get(f"/api/v1/assistants/{alpha}/bot")).status_code == 404
 
 
+async def test_archiving_the_assistant_stops_its_bot(start_bot_app: BotAppFactory) -> None:
+    async with start_bot_app(
+        assistant_bot_token_key=KEY,
+        bot_mode="webhook",
+        webhook_secret=SECRET,
+        public_base_url=PUBLIC_BASE_URL,
+    ) as bot_app:
+        fake_a = bot_app.telegram.add_bot(TOKEN_A, "alpha_helper_bot")
+        olga = await bot_app.sign_up(OLGA.id, "Olga")
+        alpha = await _assistant(olga, "Alpha", "Answer as Alpha.")
+        await olga.ok("PUT", f"/api/v1/assistants/{alpha}/bot", json={"token": TOKEN_A})
+        hook = await fake_a.wait_for_call("setWebhook")
+        assert (await olga.delete(f"/api/v1/assistants/{alpha}")).status_code == 200
+        await fake_a.wait_for_call("deleteWebhook")
+        response = await bot_app.client.post(
+            "/telegram/assistant/5550001",
+            json=private_text(CAROL, "/start"),
+            headers={"X-Telegram-Bot-Api-Secret-Token": hook.params["secret_token"]},
+        )
+        assert response.status_code == 404
+        assert fake_a.calls_to("sendMessage") == []
+
+
 @pytest.mark.redis
 @pytest.mark.usefixtures("engine")  # the database, migrated
 async def test_the_bot_process_follows_changes_made_through_the_api(
