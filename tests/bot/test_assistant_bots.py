@@ -17,11 +17,12 @@ from sqlalchemy import select
 from models import AssistantBot, AssistantVisibility
 from tests.bot.conftest import BotAppFactory
 from tests.conftest import TEST_REDIS_URL, TEST_SECRET_KEY, make_settings
+from tests.media.samples import png_bytes
 from tests.support.api import ApiUser, sign_up
 from tests.support.fake_llm import FakeReply
 from tests.support.fake_telegram.fake import FakeTelegram, RecordedCall
 from tests.support.fake_telegram.server import FakeTelegramServer
-from tests.support.fake_telegram.updates import private_text, tg_user
+from tests.support.fake_telegram.updates import private_photo, private_text, tg_user
 from tests.support.processes import ROOT
 from tests.support.server import live_server
 from tests.support.telegram import TEST_BOT_TOKEN
@@ -198,6 +199,26 @@ async def test_new_starts_a_fresh_conversation_with_the_assistant(
         # The conversation opened with the assistant's greeting.
         assert [turn.content for turn in first.turns] == ["Hello, I am Alpha.", "My name is Carol."]
         assert [turn.content for turn in second.turns] == ["What is my name?"]
+
+
+async def test_a_photo_to_an_assistant_bot_is_fetched_with_its_token(
+    start_bot_app: BotAppFactory,
+) -> None:
+    async with start_bot_app(assistant_bot_token_key=KEY) as bot_app:
+        fake_a = bot_app.telegram.add_bot(TOKEN_A, "alpha_helper_bot")
+        olga = await bot_app.sign_up(OLGA.id, "Olga")
+        alpha = await _assistant(olga, "Alpha", "You are Alpha, a painter.")
+        await olga.ok("PUT", f"/api/v1/assistants/{alpha}/bot", json={"token": TOKEN_A})
+        bot_app.llm.script(FakeReply("A red square."))
+        photo = fake_a.add_file(png_bytes(40, 40, (200, 30, 30)), "photos", "png")
+        fake_a.push_update(private_photo(CAROL, photo, width=40, height=40, caption="What?"))
+        answer = await _sent(fake_a, CAROL.id)
+        assert answer.params["text"] == "A red square."
+        assert [call.token for call in fake_a.calls_to("getFile")] == [TOKEN_A]
+        assert bot_app.telegram.calls_to("getFile") == []
+        (request,) = bot_app.llm.requests
+        assert "You are Alpha, a painter." in request.system
+        assert len(request.images) == 1
 
 
 async def test_a_private_assistant_answers_only_its_owner(start_bot_app: BotAppFactory) -> None:

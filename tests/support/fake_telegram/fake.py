@@ -189,9 +189,13 @@ class FakeTelegram(BotApiMethods):
         event, self._call_event = self._call_event, asyncio.Event()
         event.set()
 
+    def bot_for(self, token: str) -> FakeTelegram | None:
+        """The bot of this token (this one, or one added); None: Telegram knows no such bot."""
+        return self if token == self.token else self._other_bots.get(token)
+
     async def handle(self, request: Request, token: str, method: str) -> Response:
         if token != self.token:
-            other = self._other_bots.get(token)
+            other = self.bot_for(token)
             if other is None:
                 return error_response(ApiError(401, "Unauthorized"))
             return await other.handle(request, token, method)
