@@ -155,7 +155,8 @@ class AssistantBots:
         token = cipher.decrypt(row.token_ciphertext) if cipher is not None else None
         if token is None:
             logger.warning(
-                "assistant bot %s: its token does not decrypt with ASSISTANT_BOT_TOKEN_KEY",
+                "assistant bot %s not served: ASSISTANT_BOT_TOKEN_KEY is unset or not the key "
+                "its token was encrypted with",
                 row.telegram_bot_id,
             )
             return
