@@ -16,6 +16,7 @@ from services.ai.context import DEFAULT_PERSONA
 from tests.ai.conftest import TINY_MAX_OUTPUT, TINY_MODEL
 from tests.ai.helpers import bot_message, follow_reply, socket_of
 from tests.ai.test_context import system_of
+from tests.media.samples import png_bytes
 from tests.support.api import ApiUser
 from tests.support.fake_llm import FakeLLM, FakeReply
 from tests.support.server import LiveServer
@@ -129,6 +130,31 @@ async def test_unknown_models_and_foreign_avatars_are_refused_and_nothing_change
     assert refused.json()["code"] == "media_not_found"
     assert (await alice.ok("GET", path))["name"] == "Nemo"
     assert await count_assistants(sessionmaker) == 1
+
+
+async def test_an_avatar_is_a_photo_its_owner_uploaded(
+    server: LiveServer, alice: ApiUser, bob: ApiUser
+) -> None:
+    photo = await alice.ok(
+        "POST", "/api/v1/media", files={"file": ("a.png", png_bytes(), "image/png")}
+    )
+    others = await bob.ok(
+        "POST", "/api/v1/media", files={"file": ("b.png", png_bytes(), "image/png")}
+    )
+    document = await alice.ok(
+        "POST", "/api/v1/media", files={"file": ("a.txt", b"plain text", "text/plain")}
+    )
+    assistant = await create(alice, avatar_media_id=photo["id"])
+    assert assistant["avatar_media_id"] == photo["id"]
+    path = f"/api/v1/assistants/{assistant['id']}"
+    refused = await alice.patch(path, json={"avatar_media_id": others["id"]})
+    assert refused.status_code == 404
+    refused = await alice.patch(path, json={"avatar_media_id": document["id"]})
+    assert refused.status_code == 400
+    assert refused.json()["code"] == "avatar_not_photo"
+    assert (await alice.ok("GET", path))["avatar_media_id"] == photo["id"]
+    cleared = await alice.ok("PATCH", path, json={"avatar_media_id": None})
+    assert cleared["avatar_media_id"] is None
 
 
 # -- visibility ------------------------------------------------------------------------------------
@@ -362,6 +388,26 @@ async def test_a_group_takes_an_assistant_as_its_ai_and_goes_back(
         await bob.send(group["id"], "/ask and now?")
         await bot_message(ws)
     assert INSTRUCTIONS not in system_of(fake_llm.requests[-1])
+
+
+async def test_a_group_whose_assistant_was_archived_is_told_so(
+    server: LiveServer, fake_llm: FakeLLM, alice: ApiUser, bob: ApiUser
+) -> None:
+    assistant = await create(alice, visibility="public")
+    group = await bob.create_group("Crew")
+    route = f"/api/v1/chats/{group['id']}/assistant"
+    await bob.ok("POST", route, json={"assistant_id": assistant["id"]})
+    await alice.ok("DELETE", f"/api/v1/assistants/{assistant['id']}")
+    async with socket_of(server, bob) as ws:
+        sent = await bob.send(group["id"], "/ask anyone there?")
+        refused = await ws.wait_for("ai_reply_failed")
+    assert refused["code"] == "assistant_archived"
+    assert refused["reply_to_message_id"] == sent["id"]
+    assert fake_llm.requests == []
+    # Its admins may go back to the built-in AI; nobody may choose the archived one again.
+    again = await bob.post(route, json={"assistant_id": assistant["id"]})
+    assert again.status_code == 404
+    assert (await bob.ok("DELETE", route))["assistant_id"] is None
 
 
 # -- ratings ---------------------------------------------------------------------------------------

@@ -91,3 +91,26 @@ async def test_a_link_assistants_deep_link_opens_its_page(open_client: OpenClien
     await guest.page.get_by_test_id("start-assistant-chat").click()
     await expect(guest.page.get_by_test_id("composer-input")).to_be_visible()
     assert guest.page_errors == []
+
+
+async def test_an_admin_adds_an_assistant_to_a_group_from_its_page(
+    open_client: OpenClient,
+) -> None:
+    owner = await open_client("Otto", username="otto_assist")
+    helper = await assistant(owner, "Group Helper", "public")
+    admin = await open_client("Anna", username="anna_assist")
+    await online(admin)
+    group = await admin.call(
+        "POST", f"{API}/chats", json={"chat_type": "group", "title": "Book club"}
+    )
+    chat_item = admin.page.locator(f'[data-testid="chat-item"][data-chat-id="{group["id"]}"]')
+    await expect(chat_item).to_be_visible()
+    await admin.page.get_by_test_id("assistants-button").click()
+    await admin.page.get_by_test_id("assistant-item").click()
+    await admin.page.get_by_test_id("add-assistant-to-group").click()
+    await admin.page.locator(f'[data-testid="group-choice"][data-chat-id="{group["id"]}"]').click()
+    await expect(admin.page.get_by_test_id("toast")).to_contain_text("Group Helper")
+    chat = await admin.call("GET", f"{API}/chats/{group['id']}")
+    assert chat["assistant_id"] == helper["id"]
+    assert any(member["is_bot"] for member in chat["members"])
+    assert admin.page_errors == []
