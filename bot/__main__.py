@@ -28,7 +28,7 @@ async def run_polling(settings: Settings) -> None:
     # make no Bot API calls by themselves); who is online is the API's shared presence.
     notifier = await Notifier.start(telegram.bot, process) if settings.notify_interval > 0 else None
     try:
-        await telegram.start()
+        await telegram.start(polling=True)
         logger.info("polling Telegram for updates")
         await telegram.run_polling()
     finally:

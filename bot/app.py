@@ -13,6 +13,7 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import TelegramAPIError
 from aiogram.types import BotCommand, MenuButtonWebApp, Update, WebAppInfo
 
+from bot.assistant_bots import AssistantBots
 from bot.context import BotContext
 from bot.handlers import errors, groups, payments, private
 from bot.middleware import UnitOfWorkMiddleware
@@ -58,7 +59,9 @@ class TelegramBot:
             group_edit_interval=settings.telegram_group_edit_interval,
             group_edits_per_minute=settings.telegram_group_edits_per_minute,
         )
-        self.relay = TelegramRelay(self.bot, sessionmaker, broker, cadence)
+        # Assistants' own bots, served beside this one; their replies stream through them.
+        self.assistants = AssistantBots(self.context)
+        self.relay = TelegramRelay(self.bot, sessionmaker, broker, cadence, self.assistants.bot)
         self.dispatcher = Dispatcher()
         self.dispatcher.update.outer_middleware(UnitOfWorkMiddleware(self.context))
         self.dispatcher.include_router(payments.create_router())  # before private's catch-all
@@ -69,8 +72,10 @@ class TelegramBot:
     def attach(self, runner: AiRunner | None) -> None:
         self.context.runner = runner
 
-    async def start(self) -> None:
-        """Learn who the bot is and offer the Mini App from its commands and menu button."""
+    async def start(self, *, polling: bool) -> None:
+        """Learn who the bot is, offer the Mini App from its commands and menu button, and serve
+        the assistants' bots (polling them too, or by their webhooks)."""
+        await self.assistants.start(polling=polling)
         try:
             me = await self.bot.get_me()
             runtime = self.context.runtime
@@ -106,6 +111,7 @@ class TelegramBot:
         await self.dispatcher.feed_update(self.bot, update)
 
     async def stop(self) -> None:
+        await self.assistants.stop()
         with contextlib.suppress(RuntimeError):  # "Polling is not started"
             await self.dispatcher.stop_polling()
         await self.bot.session.close()

@@ -15,8 +15,10 @@ from services.users import sync_telegram_user
 
 
 class UnitOfWorkMiddleware(BaseMiddleware):
-    def __init__(self, context: BotContext) -> None:
+    def __init__(self, context: BotContext, *, main_bot: bool = True) -> None:
         self._context = context
+        # Writing to an assistant's bot lets that bot write back, not ours.
+        self._main_bot = main_bot
 
     async def __call__(
         self,
@@ -31,7 +33,7 @@ class UnitOfWorkMiddleware(BaseMiddleware):
             sender: TelegramUser | None = data.get("event_from_user")
             if sender is not None:
                 chat = data.get("event_chat")
-                private = chat is not None and chat.type == "private"
+                private = self._main_bot and chat is not None and chat.type == "private"
                 synced = await sync_telegram_user(
                     session,
                     profile_of(sender, wrote_to_bot=private),

@@ -56,6 +56,7 @@ class Cadence:
 @dataclass(slots=True)
 class _Stream:
     reply: SinkReply
+    bot: Bot  # ours, or the assistant's own bot the reply was asked through
     text: str = ""
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     use_draft: bool = True
@@ -75,8 +76,10 @@ class TelegramRelay(ReplySink):
         sessionmaker: async_sessionmaker[AsyncSession],
         broker: Broker,
         cadence: Cadence,
+        assistant_bot: Callable[[int], Bot | None],
     ) -> None:
         self._bot = bot
+        self._assistant_bot = assistant_bot
         self._sessionmaker = sessionmaker
         self._broker = broker
         self._cadence = cadence
@@ -86,8 +89,17 @@ class TelegramRelay(ReplySink):
 
     # -- ReplySink -------------------------------------------------------------------------
 
+    def _bot_for(self, reply: SinkReply) -> Bot | None:
+        """None: the assistant bot it was asked through is no longer served."""
+        if reply.telegram_bot_id is None:
+            return self._bot
+        return self._assistant_bot(reply.telegram_bot_id)
+
     def started(self, reply: SinkReply) -> None:
-        stream = _Stream(reply, use_draft=reply.is_private)
+        bot = self._bot_for(reply)
+        if bot is None:
+            return
+        stream = _Stream(reply, bot, use_draft=reply.is_private)
         self._streams[reply.reply_id] = stream
         stream.task = asyncio.get_running_loop().create_task(self._follow(stream))
 
@@ -99,6 +111,8 @@ class TelegramRelay(ReplySink):
 
     async def finished(self, reply: SinkReply, text: str, message_ids: list[int]) -> None:
         stream = await self._stop(reply)
+        if stream is None:
+            return
         sent = await self._deliver(stream, text)
         # Our parts and Telegram's are cut by different measures; each of ours is linked to the
         # Telegram message in its place, so that a reply to that one is a reply to the AI.
@@ -116,14 +130,17 @@ class TelegramRelay(ReplySink):
         self, reply: SinkReply, speech: Speech | SpeechFailed, message_id: int | None
     ) -> None:
         """The answer's voice note (`sendVoice`), after its text; a failure is told briefly."""
+        bot = self._bot_for(reply)
+        if bot is None:
+            return
         if isinstance(speech, SpeechFailed):
             notice = TelegramText(f"⚠️ I could not answer with a voice note: {speech.message}", ())
-            await self._final_call(lambda: self._send(reply, notice, None))
+            await self._final_call(lambda: self._send(bot, reply, notice, None))
             return
         voice = BufferedInputFile(speech.audio, filename="voice.ogg")
         reply_to = reply.reply_to_telegram_message_id
         sent = await self._final_call(
-            lambda: self._bot.send_voice(
+            lambda: bot.send_voice(
                 chat_id=reply.telegram_chat_id,
                 voice=voice,
                 reply_parameters=(
@@ -139,15 +156,19 @@ class TelegramRelay(ReplySink):
 
     async def failed(self, reply: SinkReply, code: str, message: str) -> None:
         stream = await self._stop(reply)
+        if stream is None:
+            return
         notice = f"⚠️ {message} ({code})"
         if stream.message_id is not None:
             await self._final_call(
-                lambda: self._bot.edit_message_text(
+                lambda: stream.bot.edit_message_text(
                     text=notice, chat_id=reply.telegram_chat_id, message_id=stream.message_id
                 )
             )
         else:
-            await self._final_call(lambda: self._send(reply, TelegramText(notice, ()), None))
+            await self._final_call(
+                lambda: self._send(stream.bot, reply, TelegramText(notice, ()), None)
+            )
 
     def tool_started(self, reply: SinkReply, tool: str) -> None:
         action = ChatAction.UPLOAD_PHOTO if tool == GENERATE_IMAGE else ChatAction.TYPING
@@ -156,8 +177,11 @@ class TelegramRelay(ReplySink):
         task.add_done_callback(self._actions.discard)
 
     async def photo(self, reply: SinkReply, data: bytes, message_id: int) -> None:
+        bot = self._bot_for(reply)
+        if bot is None:
+            return
         sent = await self._final_call(
-            lambda: self._bot.send_photo(
+            lambda: bot.send_photo(
                 chat_id=reply.telegram_chat_id,
                 photo=BufferedInputFile(data, filename="image.png"),
                 reply_parameters=_reply_parameters(reply.reply_to_telegram_message_id),
@@ -168,8 +192,11 @@ class TelegramRelay(ReplySink):
                 await link_telegram_message(session, reply.chat_id, message_id, sent.message_id)
 
     async def _chat_action(self, reply: SinkReply, action: ChatAction) -> None:
+        bot = self._bot_for(reply)
+        if bot is None:
+            return
         with contextlib.suppress(TelegramAPIError):
-            await self._bot.send_chat_action(reply.telegram_chat_id, action)
+            await bot.send_chat_action(reply.telegram_chat_id, action)
 
     # -- while the text grows ----------------------------------------------------------------
 
@@ -177,7 +204,7 @@ class TelegramRelay(ReplySink):
         reply = stream.reply
         while not stream.text:
             with contextlib.suppress(TelegramAPIError):
-                await self._bot.send_chat_action(reply.telegram_chat_id, ChatAction.TYPING)
+                await stream.bot.send_chat_action(reply.telegram_chat_id, ChatAction.TYPING)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stream.changed.wait(), TYPING_EVERY)
         while True:
@@ -204,14 +231,16 @@ class TelegramRelay(ReplySink):
         shown = parts[0]  # a longer text is shown whole once it is final
         try:
             if stream.use_draft:
-                await self._bot.send_message_draft(
+                await stream.bot.send_message_draft(
                     chat_id=reply.telegram_chat_id,
                     draft_id=reply.reply_id,
                     text=shown.text,
                     entities=list(shown.entities),
                 )
             elif stream.message_id is None:
-                sent = await self._send(reply, shown, reply.reply_to_telegram_message_id)
+                sent = await self._send(
+                    stream.bot, reply, shown, reply.reply_to_telegram_message_id
+                )
                 stream.message_id = sent.message_id
             else:
                 if not self._group_edit_allowed(reply):
@@ -244,8 +273,11 @@ class TelegramRelay(ReplySink):
         window.append(now)
         return True
 
-    async def _stop(self, reply: SinkReply) -> _Stream:
-        stream = self._streams.pop(reply.reply_id, None) or _Stream(reply, use_draft=False)
+    async def _stop(self, reply: SinkReply) -> _Stream | None:
+        stream = self._streams.pop(reply.reply_id, None)
+        if stream is None:
+            bot = self._bot_for(reply)
+            return None if bot is None else _Stream(reply, bot, use_draft=False)
         if stream.task is not None:
             stream.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -266,7 +298,7 @@ class TelegramRelay(ReplySink):
                 sent.append(stream.message_id)
                 continue
             reply_to = reply.reply_to_telegram_message_id if index == 0 else None
-            message = await self._final_call(partial(self._send, reply, part, reply_to))
+            message = await self._final_call(partial(self._send, stream.bot, reply, part, reply_to))
             sent.append(None if message is None else message.message_id)
         return sent
 
@@ -278,7 +310,7 @@ class TelegramRelay(ReplySink):
                 raise
 
     async def _edit(self, stream: _Stream, part: TelegramText) -> None:
-        await self._bot.edit_message_text(
+        await stream.bot.edit_message_text(
             text=part.text,
             entities=list(part.entities),
             chat_id=stream.reply.telegram_chat_id,
@@ -286,9 +318,9 @@ class TelegramRelay(ReplySink):
         )
 
     async def _send(
-        self, reply: SinkReply, part: TelegramText, reply_to: int | None
+        self, bot: Bot, reply: SinkReply, part: TelegramText, reply_to: int | None
     ) -> TelegramMessage:
-        return await self._bot.send_message(
+        return await bot.send_message(
             chat_id=reply.telegram_chat_id,
             text=part.text,
             entities=list(part.entities),

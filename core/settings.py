@@ -32,6 +32,7 @@ from pydantic_settings import (
 )
 
 from core.redis_client import RedisTarget
+from core.token_cipher import TokenCipher
 
 logger = logging.getLogger(__name__)
 
@@ -264,6 +265,9 @@ class Settings(BaseSettings):
     bot_mode: Literal["auto", "off", "polling", "webhook"] = "auto"
     webhook_secret: SecretStr | None = None
     webhook_path: str = "/telegram/webhook"
+    # A Fernet key (cryptography's `Fernet.generate_key()`): assistants' bot tokens are kept
+    # encrypted with it; publishing an assistant as a bot is refused without it.
+    assistant_bot_token_key: SecretStr | None = None
     metrics_token: SecretStr | None = None
     notify_interval: float = Field(default=60.0, ge=0)
     telegram_draft_interval: float = Field(default=0.5, gt=0)
@@ -329,6 +333,7 @@ class Settings(BaseSettings):
         "speech_base_url",
         "image_base_url",
         "metrics_token",
+        "assistant_bot_token_key",
         mode="before",
     )
     @classmethod
@@ -343,6 +348,13 @@ class Settings(BaseSettings):
         if not isinstance(value, str) or not value.startswith(("https://", "http://")):
             raise ValueError("PUBLIC_BASE_URL must be an absolute http(s) URL")
         return value.rstrip("/")
+
+    @field_validator("assistant_bot_token_key")
+    @classmethod
+    def _fernet_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            TokenCipher(value.get_secret_value())  # a malformed key fails at start-up
+        return value
 
     @field_validator("bot_id", mode="before")
     @classmethod

@@ -26,6 +26,7 @@ from webapp_api.middleware import (
 from webapp_api.routes import (
     admin,
     ai,
+    assistant_bots,
     assistants,
     auth,
     billing,
@@ -119,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(media.router)
     app.include_router(ai.router)
     app.include_router(assistants.router)
+    app.include_router(assistant_bots.router)
     app.include_router(billing.router)
     app.include_router(admin.router)
     app.include_router(miniapp.router)
@@ -126,6 +128,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_api_route(
         settings.webhook_path,
         telegram.telegram_webhook,
+        methods=["POST"],
+        include_in_schema=False,
+    )
+    app.add_api_route(
+        "/telegram/assistant/{telegram_bot_id}",
+        assistant_bots.assistant_bot_webhook,
         methods=["POST"],
         include_in_schema=False,
     )

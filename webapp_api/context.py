@@ -93,7 +93,7 @@ class AppContext(Process):
         context._stop_listening.append(broker.add_listener(auth.cache.on_envelope))
         if telegram is not None:
             telegram.attach(runner)
-            await telegram.start()
+            await telegram.start(polling=bot_mode == "polling")
             if bot_mode == "polling":
                 context._tasks.append(asyncio.create_task(telegram.run_polling()))
         # Last: a task started before something that fails to start would outlive the context.

@@ -21,6 +21,7 @@ from core.errors import AppError
 from models import Chat, MediaKind, User
 from services import conversation
 from services.ai import replies
+from services.ai.assistant_bots import conversation_for_bot
 from services.ai.settings import update_ai_settings
 from services.chats import invitations, lifecycle
 from services.messages import MessageDraft
@@ -42,10 +43,16 @@ HELP = (
 )
 
 
-async def _ai_chat(ctx: BotContext, session: AsyncSession, user: User) -> Chat:
+async def _ai_chat(
+    ctx: BotContext, session: AsyncSession, user: User, assistant_id: int | None = None
+) -> Chat:
+    """The user's direct AI chat; with an assistant's own bot (its dispatcher names the
+    assistant), the user's conversation with that assistant."""
     runtime = ctx.runtime
     if runtime is None:
         raise AppError("The AI is not configured on this server", code="ai_not_configured")
+    if assistant_id is not None:
+        return (await conversation_for_bot(session, runtime, user, assistant_id)).chat
     return await lifecycle.get_or_create_ai_chat(session, user, await runtime.bot_user(session))
 
 
@@ -78,9 +85,13 @@ async def help_(message: Message) -> None:
 
 
 async def new_conversation(
-    message: Message, ctx: BotContext, session: AsyncSession, user: User
+    message: Message,
+    ctx: BotContext,
+    session: AsyncSession,
+    user: User,
+    assistant_id: int | None = None,
 ) -> None:
-    await replies.reset_context(session, await _ai_chat(ctx, session, user))
+    await replies.reset_context(session, await _ai_chat(ctx, session, user, assistant_id))
     await message.answer("Started a new conversation: I forgot what we said before.")
 
 
@@ -185,16 +196,28 @@ async def balance(message: Message, ctx: BotContext, session: AsyncSession, user
 
 
 async def chat_with_ai(
-    message: Message, bot: Bot, ctx: BotContext, session: AsyncSession, user: User
+    message: Message,
+    bot: Bot,
+    ctx: BotContext,
+    session: AsyncSession,
+    user: User,
+    assistant_id: int | None = None,
 ) -> None:
     """Any other text, or a voice note, audio file or round video (transcribed, then answered),
     is a message in the user's direct AI chat."""
     sounds = await store_sound(bot, ctx, session, user, message)
-    await _post(message, ctx, session, user, message.text or message.caption, media_ids=sounds)
+    chat = await _ai_chat(ctx, session, user, assistant_id)
+    text = message.text or message.caption
+    await _post(message, ctx, session, user, chat, text, media_ids=sounds)
 
 
 async def image_to_ai(
-    message: Message, bot: Bot, ctx: BotContext, session: AsyncSession, user: User
+    message: Message,
+    bot: Bot,
+    ctx: BotContext,
+    session: AsyncSession,
+    user: User,
+    assistant_id: int | None = None,
 ) -> None:
     """A photo, or an image sent as a file, is a message in the user's direct AI chat: the
     image stored as our media, its caption the text."""
@@ -205,7 +228,8 @@ async def image_to_ai(
     else:
         return
     media = await store_telegram_file(bot, ctx, session, user, file_id, kind=kind, filename=name)
-    await _post(message, ctx, session, user, message.caption, media_ids=[media.id])
+    chat = await _ai_chat(ctx, session, user, assistant_id)
+    await _post(message, ctx, session, user, chat, message.caption, media_ids=[media.id])
 
 
 async def _post(
@@ -213,11 +237,11 @@ async def _post(
     ctx: BotContext,
     session: AsyncSession,
     user: User,
+    chat: Chat,
     text: str | None,
     *,
     media_ids: list[int] | None = None,
 ) -> None:
-    chat = await _ai_chat(ctx, session, user)
     reply_to = None
     if message.reply_to_message is not None:
         reply_to = await message_for_telegram(session, chat.id, message.reply_to_message.message_id)
@@ -244,7 +268,13 @@ def create_router() -> Router:
     router.message.register(stop, Command("stop"))
     router.stopped_message_generation.register(stopped_by_telegram)
     router.message.register(balance, Command("balance"))
+    register_conversation(router)
+    return router
+
+
+def register_conversation(router: Router) -> None:
+    """What goes to the AI of the user's chat, here and in assistants' own bots; after the
+    router's other commands (its text handler takes any text)."""
     router.message.register(chat_with_ai, F.text | F.voice | F.audio | F.video_note)
     router.message.register(image_to_ai, F.photo)
     router.message.register(image_to_ai, F.document.mime_type.startswith("image/"))
-    return router

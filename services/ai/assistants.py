@@ -41,6 +41,7 @@ from models import (
     User,
 )
 from services.access import message_not_found, require_membership
+from services.ai.bot_news import announce_assistant_changed
 from services.ai.runtime import AiRuntime
 from services.chats.lifecycle import get_or_create_assistant_chat, record_chat_updated
 from services.chats.members import ensure_member
@@ -172,6 +173,7 @@ async def archive_assistant(session: AsyncSession, owner: User, assistant_id: in
     if assistant.archived_at is None:
         assistant.archived_at = datetime.now(UTC)
         await session.flush()
+        await announce_assistant_changed(session, assistant.id)  # its own bot stops
     return assistant
 
 

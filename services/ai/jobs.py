@@ -24,6 +24,7 @@ from llm.base import CompletionRequest, LLMError, Usage
 from llm.catalogue import ModelInfo
 from models import AiJobKind, AiReply, AiReplyStatus, Chat, Message, User
 from services import frames
+from services.ai.bot_news import bot_of_assistant
 from services.ai.commands import image_prompt
 from services.ai.context import build_request
 from services.ai.pricing import drawn_cost, final_cost
@@ -143,6 +144,8 @@ class SinkReply:
     telegram_chat_id: int
     is_private: bool
     reply_to_telegram_message_id: int | None
+    # The assistant's own bot it was asked through (None: our bot).
+    telegram_bot_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,9 +237,13 @@ async def _sink_reply(
     user who asked (a user's Telegram id is their private chat's id)."""
     if reply.surface != "telegram":
         return None
+    telegram_bot_id = None
     if chat.telegram_chat_id is not None:
         telegram_chat_id, is_private = chat.telegram_chat_id, False
     else:
+        # A private conversation with an assistant that has its own bot is held there.
+        if chat.assistant_id is not None:
+            telegram_bot_id = await bot_of_assistant(session, chat.assistant_id)
         requester = await session.get(User, reply.requested_by) if reply.requested_by else None
         if requester is None:
             return None
@@ -247,6 +254,7 @@ async def _sink_reply(
         telegram_chat_id=telegram_chat_id,
         is_private=is_private,
         reply_to_telegram_message_id=trigger.telegram_message_id if trigger else None,
+        telegram_bot_id=telegram_bot_id,
     )
 
 

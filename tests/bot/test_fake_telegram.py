@@ -502,9 +502,15 @@ async def test_raw_http(fake_telegram: FakeTelegram) -> None:
         assert form.json()["result"]["text"] == "42"
         assert fake_telegram.calls[-1].params == {"chat_id": 1001, "text": "42"}
 
+        stranger = await client.get(f"{fake_telegram.base_url}/bot42:other-token/getMe")
+        assert stranger.status_code == 401
+        assert stranger.json()["description"] == "Unauthorized"
+        other = fake_telegram.add_bot("42:other-token", "other_bot", "Other")
         me = await client.get(f"{fake_telegram.base_url}/bot42:other-token/getMe")
-        assert me.json()["ok"] is True
-        assert fake_telegram.calls[-1].token == "42:other-token"
+        assert me.json()["result"]["id"] == 42
+        assert me.json()["result"]["username"] == "other_bot"
+        assert other.calls[-1].token == "42:other-token"
+        assert fake_telegram.calls[-1].method == "sendMessage"  # each bot has its own calls
 
         unknown = await client.post(f"{base}/sendSticker")
         assert unknown.status_code == 404

@@ -4,6 +4,7 @@ import logging
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 from pydantic import SecretStr, ValidationError
 
 from core.settings import ConfigurationError, Settings, log_alias_uses
@@ -231,3 +232,16 @@ def test_one_redis_or_a_cluster_not_both(
     monkeypatch.setenv("REDIS_CLUSTER_URLS", "redis://a:7001")
     with pytest.raises(ConfigurationError, match="REDIS_URL and REDIS_CLUSTER_URLS"):
         Settings()
+
+
+def test_the_assistant_bot_token_key_is_a_fernet_key_or_unset(
+    no_env_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ASSISTANT_BOT_TOKEN_KEY", "")  # as env.example leaves it
+    assert Settings().assistant_bot_token_key is None
+    monkeypatch.setenv("ASSISTANT_BOT_TOKEN_KEY", "not-a-key")
+    with pytest.raises(ValidationError, match="not a Fernet key"):
+        Settings()
+    key = Fernet.generate_key().decode()
+    monkeypatch.setenv("ASSISTANT_BOT_TOKEN_KEY", key)
+    assert Settings().assistant_bot_token_key == SecretStr(key)

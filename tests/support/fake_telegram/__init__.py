@@ -4,11 +4,13 @@
 HTTP status of the error), served by a real uvicorn on a loopback port so that aiogram's `Bot`
 talks to it unpatched through `AiohttpSession(api=TelegramAPIServer.from_base(base_url))`.
 
-Every call is recorded. Tests push updates (the module's builders make them in the real
-format) that getUpdates delivers as a long poll, plan failures (a 429 with retry_after, a 403,
-...) and read the messages the bot sent, as edited. One server runs for the session; the
-`fake_telegram` fixture gives each test a fresh FakeTelegram: its own calls, updates, plans
-and chat state.
+Several bots can be served at once (`FakeTelegram.add_bot`: an assistant's own bot with its
+own getMe, calls, chats, updates, webhook and files); a token no bot has is refused with 401,
+as Telegram does. Every call is recorded. Tests push updates (the module's builders make them
+in the real format) that getUpdates delivers as a long poll, plan failures (a 429 with
+retry_after, a 403, ...) and read the messages the bot sent, as edited. One server runs for the
+session; the `fake_telegram` fixture gives each test a fresh FakeTelegram: its own calls,
+updates, plans and chat state.
 
 Deliberate simplifications, all lenient: ids the fake never saw (a callback query, a
 pre-checkout query, a charge, a chat a message is sent to, a message replied to) are accepted,

@@ -73,6 +73,15 @@ class FakeTelegram(BotApiMethods):
         self._failures: dict[str, deque[_Failure]] = {}
         self._call_event = asyncio.Event()
         self._canonical = {name.lower(): name for name in [*self._handlers, "getUpdates"]}
+        self._other_bots: dict[str, FakeTelegram] = {}
+
+    def add_bot(self, token: str, username: str, first_name: str = "Assistant") -> FakeTelegram:
+        """Another bot Telegram knows (an assistant's own), served beside this one: its own
+        getMe, calls, chats, updates and webhook. Telegram refuses any token it does not know."""
+        other = FakeTelegram(self.base_url, token=token)
+        other.bot_username, other.bot_first_name = username, first_name
+        self._other_bots[token] = other
+        return other
 
     def calls_to(self, method: str) -> list[RecordedCall]:
         wanted = method.lower()
@@ -172,13 +181,24 @@ class FakeTelegram(BotApiMethods):
         """End a pending long poll (the test is over)."""
         self._closed = True
         self._wake_poll()
+        for other in self._other_bots.values():
+            other.close()
 
     def _record(self, method: str, params: Json, token: str) -> None:
         self.calls.append(RecordedCall(method, params, time.monotonic(), token))
         event, self._call_event = self._call_event, asyncio.Event()
         event.set()
 
+    def bot_for(self, token: str) -> FakeTelegram | None:
+        """The bot of this token (this one, or one added); None: Telegram knows no such bot."""
+        return self if token == self.token else self._other_bots.get(token)
+
     async def handle(self, request: Request, token: str, method: str) -> Response:
+        if token != self.token:
+            other = self.bot_for(token)
+            if other is None:
+                return error_response(ApiError(401, "Unauthorized"))
+            return await other.handle(request, token, method)
         try:
             params = await read_params(request)
         except ApiError as error:

@@ -48,8 +48,9 @@ class FakeTelegramServer(FakeServer[FakeTelegram]):
 
     async def _file(self, request: Request) -> Response:
         """A file's download, by the file_path getFile gave."""
-        data = self.current.file_by_path(request.path_params["path"])
-        if request.path_params["token"] != self.current.token or data is None:
+        bot = self.current.bot_for(request.path_params["token"])
+        data = bot.file_by_path(request.path_params["path"]) if bot is not None else None
+        if data is None:
             return error_response(ApiError(404, "Not Found"))
         return Response(data, media_type="application/octet-stream")
 
