@@ -3,13 +3,18 @@ formats people send (Ogg/Opus voice notes, MP3 audio, MP4 round videos), made in
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
+
+import pytest
 
 from tests.support.fake_llm import FakeLLM, RecordedRequest
 
 
 def _run(*command: str) -> None:
+    if shutil.which(command[0]) is None:
+        pytest.skip(f"needs {command[0]} on PATH (apt install {command[0]})")
     subprocess.run(command, check=True, capture_output=True, timeout=60)
 
 
