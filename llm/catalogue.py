@@ -1,7 +1,8 @@
 """The models the AI participant can use, their limits and prices, and a provider for each.
 
 Chat models answer (some see images, some call tools); transcription, speech and image models
-are the AI's ears, voice and brush, priced per audio minute, per 1M characters and per image.
+are the AI's ears, voice and brush, priced per audio minute, per 1M characters and per image;
+embedding models turn assistants' knowledge into vectors, priced per 1M input tokens.
 A built-in list covers current OpenAI and Anthropic models, so an API key alone is enough.
 `LLM_MODELS` (inline JSON) and `LLM_MODELS_FILE` (a JSON file) add models, for example an
 OpenAI-compatible server by base URL, or replace built-in ones with the same id.
@@ -29,7 +30,7 @@ from core.settings import ConfigurationError, Settings
 from llm.base import LLMError, Provider
 
 ProviderKind = Literal["openai", "anthropic", "openai_compatible"]
-ModelKind = Literal["chat", "transcription", "speech", "image"]
+ModelKind = Literal["chat", "transcription", "speech", "image", "embedding"]
 
 PRICE_UNIT_TOKENS = 1_000_000
 PRICE_UNIT_CHARACTERS = 1_000_000
@@ -42,7 +43,7 @@ class ModelInfo:
     vendor_model: str  # the name sent to the API
     display_name: str
     # Chat models: tokens, and micro-credits per 1,000,000 tokens (1 credit = 1 USD). Images a
-    # vision model sees are input tokens.
+    # vision model sees are input tokens. Embedding models: `input_price` only.
     context_window: int = 0
     max_output_tokens: int = 0
     input_price: int = 0
@@ -190,6 +191,24 @@ DEFAULT_MODELS: tuple[ModelInfo, ...] = (
         kind="image",
         image_price=40_000,  # standard quality, 1024x1024
     ),
+    ModelInfo(
+        id="text-embedding-3-small",
+        provider="openai",
+        vendor_model="text-embedding-3-small",
+        display_name="Text Embedding 3 Small",
+        kind="embedding",
+        context_window=8_191,
+        input_price=20_000,
+    ),
+    ModelInfo(
+        id="text-embedding-3-large",
+        provider="openai",
+        vendor_model="text-embedding-3-large",
+        display_name="Text Embedding 3 Large",
+        kind="embedding",
+        context_window=8_191,
+        input_price=130_000,
+    ),
 )
 
 
@@ -264,6 +283,10 @@ class Catalogue:
         if model is None or not self._is_usable(model):
             raise LLMError("not_configured", f"Model {model_id!r} is not available")
         return model
+
+    def lookup(self, model_id: str) -> ModelInfo | None:
+        """The model by id, whether or not its provider is configured."""
+        return self._models.get(model_id)
 
     def default(self) -> ModelInfo | None:
         """LLM_DEFAULT_MODEL if it is usable, else the first usable model."""

@@ -90,8 +90,17 @@ class KnowledgeDocument(TimestampMixin, Base):
     embedded_chunks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # The embeddings model its chunks' vectors came from; another one means re-embedding.
     embedding_model: Mapped[str | None] = mapped_column(String(128))
-    # Embedding is paid by the assistant's owner, through a hold like a reply's.
+    # Embedding is paid by the assistant's owner: `held_micros` is held from their balance
+    # (like a reply's worst case) until processing ends and `cost_micros` is charged.
     cost_micros: Mapped[int] = mapped_column(default=0, server_default="0")
+    held_micros: Mapped[int] = mapped_column(default=0, server_default="0")
+    # pdf, docx, html or text: how its text is extracted.
+    source_format: Mapped[str] = mapped_column(String(16))
+    # The knowledge worker processing it, which beats while it works; a document whose worker
+    # stopped beating is taken up by another (see services.knowledge.processing).
+    claimed_by: Mapped[str | None] = mapped_column(String(32))
+    heartbeat_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class KnowledgeChunk(Base):

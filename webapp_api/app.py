@@ -30,6 +30,7 @@ from webapp_api.routes import (
     billing,
     chats,
     health,
+    knowledge,
     me,
     media,
     messages,
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(media.router)
     app.include_router(ai.router)
     app.include_router(billing.router)
+    app.include_router(knowledge.router)
     app.include_router(admin.router)
     app.include_router(miniapp.router)
     app.mount("/app", miniapp.ClientFiles(directory=miniapp.CLIENT_DIR), name="client")

@@ -331,11 +331,11 @@ class AiRunner:
             input_tokens=prompt_tokens(request), output_tokens=estimate_tokens(live.text)
         )
         async with unit_of_work(self._sessionmaker, self._broker) as session:
-            message_ids = await jobs.finish(
+            message_ids, text = await jobs.finish(
                 session, self.ai, live.reply_id, model, usage, text=live.text, cancelled=cancelled
             )
         if live.sink is not None and self._sink is not None:
-            await self._sink.finished(live.sink, text, message_ids)
+            await self._sink.finished(live.sink, text.strip(), message_ids)
 
     async def _fail(
         self,

@@ -60,9 +60,13 @@ async def build_request(
     requester_id: int | None,
     max_tokens: int,
     temperature: float | None,
+    knowledge: str | None = None,
 ) -> CompletionRequest:
-    """The newest history that fits `context_window - max_tokens`, oldest first."""
+    """The newest history that fits `context_window - max_tokens`, oldest first. `knowledge`:
+    the sources an assistant answers from (services.knowledge.answering), after the persona."""
     system = await system_prompt(session, chat, requester_id)
+    if knowledge:
+        system += "\n\n" + knowledge
     budget = model.context_window - max_tokens - SAFETY_MARGIN_TOKENS
     budget -= estimate_prompt_tokens(system, [])
     turns: list[ChatTurn] = []

@@ -27,6 +27,7 @@ from services.ai.context import build_request
 from services.ai.runtime import AiRuntime
 from services.audience import chat_member_ids
 from services.billing.quota import QuotaPolicy
+from services.knowledge.answering import finish_with_sources, knowledge_prompt
 from services.messages import TEXT_MAX_LENGTH, MessageDraft, send_message
 from services.text_split import split_text
 
@@ -175,6 +176,7 @@ async def load_claimed(
         requester_id=reply.requested_by,
         max_tokens=reply.max_tokens,
         temperature=chat.ai_temperature,
+        knowledge=await knowledge_prompt(session, ai.knowledge, reply, chat),
     )
     return ClaimedJob(
         reply_id=reply.id,
@@ -223,12 +225,14 @@ async def finish(
     *,
     text: str,
     cancelled: bool,
-) -> list[int]:
-    """The job ends with `text`: it becomes the AI's messages (several when it is long), its
-    usage is charged, and `ai_reply_done` goes out ahead of them. Returns the messages' ids."""
+) -> tuple[list[int], str]:
+    """The job ends with `text` (and the footnotes of the knowledge it cites): it becomes the
+    AI's messages (several when it is long), its usage is charged, and `ai_reply_done` goes out
+    ahead of them. Returns the messages' ids and the final text."""
     reply = await session.get(AiReply, reply_id)
     if reply is None:
         raise LLMError("bad_request", "The reply is gone")
+    text, retrieval_cost = finish_with_sources(ai.knowledge, reply_id, text)
     bot = await ai.bot_user(session)
     # Usage first: the new_message announcing the reply carries it.
     reply.status = AiReplyStatus.CANCELLED if cancelled else AiReplyStatus.DONE
@@ -236,7 +240,7 @@ async def finish(
     reply.text = text
     reply.input_tokens = usage.input_tokens
     reply.output_tokens = usage.output_tokens
-    reply.cost_micros = cost_micros(model, usage.input_tokens, usage.output_tokens)
+    reply.cost_micros = cost_micros(model, usage.input_tokens, usage.output_tokens) + retrieval_cost
     reply.finished_at = datetime.now(UTC)
     await session.flush()
     message_ids: list[int] = []
@@ -257,7 +261,7 @@ async def finish(
     envelope = await publish_reply_event(session, reply.chat_id, done, staged=False)
     # Clients see "done" before the persisted new_message it announces.
     stage(session, envelope, first=True)
-    return message_ids
+    return message_ids, text
 
 
 async def _live_message_id(

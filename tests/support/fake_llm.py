@@ -10,8 +10,13 @@ recorded. One server runs for the session (starting one per test would cost 0.2 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import itertools
 import json
+import math
+import re
+import struct
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -508,6 +513,52 @@ class _AnthropicStream:
         ]
 
 
+# -- embeddings (OpenAI's POST /v1/embeddings) -------------------------------------------------
+# Deterministic hashed bag-of-words vectors: texts sharing words are similar, so retrieval
+# by similarity is real. Stateless: the same text always gets the same vector.
+
+EMBEDDING_DIMENSIONS = 256
+_WORD = re.compile(r"\w+")
+
+
+def embedding_words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def fake_vector(text: str) -> list[float]:
+    vector = [0.0] * EMBEDDING_DIMENSIONS
+    for word in embedding_words(text):
+        bucket = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=4).digest(), "little")
+        vector[bucket % EMBEDDING_DIMENSIONS] += 1.0
+    norm = math.sqrt(sum(value * value for value in vector)) or 1.0
+    return [value / norm for value in vector]
+
+
+async def fake_embeddings(request: Request) -> Response:
+    body: Json = await request.json()
+    inputs = body.get("input")
+    texts = [inputs] if isinstance(inputs, str) else inputs
+    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+        error = {"message": "'input' must be a string or a list of strings", "type": "invalid"}
+        return JSONResponse({"error": {**error, "param": "input", "code": None}}, 400)
+    data: list[Json] = []
+    for index, text in enumerate(texts):
+        vector = fake_vector(text)
+        embedding: object = vector
+        if body.get("encoding_format") == "base64":
+            embedding = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+        data.append({"object": "embedding", "index": index, "embedding": embedding})
+    tokens = sum(max(1, len(embedding_words(text))) for text in texts)
+    return JSONResponse(
+        {
+            "object": "list",
+            "data": data,
+            "model": str(body.get("model", "")),
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+    )
+
+
 class FakeLLMServer(FakeServer[FakeLLM]):
     """The fake vendor's server: both vendors' endpoints, answered by the current FakeLLM
     (default replies between tests)."""
@@ -518,6 +569,7 @@ class FakeLLMServer(FakeServer[FakeLLM]):
             routes=[
                 Route("/v1/chat/completions", self._openai, methods=["POST"]),
                 Route("/v1/messages", self._anthropic, methods=["POST"]),
+                Route("/v1/embeddings", fake_embeddings, methods=["POST"]),
             ]
         )
 
