@@ -26,6 +26,7 @@ from webapp_api.middleware import (
 from webapp_api.routes import (
     admin,
     ai,
+    assistants,
     auth,
     billing,
     chats,
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(messages.router)
     app.include_router(media.router)
     app.include_router(ai.router)
+    app.include_router(assistants.router)
     app.include_router(billing.router)
     app.include_router(knowledge.router)
     app.include_router(admin.router)

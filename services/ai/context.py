@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from llm.base import ChatTurn, CompletionRequest
 from llm.catalogue import ModelInfo
 from llm.tokens import estimate_prompt_tokens
-from models import Chat, ChatType, Message, User, UserProfile
+from models import Assistant, Chat, ChatType, Message, User, UserProfile
 from services.profile import profile_summary
 
 DEFAULT_PERSONA = (
@@ -33,8 +33,12 @@ def _display_name(user: User | None) -> str:
     )
 
 
-async def system_prompt(session: AsyncSession, chat: Chat, requester_id: int | None) -> str:
-    parts = [chat.ai_persona or DEFAULT_PERSONA]
+async def system_prompt(
+    session: AsyncSession, chat: Chat, requester_id: int | None, assistant: Assistant | None = None
+) -> str:
+    """An assistant's instructions are the persona of the chats it is the AI of."""
+    persona = assistant.instructions if assistant is not None else chat.ai_persona
+    parts = [persona or DEFAULT_PERSONA]
     if chat.type == ChatType.GROUP:
         parts.append(
             f'You are a participant of the group chat "{chat.title}". Each message of the '
@@ -60,11 +64,12 @@ async def build_request(
     requester_id: int | None,
     max_tokens: int,
     temperature: float | None,
+    assistant: Assistant | None = None,
     knowledge: str | None = None,
 ) -> CompletionRequest:
     """The newest history that fits `context_window - max_tokens`, oldest first. `knowledge`:
     the sources an assistant answers from (services.knowledge.answering), after the persona."""
-    system = await system_prompt(session, chat, requester_id)
+    system = await system_prompt(session, chat, requester_id, assistant)
     if knowledge:
         system += "\n\n" + knowledge
     budget = model.context_window - max_tokens - SAFETY_MARGIN_TOKENS

@@ -24,7 +24,7 @@ from llm.catalogue import ModelInfo, cost_micros
 from models import AiReply, AiReplyStatus, Chat, Message, User
 from services import frames
 from services.ai.context import build_request
-from services.ai.runtime import AiRuntime
+from services.ai.runtime import AiRuntime, chat_assistant, temperature_for
 from services.audience import chat_member_ids
 from services.billing.quota import QuotaPolicy
 from services.knowledge.answering import finish_with_sources, knowledge_prompt
@@ -167,6 +167,7 @@ async def load_claimed(
     if chat is None or not chat.is_active:
         raise LLMError("bad_request", "The chat is gone")
     model = ai.catalogue.get(reply.model)
+    assistant = await chat_assistant(session, chat)
     request = await build_request(
         session,
         chat,
@@ -175,8 +176,9 @@ async def load_claimed(
         bot_user_id=(await ai.bot_user(session)).id,
         requester_id=reply.requested_by,
         max_tokens=reply.max_tokens,
-        temperature=chat.ai_temperature,
-        knowledge=await knowledge_prompt(session, ai.knowledge, reply, chat),
+        temperature=temperature_for(chat, assistant),
+        assistant=assistant,
+        knowledge=await knowledge_prompt(session, ai.knowledge, reply, assistant),
     )
     return ClaimedJob(
         reply_id=reply.id,

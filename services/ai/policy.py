@@ -26,7 +26,7 @@ from models import AiMode, AiReply, Chat, ChatType, Message, User
 from services.access import find_membership
 from services.ai.context import build_request, prompt_tokens
 from services.ai.jobs import wake_envelope
-from services.ai.runtime import AiRuntime
+from services.ai.runtime import AiRuntime, chat_assistant, temperature_for
 
 
 def effective_mode(chat: Chat) -> AiMode:
@@ -139,10 +139,13 @@ async def request_reply(
 ) -> AiReply | None:
     """Queue a reply to `trigger`, paid for by `requester`. With `quiet` (a group that did not
     address the AI by name), an AI that is busy, rate-limited, not configured or over the
-    requester's allowance just stays silent."""
+    requester's allowance just stays silent. A chat whose assistant was archived is told so."""
+    assistant = await chat_assistant(session, chat)
     try:
-        model = ai.model_for(chat)
-    except ServiceUnavailable:
+        if assistant is not None and assistant.archived_at is not None:
+            raise Conflict("This assistant was archived by its owner", code="assistant_archived")
+        model = ai.model_for(chat, assistant)
+    except (ServiceUnavailable, Conflict):
         if quiet:
             return None
         raise
@@ -164,9 +167,10 @@ async def request_reply(
         trigger_message_id=trigger.id,
         requested_by=requester.id,
         surface="telegram" if trigger.telegram_message_id is not None else "app",
+        assistant_id=chat.assistant_id,
         model=model.id,
         provider=model.provider,
-        max_tokens=ai.max_tokens_for(model),
+        max_tokens=ai.max_tokens_for(model, assistant),
     )
     try:
         async with session.begin_nested():
@@ -186,7 +190,8 @@ async def request_reply(
         bot_user_id=bot_user_id,
         requester_id=requester.id,
         max_tokens=reply.max_tokens,
-        temperature=chat.ai_temperature,
+        temperature=temperature_for(chat, assistant),
+        assistant=assistant,
     )
     try:
         async with session.begin_nested():

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db import upsert_insert
 from core.errors import BadRequest, Conflict, Unprocessable
-from models import Chat, ChatType, MemberRole, User
+from models import Assistant, Chat, ChatType, MemberRole, User
 from services.access import require_membership
 from services.chats.members import enroll_member
 from services.events import EventType, record_event
@@ -101,11 +101,18 @@ async def _chat_by_pair_key(
     members: list[User],
     *,
     title: str | None = None,
+    assistant_id: int | None = None,
 ) -> tuple[Chat, bool]:
     """The one chat with this pair key, created if missing; race-free via the unique key."""
     inserted = await session.scalar(
         upsert_insert(session, Chat)
-        .values(type=chat_type, pair_key=pair_key, created_by=created_by, title=title)
+        .values(
+            type=chat_type,
+            pair_key=pair_key,
+            created_by=created_by,
+            title=title,
+            assistant_id=assistant_id,
+        )
         .on_conflict_do_nothing(index_elements=["pair_key"])
         .returning(Chat.id)
     )
@@ -135,6 +142,21 @@ async def get_or_create_private_chat(
 async def get_or_create_ai_chat(session: AsyncSession, user: User, bot: User) -> Chat:
     chat, _ = await _chat_by_pair_key(session, f"ai:{user.id}", ChatType.AI, user.id, [user, bot])
     return chat
+
+
+async def get_or_create_assistant_chat(
+    session: AsyncSession, user: User, bot: User, assistant: Assistant
+) -> tuple[Chat, bool]:
+    """The user's own AI chat with this assistant (named after it), created on first request."""
+    return await _chat_by_pair_key(
+        session,
+        f"ai:{user.id}:{assistant.id}",
+        ChatType.AI,
+        user.id,
+        [user, bot],
+        title=assistant.name,
+        assistant_id=assistant.id,
+    )
 
 
 async def update_chat(

@@ -17,7 +17,7 @@ import re
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from llm.base import LLMError
-from models import AiReply, Assistant, Chat, Message
+from models import AiReply, Assistant, Message
 from services.knowledge.retrieval import Passage, has_knowledge, retrieve
 from services.knowledge.runtime import KnowledgeRuntime, ReplySources
 
@@ -43,16 +43,18 @@ def sources_prompt(passages: list[Passage]) -> str:
 
 
 async def knowledge_prompt(
-    session: AsyncSession, knowledge: KnowledgeRuntime | None, reply: AiReply, chat: Chat
+    session: AsyncSession,
+    knowledge: KnowledgeRuntime | None,
+    reply: AiReply,
+    assistant: Assistant | None,
 ) -> str | None:
     """The sources section of the system prompt for a reply of an assistant with knowledge;
     None for any other reply (or when the question cannot be embedded: the assistant then
     answers without its knowledge rather than not at all)."""
-    if knowledge is None or chat.assistant_id is None or reply.trigger_message_id is None:
+    if knowledge is None or assistant is None or reply.trigger_message_id is None:
         return None
-    assistant = await session.get(Assistant, chat.assistant_id)
     trigger = await session.get(Message, (reply.trigger_message_id, reply.chat_id))
-    if assistant is None or trigger is None or not (trigger.text or "").strip():
+    if trigger is None or not (trigger.text or "").strip():
         return None
     if not await has_knowledge(session, assistant.id):
         return None

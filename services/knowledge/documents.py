@@ -25,9 +25,10 @@ def wake_envelope() -> bytes:
 
 
 async def owned_assistant(session: AsyncSession, user: User, assistant_id: int) -> Assistant:
-    """The assistant, if `user` owns it; 404 for everyone else, as if it did not exist."""
+    """The assistant, if `user` owns it (archived too); 404 for everyone else, as if it did not
+    exist (the rule of services.ai.assistants.owned_assistant)."""
     assistant = await session.get(Assistant, assistant_id)
-    if assistant is None or assistant.owner_id != user.id or assistant.archived_at is not None:
+    if assistant is None or assistant.owner_id != user.id:
         raise NotFound("Assistant not found", code="assistant_not_found")
     return assistant
 

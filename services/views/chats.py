@@ -10,8 +10,9 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import Chat, ChatMember, ChatType, MemberRole, User
+from models import Assistant, Chat, ChatMember, ChatType, MemberRole, User
 from services.access import Membership
+from services.views.assistants import AssistantBrief
 from services.views.messages import MessageView
 from services.views.users import UserBrief, user_fields
 
@@ -69,6 +70,9 @@ class ChatView(BaseModel):
     last_seq: int
     members: list[MemberView]
     my_settings: MySettings
+    # The assistant that is this chat's AI (None: the built-in AI).
+    assistant_id: int | None
+    assistant: AssistantBrief | None
 
 
 class ChatListItem(BaseModel):
@@ -123,6 +127,7 @@ def chat_payload(chat: Chat) -> dict[str, object]:
             "description": chat.description,
             "photo_url": chat.photo_url,
             "is_active": chat.is_active,
+            "assistant_id": chat.assistant_id,
         }
     }
 
@@ -175,6 +180,9 @@ async def chat_view(session: AsyncSession, membership: Membership, viewer: User)
     )
     members = [member_view(member, user) for member, user in rows]
     peer = next((m for m in members if m.id != viewer.id and chat.type != ChatType.GROUP), None)
+    assistant = (
+        await session.get(Assistant, chat.assistant_id) if chat.assistant_id is not None else None
+    )
     return ChatView(
         id=chat.id,
         title=display_title(chat, viewer, peer, [(m.id, m.first_name) for m in members]),
@@ -188,4 +196,6 @@ async def chat_view(session: AsyncSession, membership: Membership, viewer: User)
         last_seq=chat.last_seq,
         members=members,
         my_settings=MySettings.of(me),
+        assistant_id=chat.assistant_id,
+        assistant=AssistantBrief.of(assistant) if assistant is not None else None,
     )
