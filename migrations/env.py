@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 
 from core.db import create_engine
 from core.settings import get_settings
+from migrations.sqlite import SQLITE_FTS_TABLES
 from models import Base
 from models.base import UTCDateTime
 
@@ -38,16 +39,13 @@ def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | 
 # a foreign key to a partitioned table for each partition: the database's business, not the
 # models'.
 PARTITION = re.compile(r"(messages|chat_events)_p\d+")
-# SQLite's full-text index of knowledge chunks (migration 0012): an FTS5 virtual table and the
-# shadow tables FTS5 keeps for it, kept in sync by triggers; no model describes them.
-SQLITE_FTS = re.compile(r"knowledge_chunks_fts(_\w+)?")
 
 
 def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
     return not (
         type_ == "table"
         and name is not None
-        and (PARTITION.fullmatch(name) or SQLITE_FTS.fullmatch(name))
+        and (PARTITION.fullmatch(name) or SQLITE_FTS_TABLES.fullmatch(name))
     )
 
 
