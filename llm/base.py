@@ -149,8 +149,9 @@ class Provider(ABC):
 
     @abstractmethod
     def stream(self, request: CompletionRequest) -> AsyncGenerator[StreamEvent]:
-        """Yield text deltas as they arrive, then exactly one Usage. Raise LLMError on failure.
-        Closing the iterator (aclose) must stop the upstream request promptly."""
+        """Yield text deltas as they arrive, each tool call once its arguments are complete
+        (parsed; a malformed one is an `upstream_error`), then exactly one Usage. Raise LLMError
+        on failure. Closing the iterator (aclose) must stop the upstream request promptly."""
 
     async def close(self) -> None:
         """Release HTTP connections."""

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING
 
 from pydantic import (
     BaseModel,
@@ -28,35 +29,14 @@ from pydantic import (
 
 from core.settings import ConfigurationError, Settings
 from llm.base import LLMError, Provider
+from llm.model_info import MediaKind, ModelKind, ProviderKind
+from llm.model_info import ModelInfo as ModelInfo  # where callers have always found it
 
-ProviderKind = Literal["openai", "anthropic", "openai_compatible"]
-ModelKind = Literal["chat", "transcription", "speech", "image", "embedding"]
+if TYPE_CHECKING:
+    from llm.media import MediaClient
 
 PRICE_UNIT_TOKENS = 1_000_000
 PRICE_UNIT_CHARACTERS = 1_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class ModelInfo:
-    id: str  # our id, e.g. "gpt-4o-mini", "claude-haiku-4-5", "ollama/llama3.1"
-    provider: ProviderKind
-    vendor_model: str  # the name sent to the API
-    display_name: str
-    # Chat models: tokens, and micro-credits per 1,000,000 tokens (1 credit = 1 USD). Images a
-    # vision model sees are input tokens. Embedding models: `input_price` only.
-    context_window: int = 0
-    max_output_tokens: int = 0
-    input_price: int = 0
-    output_price: int = 0
-    base_url: str | None = None  # openai_compatible servers
-    # openai_compatible servers (may be empty for a local Ollama); kept out of repr and logs
-    api_key: str | None = field(default=None, repr=False)
-    kind: ModelKind = "chat"
-    vision: bool = False  # chat: takes images
-    tools: bool = False  # chat: calls tools
-    audio_minute_price: int = 0  # transcription: micro-credits per minute, counted by the second
-    speech_price: int = 0  # speech: micro-credits per 1,000,000 characters
-    image_price: int = 0  # image: micro-credits per image
 
 
 def _ceil_div(numerator: int, denominator: int) -> int:
@@ -197,7 +177,6 @@ DEFAULT_MODELS: tuple[ModelInfo, ...] = (
         vendor_model="text-embedding-3-small",
         display_name="Text Embedding 3 Small",
         kind="embedding",
-        context_window=8_191,
         input_price=20_000,
     ),
     ModelInfo(
@@ -206,14 +185,23 @@ DEFAULT_MODELS: tuple[ModelInfo, ...] = (
         vendor_model="text-embedding-3-large",
         display_name="Text Embedding 3 Large",
         kind="embedding",
-        context_window=8_191,
         input_price=130_000,
     ),
 )
 
 
+_CHAT_FIELDS = ("context_window", "max_output_tokens", "input_price", "output_price")
+_MEDIA_PRICES: dict[MediaKind, str] = {
+    "transcription": "audio_minute_price",
+    "speech": "speech_price",
+    "image": "image_price",
+}
+
+
 class _ModelEntry(BaseModel):
-    """One model of LLM_MODELS / LLM_MODELS_FILE, checked before it is used."""
+    """One model of LLM_MODELS / LLM_MODELS_FILE, checked before it is used: a chat model with
+    its limits and token prices, a transcription, speech or image model with its price, or an
+    embedding model with its `input_price`."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -221,10 +209,16 @@ class _ModelEntry(BaseModel):
     provider: ProviderKind
     vendor_model: str = Field(min_length=1)
     display_name: str = Field(min_length=1)
-    context_window: int = Field(gt=0)
-    max_output_tokens: int = Field(gt=0)
-    input_price: int = Field(ge=0)
-    output_price: int = Field(ge=0)
+    kind: ModelKind = "chat"
+    context_window: int | None = Field(default=None, gt=0)
+    max_output_tokens: int | None = Field(default=None, gt=0)
+    input_price: int | None = Field(default=None, ge=0)
+    output_price: int | None = Field(default=None, ge=0)
+    vision: bool = False
+    tools: bool = False
+    audio_minute_price: int | None = Field(default=None, ge=0)
+    speech_price: int | None = Field(default=None, ge=0)
+    image_price: int | None = Field(default=None, ge=0)
     base_url: str | None = None
     api_key: str | None = None
 
@@ -239,11 +233,41 @@ class _ModelEntry(BaseModel):
             )
         return self
 
+    @model_validator(mode="after")
+    def _fields_of_its_kind(self) -> _ModelEntry:
+        set_fields = {
+            name
+            for name in (*_CHAT_FIELDS, *_MEDIA_PRICES.values())
+            if getattr(self, name) is not None
+        }
+        if self.kind == "chat":
+            needed = set(_CHAT_FIELDS)
+        else:
+            needed = {"input_price" if self.kind == "embedding" else _MEDIA_PRICES[self.kind]}
+            if self.provider == "anthropic":
+                raise ValueError(f"model {self.id!r}: Anthropic has no {self.kind} models")
+            if self.vision or self.tools:
+                raise ValueError(f"model {self.id!r}: vision and tools apply to chat models only")
+        if missing := sorted(needed - set_fields):
+            raise ValueError(f"model {self.id!r}: a {self.kind} model needs {', '.join(missing)}")
+        if extra := sorted(set_fields - needed):
+            raise ValueError(f"model {self.id!r}: a {self.kind} model has no {', '.join(extra)}")
+        return self
+
     def model_info(self) -> ModelInfo:
-        return ModelInfo(**self.model_dump())
+        return ModelInfo(**self.model_dump(exclude_none=True))
 
 
 _ENTRIES = TypeAdapter(list[_ModelEntry])
+
+
+@dataclass(frozen=True, slots=True)
+class MediaSetting:
+    """The model a sense uses (TRANSCRIPTION_MODEL, ...) and its endpoint (TRANSCRIPTION_BASE_URL,
+    ...; OPENAI_BASE_URL when unset)."""
+
+    model_id: str
+    base_url: str | None = None
 
 
 class Catalogue:
@@ -257,6 +281,7 @@ class Catalogue:
         anthropic_base_url: str | None,
         default_model: str | None,
         request_timeout: float,
+        media: Mapping[MediaKind, MediaSetting],
     ) -> None:
         self._models = {model.id: model for model in models}
         self._openai_api_key = openai_api_key
@@ -265,9 +290,15 @@ class Catalogue:
         self._anthropic_base_url = anthropic_base_url
         self._default_model = default_model
         self._request_timeout = request_timeout
+        self._media = dict(media)
         self._providers: dict[tuple[str, str | None, str | None], Provider] = {}
+        self._media_clients: dict[tuple[str | None, str], MediaClient] = {}
 
     def _is_usable(self, model: ModelInfo) -> bool:
+        """A chat model whose provider is configured (usable, get and default concern chat
+        models only: a media model is reached through media_model)."""
+        if model.kind != "chat":
+            return False
         if model.provider == "openai":
             return bool(self._openai_api_key)
         if model.provider == "anthropic":
@@ -275,7 +306,7 @@ class Catalogue:
         return bool(model.base_url)
 
     def usable(self) -> list[ModelInfo]:
-        """The models whose provider is configured, in catalogue order."""
+        """The chat models whose provider is configured, in catalogue order."""
         return [model for model in self._models.values() if self._is_usable(model)]
 
     def get(self, model_id: str) -> ModelInfo:
@@ -331,11 +362,49 @@ class Catalogue:
             timeout=self._request_timeout,
         )
 
+    def _media_endpoint(self, model: ModelInfo) -> tuple[str | None, str]:
+        """The base URL and key of a media model's server: its own for an openai_compatible
+        entry, else its sense's *_BASE_URL (OPENAI_BASE_URL when unset) and OPENAI_API_KEY."""
+        if model.provider == "openai_compatible":
+            return model.base_url, model.api_key or ""
+        setting = self._media.get(model.kind) if model.kind in _MEDIA_PRICES else None
+        base_url = setting.base_url if setting is not None else None
+        return base_url or self._openai_base_url, self._openai_api_key or ""
+
+    def media_model(self, kind: MediaKind) -> ModelInfo | None:
+        """The model the setting names for this sense, when its endpoint is usable: a key, or
+        a base URL of a local server that needs none. None: the AI lacks this sense."""
+        setting = self._media.get(kind)
+        model = self._models.get(setting.model_id) if setting is not None else None
+        if model is None or model.kind != kind:
+            return None
+        base_url, api_key = self._media_endpoint(model)
+        return model if (api_key or base_url) else None
+
+    def media_client(self, model: ModelInfo) -> MediaClient:
+        """One client (and HTTP connection pool) per media endpoint and key."""
+        if model.kind not in _MEDIA_PRICES or self.media_model(model.kind) != model:
+            raise LLMError("not_configured", f"Model {model.id!r} is not available")
+        key = self._media_endpoint(model)
+        client = self._media_clients.get(key)
+        if client is None:
+            # The SDK takes up to seconds to import: only when the first request is made.
+            from llm.media import MediaClient
+
+            base_url, api_key = key
+            client = MediaClient(api_key=api_key, base_url=base_url, timeout=self._request_timeout)
+            self._media_clients[key] = client
+        return client
+
     async def close(self) -> None:
-        providers = list(self._providers.values())
+        clients: list[Provider | MediaClient] = [
+            *self._providers.values(),
+            *self._media_clients.values(),
+        ]
         self._providers.clear()
-        for provider in providers:
-            await provider.close()
+        self._media_clients.clear()
+        for client in clients:
+            await client.close()
 
 
 def _parse_models(text: str, variable: str) -> list[ModelInfo]:
@@ -367,17 +436,33 @@ def _read_models_file(path: Path) -> str:
 def load_catalogue(settings: Settings) -> Catalogue:
     """The built-in models, then LLM_MODELS_FILE's, then LLM_MODELS' (a later one with the same
     id replaces an earlier one). Raises ConfigurationError naming the variable on bad input,
-    including an LLM_DEFAULT_MODEL that names no model at all."""
+    including an LLM_DEFAULT_MODEL that names no chat model and a TRANSCRIPTION_MODEL,
+    SPEECH_MODEL or IMAGE_MODEL that names no model of its kind."""
     models = {model.id: model for model in DEFAULT_MODELS}
     if settings.llm_models_file is not None:
         text = _read_models_file(settings.llm_models_file)
         models.update((m.id, m) for m in _parse_models(text, "LLM_MODELS_FILE"))
     if settings.llm_models is not None:
         models.update((m.id, m) for m in _parse_models(settings.llm_models, "LLM_MODELS"))
-    if settings.llm_default_model is not None and settings.llm_default_model not in models:
+    default = models.get(settings.llm_default_model or "")
+    if settings.llm_default_model is not None and (default is None or default.kind != "chat"):
         raise ConfigurationError(
-            f"LLM_DEFAULT_MODEL names no known model: {settings.llm_default_model!r}"
+            f"LLM_DEFAULT_MODEL names no known chat model: {settings.llm_default_model!r}"
         )
+    media: dict[MediaKind, MediaSetting] = {
+        "transcription": MediaSetting(
+            settings.transcription_model, settings.transcription_base_url
+        ),
+        "speech": MediaSetting(settings.speech_model, settings.speech_base_url),
+        "image": MediaSetting(settings.image_model, settings.image_base_url),
+    }
+    for kind, setting in media.items():
+        model = models.get(setting.model_id)
+        if model is None or model.kind != kind:
+            raise ConfigurationError(
+                f"{kind.upper()}_MODEL names no {kind} model of the catalogue: {setting.model_id!r}"
+                " (add it to LLM_MODELS with its kind)"
+            )
     return Catalogue(
         list(models.values()),
         openai_api_key=_secret(settings.openai_api_key),
@@ -386,6 +471,7 @@ def load_catalogue(settings: Settings) -> Catalogue:
         anthropic_base_url=settings.anthropic_base_url,
         default_model=settings.llm_default_model,
         request_timeout=settings.llm_request_timeout,
+        media=media,
     )
 
 

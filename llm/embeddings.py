@@ -15,9 +15,7 @@ from llm.base import LLMError
 from llm.catalogue import ModelInfo, cost_micros
 
 # The chat provider's mapping of the SDK's errors, shared rather than copied.
-from llm.openai_provider import NO_API_KEY
-from llm.openai_provider import _api_error as api_error
-from llm.openai_provider import _connection_error as connection_error
+from llm.openai_provider import NO_API_KEY, api_error, connection_error
 
 # Inputs per request: OpenAI takes up to 2048; a local server is happier with fewer.
 BATCH_SIZE = 64

@@ -18,6 +18,9 @@ vendor reports its usage, so they must not undercount. The rule, per piece of te
 - anything else (emoji, other scripts, symbols) costs one token per UTF-8 byte, the most a
   byte-level tokenizer can emit.
 
+Images cost what the vendors charge for their size (see `estimate_image_tokens`); tool specs,
+calls and results cost the tokens of their JSON text plus a message's overhead each.
+
 Checked against OpenAI's cl100k_base and o200k_base, this gives 1.1 to 1.7 times the larger of
 the two counts for English, Russian, Chinese, Japanese and Korean prose and for code (random
 strings and long numbers come close to 1.0). Tokenizers that count much more than cl100k_base
@@ -27,14 +30,25 @@ reported usage, not this estimate, is what a reply is billed by whenever they re
 
 from __future__ import annotations
 
+import io
+import json
+import math
 import re
+from collections.abc import Sequence
 
-from llm.base import ChatTurn
+from PIL import Image
+
+from llm.base import ChatTurn, ImagePart, ToolCall, ToolSpec
 
 # Role markers and separators each message costs on top of its text, and the tokens that
 # prime the reply; vendors document 3-4 per message, we round up.
 MESSAGE_OVERHEAD = 5
 REPLY_OVERHEAD = 3
+# Anthropic adds a system prompt of its own (346 tokens for Claude 4) to a request with tools.
+TOOLS_OVERHEAD = 400
+# What an image of unreadable dimensions may cost: Anthropic's largest (about 1.2 megapixels),
+# above OpenAI's largest at high detail (8 tiles).
+IMAGE_MAX_TOKENS = 1600
 
 _PIECE = re.compile(
     r" ?[A-Za-z0-9]+"  # a word or number, with the space a tokenizer joins to it
@@ -125,11 +139,75 @@ def estimate_tokens(text: str) -> int:
     return tokens + _ceil_div(3 * cjk, 2)
 
 
-def estimate_prompt_tokens(system: str, turns: list[ChatTurn]) -> int:
-    """Input tokens of a request: the system prompt and every turn, each with its overhead."""
-    total = REPLY_OVERHEAD
+def _anthropic_image_tokens(width: int, height: int) -> int:
+    """Anthropic scales an image down to a long side of 1568 px and about 1.2 megapixels (1092
+    px square) and charges a token per 750 pixels."""
+    scale = min(1.0, 1568 / max(width, height), math.sqrt(1_200_000 / (width * height)))
+    return math.ceil(width * scale * height * scale / 750)
+
+
+def _openai_image_tokens(width: int, height: int) -> int:
+    """OpenAI (high detail) fits an image in 2048x2048, then its short side in 768 px, and
+    charges 170 tokens per 512 px tile plus 85."""
+    scale = min(1.0, 2048 / max(width, height))
+    short_side = min(width, height) * scale
+    if short_side > 768:
+        scale *= 768 / short_side
+    tiles = math.ceil(width * scale / 512) * math.ceil(height * scale / 512)
+    return 85 + 170 * tiles
+
+
+def estimate_image_tokens(image: ImagePart) -> int:
+    """The larger of what Anthropic and OpenAI's gpt-4o class charge for the image (models that
+    bill images at a multiple, as gpt-4o-mini does, report more: their usage is what counts)."""
+    try:
+        with Image.open(io.BytesIO(image.data)) as opened:
+            width, height = opened.size  # the header only: nothing is decoded
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return IMAGE_MAX_TOKENS
+    if width <= 0 or height <= 0:
+        return IMAGE_MAX_TOKENS
+    return max(_anthropic_image_tokens(width, height), _openai_image_tokens(width, height))
+
+
+def estimate_tool_call_tokens(call: ToolCall) -> int:
+    """A tool call the model writes: its name and its arguments' JSON."""
+    return (
+        MESSAGE_OVERHEAD + estimate_tokens(call.name) + estimate_tokens(json.dumps(call.arguments))
+    )
+
+
+def _turn_tokens(turn: ChatTurn) -> int:
+    tokens = MESSAGE_OVERHEAD + estimate_tokens(turn.content)
+    tokens += sum(estimate_image_tokens(image) for image in turn.images)
+    tokens += sum(estimate_tool_call_tokens(call) for call in turn.tool_calls)
+    # OpenAI sends each result as a message of its own.
+    tokens += sum(
+        MESSAGE_OVERHEAD + estimate_tokens(result.call_id) + estimate_tokens(result.content)
+        for result in turn.tool_results
+    )
+    return tokens
+
+
+def _tools_tokens(tools: Sequence[ToolSpec]) -> int:
+    if not tools:
+        return 0
+    return TOOLS_OVERHEAD + sum(
+        estimate_tokens(
+            json.dumps(
+                {"name": tool.name, "description": tool.description, "parameters": tool.parameters}
+            )
+        )
+        for tool in tools
+    )
+
+
+def estimate_prompt_tokens(
+    system: str, turns: Sequence[ChatTurn], tools: Sequence[ToolSpec] = ()
+) -> int:
+    """Input tokens of a request: the system prompt, the tools offered, and every turn (its
+    text, images, tool calls and results), each with its overhead."""
+    total = REPLY_OVERHEAD + _tools_tokens(tools)
     if system:
         total += MESSAGE_OVERHEAD + estimate_tokens(system)
-    for turn in turns:
-        total += MESSAGE_OVERHEAD + estimate_tokens(turn.content)
-    return total
+    return total + sum(_turn_tokens(turn) for turn in turns)

@@ -4,12 +4,14 @@ Without TEST_DATABASE_URL / TEST_REDIS_URL the suite runs on a temporary SQLite 
 in-process broker, and tests marked `postgres` / `redis` are skipped with the reason printed.
 With them set, the whole suite runs on a fresh PostgreSQL database (created and dropped here)
 and Redis. Tests marked `redis_cluster` start a local Redis Cluster of their own, and are
-skipped when redis-server or redis-cli is not on PATH.
+skipped when redis-server or redis-cli is not on PATH. Tests marked `ffmpeg` (the fake vendor's
+speech is Ogg/Opus made with it) are skipped when ffmpeg is not on PATH.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -35,6 +37,7 @@ pytest_plugins = [
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL") or None
 REDIS_CLUSTER_MISSING = missing_binaries()
+FFMPEG_MISSING = shutil.which("ffmpeg") is None
 TEST_SECRET_KEY = "test-secret-key-that-is-long-enough-for-hs256"
 
 
@@ -58,6 +61,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                     "local Redis Cluster"
                 )
             )
+        if "ffmpeg" in item.keywords and FFMPEG_MISSING:
+            item.add_marker(pytest.mark.skip(reason="needs ffmpeg on PATH (apt install ffmpeg)"))
 
 
 @pytest.fixture(scope="session")

@@ -36,15 +36,21 @@ def quota_policy(settings: Settings, billing: BillingConfig) -> QuotaPolicy:
 
 def knowledge_runtime(settings: Settings, catalogue: Catalogue) -> KnowledgeRuntime | None:
     """Assistants' knowledge: EMBEDDINGS_MODEL at EMBEDDINGS_BASE_URL (default OPENAI_BASE_URL)
-    with OPENAI_API_KEY; None when neither a key nor an embeddings server is configured."""
+    with OPENAI_API_KEY, or at its own server (an openai_compatible entry of LLM_MODELS); None
+    when no embeddings endpoint is configured."""
     model = catalogue.lookup(settings.embeddings_model)
     if model is None or model.kind != "embedding":
         raise ConfigurationError(
-            f"EMBEDDINGS_MODEL names no embedding model: {settings.embeddings_model!r}"
+            f"EMBEDDINGS_MODEL names no embedding model of the catalogue:"
+            f" {settings.embeddings_model!r} (add it to LLM_MODELS with its kind)"
         )
-    api_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
-    base_url = settings.embeddings_base_url or settings.openai_base_url
-    if not api_key and not settings.embeddings_base_url:
+    if model.provider == "openai_compatible":
+        api_key, base_url = model.api_key, model.base_url
+    else:
+        api_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+        base_url = settings.embeddings_base_url or settings.openai_base_url
+    own_server = model.provider == "openai_compatible" or settings.embeddings_base_url is not None
+    if not api_key and not own_server:
         return None
     client = EmbeddingsClient(
         model, api_key=api_key, base_url=base_url, timeout=settings.llm_request_timeout

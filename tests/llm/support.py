@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image
+
+from llm.anthropic_provider import AnthropicProvider
 from llm.base import (
     ChatTurn,
     CompletionRequest,
@@ -10,9 +18,30 @@ from llm.base import (
     Provider,
     StreamEvent,
     TextDelta,
+    ToolCall,
+    ToolSpec,
     Usage,
 )
+from llm.openai_provider import OpenAIProvider
 from tests.support.fake_llm import FakeLLM, FakeReply
+
+
+@dataclass(frozen=True, slots=True)
+class Vendor:
+    name: str
+    api_key: str
+    api_path: str  # what the SDK's base URL adds to the server's root
+    server_error: int  # a status the vendor answers when it fails
+    make: Callable[..., Provider]
+
+    def provider(self, server_root: str, **options: Any) -> Provider:
+        return self.make(api_key=self.api_key, base_url=server_root + self.api_path, **options)
+
+
+VENDORS = [
+    Vendor("openai", "sk-test", "/v1", 500, OpenAIProvider),
+    Vendor("anthropic", "sk-ant-test", "", 529, AnthropicProvider),
+]
 
 
 def completion(
@@ -22,6 +51,7 @@ def completion(
     turns: list[ChatTurn] | None = None,
     max_tokens: int = 256,
     temperature: float | None = None,
+    tools: tuple[ToolSpec, ...] = (),
 ) -> CompletionRequest:
     return CompletionRequest(
         model=model,
@@ -29,6 +59,7 @@ def completion(
         turns=turns if turns is not None else [ChatTurn("user", "Say hello.")],
         max_tokens=max_tokens,
         temperature=temperature,
+        tools=tools,
     )
 
 
@@ -60,6 +91,29 @@ def split(events: list[StreamEvent]) -> tuple[list[str], Usage]:
         assert isinstance(event, TextDelta), f"{event!r} before the end"
         texts.append(event.text)
     return texts, usage
+
+
+def split_calls(events: list[StreamEvent]) -> tuple[str, list[ToolCall], Usage]:
+    """The text, then the tool calls (none may come before text ends), then the one Usage."""
+    assert events, "no events"
+    *body, usage = events
+    assert isinstance(usage, Usage), f"the stream did not end with a Usage: {usage!r}"
+    texts = [event.text for event in body if isinstance(event, TextDelta)]
+    calls = [event for event in body if isinstance(event, ToolCall)]
+    assert body == [*map(TextDelta, texts), *calls], "tool calls come after the text"
+    return "".join(texts), calls, usage
+
+
+def image_bytes(size: tuple[int, int], *, image_format: str = "PNG", mode: str = "RGB") -> bytes:
+    """An image made here: a gradient, so that encoders cannot shrink it to nothing; with an
+    alpha channel, transparent at the top."""
+    gradient = Image.linear_gradient("L").resize(size)
+    image = gradient.convert(mode)
+    if "A" in mode:
+        image.putalpha(gradient)
+    out = io.BytesIO()
+    image.save(out, image_format)
+    return out.getvalue()
 
 
 async def expect_error(

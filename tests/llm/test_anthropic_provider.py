@@ -4,12 +4,22 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import anthropic
 import pytest
 
 from llm.anthropic_provider import AnthropicProvider, alternating_messages
-from llm.base import ChatTurn, LLMError, LLMErrorCode, Usage
+from llm.base import (
+    ChatTurn,
+    ImagePart,
+    LLMError,
+    LLMErrorCode,
+    ToolCall,
+    ToolResult,
+    ToolSpec,
+    Usage,
+)
 from tests.llm.support import collect, collect_until_error, completion, expect_error, split
-from tests.support.fake_llm import FakeLLM, FakeReply
+from tests.support.fake_llm import FakeLLM, FakeReply, FakeToolCall
 
 
 @pytest.fixture
@@ -146,3 +156,178 @@ async def test_error_event_in_the_stream(
     deltas, error = await collect_until_error(provider, completion())
     assert deltas == ["ab", "cd"]
     assert (error.code, error.retryable) == (code, True)
+
+
+async def test_images_tools_calls_and_results_in_the_wire_format(
+    fake_llm: FakeLLM, provider: AnthropicProvider
+) -> None:
+    image = ImagePart(b"\xff\xd8 fake jpeg", "image/jpeg")
+    draw = ToolSpec("draw", "Draw a picture.", {"type": "object", "properties": {}})
+    turns = [
+        ChatTurn("user", "Draw this, and tell me the time.", images=(image,)),
+        ChatTurn(
+            "assistant",
+            "On it.",
+            tool_calls=(
+                ToolCall("toolu_1", "draw", {"prompt": "a cat"}),
+                ToolCall("toolu_2", "clock", {}),
+            ),
+        ),
+        ChatTurn(
+            "user",
+            "Thanks!",
+            tool_results=(
+                ToolResult("toolu_1", "Sent."),
+                ToolResult("toolu_2", "No clock here.", is_error=True),
+            ),
+        ),
+    ]
+    await collect(provider, completion(system="", turns=turns, tools=(draw,)))
+    body = fake_llm.requests[0].json
+    assert body["tools"] == [
+        {
+            "name": "draw",
+            "description": "Draw a picture.",
+            "input_schema": {"type": "object", "properties": {}},
+        }
+    ]
+    assert body["messages"] == [
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "image",
+                    "source": {
+                        "type": "base64",
+                        "media_type": "image/jpeg",
+                        "data": "/9ggZmFrZSBqcGVn",
+                    },
+                },
+                {"type": "text", "text": "Draw this, and tell me the time."},
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "text", "text": "On it."},
+                {"type": "tool_use", "id": "toolu_1", "name": "draw", "input": {"prompt": "a cat"}},
+                {"type": "tool_use", "id": "toolu_2", "name": "clock", "input": {}},
+            ],
+        },
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "toolu_1",
+                    "content": "Sent.",
+                    "is_error": False,
+                },
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "toolu_2",
+                    "content": "No clock here.",
+                    "is_error": True,
+                },
+                {"type": "text", "text": "Thanks!"},
+            ],
+        },
+    ]
+
+
+async def test_tool_use_blocks_stream_with_input_json_deltas(
+    fake_llm: FakeLLM, provider: AnthropicProvider
+) -> None:
+    """The fake streams a tool_use block after the text block, its input in fragments, and
+    stop_reason tool_use."""
+    fake_llm.script(
+        FakeReply(text="Sure.", tool_calls=[FakeToolCall("draw", {"prompt": "a long prompt"})])
+    )
+    client = anthropic.AsyncAnthropic(api_key="sk-ant-test", base_url=fake_llm.base_url)
+    try:
+        events = [
+            event
+            async for event in await client.messages.create(
+                model="claude-haiku-4-5",
+                max_tokens=50,
+                messages=[{"role": "user", "content": "Hi"}],
+                stream=True,
+            )
+        ]
+    finally:
+        await client.close()
+    starts = [event for event in events if event.type == "content_block_start"]
+    assert [(event.index, event.content_block.type) for event in starts] == [
+        (0, "text"),
+        (1, "tool_use"),
+    ]
+    fragments = [
+        event.delta.partial_json
+        for event in events
+        if event.type == "content_block_delta" and event.delta.type == "input_json_delta"
+    ]
+    assert len(fragments) >= 3
+    assert "".join(fragments) == '{"prompt": "a long prompt"}'
+    [message_delta] = [event for event in events if event.type == "message_delta"]
+    assert message_delta.delta.stop_reason == "tool_use"
+
+
+def test_joined_user_turns_keep_their_blocks_with_the_results_first() -> None:
+    image = ImagePart(b"png", "image/png")
+    messages = alternating_messages(
+        [
+            ChatTurn("user", "Time?"),
+            ChatTurn("assistant", "", tool_calls=(ToolCall("t1", "clock", {}),)),
+            ChatTurn("user", "", tool_results=(ToolResult("t1", "12:30"),)),
+            ChatTurn("user", "Bob: and this?", images=(image,)),
+            ChatTurn("user", "Alice: hi"),
+        ]
+    )
+    assert messages[2] == {
+        "role": "user",
+        "content": [
+            {"type": "tool_result", "tool_use_id": "t1", "content": "12:30", "is_error": False},
+            {
+                "type": "image",
+                "source": {"type": "base64", "media_type": "image/png", "data": "cG5n"},
+            },
+            {"type": "text", "text": "Bob: and this?\n\nAlice: hi"},
+        ],
+    }
+    assert messages[1] == {
+        "role": "assistant",
+        "content": [{"type": "tool_use", "id": "t1", "name": "clock", "input": {}}],
+    }
+
+
+def test_results_without_their_calls_are_left_out() -> None:
+    """A history cut after the assistant's calls (or before them) must not send results the
+    API would refuse."""
+    messages = alternating_messages(
+        [
+            ChatTurn("assistant", "", tool_calls=(ToolCall("t1", "clock", {}),)),
+            ChatTurn("user", "", tool_results=(ToolResult("t1", "12:30"),)),
+            ChatTurn("user", "What now?"),
+            ChatTurn("assistant", "Nothing.", tool_calls=(ToolCall("t2", "clock", {}),)),
+            ChatTurn(
+                "user", "Go on.", tool_results=(ToolResult("t9", "?"), ToolResult("t2", "13:00"))
+            ),
+        ]
+    )
+    assert messages == [
+        {"role": "user", "content": "What now?"},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "text", "text": "Nothing."},
+                {"type": "tool_use", "id": "t2", "name": "clock", "input": {}},
+            ],
+        },
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": "t2", "content": "13:00", "is_error": False},
+                {"type": "text", "text": "Go on."},
+            ],
+        },
+    ]

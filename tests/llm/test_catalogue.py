@@ -29,6 +29,17 @@ OLLAMA: dict[str, Any] = {
 }
 
 
+LOCAL_WHISPER: dict[str, Any] = {
+    "id": "local/whisper",
+    "provider": "openai_compatible",
+    "vendor_model": "Systran/faster-whisper-small",
+    "display_name": "Whisper (local)",
+    "kind": "transcription",
+    "audio_minute_price": 0,
+    "base_url": "http://127.0.0.1:8000/v1",
+}
+
+
 def settings(**values: Any) -> Settings:
     return Settings.model_validate({"environment": "test", **values})
 
@@ -77,10 +88,41 @@ def test_builtin_models_are_plausible() -> None:
     assert len({m.id for m in DEFAULT_MODELS}) == len(DEFAULT_MODELS)
     for builtin in DEFAULT_MODELS:
         assert builtin.provider in ("openai", "anthropic")
-        assert 0 < builtin.max_output_tokens < builtin.context_window
-        assert 0 < builtin.input_price < builtin.output_price
+        if builtin.kind == "chat":
+            assert 0 < builtin.max_output_tokens < builtin.context_window
+            assert 0 < builtin.input_price < builtin.output_price
+            assert builtin.vision
+            assert builtin.tools
+        elif builtin.kind == "embedding":
+            assert builtin.provider == "openai"
+            assert builtin.input_price > 0
+            assert (builtin.context_window, builtin.output_price) == (0, 0)
+        else:
+            assert builtin.provider == "openai"
+            prices = (builtin.audio_minute_price, builtin.speech_price, builtin.image_price)
+            assert sum(price > 0 for price in prices) == 1
+            assert (builtin.context_window, builtin.input_price, builtin.output_price) == (0, 0, 0)
     mini = next(m for m in DEFAULT_MODELS if m.id == "gpt-4o-mini")
     assert (mini.input_price, mini.output_price) == (150_000, 600_000)  # $0.15 / $0.60 per M
+    small = next(m for m in DEFAULT_MODELS if m.id == "text-embedding-3-small")
+    assert small.input_price == 20_000  # $0.02 per M
+
+
+def test_llm_models_declares_an_embedding_model_by_its_input_price() -> None:
+    local = {
+        "id": "local-embed",
+        "provider": "openai_compatible",
+        "vendor_model": "nomic-embed-text",
+        "display_name": "Nomic Embed",
+        "kind": "embedding",
+        "input_price": 0,
+        "base_url": "http://127.0.0.1:11434/v1",
+    }
+    model = load_catalogue(settings(llm_models=json.dumps([local]))).lookup("local-embed")
+    assert model is not None
+    assert model.kind == "embedding"
+    with pytest.raises(ConfigurationError, match="embedding model has no output_price"):
+        load_catalogue(settings(llm_models=json.dumps([{**local, "output_price": 1}])))
 
 
 def test_default_is_the_configured_model_or_the_first_usable() -> None:
@@ -138,6 +180,18 @@ def test_llm_models_file_adds_models_and_llm_models_wins_over_it(tmp_path: Path)
         (json.dumps([{**OLLAMA, "input_price": 0.5}]), "input_price"),
         (json.dumps([{**OLLAMA, "colour": "red"}]), "colour"),
         (json.dumps([OLLAMA, OLLAMA]), "more than once"),
+        (json.dumps([{**OLLAMA, "context_window": None}]), "needs context_window"),
+        (json.dumps([{**OLLAMA, "image_price": 5}]), "a chat model has no image_price"),
+        (json.dumps([{**LOCAL_WHISPER, "audio_minute_price": None}]), "needs audio_minute_price"),
+        (json.dumps([{**LOCAL_WHISPER, "context_window": 1}]), "has no context_window"),
+        (json.dumps([{**LOCAL_WHISPER, "speech_price": 1}]), "has no speech_price"),
+        (json.dumps([{**LOCAL_WHISPER, "vision": True}]), "chat models only"),
+        (json.dumps([{**LOCAL_WHISPER, "audio_minute_price": -1}]), "audio_minute_price"),
+        (json.dumps([{**LOCAL_WHISPER, "kind": "video"}]), "kind"),
+        (
+            json.dumps([{**LOCAL_WHISPER, "provider": "anthropic", "base_url": None}]),
+            "Anthropic has no transcription models",
+        ),
     ],
 )
 def test_bad_llm_models_fail_naming_the_variable(value: str, problem: str) -> None:
@@ -232,6 +286,7 @@ async def test_providers_are_shared_per_endpoint_and_key() -> None:
         anthropic_base_url=None,
         default_model=None,
         request_timeout=5,
+        media={},
     )
     try:
         mini = catalogue.provider_for(catalogue.get("gpt-4o-mini"))
@@ -280,3 +335,132 @@ async def test_catalogue_providers_reach_the_configured_endpoints(fake_llm: Fake
     ]
     assert "max_completion_tokens" in fake_llm.requests[0].json
     assert "max_tokens" in fake_llm.requests[2].json
+
+
+def test_media_models_are_no_chat_models() -> None:
+    catalogue = load_catalogue(settings(openai_api_key="sk-test"))
+    assert {m.kind for m in catalogue.usable()} == {"chat"}
+    with pytest.raises(LLMError) as caught:
+        catalogue.get("whisper-1")
+    assert caught.value.code == "not_configured"
+    with pytest.raises(ConfigurationError, match="LLM_DEFAULT_MODEL names no known chat model"):
+        load_catalogue(settings(openai_api_key="sk-test", llm_default_model="tts-1"))
+
+
+def test_without_an_openai_endpoint_the_ai_has_no_senses() -> None:
+    catalogue = load_catalogue(settings(anthropic_api_key="sk-ant-test"))
+    assert catalogue.media_model("transcription") is None
+    assert catalogue.media_model("speech") is None
+    assert catalogue.media_model("image") is None
+    with pytest.raises(LLMError) as caught:
+        catalogue.media_client(next(m for m in DEFAULT_MODELS if m.id == "whisper-1"))
+    assert caught.value.code == "not_configured"
+
+
+def test_an_openai_key_gives_the_default_senses() -> None:
+    catalogue = load_catalogue(settings(openai_api_key="sk-test"))
+    found = [catalogue.media_model(kind) for kind in ("transcription", "speech", "image")]
+    assert [m.id if m else None for m in found] == ["whisper-1", "tts-1", "gpt-image-1"]
+
+
+def test_settings_choose_the_senses_models() -> None:
+    catalogue = load_catalogue(
+        settings(
+            openai_api_key="sk-test",
+            transcription_model="gpt-4o-mini-transcribe",
+            speech_model="tts-1-hd",
+            image_model="dall-e-3",
+        )
+    )
+    found = [catalogue.media_model(kind) for kind in ("transcription", "speech", "image")]
+    assert [m.id if m else None for m in found] == [
+        "gpt-4o-mini-transcribe",
+        "tts-1-hd",
+        "dall-e-3",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "problem"),
+    [
+        ("transcription_model", "whisper-2", "TRANSCRIPTION_MODEL names no transcription model"),
+        ("speech_model", "gpt-4o-mini", "SPEECH_MODEL names no speech model"),
+        ("image_model", "tts-1", "IMAGE_MODEL names no image model"),
+    ],
+)
+def test_a_sense_setting_naming_no_model_of_its_kind_fails(
+    variable: str, value: str, problem: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=problem):
+        load_catalogue(settings(openai_api_key="sk-test", **{variable: value}))
+
+
+def test_a_local_server_without_a_key_is_a_usable_endpoint() -> None:
+    by_base_url = load_catalogue(settings(speech_base_url="http://127.0.0.1:8880/v1"))
+    assert by_base_url.media_model("speech") is not None
+    assert by_base_url.media_model("transcription") is None
+    everything_local = load_catalogue(settings(openai_base_url="http://127.0.0.1:8880/v1"))
+    assert everything_local.media_model("image") is not None
+
+
+async def test_media_clients_are_shared_per_endpoint_and_key() -> None:
+    catalogue = load_catalogue(
+        settings(
+            openai_api_key="sk-test",
+            image_base_url="http://127.0.0.1:9000/v1",
+            llm_models=json.dumps([LOCAL_WHISPER]),
+            transcription_model="local/whisper",
+        )
+    )
+    try:
+        speech = catalogue.media_model("speech")
+        image = catalogue.media_model("image")
+        transcription = catalogue.media_model("transcription")
+        assert speech is not None
+        assert image is not None
+        assert transcription is not None
+        client = catalogue.media_client(speech)
+        assert catalogue.media_client(speech) is client
+        assert catalogue.media_client(image) is not client
+        assert catalogue.media_client(transcription) is not client
+        with pytest.raises(LLMError):
+            catalogue.media_client(catalogue.get("gpt-4o-mini"))
+    finally:
+        await catalogue.close()
+
+
+@pytest.mark.ffmpeg
+async def test_catalogue_media_clients_reach_the_configured_endpoints(fake_llm: FakeLLM) -> None:
+    """A local Whisper added to LLM_MODELS, needing no key; speech and images at OpenAI's."""
+    whisper = {**LOCAL_WHISPER, "base_url": f"{fake_llm.base_url}/v1"}
+    catalogue = load_catalogue(
+        settings(
+            openai_api_key="sk-test",
+            speech_base_url=f"{fake_llm.base_url}/v1",
+            image_base_url=f"{fake_llm.base_url}/v1",
+            llm_models=json.dumps([whisper]),
+            transcription_model="local/whisper",
+        )
+    )
+    fake_llm.script(FakeReply(text="heard"))
+    try:
+        transcription = catalogue.media_model("transcription")
+        speech = catalogue.media_model("speech")
+        image = catalogue.media_model("image")
+        assert transcription is not None
+        assert speech is not None
+        assert image is not None
+        heard = await catalogue.media_client(transcription).transcribe(
+            transcription, b"OggS", filename="v.ogg", mime_type="audio/ogg"
+        )
+        await catalogue.media_client(speech).speak(speech, "Hi", voice="echo")
+        await catalogue.media_client(image).generate_image(image, "a cat")
+    finally:
+        await catalogue.close()
+    assert heard == "heard"
+    recorded = [(r.path, r.json["model"], r.headers["authorization"]) for r in fake_llm.requests]
+    assert recorded == [
+        ("/v1/audio/transcriptions", "Systran/faster-whisper-small", "Bearer no-key"),
+        ("/v1/audio/speech", "tts-1", "Bearer sk-test"),
+        ("/v1/images/generations", "gpt-image-1", "Bearer sk-test"),
+    ]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import openai
 import pytest
 
-from llm.base import ChatTurn, LLMErrorCode, Usage
+from llm.base import ChatTurn, ImagePart, LLMErrorCode, ToolCall, ToolResult, ToolSpec, Usage
 from llm.openai_provider import OpenAIProvider
-from llm.tokens import estimate_prompt_tokens, estimate_tokens
+from llm.tokens import estimate_prompt_tokens, estimate_tokens, estimate_tool_call_tokens
 from tests.llm.support import collect, collect_until_error, completion, expect_error, split
-from tests.support.fake_llm import FakeLLM, FakeReply
+from tests.support.fake_llm import FakeLLM, FakeReply, FakeToolCall
 
 
 @pytest.fixture
@@ -138,3 +139,142 @@ async def test_error_event_in_the_stream(fake_llm: FakeLLM, provider: OpenAIProv
     deltas, error = await collect_until_error(provider, completion())
     assert deltas == ["ab", "cd"]
     assert (error.code, error.retryable) == ("upstream_error", True)
+
+
+async def test_images_tools_calls_and_results_in_the_wire_format(
+    fake_llm: FakeLLM, provider: OpenAIProvider
+) -> None:
+    image = ImagePart(b"\x89PNG fake bytes", "image/png")
+    draw = ToolSpec("draw", "Draw a picture.", {"type": "object", "properties": {}})
+    turns = [
+        ChatTurn("user", "Draw this, and tell me the time.", images=(image,)),
+        ChatTurn(
+            "assistant",
+            "",
+            tool_calls=(
+                ToolCall("call_1", "draw", {"prompt": "a cat"}),
+                ToolCall("call_2", "clock", {}),
+            ),
+        ),
+        ChatTurn(
+            "user",
+            "Thanks!",
+            tool_results=(
+                ToolResult("call_1", "Sent."),
+                ToolResult("call_2", "No clock here.", is_error=True),
+            ),
+        ),
+        ChatTurn("assistant", "Done.", tool_calls=(ToolCall("call_3", "draw", {"prompt": "b"}),)),
+        ChatTurn("user", "", tool_results=(ToolResult("call_3", "Sent."),)),
+    ]
+    await collect(provider, completion(system="", turns=turns, tools=(draw,)))
+    body = fake_llm.requests[0].json
+    assert body["tools"] == [
+        {
+            "type": "function",
+            "function": {
+                "name": "draw",
+                "description": "Draw a picture.",
+                "parameters": {"type": "object", "properties": {}},
+            },
+        }
+    ]
+    assert body["messages"] == [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "Draw this, and tell me the time."},
+                {
+                    "type": "image_url",
+                    "image_url": {"url": "data:image/png;base64,iVBORyBmYWtlIGJ5dGVz"},
+                },
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "draw", "arguments": '{"prompt": "a cat"}'},
+                },
+                {
+                    "id": "call_2",
+                    "type": "function",
+                    "function": {"name": "clock", "arguments": "{}"},
+                },
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "Sent."},
+        {"role": "tool", "tool_call_id": "call_2", "content": "Error: No clock here."},
+        {"role": "user", "content": "Thanks!"},
+        {
+            "role": "assistant",
+            "content": "Done.",
+            "tool_calls": [
+                {
+                    "id": "call_3",
+                    "type": "function",
+                    "function": {"name": "draw", "arguments": '{"prompt": "b"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_3", "content": "Sent."},
+    ]
+
+
+async def test_tool_calls_stream_as_deltas_with_finish_reason_tool_calls(
+    fake_llm: FakeLLM, provider: OpenAIProvider
+) -> None:
+    """The fake streams the arguments in fragments after a first delta with the id and name."""
+    fake_llm.script(
+        FakeReply(text="", tool_calls=[FakeToolCall("draw", {"prompt": "a long prompt"})])
+    )
+    client = openai.AsyncOpenAI(api_key="sk-test", base_url=f"{fake_llm.base_url}/v1")
+    try:
+        chunks = [
+            chunk
+            async for chunk in await client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}], stream=True
+            )
+        ]
+    finally:
+        await client.close()
+    deltas = [
+        call
+        for chunk in chunks
+        for choice in chunk.choices
+        for call in choice.delta.tool_calls or ()
+    ]
+    assert len(deltas) >= 3
+    first, *rest = deltas
+    assert first.id
+    assert first.function is not None
+    assert first.function.name == "draw"
+    fragments = [delta.function.arguments or "" for delta in rest if delta.function]
+    assert "".join(fragments) == '{"prompt": "a long prompt"}'
+    assert [choice.finish_reason for chunk in chunks for choice in chunk.choices][
+        -1
+    ] == "tool_calls"
+
+
+async def test_usage_estimate_counts_tools_and_calls_when_the_server_reports_none(
+    fake_llm: FakeLLM, provider: OpenAIProvider
+) -> None:
+    draw = ToolSpec("draw", "Draw a picture.", {"type": "object", "properties": {}})
+    fake_llm.script(
+        FakeReply(
+            text="Ok.",
+            tool_calls=[FakeToolCall("draw", {"prompt": "x"}, id="c1")],
+            report_usage=False,
+        )
+    )
+    request = completion(tools=(draw,))
+    events = await collect(provider, request)
+    call = ToolCall("c1", "draw", {"prompt": "x"})
+    assert events[-1] == Usage(
+        estimate_prompt_tokens(request.system, request.turns, request.tools),
+        estimate_tokens("Ok.") + estimate_tool_call_tokens(call),
+    )
+    assert call in events

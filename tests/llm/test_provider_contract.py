@@ -7,49 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from typing import Any
 
 import pytest
 
-from llm.anthropic_provider import AnthropicProvider
 from llm.base import ChatTurn, LLMError, Provider, StreamEvent, TextDelta
-from llm.openai_provider import OpenAIProvider
-from tests.llm.support import collect, collect_until_error, completion, split
+from tests.llm.support import Vendor, collect, collect_until_error, completion, split
 from tests.support.fake_llm import FakeLLM, FakeReply
 from tests.support.server import bind_free_port, wait_until
-
-
-@dataclass(frozen=True, slots=True)
-class Vendor:
-    name: str
-    api_key: str
-    api_path: str  # what the SDK's base URL adds to the server's root
-    server_error: int  # a status the vendor answers when it fails
-    make: Callable[..., Provider]
-
-    def provider(self, server_root: str, **options: Any) -> Provider:
-        return self.make(api_key=self.api_key, base_url=server_root + self.api_path, **options)
-
-
-VENDORS = [
-    Vendor("openai", "sk-test", "/v1", 500, OpenAIProvider),
-    Vendor("anthropic", "sk-ant-test", "", 529, AnthropicProvider),
-]
-
-
-@pytest.fixture(params=VENDORS, ids=[vendor.name for vendor in VENDORS])
-def vendor(request: pytest.FixtureRequest) -> Vendor:
-    chosen: Vendor = request.param
-    return chosen
-
-
-@pytest.fixture
-async def provider(fake_llm: FakeLLM, vendor: Vendor) -> AsyncIterator[Provider]:
-    provider = vendor.provider(fake_llm.base_url, timeout=5)
-    yield provider
-    await provider.close()
 
 
 async def until_error(provider: Provider) -> tuple[list[str], LLMError]:

@@ -3,20 +3,38 @@ in their real wire formats (JSON, SSE streams, error bodies and statuses), serve
 uvicorn on a loopback port so that the official SDKs talk to it unpatched.
 
 Each request takes the next scripted `FakeReply` (a default one when none is left) and is
-recorded. One server runs for the session (starting one per test would cost 0.2 s); the
-`fake_llm` fixture gives each test a fresh FakeLLM: its own script, requests and disconnects.
+recorded, its prompt parsed back from either wire format (system, turns with their images,
+tool calls and results, the tools offered). A reply may end with tool calls (`FakeToolCall`),
+streamed as the vendor does: OpenAI's `tool_calls` deltas with the arguments in fragments and
+finish_reason "tool_calls", Anthropic's `tool_use` blocks with `input_json_delta`s and
+stop_reason "tool_use". One server runs for the session (starting one per test would cost
+0.2 s); the `fake_llm` fixture gives each test a fresh FakeLLM: its own script, requests and
+disconnects.
+
+The senses' endpoints take the script alike: `POST /v1/audio/transcriptions` (the real multipart,
+its file recorded) answers the reply's text as the transcript; `POST /v1/audio/speech` answers
+real Ogg/Opus audio (made once with ffmpeg); `POST /v1/images/generations` answers a real PNG
+as base64, refusing `response_format` for gpt-image-* and answering a URL to DALL·E unless
+asked for b64_json, as OpenAI does. A reply's error status answers any of them.
+
+`POST /v1/embeddings` takes no script: it answers deterministic hashed bag-of-words vectors, so
+that texts sharing words are similar (float lists, or base64 as the openai SDK asks by default).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
+import io
 import itertools
 import json
 import math
 import re
+import shutil
 import struct
+import subprocess
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -25,13 +43,15 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import pytest
+from PIL import Image
 from starlette.applications import Starlette
+from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from llm.base import ChatTurn
+from llm.base import ChatTurn, ImagePart, ToolCall, ToolResult, ToolSpec
 from llm.tokens import estimate_prompt_tokens, estimate_tokens
 from tests.support.server import FakeServer
 
@@ -39,15 +59,47 @@ Json = dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
+class RecordedFile:
+    filename: str | None
+    content_type: str | None
+    data: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class RecordedRequest:
     path: str
     headers: dict[str, str]  # lower-case names
-    json: Json
+    json: Json  # the JSON body, or a multipart form's fields
+    # The prompt parsed back from the wire. OpenAI's separate tool messages and the user message
+    # after them are one turn; its results carry no error flag (the text says "Error: ").
+    system: str = ""
+    turns: list[ChatTurn] = field(default_factory=list)
+    tools: list[ToolSpec] = field(default_factory=list)
+    file: RecordedFile | None = None  # a multipart upload (transcriptions)
+
+    @property
+    def images(self) -> list[ImagePart]:
+        """Every image of the prompt, in order, decoded from the wire."""
+        return [image for turn in self.turns for image in turn.images]
+
+
+@dataclass(frozen=True, slots=True)
+class FakeToolCall:
+    name: str
+    # A string is sent as it is: malformed JSON, or an argument object split unusually.
+    arguments: Json | str = field(default_factory=dict)
+    id: str | None = None  # default: a new one in the vendor's style (call_..., toolu_...)
+
+    @property
+    def arguments_json(self) -> str:
+        return self.arguments if isinstance(self.arguments, str) else json.dumps(self.arguments)
 
 
 @dataclass
 class FakeReply:
-    text: str = "Hello from the fake model."
+    text: str = "Hello from the fake model."  # also a transcription's transcript
+    # Calls the model makes after its text (leave `text` empty for calls alone); streams only.
+    tool_calls: list[FakeToolCall] = field(default_factory=list)
     chunk_size: int = 3  # characters per delta
     delay: float = 0.0  # seconds between chunks
     input_tokens: int | None = None  # reported usage; default: estimated from the request
@@ -95,11 +147,17 @@ class FakeLLM:
         """End the streams still open (a gate never set, a long delay)."""
         self._closed.set()
 
-    async def _record(self, request: Request) -> Json:
+    async def _record(self, request: Request, parse: _PromptParser) -> RecordedRequest:
         body: Json = await request.json()
-        headers = {name.lower(): value for name, value in request.headers.items()}
-        self.requests.append(RecordedRequest(request.url.path, headers, body))
-        return body
+        system, turns, tools = parse(body)
+        recorded = RecordedRequest(
+            request.url.path, self._headers(request), body, system, turns, tools
+        )
+        self.requests.append(recorded)
+        return recorded
+
+    def _headers(self, request: Request) -> dict[str, str]:
+        return {name.lower(): value for name, value in request.headers.items()}
 
     def _next_reply(self) -> FakeReply:
         return self._replies.popleft() if self._replies else FakeReply()
@@ -107,13 +165,19 @@ class FakeLLM:
     def _next_id(self) -> str:
         return f"{next(self._ids):024x}"
 
+    def _calls(self, reply: FakeReply, prefix: str) -> list[_Call]:
+        return [
+            _Call(call.id or f"{prefix}{self._next_id()}", call.name, call.arguments_json)
+            for call in reply.tool_calls
+        ]
+
     async def openai(self, request: Request) -> Response:
-        body = await self._record(request)
+        recorded = await self._record(request, _openai_prompt)
+        body = recorded.json
         reply = self._next_reply()
         if reply.status != 200:
             return _openai_error(reply)
-        system, turns = _openai_prompt(body)
-        usage = _usage(reply, system, turns)
+        usage = _usage(reply, recorded)
         completion_id = f"chatcmpl-{self._next_id()}"
         model = str(body.get("model", ""))
         if not body.get("stream"):
@@ -138,16 +202,23 @@ class FakeLLM:
         include_usage = reply.report_usage and bool(
             (body.get("stream_options") or {}).get("include_usage")
         )
-        stream = _OpenAIStream(completion_id, model, reply, usage, include_usage=include_usage)
+        stream = _OpenAIStream(
+            completion_id,
+            model,
+            reply,
+            usage,
+            self._calls(reply, "call_"),
+            include_usage=include_usage,
+        )
         return _EventStream(self, reply, stream, {"x-request-id": f"req_{self._next_id()}"})
 
     async def anthropic(self, request: Request) -> Response:
-        body = await self._record(request)
+        recorded = await self._record(request, _anthropic_prompt)
+        body = recorded.json
         reply = self._next_reply()
         if reply.status != 200:
             return _anthropic_error(reply, f"req_{self._next_id()}")
-        system, turns = _anthropic_prompt(body)
-        usage = _usage(reply, system, turns)
+        usage = _usage(reply, recorded)
         message_id = f"msg_{self._next_id()}"
         model = str(body.get("model", ""))
         if not body.get("stream"):
@@ -163,8 +234,83 @@ class FakeLLM:
                     "usage": {"input_tokens": usage[0], "output_tokens": usage[1]},
                 }
             )
-        stream = _AnthropicStream(message_id, model, reply, usage)
+        stream = _AnthropicStream(message_id, model, reply, usage, self._calls(reply, "toolu_"))
         return _EventStream(self, reply, stream, {"request-id": f"req_{self._next_id()}"})
+
+    async def transcription(self, request: Request) -> Response:
+        async with request.form() as form:
+            upload = form.get("file")
+            if not isinstance(upload, UploadFile):
+                return _openai_error(FakeReply(status=400, error_message="'file' is required."))
+            data = await upload.read()
+            fields: Json = {name: value for name, value in form.items() if isinstance(value, str)}
+            uploaded = RecordedFile(upload.filename, upload.content_type, data)
+        self.requests.append(
+            RecordedRequest(request.url.path, self._headers(request), fields, file=uploaded)
+        )
+        reply = self._next_reply()
+        if reply.status != 200:
+            return _openai_error(reply)
+        return JSONResponse({"text": reply.text})
+
+    async def speech(self, request: Request) -> Response:
+        body: Json = await request.json()
+        self.requests.append(RecordedRequest(request.url.path, self._headers(request), body))
+        reply = self._next_reply()
+        if reply.status != 200:
+            return _openai_error(reply)
+        if body.get("response_format") != "opus":
+            message = "The fake vendor speaks Ogg/Opus only."
+            return _openai_error(FakeReply(status=400, error_message=message))
+        return Response(_speech_audio(), media_type="audio/ogg")
+
+    async def image_generation(self, request: Request) -> Response:
+        body: Json = await request.json()
+        self.requests.append(RecordedRequest(request.url.path, self._headers(request), body))
+        reply = self._next_reply()
+        if reply.status != 200:
+            return _openai_error(reply)
+        model = str(body.get("model", ""))
+        response_format = body.get("response_format")
+        if model.startswith("gpt-image") and response_format is not None:
+            return _openai_error(
+                FakeReply(
+                    status=400,
+                    error_type="unknown_parameter",
+                    error_message="Unknown parameter: 'response_format'.",
+                )
+            )
+        width, _, height = str(body.get("size", "1024x1024")).partition("x")
+        image: Json = {"b64_json": base64.b64encode(_png(int(width), int(height))).decode()}
+        if not model.startswith("gpt-image"):
+            image["revised_prompt"] = body.get("prompt")
+            if response_format != "b64_json":
+                image = {"url": f"{self.base_url}/images/{self._next_id()}.png"}
+        return JSONResponse({"created": int(time.time()), "data": [image]})
+
+
+@functools.cache
+def _speech_audio() -> bytes:
+    """Half a second of a tone as Ogg/Opus, made once per test session."""
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        raise RuntimeError("the fake vendor's speech needs ffmpeg (Debian package ffmpeg)")
+    return subprocess.run(
+        [
+            ffmpeg, "-hide_banner", "-loglevel", "error",
+            "-f", "lavfi", "-i", "sine=frequency=440:duration=0.5",
+            "-c:a", "libopus", "-b:a", "16k", "-f", "ogg", "pipe:1",
+        ],
+        check=True,
+        capture_output=True,
+    ).stdout  # fmt: skip
+
+
+@functools.cache
+def _png(width: int, height: int) -> bytes:
+    out = io.BytesIO()
+    Image.linear_gradient("L").resize((width, height)).convert("RGB").save(out, "PNG")
+    return out.getvalue()
 
 
 class _EventStream(Response):
@@ -248,14 +394,37 @@ def _sse(data: Json, event: str | None = None) -> bytes:
     return f"{prefix}data: {json.dumps(data)}\n\n".encode()
 
 
-def _usage(reply: FakeReply, system: str, turns: list[ChatTurn]) -> tuple[int, int]:
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """A scripted tool call as streamed: its id chosen, its arguments as JSON text."""
+
+    id: str
+    name: str
+    arguments: str
+
+    def fragments(self) -> list[str]:
+        """The arguments in three pieces, as vendors stream them."""
+        step = max(1, -(-len(self.arguments) // 3))
+        return [
+            self.arguments[start : start + step] for start in range(0, len(self.arguments), step)
+        ]
+
+
+def _usage(reply: FakeReply, recorded: RecordedRequest) -> tuple[int, int]:
     input_tokens = reply.input_tokens
     if input_tokens is None:
-        input_tokens = estimate_prompt_tokens(system, turns)
+        input_tokens = estimate_prompt_tokens(recorded.system, recorded.turns, recorded.tools)
     output_tokens = reply.output_tokens
     if output_tokens is None:
-        output_tokens = estimate_tokens(reply.text)
+        output_tokens = estimate_tokens(reply.text) + sum(
+            estimate_tokens(call.name) + estimate_tokens(call.arguments_json)
+            for call in reply.tool_calls
+        )
     return input_tokens, output_tokens
+
+
+class _PromptParser(Protocol):
+    def __call__(self, body: Json) -> tuple[str, list[ChatTurn], list[ToolSpec]]: ...
 
 
 def _text(content: object) -> str:
@@ -263,31 +432,111 @@ def _text(content: object) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(str(block.get("text", "")) for block in content if isinstance(block, dict))
+        return "".join(
+            str(block.get("text", ""))
+            for block in content
+            if isinstance(block, dict) and block.get("type", "text") == "text"
+        )
     return ""
 
 
-def _turns(messages: object) -> list[ChatTurn]:
+def _data_url_image(url: str) -> ImagePart:
+    header, _, data = url.partition(",")
+    mime_type = header.removeprefix("data:").removesuffix(";base64")
+    return ImagePart(base64.b64decode(data, validate=True), mime_type)
+
+
+def _openai_prompt(body: Json) -> tuple[str, list[ChatTurn], list[ToolSpec]]:
+    system: list[str] = []
     turns: list[ChatTurn] = []
-    for message in messages if isinstance(messages, list) else []:
+    for message in body.get("messages") or []:
         role = message.get("role")
-        if role == "user" or role == "assistant":
-            turns.append(ChatTurn(role, _text(message.get("content"))))
-    return turns
+        content = message.get("content")
+        if role in ("system", "developer"):
+            system.append(_text(content))
+        elif role == "assistant":
+            calls = tuple(
+                ToolCall(
+                    call["id"],
+                    call["function"]["name"],
+                    json.loads(call["function"]["arguments"] or "{}"),
+                )
+                for call in message.get("tool_calls") or []
+            )
+            turns.append(ChatTurn("assistant", _text(content), tool_calls=calls))
+        elif role == "tool":
+            result = ToolResult(message["tool_call_id"], _text(content))
+            if turns and turns[-1].role == "user" and turns[-1].tool_results:
+                previous = turns.pop()
+                result_turn = ChatTurn("user", "", tool_results=(*previous.tool_results, result))
+            else:
+                result_turn = ChatTurn("user", "", tool_results=(result,))
+            turns.append(result_turn)
+        elif role == "user":
+            parts = content if isinstance(content, list) else []
+            images = tuple(
+                _data_url_image(part["image_url"]["url"])
+                for part in parts
+                if part.get("type") == "image_url"
+            )
+            results: tuple[ToolResult, ...] = ()
+            if (
+                turns
+                and turns[-1].role == "user"
+                and turns[-1].tool_results
+                and not turns[-1].content
+            ):
+                results = turns.pop().tool_results
+            turns.append(ChatTurn("user", _text(content), images=images, tool_results=results))
+    tools = [
+        ToolSpec(
+            tool["function"]["name"],
+            tool["function"].get("description", ""),
+            tool["function"].get("parameters", {}),
+        )
+        for tool in body.get("tools") or []
+    ]
+    return "\n".join(system), turns, tools
 
 
-def _openai_prompt(body: Json) -> tuple[str, list[ChatTurn]]:
-    messages = body.get("messages") or []
-    system = "\n".join(
-        _text(message.get("content"))
-        for message in messages
-        if message.get("role") in ("system", "developer")
+def _anthropic_turn(role: str, content: object) -> ChatTurn:
+    blocks = content if isinstance(content, list) else []
+    images = tuple(
+        ImagePart(
+            base64.b64decode(block["source"]["data"], validate=True), block["source"]["media_type"]
+        )
+        for block in blocks
+        if block.get("type") == "image"
     )
-    return system, _turns(messages)
+    calls = tuple(
+        ToolCall(block["id"], block["name"], block["input"])
+        for block in blocks
+        if block.get("type") == "tool_use"
+    )
+    results = tuple(
+        ToolResult(
+            block["tool_use_id"], _text(block.get("content", "")), bool(block.get("is_error"))
+        )
+        for block in blocks
+        if block.get("type") == "tool_result"
+    )
+    text = _text(content)
+    if role == "assistant":
+        return ChatTurn("assistant", text, tool_calls=calls)
+    return ChatTurn("user", text, images=images, tool_results=results)
 
 
-def _anthropic_prompt(body: Json) -> tuple[str, list[ChatTurn]]:
-    return _text(body.get("system", "")), _turns(body.get("messages"))
+def _anthropic_prompt(body: Json) -> tuple[str, list[ChatTurn], list[ToolSpec]]:
+    turns = [
+        _anthropic_turn(message.get("role"), message.get("content"))
+        for message in body.get("messages") or []
+        if message.get("role") in ("user", "assistant")
+    ]
+    tools = [
+        ToolSpec(tool["name"], tool.get("description", ""), tool.get("input_schema", {}))
+        for tool in body.get("tools") or []
+    ]
+    return _text(body.get("system", "")), turns, tools
 
 
 def _openai_usage(usage: tuple[int, int]) -> Json:
@@ -406,6 +655,7 @@ class _OpenAIStream:
     model: str
     reply: FakeReply
     usage: tuple[int, int]
+    calls: list[_Call]
     include_usage: bool
     created: int = field(default_factory=lambda: int(time.time()))
 
@@ -443,8 +693,32 @@ class _OpenAIStream:
         }
         return _sse({"error": error})
 
+    def _tool_call(self, index: int, call: _Call) -> list[bytes]:
+        opening = {
+            "index": index,
+            "id": call.id,
+            "type": "function",
+            "function": {"name": call.name, "arguments": ""},
+        }
+        return [
+            self._chunk([self._choice({"tool_calls": [opening]})]),
+            *(
+                self._chunk(
+                    [
+                        self._choice(
+                            {"tool_calls": [{"index": index, "function": {"arguments": part}}]}
+                        )
+                    ]
+                )
+                for part in call.fragments()
+            ),
+        ]
+
     def closing(self) -> list[bytes]:
-        frames = [self._chunk([self._choice({}, "stop")])]
+        frames = [
+            frame for index, call in enumerate(self.calls) for frame in self._tool_call(index, call)
+        ]
+        frames.append(self._chunk([self._choice({}, "tool_calls" if self.calls else "stop")]))
         if self.include_usage:
             frames.append(self._chunk([], _openai_usage(self.usage)))
         frames.append(b"data: [DONE]\n\n")
@@ -457,6 +731,12 @@ class _AnthropicStream:
     model: str
     reply: FakeReply
     usage: tuple[int, int]
+    calls: list[_Call]
+
+    @property
+    def _has_text(self) -> bool:
+        """A reply of tool calls alone has no text block."""
+        return bool(self.reply.text or not self.calls)
 
     def _ping(self) -> list[bytes]:
         return [_sse({"type": "ping"}, "ping")] if self.reply.pings else []
@@ -472,18 +752,15 @@ class _AnthropicStream:
             "stop_sequence": None,
             "usage": {"input_tokens": self.usage[0], "output_tokens": 1},
         }
-        return [
-            _sse({"type": "message_start", "message": message}, "message_start"),
-            _sse(
-                {
-                    "type": "content_block_start",
-                    "index": 0,
-                    "content_block": {"type": "text", "text": ""},
-                },
-                "content_block_start",
-            ),
-            *self._ping(),
-        ]
+        frames = [_sse({"type": "message_start", "message": message}, "message_start")]
+        if self._has_text:
+            block = {
+                "type": "content_block_start",
+                "index": 0,
+                "content_block": {"type": "text", "text": ""},
+            }
+            frames.append(_sse(block, "content_block_start"))
+        return [*frames, *self._ping()]
 
     def start(self) -> list[bytes]:
         return []
@@ -499,14 +776,45 @@ class _AnthropicStream:
     def failure(self) -> bytes:
         return _sse(_anthropic_error_body(self.reply, 529), "error")
 
+    def _tool_use(self, index: int, call: _Call) -> list[bytes]:
+        start = {
+            "type": "content_block_start",
+            "index": index,
+            "content_block": {"type": "tool_use", "id": call.id, "name": call.name, "input": {}},
+        }
+        return [
+            _sse(start, "content_block_start"),
+            *(
+                _sse(
+                    {
+                        "type": "content_block_delta",
+                        "index": index,
+                        "delta": {"type": "input_json_delta", "partial_json": part},
+                    },
+                    "content_block_delta",
+                )
+                for part in ["", *call.fragments()]  # the API's first fragment is empty
+            ),
+            _sse({"type": "content_block_stop", "index": index}, "content_block_stop"),
+        ]
+
     def closing(self) -> list[bytes]:
         message_delta = {
             "type": "message_delta",
-            "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+            "delta": {
+                "stop_reason": "tool_use" if self.calls else "end_turn",
+                "stop_sequence": None,
+            },
             "usage": {"output_tokens": self.usage[1]},
         }
+        frames = []
+        if self._has_text:
+            frames.append(_sse({"type": "content_block_stop", "index": 0}, "content_block_stop"))
+        first = 1 if self._has_text else 0
+        for offset, call in enumerate(self.calls):
+            frames.extend(self._tool_use(first + offset, call))
         return [
-            _sse({"type": "content_block_stop", "index": 0}, "content_block_stop"),
+            *frames,
             *self._ping(),
             _sse(message_delta, "message_delta"),
             _sse({"type": "message_stop"}, "message_stop"),
@@ -560,7 +868,7 @@ async def fake_embeddings(request: Request) -> Response:
 
 
 class FakeLLMServer(FakeServer[FakeLLM]):
-    """The fake vendor's server: both vendors' endpoints, answered by the current FakeLLM
+    """The fake vendor's server: the vendors' endpoints, answered by the current FakeLLM
     (default replies between tests)."""
 
     def __init__(self) -> None:
@@ -569,6 +877,9 @@ class FakeLLMServer(FakeServer[FakeLLM]):
             routes=[
                 Route("/v1/chat/completions", self._openai, methods=["POST"]),
                 Route("/v1/messages", self._anthropic, methods=["POST"]),
+                Route("/v1/audio/transcriptions", self._transcription, methods=["POST"]),
+                Route("/v1/audio/speech", self._speech, methods=["POST"]),
+                Route("/v1/images/generations", self._image_generation, methods=["POST"]),
                 Route("/v1/embeddings", fake_embeddings, methods=["POST"]),
             ]
         )
@@ -578,6 +889,15 @@ class FakeLLMServer(FakeServer[FakeLLM]):
 
     async def _anthropic(self, request: Request) -> Response:
         return await self.current.anthropic(request)
+
+    async def _transcription(self, request: Request) -> Response:
+        return await self.current.transcription(request)
+
+    async def _speech(self, request: Request) -> Response:
+        return await self.current.speech(request)
+
+    async def _image_generation(self, request: Request) -> Response:
+        return await self.current.image_generation(request)
 
     def session(self) -> AbstractAsyncContextManager[FakeLLM]:
         """A fresh FakeLLM that takes the requests until the block ends."""
