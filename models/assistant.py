@@ -19,11 +19,10 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
 )
-from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, BigIntId, IdPk, TimestampMixin, str_enum, utcnow
-from models.message import FTS_CONFIG, MESSAGE_KEY
+from models.message import MESSAGE_KEY
 
 
 class AssistantVisibility(enum.StrEnum):
@@ -105,15 +104,10 @@ class KnowledgeDocument(TimestampMixin, Base):
 
 class KnowledgeChunk(Base):
     __tablename__ = "knowledge_chunks"
-    __table_args__ = (
-        UniqueConstraint("document_id", "position"),
-        # Full-text retrieval on PostgreSQL; SQLite has an FTS5 table (migration 0012).
-        Index(
-            "ix_knowledge_chunks_text_fts",
-            sql_text(f"to_tsvector({FTS_CONFIG}, text)"),
-            postgresql_using="gin",
-        ).ddl_if(dialect="postgresql"),
-    )
+    # Full-text retrieval: on PostgreSQL a generated tsvector column `text_search` with a GIN
+    # index, on SQLite an FTS5 table; both are the database's own (migration 0012), not the
+    # model's: no column type describes both.
+    __table_args__ = (UniqueConstraint("document_id", "position"),)
 
     id: Mapped[IdPk]
     document_id: Mapped[int] = mapped_column(

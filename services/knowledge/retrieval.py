@@ -8,14 +8,16 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select, text
+from sqlalchemy import ColumnElement, func, literal_column, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from llm.embeddings import Vectors
 from llm.tokens import estimate_tokens
 from models import Assistant, KnowledgeChunk, KnowledgeDocument
+from models.message import FTS_CONFIG
 from services.knowledge.runtime import KnowledgeRuntime, VectorSet
 
 TOP_K = 6
@@ -64,11 +66,13 @@ async def full_text_ranking(
     if not words:
         return []
     if session.get_bind().dialect.name == "postgresql":
-        query = func.to_tsquery("simple", " | ".join(words))
-        vector = func.to_tsvector("simple", KnowledgeChunk.text)
+        # The stored tsvector and its GIN index (migration 0012).
+        config: ColumnElement[Any] = literal_column(FTS_CONFIG)
+        query = func.to_tsquery(config, " | ".join(words))
+        vector: ColumnElement[Any] = literal_column("knowledge_chunks.text_search")
         rows = await session.scalars(
             select(KnowledgeChunk.id)
-            .where(KnowledgeChunk.assistant_id == assistant_id, vector.op("@@")(query))
+            .where(KnowledgeChunk.assistant_id == assistant_id, vector.bool_op("@@")(query))
             .order_by(func.ts_rank(vector, query).desc(), KnowledgeChunk.id)
             .limit(limit)
         )
@@ -158,15 +162,37 @@ async def retrieve(
     embedded)."""
     started = time.perf_counter()
     embedded = await knowledge.embeddings.embed([question])
-    vectors = await load_vectors(session, knowledge, assistant.id, assistant.knowledge_version)
-    fused = fuse(
-        await full_text_ranking(session, assistant.id, question),
-        vector_ranking(vectors, embedded.vectors[0]),
+    passages = await passages_for(
+        session,
+        knowledge,
+        assistant,
+        question,
+        embedded.vectors[0],
+        top_k=top_k,
+        max_tokens=max_tokens,
     )
-    passages = await _passages(session, fused, top_k, max_tokens)
     return Retrieval(
         passages, embedded.input_tokens, embedded.cost_micros, time.perf_counter() - started
     )
+
+
+async def passages_for(
+    session: AsyncSession,
+    knowledge: KnowledgeRuntime,
+    assistant: Assistant,
+    question: str,
+    query: Vectors,
+    *,
+    top_k: int = TOP_K,
+    max_tokens: int = SOURCES_MAX_TOKENS,
+) -> list[Passage]:
+    """Retrieval once the question is embedded (`query`): both searches, fused."""
+    vectors = await load_vectors(session, knowledge, assistant.id, assistant.knowledge_version)
+    fused = fuse(
+        await full_text_ranking(session, assistant.id, question),
+        vector_ranking(vectors, query),
+    )
+    return await _passages(session, fused, top_k, max_tokens)
 
 
 async def _passages(
