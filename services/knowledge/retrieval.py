@@ -90,9 +90,11 @@ async def full_text_ranking(
 
 
 async def load_vectors(
-    session: AsyncSession, knowledge: KnowledgeRuntime, assistant_id: int, version: int
+    session: AsyncSession, knowledge: KnowledgeRuntime, assistant: Assistant
 ) -> VectorSet:
     """The assistant's embedded chunks, from the cache while its knowledge is unchanged."""
+    assistant_id = assistant.id
+    version = (assistant.share_token, assistant.knowledge_version)
     cached = knowledge.cached_vectors(assistant_id, version)
     if cached is not None:
         return cached
@@ -187,7 +189,7 @@ async def passages_for(
     max_tokens: int = SOURCES_MAX_TOKENS,
 ) -> list[Passage]:
     """Retrieval once the question is embedded (`query`): both searches, fused."""
-    vectors = await load_vectors(session, knowledge, assistant.id, assistant.knowledge_version)
+    vectors = await load_vectors(session, knowledge, assistant)
     fused = fuse(
         await full_text_ranking(session, assistant.id, question),
         vector_ranking(vectors, query),

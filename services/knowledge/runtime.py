@@ -19,9 +19,11 @@ REMEMBERED_REPLIES = 1024
 
 @dataclass(frozen=True, slots=True)
 class VectorSet:
-    """An assistant's chunk ids and their normalised vectors, row for row."""
+    """An assistant's chunk ids and their normalised vectors, row for row, as they were at
+    `version`: its share token (random: an id SQLite reuses after a delete names another
+    assistant) and its knowledge_version."""
 
-    knowledge_version: int
+    version: tuple[str, int]
     chunk_ids: npt.NDArray[np.int64] = field(repr=False)
     vectors: Vectors = field(repr=False)
 
@@ -44,9 +46,9 @@ class KnowledgeRuntime:
     def model_id(self) -> str:
         return self.embeddings.model.id
 
-    def cached_vectors(self, assistant_id: int, knowledge_version: int) -> VectorSet | None:
+    def cached_vectors(self, assistant_id: int, version: tuple[str, int]) -> VectorSet | None:
         cached = self._vectors.get(assistant_id)
-        if cached is None or cached.knowledge_version != knowledge_version:
+        if cached is None or cached.version != version:
             return None
         self._vectors.move_to_end(assistant_id)
         return cached
