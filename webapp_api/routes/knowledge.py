@@ -30,7 +30,7 @@ from webapp_api.deps import Caller, Context, ReadSession, Session
 from webapp_api.schemas.errors import errors
 from webapp_api.uploads import MultipartUpload
 
-router = APIRouter(prefix="/api/v1/assistants", tags=["knowledge"], responses=errors(401, 404))
+router = APIRouter(prefix="/api/v1/assistants", tags=["knowledge"], responses=errors(401, 404, 422))
 
 QUESTION_MAX_LENGTH = 2000
 TEXT_BODY_MAX_BYTES = MAX_CHARACTERS * 4 + 64 * 1024
