@@ -83,10 +83,10 @@ async def _migrate(url: str, log: Path) -> None:
 
 
 @asynccontextmanager
-async def database(backend: str, work: Path) -> AsyncIterator[str]:
+async def database(backend: str, chunks: int, work: Path) -> AsyncIterator[str]:
     log = work / f"{backend}-migrate.log"
     if backend == "sqlite":
-        url = f"sqlite+aiosqlite:///{work / 'retrieval.db'}"
+        url = f"sqlite+aiosqlite:///{work / f'retrieval-{chunks}.db'}"
         await _migrate(url, log)
         yield url
         return
@@ -100,7 +100,7 @@ async def database(backend: str, work: Path) -> AsyncIterator[str]:
 
 async def measure(backend: str, chunks: int, quick: bool, work: Path) -> Result:
     rng = np.random.default_rng(chunks)
-    async with database(backend, work) as url:
+    async with database(backend, chunks, work) as url:
         engine = create_engine(normalize_database_url(url), pool_size=2, max_overflow=0)
         sessionmaker = create_sessionmaker(engine)
         try:
