@@ -23,6 +23,7 @@ from workers.ai_runner import AiRunner
 logger = logging.getLogger(__name__)
 
 COMMANDS = [
+    BotCommand(command="image", description="Draw a picture: /image <what>"),
     BotCommand(command="new", description="Start a fresh conversation"),
     BotCommand(command="model", description="Choose the AI model"),
     BotCommand(command="persona", description="How the AI should behave"),
@@ -42,7 +43,15 @@ class TelegramBot:
             settings.bot_token.get_secret_value(),
             session=AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_base)),
         )
-        self.context = BotContext(settings, sessionmaker, broker, process.billing, process.ai)
+        self.context = BotContext(
+            settings,
+            sessionmaker,
+            broker,
+            process.billing,
+            process.ai,
+            process.media,
+            process.storage,
+        )
         cadence = Cadence(
             draft_interval=settings.telegram_draft_interval,
             private_edit_interval=settings.telegram_edit_interval,

@@ -10,8 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.broker import Broker
 from core.settings import Settings, webapp_link
+from core.storage import Storage
 from services.ai.runtime import AiRuntime
 from services.billing.config import BillingConfig
+from services.media.config import MediaConfig
 from services.users import TelegramProfile
 from workers.ai_runner import AiRunner
 
@@ -23,6 +25,8 @@ class BotContext:
     broker: Broker
     billing: BillingConfig
     runtime: AiRuntime | None  # the AI participant, None when this server has none
+    media: MediaConfig
+    storage: Storage
     runner: AiRunner | None = None  # this process's runner of reply jobs, once attached
 
 
@@ -50,3 +54,11 @@ def app_button(
         return None
     button = InlineKeyboardButton(text=label, web_app=WebAppInfo(url=url))
     return InlineKeyboardMarkup(inline_keyboard=[[button]])
+
+
+def parse_switch(args: str | None, *, current: bool) -> bool | None:
+    """A command's `on` or `off`, or no argument: switch. None for anything else."""
+    value = (args or "").strip().lower()
+    if not value:
+        return not current
+    return {"on": True, "off": False}.get(value)

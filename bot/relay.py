@@ -5,7 +5,8 @@ button names the reply), finalised with `sendMessage`. Where drafts are not avai
 groups, the reply is sent once and then edited as text arrives, at a cadence inside Telegram's
 limits. Drafts, edits and the final text all carry entities (bot.formatting), never markup for
 Telegram to parse. The final text is always delivered whole: split at 4096 UTF-16 code units
-without breaking an entity, retried after a 429.
+without breaking an entity, retried after a 429. A tool step shows as a chat action ("sending a
+photo" while the AI draws), and a drawn image is sent as a photo.
 """
 
 from __future__ import annotations
@@ -23,16 +24,18 @@ from typing import TypeVar
 from aiogram import Bot
 from aiogram.enums import ChatAction
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramRetryAfter
+from aiogram.types import BufferedInputFile, ReplyParameters
 from aiogram.types import Message as TelegramMessage
-from aiogram.types import ReplyParameters
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.formatting import TelegramText, format_markdown
 from core.broker import Broker
 from core.db import unit_of_work
 from services.ai.jobs import SinkReply
+from services.ai.tools import GENERATE_IMAGE
 from services.telegram_groups import link_telegram_message
 from workers.ai_runner import ReplySink
+from workers.ai_senses import Speech, SpeechFailed
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +82,7 @@ class TelegramRelay(ReplySink):
         self._cadence = cadence
         self._streams: dict[int, _Stream] = {}
         self._group_edits: dict[int, deque[float]] = {}
+        self._actions: set[asyncio.Task[None]] = set()
 
     # -- ReplySink -------------------------------------------------------------------------
 
@@ -108,6 +112,31 @@ class TelegramRelay(ReplySink):
                 for ours, theirs in links:
                     await link_telegram_message(session, reply.chat_id, ours, theirs)
 
+    async def spoken(
+        self, reply: SinkReply, speech: Speech | SpeechFailed, message_id: int | None
+    ) -> None:
+        """The answer's voice note (`sendVoice`), after its text; a failure is told briefly."""
+        if isinstance(speech, SpeechFailed):
+            notice = TelegramText(f"⚠️ I could not answer with a voice note: {speech.message}", ())
+            await self._final_call(lambda: self._send(reply, notice, None))
+            return
+        voice = BufferedInputFile(speech.audio, filename="voice.ogg")
+        reply_to = reply.reply_to_telegram_message_id
+        sent = await self._final_call(
+            lambda: self._bot.send_voice(
+                chat_id=reply.telegram_chat_id,
+                voice=voice,
+                reply_parameters=(
+                    ReplyParameters(message_id=reply_to, allow_sending_without_reply=True)
+                    if reply_to
+                    else None
+                ),
+            )
+        )
+        if sent is not None and message_id is not None:
+            async with unit_of_work(self._sessionmaker, self._broker) as session:
+                await link_telegram_message(session, reply.chat_id, message_id, sent.message_id)
+
     async def failed(self, reply: SinkReply, code: str, message: str) -> None:
         stream = await self._stop(reply)
         notice = f"⚠️ {message} ({code})"
@@ -119,6 +148,28 @@ class TelegramRelay(ReplySink):
             )
         else:
             await self._final_call(lambda: self._send(reply, TelegramText(notice, ()), None))
+
+    def tool_started(self, reply: SinkReply, tool: str) -> None:
+        action = ChatAction.UPLOAD_PHOTO if tool == GENERATE_IMAGE else ChatAction.TYPING
+        task = asyncio.get_running_loop().create_task(self._chat_action(reply, action))
+        self._actions.add(task)
+        task.add_done_callback(self._actions.discard)
+
+    async def photo(self, reply: SinkReply, data: bytes, message_id: int) -> None:
+        sent = await self._final_call(
+            lambda: self._bot.send_photo(
+                chat_id=reply.telegram_chat_id,
+                photo=BufferedInputFile(data, filename="image.png"),
+                reply_parameters=_reply_parameters(reply.reply_to_telegram_message_id),
+            )
+        )
+        if sent is not None:
+            async with unit_of_work(self._sessionmaker, self._broker) as session:
+                await link_telegram_message(session, reply.chat_id, message_id, sent.message_id)
+
+    async def _chat_action(self, reply: SinkReply, action: ChatAction) -> None:
+        with contextlib.suppress(TelegramAPIError):
+            await self._bot.send_chat_action(reply.telegram_chat_id, action)
 
     # -- while the text grows ----------------------------------------------------------------
 
@@ -241,11 +292,7 @@ class TelegramRelay(ReplySink):
             chat_id=reply.telegram_chat_id,
             text=part.text,
             entities=list(part.entities),
-            reply_parameters=(
-                ReplyParameters(message_id=reply_to, allow_sending_without_reply=True)
-                if reply_to
-                else None
-            ),
+            reply_parameters=_reply_parameters(reply_to),
         )
 
     @staticmethod
@@ -260,3 +307,9 @@ class TelegramRelay(ReplySink):
                 logger.warning("delivering a reply to Telegram failed: %s", error)
                 return None
         return None
+
+
+def _reply_parameters(reply_to: int | None) -> ReplyParameters | None:
+    if not reply_to:
+        return None
+    return ReplyParameters(message_id=reply_to, allow_sending_without_reply=True)

@@ -33,6 +33,7 @@ MAX_EVENTS_PAGE = 1000
 class EventType(StrEnum):
     NEW_MESSAGE = "new_message"
     MESSAGE_EDITED = "message_edited"
+    MESSAGE_TRANSCRIBED = "message_transcribed"
     MESSAGE_DELETED = "message_deleted"
     REACTION_CHANGED = "reaction_changed"
     MESSAGE_PINNED = "message_pinned"

@@ -37,6 +37,28 @@ def ai_reply_delta(reply_id: int, chat_id: int, *, text: str, offset: int) -> Fr
     }
 
 
+def ai_reply_tool(
+    reply_id: int,
+    chat_id: int,
+    *,
+    tool: str,
+    call_id: str,
+    status: str,
+    message_id: int | None = None,
+) -> Frame:
+    """A tool step of a reply: `status` "started", "finished" or "failed"; `message_id` the
+    message it posted (a drawn image)."""
+    return {
+        "type": "ai_reply_tool",
+        "reply_id": reply_id,
+        "chat_id": chat_id,
+        "tool": tool,
+        "call_id": call_id,
+        "status": status,
+        "message_id": message_id,
+    }
+
+
 def ai_reply_done(
     reply_id: int, chat_id: int, *, message_ids: list[int], incomplete: bool
 ) -> Frame:
@@ -66,6 +88,17 @@ def ai_reply_failed(
         "reply_id": reply_id,
         "chat_id": chat_id,
         "reply_to_message_id": reply_to_message_id,
+        "code": code,
+        "message": message,
+    }
+
+
+def ai_voice_failed(reply_id: int, chat_id: int, *, code: str, message: str) -> Frame:
+    """The AI could not speak its answer (the chat wants voice replies); the text stands."""
+    return {
+        "type": "ai_voice_failed",
+        "reply_id": reply_id,
+        "chat_id": chat_id,
         "code": code,
         "message": message,
     }

@@ -247,7 +247,7 @@ async def delete_message(session: AsyncSession, user: User, message_id: int) -> 
     if message.deleted_at is None:
         now = datetime.now(UTC)
         message.text, message.deleted_at, message.updated_at = None, now, now
-        message.pinned_at = None
+        message.pinned_at = message.transcript = None
         await session.execute(
             delete(MessageReaction).where(MessageReaction.message_id == message.id)
         )

@@ -4,6 +4,9 @@ A process runs at most `concurrency` replies at once. While a reply streams, its
 the chat's sockets coalesced (one frame per ~50 ms, never more behind the provider), its text
 so far is saved with a heartbeat every second, and a cancellation stops the upstream request.
 A reply whose process died (no heartbeat for `stale_after`) is run again once, then failed.
+When the model calls tools (`services.ai.tools`), the runner runs them, tells the chat
+(`ai_reply_tool`), and asks the model again with their results, the text going on in the same
+reply; an image job ("/image") draws one picture and posts it, without a model to stream.
 
 A front door: each step opens its own unit of work and calls `services.ai.jobs` in it.
 """
@@ -12,9 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -25,15 +30,28 @@ from core.broker import Broker
 from core.db import read_session, unit_of_work
 from core.envelope import Envelope, encode_envelope, encode_frame
 from core.errors import AppError
-from llm.base import CompletionRequest, LLMError, Provider, TextDelta, Usage
+from core.storage import Storage
+from llm.base import (
+    ChatTurn,
+    CompletionRequest,
+    LLMError,
+    Provider,
+    TextDelta,
+    ToolCall,
+    ToolResult,
+    Usage,
+)
 from llm.catalogue import ModelInfo
 from llm.tokens import estimate_tokens
+from models import AiJobKind
 from services import frames
-from services.ai import jobs
+from services.ai import jobs, tools, voice
 from services.ai.context import prompt_tokens
-from services.ai.jobs import SinkReply
+from services.ai.jobs import ClaimedJob, SinkReply
 from services.ai.runtime import AiRuntime
+from services.media.config import MediaConfig
 from wiring.process import Process
+from workers.ai_senses import Senses, Speech, SpeechFailed
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +71,9 @@ class LiveReply:
     pending: asyncio.Event = field(default_factory=asyncio.Event)  # text waits to be flushed
     cancel: asyncio.Event = field(default_factory=asyncio.Event)
     streaming_over: asyncio.Event = field(default_factory=asyncio.Event)
-    usage: Usage | None = None
+    usage: Usage | None = None  # summed over the model's turns
+    tool_task: asyncio.Task[ToolResult] | None = None  # a tool call being run
+    drawn: int = 0  # images the tool posted: the reply stands without text
 
 
 class Cancelled(Exception):
@@ -73,6 +93,17 @@ class ReplySink(Protocol):
 
     async def failed(self, reply: SinkReply, code: str, message: str) -> None: ...
 
+    def tool_started(self, reply: SinkReply, tool: str) -> None:
+        """A tool runs (drawing: an image is on its way)."""
+
+    async def photo(self, reply: SinkReply, data: bytes, message_id: int) -> None:
+        """The AI posted an image (our message `message_id`); returns once it is delivered."""
+
+    async def spoken(
+        self, reply: SinkReply, speech: Speech | SpeechFailed, message_id: int | None
+    ) -> None:
+        """The answer's voice note, our `message_id` (or why there is none)."""
+
 
 class AiRunner:
     def __init__(
@@ -80,6 +111,8 @@ class AiRunner:
         sessionmaker: async_sessionmaker[AsyncSession],
         broker: Broker,
         ai: AiRuntime,
+        storage: Storage,
+        media: MediaConfig,
         *,
         concurrency: int = 8,
         stale_after: float = 30.0,
@@ -88,10 +121,14 @@ class AiRunner:
         poll_interval: float = 1.0,
         surfaces: frozenset[str] = frozenset({"app"}),
         sink: ReplySink | None = None,
+        senses: Senses | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
+        self._senses = senses
         self._broker = broker
         self.ai = ai
+        self._storage = storage
+        self._media = media
         self._surfaces = surfaces
         self._sink = sink
         self._concurrency = concurrency
@@ -196,18 +233,46 @@ class AiRunner:
 
     # -- running one reply ----------------------------------------------------------------------
 
+    @contextlib.asynccontextmanager
+    async def _beating(self, reply_id: int) -> AsyncIterator[None]:
+        """A job's slow steps outside its stream (hearing, speaking) keep it alive."""
+        over = asyncio.Event()
+
+        async def beat() -> None:
+            while not over.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(over.wait(), self._heartbeat_interval)
+                    return
+                async with unit_of_work(self._sessionmaker, self._broker) as session:
+                    await jobs.beat(session, reply_id, self._node, None)
+
+        beater = asyncio.create_task(beat())
+        try:
+            yield
+        finally:
+            over.set()  # stopped, not cancelled: see `_stream`
+            await beater
+
     async def _execute(self, reply_id: int) -> None:
+        unheard: LLMError | None = None
+        if self._senses is not None:
+            async with self._beating(reply_id):
+                heard = await self._senses.hear(reply_id)
+            if heard is True:
+                return  # a transcription job: done
+            unheard = heard if isinstance(heard, LLMError) else None
         async with read_session(self._sessionmaker) as session:
             job = await jobs.load_claimed(
-                session, self.ai, reply_id, to_telegram=self._sink is not None
+                session, self.ai, self._storage, reply_id, to_telegram=self._sink is not None
             )
         live = LiveReply(reply_id, job.chat_id, job.members, sink=job.sink)
         if job.cancel_requested:
             live.cancel.set()
         self._live[reply_id] = live
-        if live.sink is not None and self._sink is not None:
-            self._sink.started(live.sink)
         try:
+            if unheard is not None:  # the voice note it answers: its asker hears why not
+                await self._fail(reply_id, unheard.code, unheard.message)
+                return
             started = frames.ai_reply_started(
                 reply_id,
                 live.chat_id,
@@ -215,8 +280,18 @@ class AiRunner:
                 model=job.model.id,
             )
             await self._publish(live, started)
+            if job.kind == AiJobKind.IMAGE:
+                await self._draw_job(live, job)
+                return
+            if live.sink is not None and self._sink is not None:
+                self._sink.started(live.sink)
+            if job.refusal is not None:
+                live.text = job.refusal
+                await self._flush(live)
+                await self._finish(live, job.model, job.request, cancelled=False, usage=Usage(0, 0))
+                return
             try:
-                await self._stream(live, job.model, job.request)
+                await self._stream(live, job)
             except Cancelled:
                 await self._finish(live, job.model, job.request, cancelled=True)
                 return
@@ -227,11 +302,46 @@ class AiRunner:
         finally:
             self._live.pop(reply_id, None)
 
-    async def _stream(self, live: LiveReply, model: ModelInfo, request: CompletionRequest) -> None:
-        provider = self.ai.catalogue.provider_for(model)
+    async def _draw_job(self, live: LiveReply, job: ClaimedJob) -> None:
+        """ "/image <prompt>": one picture, posted by the AI as the reply. It beats while it
+        draws, and a cancellation stops the drawing (nothing is posted or charged)."""
+        if live.sink is not None and self._sink is not None:
+            self._sink.tool_started(live.sink, tools.GENERATE_IMAGE)
+        beater = asyncio.create_task(self._beat_forever(live))
+        drawing = asyncio.create_task(self._draw(job.model, job.image_prompt))
+        cancelled = asyncio.create_task(live.cancel.wait())
+        try:
+            await asyncio.wait({drawing, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            live.streaming_over.set()
+            for task in (drawing, cancelled):
+                if not task.done():
+                    task.cancel()
+            await asyncio.gather(beater, cancelled, return_exceptions=True)
+        if drawing.cancelled() or not drawing.done():
+            await asyncio.gather(drawing, return_exceptions=True)
+            await self._finish(live, job.model, job.request, cancelled=True, usage=Usage(0, 0))
+            return
+        try:
+            data = drawing.result()
+        except LLMError as exc:
+            await self._fail(live.reply_id, exc.code, exc.message)
+            return
+        async with unit_of_work(self._sessionmaker, self._broker) as session:
+            message_ids = await jobs.finish_image(
+                session, self.ai, self._storage, self._media, live.reply_id, job.model, data
+            )
+        if live.sink is not None and self._sink is not None:
+            await self._sink.photo(live.sink, data, message_ids[0])
+
+    async def _draw(self, model: ModelInfo, prompt: str) -> bytes:
+        client = self.ai.catalogue.media_client(model)
+        return await client.generate_image(model, prompt)
+
+    async def _stream(self, live: LiveReply, job: ClaimedJob) -> None:
         flusher = asyncio.create_task(self._flush_forever(live))
         beater = asyncio.create_task(self._beat_forever(live))
-        consumer = asyncio.create_task(self._consume(live, provider, request))
+        consumer = asyncio.create_task(self._converse(live, job))
         cancelled = asyncio.create_task(live.cancel.wait())
         try:
             await asyncio.wait({consumer, cancelled}, return_when=asyncio.FIRST_COMPLETED)
@@ -239,6 +349,8 @@ class AiRunner:
                 consumer.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await consumer
+                if live.tool_task is not None:  # its unit of work ends, not cancelled inside
+                    await asyncio.gather(live.tool_task, return_exceptions=True)
                 raise Cancelled
             consumer.result()
         finally:
@@ -250,24 +362,112 @@ class AiRunner:
             await asyncio.gather(flusher, beater, cancelled, return_exceptions=True)
             await self._flush(live)
 
+    async def _converse(self, live: LiveReply, job: ClaimedJob) -> None:
+        """The model's turns: each one that calls tools gets their results and is asked again,
+        up to `tools.MAX_TOOL_STEPS` times; then the calls get an error result, to answer."""
+        provider = self.ai.catalogue.provider_for(job.model)
+        request = job.request
+        for step in range(tools.MAX_TOOL_STEPS + 1):
+            start = len(live.text)
+            calls = await self._consume(live, provider, request)
+            if not calls:
+                return
+            if step == tools.MAX_TOOL_STEPS:
+                logger.info("AI reply %s: tool calls past the last step", live.reply_id)
+                return
+            if step < tools.MAX_TOOL_STEPS - 1:
+                results = [await self._run_tool_shielded(live, job, call) for call in calls]
+            else:
+                results = [
+                    ToolResult(call.id, "No more tools in this answer; answer now.", True)
+                    for call in calls
+                ]
+            said = ChatTurn("assistant", live.text[start:], tool_calls=tuple(calls))
+            answers = ChatTurn("user", "", tool_results=tuple(results))
+            request = dataclasses.replace(request, turns=[*request.turns, said, answers])
+
     async def _consume(
         self, live: LiveReply, provider: Provider, request: CompletionRequest
-    ) -> None:
+    ) -> list[ToolCall]:
+        """One turn of the model: its text goes on the reply's; returns the tools it calls."""
+        start = len(live.text)
         for attempt in range(MAX_ATTEMPTS):
+            calls: list[ToolCall] = []
             try:
                 async for event in provider.stream(request):
                     if isinstance(event, TextDelta):
+                        if len(live.text) == start and live.text and not live.text[-1].isspace():
+                            live.text += "\n\n"  # after a tool step, a new paragraph
                         live.text += event.text
                         await self._text_arrived(live)
-                    elif isinstance(event, Usage):
-                        live.usage = event
-                return
+                    elif isinstance(event, ToolCall):
+                        calls.append(event)
+                    else:
+                        live.usage = _add(live.usage, event)
+                return calls
             except LLMError as exc:
-                if not exc.retryable or live.text or attempt == MAX_ATTEMPTS - 1:
+                if not exc.retryable or len(live.text) > start or attempt == MAX_ATTEMPTS - 1:
                     raise
                 delay = min(exc.retry_after or 0.5 * 2**attempt, MAX_RETRY_DELAY)
                 logger.info("AI reply %s: %s, retrying in %.1fs", live.reply_id, exc.code, delay)
                 await asyncio.sleep(delay)
+        return []
+
+    async def _run_tool_shielded(
+        self, live: LiveReply, job: ClaimedJob, call: ToolCall
+    ) -> ToolResult:
+        """A cancelled reply waits for its tool (`_stream`) rather than cancel it inside its
+        unit of work."""
+        live.tool_task = asyncio.create_task(self._run_tool(live, job, call))
+        try:
+            return await asyncio.shield(live.tool_task)
+        finally:
+            live.tool_task = None
+
+    async def _run_tool(self, live: LiveReply, job: ClaimedJob, call: ToolCall) -> ToolResult:
+        """One tool call; whatever goes wrong comes back to the model as an error result."""
+        await self._publish_tool(live, call, "started")
+        if live.sink is not None and self._sink is not None:
+            self._sink.tool_started(live.sink, call.name)
+        message_id = None
+        try:
+            if call.name == tools.SEARCH_HISTORY:
+                async with unit_of_work(self._sessionmaker, self._broker) as session:
+                    result = await tools.search_history(
+                        session, call, chat_id=job.chat_id, requester_id=job.requester_id
+                    )
+            elif call.name == tools.GENERATE_IMAGE and (model := tools.image_model(self.ai)):
+                data = await self._draw(model, tools.image_prompt(call))
+                async with unit_of_work(self._sessionmaker, self._broker) as session:
+                    message_id = await tools.post_drawn(
+                        session, self.ai, self._storage, self._media, live.reply_id, data
+                    )
+                live.drawn += 1
+                if live.sink is not None and self._sink is not None:
+                    await self._sink.photo(live.sink, data, message_id)
+                result = ToolResult(call.id, "The image is drawn and posted in the chat.")
+            else:
+                raise tools.ToolFailure(f"There is no tool {call.name!r}")
+        except (tools.ToolFailure, AppError, LLMError) as exc:
+            reason = str(exc) if isinstance(exc, tools.ToolFailure) else exc.message
+            logger.info("AI reply %s: tool %s failed: %s", live.reply_id, call.name, reason)
+            await self._publish_tool(live, call, "failed")
+            return ToolResult(call.id, reason, is_error=True)
+        await self._publish_tool(live, call, "finished", message_id=message_id)
+        return result
+
+    async def _publish_tool(
+        self, live: LiveReply, call: ToolCall, status: str, *, message_id: int | None = None
+    ) -> None:
+        frame = frames.ai_reply_tool(
+            live.reply_id,
+            live.chat_id,
+            tool=call.name,
+            call_id=call.id,
+            status=status,
+            message_id=message_id,
+        )
+        await self._publish(live, frame)
 
     async def _text_arrived(self, live: LiveReply) -> None:
         """The first text goes out at once, then at most one delta per `coalesce`. Flushed
@@ -321,21 +521,40 @@ class AiRunner:
     # -- endings --------------------------------------------------------------------------------
 
     async def _finish(
-        self, live: LiveReply, model: ModelInfo, request: CompletionRequest, *, cancelled: bool
+        self,
+        live: LiveReply,
+        model: ModelInfo,
+        request: CompletionRequest,
+        *,
+        cancelled: bool,
+        usage: Usage | None = None,
     ) -> None:
         text = live.text.strip()
-        if not text and not cancelled:
+        if not text and not cancelled and not live.drawn:
             await self._fail(live.reply_id, "upstream_error", "The model returned no text")
             return
-        usage = live.usage or Usage(
-            input_tokens=prompt_tokens(request), output_tokens=estimate_tokens(live.text)
+        usage = (
+            usage
+            or live.usage
+            or Usage(input_tokens=prompt_tokens(request), output_tokens=estimate_tokens(live.text))
         )
+        speech: Speech | SpeechFailed | None = None
+        if self._senses is not None and not cancelled:
+            async with self._beating(live.reply_id):
+                speech = await self._senses.speak(live.reply_id, live.chat_id, text)
+        voice_id = None
         async with unit_of_work(self._sessionmaker, self._broker) as session:
-            message_ids, text = await jobs.finish(
+            message_ids, final_text = await jobs.finish(
                 session, self.ai, live.reply_id, model, usage, text=live.text, cancelled=cancelled
             )
+            if isinstance(speech, Speech):
+                voice_id = await voice.post_voice_reply(
+                    session, self.ai, live.reply_id, speech.media_id, speech.words
+                )
         if live.sink is not None and self._sink is not None:
-            await self._sink.finished(live.sink, text.strip(), message_ids)
+            await self._sink.finished(live.sink, final_text.strip(), message_ids)
+            if speech is not None:
+                await self._sink.spoken(live.sink, speech, voice_id)
 
     async def _fail(
         self,
@@ -348,7 +567,7 @@ class AiRunner:
         async with unit_of_work(self._sessionmaker, self._broker) as session:
             failed = await jobs.fail(
                 session,
-                self.ai.quota,
+                self.ai,
                 reply_id,
                 code,
                 message,
@@ -372,6 +591,12 @@ class AiRunner:
         return True
 
 
+def _add(total: Usage | None, more: Usage) -> Usage:
+    if total is None:
+        return more
+    return Usage(total.input_tokens + more.input_tokens, total.output_tokens + more.output_tokens)
+
+
 def start_runner(
     process: Process, *, surfaces: frozenset[str], sink: ReplySink | None = None
 ) -> AiRunner | None:
@@ -380,14 +605,25 @@ def start_runner(
     if process.ai is None:
         return None
     settings = process.settings
+    senses = Senses(
+        process.sessionmaker,
+        process.broker,
+        process.ai,
+        process.storage,
+        process.media,
+        speech_voice=settings.speech_voice,
+    )
     runner = AiRunner(
         process.sessionmaker,
         process.broker,
         process.ai,
+        process.storage,
+        process.media,
         concurrency=settings.ai_max_concurrent_replies,
         stale_after=settings.ai_reply_stale_after,
         surfaces=surfaces,
         sink=sink,
+        senses=senses,
     )
     if settings.ai_runner_enabled:
         runner.start()

@@ -8,7 +8,8 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import ChatMemberUpdated, Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.context import BotContext
+from bot.context import BotContext, parse_switch
+from bot.sounds import sound_of, store_sound
 from core.errors import ServiceUnavailable
 from models import AiMode, Chat, User
 from services import conversation
@@ -140,9 +141,26 @@ async def set_persona(
     await _admin_setting(message, bot, ctx, session, user, {"persona": persona}, "Persona saved.")
 
 
+async def set_voice_replies(
+    message: Message,
+    command: CommandObject,
+    bot: Bot,
+    ctx: BotContext,
+    session: AsyncSession,
+    user: User,
+) -> None:
+    chat = await group_for_telegram_chat(session, message.chat.id)
+    wanted = parse_switch(command.args, current=chat is not None and chat.ai_voice_replies)
+    if wanted is None:
+        await message.reply("Use /voice, /voice on or /voice off.")
+        return
+    done = "Voice replies on." if wanted else "Voice replies off."
+    await _admin_setting(message, bot, ctx, session, user, {"voice_replies": wanted}, done)
+
+
 def addresses_bot(message: Message, bot_id: int, bot_username: str | None) -> bool:
     """Named by a mention entity (offsets are UTF-16 units; aiogram extracts them right), a
-    text mention of the bot, or /ask."""
+    text mention of the bot, /ask or /image."""
     text = message.text or ""
     for entity in message.entities or ():
         if entity.type == MessageEntityType.MENTION and bot_username:
@@ -152,10 +170,8 @@ def addresses_bot(message: Message, bot_id: int, bot_username: str | None) -> bo
             if entity.user.id == bot_id:
                 return True
         elif entity.type == MessageEntityType.BOT_COMMAND and entity.offset == 0:
-            command = entity.extract_from(text).lower()
-            if command == "/ask" or (
-                bot_username is not None and command == f"/ask@{bot_username.lower()}"
-            ):
+            command, _, addressee = entity.extract_from(text).lower().partition("@")
+            if command in ("/ask", "/image") and addressee in ("", (bot_username or "").lower()):
                 return True
     return False
 
@@ -163,7 +179,14 @@ def addresses_bot(message: Message, bot_id: int, bot_username: str | None) -> bo
 async def group_message(
     message: Message, bot: Bot, ctx: BotContext, session: AsyncSession, user: User
 ) -> None:
-    """Every group message becomes history; the AI answers when it is addressed."""
+    """Every group message becomes history; the AI answers when it is addressed. A voice note
+    (audio, round video) counts only as a reply to the AI's message: it is downloaded to be
+    transcribed and answered."""
+    replied = message.reply_to_message
+    if sound_of(message) is not None and (
+        replied is None or replied.from_user is None or replied.from_user.id != bot.id
+    ):
+        return
     chat = await _group_chat(ctx, session, message, user)
     if chat is None:
         return
@@ -173,7 +196,10 @@ async def group_message(
     if message.reply_to_message is not None:
         reply_to = await message_for_telegram(session, chat.id, message.reply_to_message.message_id)
     draft = MessageDraft(
-        text=message.text, reply_to_message_id=reply_to, telegram_message_id=message.message_id
+        text=message.text or message.caption,
+        media_ids=await store_sound(bot, ctx, session, user, message),
+        reply_to_message_id=reply_to,
+        telegram_message_id=message.message_id,
     )
     posted = await conversation.post_message(
         session, user, chat.id, draft, ai=runtime, limits=None, addressed_to_ai=addressed
@@ -191,5 +217,6 @@ def create_router() -> Router:
     router.message.register(set_mode, Command("ai_mode"))
     router.message.register(set_model, Command("model"))
     router.message.register(set_persona, Command("persona"))
-    router.message.register(group_message, F.text)
+    router.message.register(set_voice_replies, Command("voice"))
+    router.message.register(group_message, F.text | F.voice | F.audio | F.video_note)
     return router

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aiogram import F, Router
+from aiogram import Bot, F, Router
 from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import (
     CallbackQuery,
@@ -14,9 +14,11 @@ from aiogram.types import (
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.context import BotContext, app_button
+from bot.context import BotContext, app_button, parse_switch
+from bot.files import store_telegram_file
+from bot.sounds import store_sound
 from core.errors import AppError
-from models import Chat, User
+from models import Chat, MediaKind, User
 from services import conversation
 from services.ai import replies
 from services.ai.settings import update_ai_settings
@@ -25,10 +27,14 @@ from services.messages import MessageDraft
 from services.telegram_groups import message_for_telegram
 
 HELP = (
-    "Write to me and I answer: this chat is the same conversation as the AI chat in the app.\n\n"
+    "Write to me, or send a voice note, and I answer: this chat is the same conversation as "
+    "the AI chat in the app.\n\n"
+    "Send a photo and I look at it (with a model that sees images).\n\n"
+    "/image <what> — draw a picture\n"
     "/new — start a fresh conversation\n"
     "/model — choose the AI model\n"
     "/persona <text> — how the AI should behave (/persona reset to clear)\n"
+    "/voice — also answer with a voice note (again to stop)\n"
     "/stop — stop the answer being written\n"
     "/balance — what you have left\n"
     "/topup — buy credits with Telegram Stars\n"
@@ -125,6 +131,23 @@ async def persona(
     await message.answer("Persona cleared." if value is None else "Persona saved.")
 
 
+async def voice_replies(
+    message: Message, command: CommandObject, ctx: BotContext, session: AsyncSession, user: User
+) -> None:
+    """`/voice` turns voice replies on or off (`/voice on`, `/voice off` say which)."""
+    chat = await _ai_chat(ctx, session, user)
+    wanted = parse_switch(command.args, current=chat.ai_voice_replies)
+    if wanted is None:
+        await message.answer("Use /voice, /voice on or /voice off.")
+        return
+    await update_ai_settings(session, ctx.runtime, user, chat.id, {"voice_replies": wanted})
+    await message.answer(
+        "Voice replies on: I also answer with a voice note."
+        if wanted
+        else "Voice replies off: I answer in text only."
+    )
+
+
 async def _cancel_reply(ctx: BotContext, session: AsyncSession, user: User, reply_id: int) -> bool:
     try:
         reply = await replies.request_cancel(session, user, reply_id)
@@ -162,15 +185,47 @@ async def balance(message: Message, ctx: BotContext, session: AsyncSession, user
 
 
 async def chat_with_ai(
-    message: Message, ctx: BotContext, session: AsyncSession, user: User
+    message: Message, bot: Bot, ctx: BotContext, session: AsyncSession, user: User
 ) -> None:
-    """Any other text is a message in the user's direct AI chat."""
+    """Any other text, or a voice note, audio file or round video (transcribed, then answered),
+    is a message in the user's direct AI chat."""
+    sounds = await store_sound(bot, ctx, session, user, message)
+    await _post(message, ctx, session, user, message.text or message.caption, media_ids=sounds)
+
+
+async def image_to_ai(
+    message: Message, bot: Bot, ctx: BotContext, session: AsyncSession, user: User
+) -> None:
+    """A photo, or an image sent as a file, is a message in the user's direct AI chat: the
+    image stored as our media, its caption the text."""
+    if message.photo:
+        file_id, kind, name = message.photo[-1].file_id, MediaKind.PHOTO, None
+    elif message.document is not None:
+        file_id, kind, name = message.document.file_id, None, message.document.file_name
+    else:
+        return
+    media = await store_telegram_file(bot, ctx, session, user, file_id, kind=kind, filename=name)
+    await _post(message, ctx, session, user, message.caption, media_ids=[media.id])
+
+
+async def _post(
+    message: Message,
+    ctx: BotContext,
+    session: AsyncSession,
+    user: User,
+    text: str | None,
+    *,
+    media_ids: list[int] | None = None,
+) -> None:
     chat = await _ai_chat(ctx, session, user)
     reply_to = None
     if message.reply_to_message is not None:
         reply_to = await message_for_telegram(session, chat.id, message.reply_to_message.message_id)
     draft = MessageDraft(
-        text=message.text, reply_to_message_id=reply_to, telegram_message_id=message.message_id
+        text=text,
+        reply_to_message_id=reply_to,
+        telegram_message_id=message.message_id,
+        media_ids=media_ids or (),
     )
     await conversation.post_message(session, user, chat.id, draft, ai=ctx.runtime, limits=None)
 
@@ -185,8 +240,11 @@ def create_router() -> Router:
     router.message.register(choose_model, Command("model"))
     router.callback_query.register(model_chosen, F.data.startswith("model:"))
     router.message.register(persona, Command("persona"))
+    router.message.register(voice_replies, Command("voice"))
     router.message.register(stop, Command("stop"))
     router.stopped_message_generation.register(stopped_by_telegram)
     router.message.register(balance, Command("balance"))
-    router.message.register(chat_with_ai, F.text)
+    router.message.register(chat_with_ai, F.text | F.voice | F.audio | F.video_note)
+    router.message.register(image_to_ai, F.photo)
+    router.message.register(image_to_ai, F.document.mime_type.startswith("image/"))
     return router

@@ -162,7 +162,6 @@ async def update_assistant(
 ) -> Assistant:
     assistant = await owned_assistant(session, owner, assistant_id)
     await _apply(session, ai, owner, assistant, changes)
-    assistant.updated_at = datetime.now(UTC)
     await session.flush()
     return assistant
 

@@ -9,7 +9,7 @@ failed.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,15 +19,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.envelope import Envelope, encode_envelope, encode_frame
 from core.outbox import stage
+from core.storage import Storage
 from llm.base import CompletionRequest, LLMError, Usage
-from llm.catalogue import ModelInfo, cost_micros
-from models import AiReply, AiReplyStatus, Chat, Message, User
+from llm.catalogue import ModelInfo
+from models import AiJobKind, AiReply, AiReplyStatus, Chat, Message, User
 from services import frames
+from services.ai.commands import image_prompt
 from services.ai.context import build_request
+from services.ai.pricing import drawn_cost, final_cost
 from services.ai.runtime import AiRuntime, chat_assistant, temperature_for
+from services.ai.tools import offered_tools, store_drawn
+from services.ai.vision import refusal_for
 from services.audience import chat_member_ids
-from services.billing.quota import QuotaPolicy
 from services.knowledge.answering import finish_with_sources, knowledge_prompt
+from services.media.config import MediaConfig
 from services.messages import TEXT_MAX_LENGTH, MessageDraft, send_message
 from services.text_split import split_text
 
@@ -143,20 +148,26 @@ class SinkReply:
 
 @dataclass(frozen=True, slots=True)
 class ClaimedJob:
-    """What a claimed job needs to stream: the prompt, the model, who hears it."""
+    """What a claimed job needs to run: the prompt (what to draw, for an image job), the
+    model, who hears it. `refusal`: the fixed answer instead of asking the model (a photo
+    its model cannot see)."""
 
     reply_id: int
     chat_id: int
     trigger_message_id: int | None
+    requester_id: int | None
+    kind: AiJobKind
     model: ModelInfo
     request: CompletionRequest
     members: set[int]
     cancel_requested: bool
     sink: SinkReply | None
+    refusal: str | None = None
+    image_prompt: str = ""
 
 
 async def load_claimed(
-    session: AsyncSession, ai: AiRuntime, reply_id: int, *, to_telegram: bool
+    session: AsyncSession, ai: AiRuntime, storage: Storage, reply_id: int, *, to_telegram: bool
 ) -> ClaimedJob:
     """Raises LLMError when the job cannot run: its chat is gone, its model no longer offered.
     `to_telegram`: this process streams replies asked for in Telegram back there."""
@@ -166,42 +177,65 @@ async def load_claimed(
     chat = await session.get(Chat, reply.chat_id)
     if chat is None or not chat.is_active:
         raise LLMError("bad_request", "The chat is gone")
-    model = ai.catalogue.get(reply.model)
-    assistant = await chat_assistant(session, chat)
-    request = await build_request(
-        session,
-        chat,
-        reply.trigger_message_id,
-        model,
-        bot_user_id=(await ai.bot_user(session)).id,
-        requester_id=reply.requested_by,
-        max_tokens=reply.max_tokens,
-        temperature=temperature_for(chat, assistant),
-        assistant=assistant,
-        knowledge=await knowledge_prompt(session, ai.knowledge, reply, assistant),
+    model = _job_model(ai, reply)
+    trigger = (
+        await session.get(Message, (reply.trigger_message_id, reply.chat_id))
+        if reply.trigger_message_id is not None
+        else None
     )
+    refusal = None
+    request = CompletionRequest(model=model.vendor_model, system="", turns=[], max_tokens=0)
+    if reply.kind == AiJobKind.TEXT:
+        refusal = await refusal_for(session, ai, model, chat.id, reply.trigger_message_id)
+    if reply.kind == AiJobKind.TEXT and refusal is None:
+        assistant = await chat_assistant(session, chat)
+        request = await build_request(
+            session,
+            chat,
+            reply.trigger_message_id,
+            model,
+            bot_user_id=(await ai.bot_user(session)).id,
+            requester_id=reply.requested_by,
+            max_tokens=reply.max_tokens,
+            temperature=temperature_for(chat, assistant),
+            storage=storage,
+            tools=offered_tools(ai, model),
+            assistant=assistant,
+            knowledge=await knowledge_prompt(session, ai.knowledge, reply, assistant),
+        )
     return ClaimedJob(
         reply_id=reply.id,
         chat_id=chat.id,
         trigger_message_id=reply.trigger_message_id,
+        requester_id=reply.requested_by,
+        kind=reply.kind,
         model=model,
         request=request,
         members=await chat_member_ids(session, chat.id),
         cancel_requested=reply.cancel_requested,
-        sink=await _sink_reply(session, reply, chat) if to_telegram else None,
+        sink=await _sink_reply(session, reply, chat, trigger) if to_telegram else None,
+        refusal=refusal,
+        image_prompt=image_prompt(trigger.text if trigger else None, ai.bot_username) or "",
     )
 
 
-async def _sink_reply(session: AsyncSession, reply: AiReply, chat: Chat) -> SinkReply | None:
+def _job_model(ai: AiRuntime, reply: AiReply) -> ModelInfo:
+    """The chat model of a text job, the image model of an image job: still offered."""
+    if reply.kind != AiJobKind.IMAGE:
+        return ai.catalogue.get(reply.model)
+    model = ai.catalogue.media_model("image")
+    if model is None or model.id != reply.model:
+        raise LLMError("not_configured", f"Model {reply.model!r} is not available")
+    return model
+
+
+async def _sink_reply(
+    session: AsyncSession, reply: AiReply, chat: Chat, trigger: Message | None
+) -> SinkReply | None:
     """Where in Telegram a reply asked for there goes: the group, or the private chat with the
     user who asked (a user's Telegram id is their private chat's id)."""
     if reply.surface != "telegram":
         return None
-    trigger = (
-        await session.get(Message, (reply.trigger_message_id, reply.chat_id))
-        if reply.trigger_message_id
-        else None
-    )
     if chat.telegram_chat_id is not None:
         telegram_chat_id, is_private = chat.telegram_chat_id, False
     else:
@@ -227,10 +261,12 @@ async def finish(
     *,
     text: str,
     cancelled: bool,
+    media_ids: Sequence[int] = (),
 ) -> tuple[list[int], str]:
-    """The job ends with `text` (and the footnotes of the knowledge it cites): it becomes the
-    AI's messages (several when it is long), its usage is charged, and `ai_reply_done` goes out
-    ahead of them. Returns the messages' ids and the final text."""
+    """The job ends with `text` (and `media_ids`, shown by its first message; and the footnotes
+    of the knowledge it cites): it becomes the AI's messages (several when it is long),
+    everything it used is charged (`services.ai.pricing`, and the question's embedding), and
+    `ai_reply_done` goes out ahead of them. Returns the messages' ids and the final text."""
     reply = await session.get(AiReply, reply_id)
     if reply is None:
         raise LLMError("bad_request", "The reply is gone")
@@ -242,14 +278,21 @@ async def finish(
     reply.text = text
     reply.input_tokens = usage.input_tokens
     reply.output_tokens = usage.output_tokens
-    reply.cost_micros = cost_micros(model, usage.input_tokens, usage.output_tokens) + retrieval_cost
+    reply.cost_micros = final_cost(ai, reply, model) + retrieval_cost
     reply.finished_at = datetime.now(UTC)
     await session.flush()
     message_ids: list[int] = []
     reply_to = await _live_message_id(session, reply.trigger_message_id, reply.chat_id)
-    for part in split_text(text.strip(), TEXT_MAX_LENGTH):
+    parts: list[str | None] = list(split_text(text.strip(), TEXT_MAX_LENGTH))
+    if media_ids and not parts:
+        parts = [None]
+    for part in parts:
+        first = not message_ids
         draft = MessageDraft(
-            text=part, reply_to_message_id=reply_to, ai_reply=None if message_ids else reply
+            text=part,
+            reply_to_message_id=reply_to,
+            ai_reply=reply if first else None,
+            media_ids=media_ids if first else (),
         )
         sent = await send_message(session, bot, reply.chat_id, draft)
         message_ids.append(sent.view.id)
@@ -266,6 +309,28 @@ async def finish(
     return message_ids, text
 
 
+async def finish_image(
+    session: AsyncSession,
+    ai: AiRuntime,
+    storage: Storage,
+    config: MediaConfig,
+    reply_id: int,
+    model: ModelInfo,
+    data: bytes,
+) -> list[int]:
+    """An image job ends with the picture it drew: stored as the AI's media and posted as its
+    reply (charged per image)."""
+    reply = await session.get(AiReply, reply_id)
+    if reply is None:
+        raise LLMError("bad_request", "The reply is gone")
+    media = await store_drawn(session, storage, config, reply, await ai.bot_user(session), data)
+    no_tokens = Usage(input_tokens=0, output_tokens=0)
+    message_ids, _ = await finish(
+        session, ai, reply_id, model, no_tokens, text="", cancelled=False, media_ids=[media.id]
+    )
+    return message_ids
+
+
 async def _live_message_id(
     session: AsyncSession, message_id: int | None, chat_id: int
 ) -> int | None:
@@ -277,7 +342,7 @@ async def _live_message_id(
 
 async def fail(
     session: AsyncSession,
-    quota: QuotaPolicy,
+    ai: AiRuntime,
     reply_id: int,
     code: str,
     message: str,
@@ -285,8 +350,8 @@ async def fail(
     only_if_stale_before: datetime | None = None,
 ) -> bool:
     """The job fails with `code` unless it already ended (or, with `only_if_stale_before`, beat
-    since then): nothing is charged, and `ai_reply_failed` goes out. Returns whether it failed
-    now."""
+    since then): nothing is charged but the pictures it already posted, and `ai_reply_failed`
+    goes out. Returns whether it failed now."""
     statement = (
         update(AiReply)
         .where(
@@ -306,7 +371,11 @@ async def fail(
     reply = await session.scalar(statement)
     if reply is None:
         return False
-    await quota.release(session, reply)
+    reply.cost_micros = drawn_cost(ai, reply)
+    if reply.cost_micros:
+        await ai.quota.settle(session, reply)
+    else:
+        await ai.quota.release(session, reply)
     failed = frames.ai_reply_failed(
         reply_id,
         reply.chat_id,

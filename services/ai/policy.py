@@ -22,11 +22,16 @@ from core.errors import (
     TooManyRequests,
 )
 from core.outbox import stage
-from models import AiMode, AiReply, Chat, ChatType, Message, User
+from llm.catalogue import ModelInfo
+from models import AiJobKind, AiMode, AiReply, Assistant, Chat, ChatType, Message, User
 from services.access import find_membership
+from services.ai import pricing, tools
+from services.ai.commands import addresses_bot, image_prompt, is_command, job_kind
 from services.ai.context import build_request, prompt_tokens
 from services.ai.jobs import wake_envelope
 from services.ai.runtime import AiRuntime, chat_assistant, temperature_for
+from services.ai.vision import has_images
+from services.billing.quota import WorstCase
 
 
 def effective_mode(chat: Chat) -> AiMode:
@@ -47,11 +52,8 @@ def mode_of(chat_type: ChatType, ai_mode: AiMode | None) -> AiMode:
 def mentions_bot(text: str | None, bot_username: str | None) -> bool:
     if not text:
         return False
-    command = re.match(r"^/ask(?:@(\w+))?(?:\s|$)", text, flags=re.IGNORECASE)
-    if command is not None:
-        # "/ask@other_bot" is a command for another bot of the group.
-        addressee = command.group(1)
-        return addressee is None or addressee.lower() == (bot_username or "").lower()
+    if is_command(text):
+        return addresses_bot(text, bot_username)
     if not bot_username:
         return False
     pattern = rf"(?<![\w@])@{re.escape(bot_username)}(?!\w)"
@@ -137,15 +139,20 @@ async def request_reply(
     *,
     quiet: bool = False,
 ) -> AiReply | None:
-    """Queue a reply to `trigger`, paid for by `requester`. With `quiet` (a group that did not
-    address the AI by name), an AI that is busy, rate-limited, not configured or over the
-    requester's allowance just stays silent. A chat whose assistant was archived is told so."""
+    """Queue a reply to `trigger`, paid for by `requester`: an answer, or the picture that
+    "/image <prompt>" asks for. With `quiet` (a group that did not address the AI by name), an
+    AI that is busy, rate-limited, not configured or over the requester's allowance just stays
+    silent. A chat whose assistant was archived is told so."""
+    kind = job_kind(trigger.text, ai.bot_username)
     assistant = await chat_assistant(session, chat)
     try:
         if assistant is not None and assistant.archived_at is not None:
             raise Conflict("This assistant was archived by its owner", code="assistant_archived")
-        model = ai.model_for(chat, assistant)
-    except (ServiceUnavailable, Conflict):
+        if kind == AiJobKind.TEXT:
+            model = ai.model_for(chat, assistant)
+        else:
+            model = _image_model(ai, trigger)
+    except (ServiceUnavailable, BadRequest, Conflict):
         if quiet:
             return None
         raise
@@ -168,9 +175,10 @@ async def request_reply(
         requested_by=requester.id,
         surface="telegram" if trigger.telegram_message_id is not None else "app",
         assistant_id=chat.assistant_id,
+        kind=kind,
         model=model.id,
         provider=model.provider,
-        max_tokens=ai.max_tokens_for(model, assistant),
+        max_tokens=ai.max_tokens_for(model, assistant) if kind == AiJobKind.TEXT else 0,
     )
     try:
         async with session.begin_nested():
@@ -182,20 +190,10 @@ async def request_reply(
         raise Conflict(
             "The AI is still answering in this chat; wait for it or cancel it", code="ai_busy"
         ) from None
-    request = await build_request(
-        session,
-        chat,
-        trigger.id,
-        model,
-        bot_user_id=bot_user_id,
-        requester_id=requester.id,
-        max_tokens=reply.max_tokens,
-        temperature=temperature_for(chat, assistant),
-        assistant=assistant,
-    )
+    worst = await _worst_case(session, ai, chat, reply, model, bot_user_id, assistant)
     try:
         async with session.begin_nested():
-            await ai.quota.reserve(session, reply, model, prompt_tokens(request))
+            await ai.quota.reserve(session, reply, worst)
     except PaymentRequired:
         # No reply waits without its reservation. Quiet, in a group: everyone else's messages
         # must not fail because of one allowance.
@@ -206,6 +204,58 @@ async def request_reply(
         raise
     stage(session, wake_envelope(reply.id))
     return reply
+
+
+def _image_model(ai: AiRuntime, trigger: Message) -> ModelInfo:
+    if not image_prompt(trigger.text, ai.bot_username):
+        raise BadRequest("Write what to draw after /image", code="image_prompt_required")
+    model = tools.image_model(ai)
+    if model is None:
+        raise ServiceUnavailable(
+            "Image generation is not configured", code="ai_images_not_configured"
+        )
+    return model
+
+
+async def _worst_case(
+    session: AsyncSession,
+    ai: AiRuntime,
+    chat: Chat,
+    reply: AiReply,
+    model: ModelInfo,
+    bot_user_id: int,
+    assistant: Assistant | None,
+) -> WorstCase:
+    """What the reply may cost; nothing when it only tells that its model cannot see the
+    photo it is asked about."""
+    blind = reply.kind == AiJobKind.TEXT and not model.vision
+    if blind and await has_images(session, chat.id, reply.trigger_message_id):
+        return WorstCase(tokens=0, micros=0)
+    tokens = 0
+    if reply.kind == AiJobKind.TEXT:
+        request = await build_request(
+            session,
+            chat,
+            reply.trigger_message_id,
+            model,
+            bot_user_id=bot_user_id,
+            requester_id=reply.requested_by,
+            max_tokens=reply.max_tokens,
+            temperature=temperature_for(chat, assistant),
+            storage=None,
+            tools=tools.offered_tools(ai, model),
+            assistant=assistant,
+        )
+        tokens = prompt_tokens(request)
+    return await pricing.worst_case(
+        session,
+        ai,
+        chat,
+        reply,
+        model,
+        tokens,
+        image_tool=tools.offers_image_tool(ai, model),
+    )
 
 
 async def maybe_reply(

@@ -1,4 +1,5 @@
-"""A chat's AI settings: mode (off, mention, always), model, persona, temperature."""
+"""A chat's AI settings: mode (off, mention, always), model, persona, temperature, and whether
+it also answers with a voice note."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ def ai_settings_of(membership: Membership) -> AiSettingsOut:
         model=chat.ai_model,
         persona=chat.ai_persona,
         temperature=chat.ai_temperature,
+        voice_replies=chat.ai_voice_replies,
         can_edit=_can_edit(membership),
     )
 
@@ -78,5 +80,9 @@ async def update_ai_settings(
         chat.ai_persona = persona or None
     if "temperature" in changes:
         chat.ai_temperature = changes["temperature"]
+    if "voice_replies" in changes:
+        if changes["voice_replies"] and (ai is None or ai.catalogue.media_model("speech") is None):
+            raise ServiceUnavailable("Speech is not configured", code="ai_speech_not_configured")
+        chat.ai_voice_replies = changes["voice_replies"]
     await session.flush()
     return ai_settings_of(membership)

@@ -5,20 +5,21 @@ something: charge what it used) or `release` (it failed: charge nothing) after i
 BILLING_ENABLED=true replies are paid from the ledger (`LedgerQuota`): a reply's worst case is
 held from the payer's balance until it ends, then what it actually cost is charged and the rest
 is free again (a failed reply is charged nothing). With BILLING_ENABLED=false, a daily token
-allowance per user applies instead (`DailyTokenAllowance`).
+allowance per user applies instead (`DailyTokenAllowance`). What a job may cost is
+`services.ai.pricing`'s to say.
 """
 
 from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import PaymentRequired
-from llm.catalogue import ModelInfo, cost_micros
 from models import AiReply, AiReplyStatus, BillingAccount, BillingHold, LedgerKind, User
 from services.billing.config import BillingConfig
 from services.billing.ledger import (
@@ -32,11 +33,18 @@ from services.billing.ledger import (
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class WorstCase:
+    """The most a job may use: `tokens` (its prompt and output) and `micros`, everything it
+    may use (tokens, audio, speech, images) priced."""
+
+    tokens: int
+    micros: int
+
+
 class QuotaPolicy(ABC):
     @abstractmethod
-    async def reserve(
-        self, session: AsyncSession, reply: AiReply, model: ModelInfo, prompt_tokens: int
-    ) -> None:
+    async def reserve(self, session: AsyncSession, reply: AiReply, worst: WorstCase) -> None:
         """Refuse (PaymentRequired) a reply whose worst case the user cannot cover."""
 
     @abstractmethod
@@ -57,7 +65,9 @@ def _start_of_today() -> datetime:
 
 
 class DailyTokenAllowance(QuotaPolicy):
-    """Each user may spend this many tokens (input plus output) per UTC day."""
+    """Each user may spend this many tokens (input plus output) per UTC day. Media (audio
+    heard, speech, images) are not tokens and are not limited by it: without billing, the
+    per-user rate of AI requests bounds them."""
 
     def __init__(self, tokens_per_day: int) -> None:
         self.tokens_per_day = tokens_per_day
@@ -72,11 +82,9 @@ class DailyTokenAllowance(QuotaPolicy):
         )
         return int(used or 0)
 
-    async def reserve(
-        self, session: AsyncSession, reply: AiReply, model: ModelInfo, prompt_tokens: int
-    ) -> None:
+    async def reserve(self, session: AsyncSession, reply: AiReply, worst: WorstCase) -> None:
         today = _start_of_today()
-        needed = prompt_tokens + reply.max_tokens
+        needed = worst.tokens
         if await self.used_today(session, reply.requested_by) + needed > self.tokens_per_day:
             raise PaymentRequired(
                 "Today's AI allowance is used up",
@@ -109,12 +117,10 @@ class LedgerQuota(QuotaPolicy):
     def __init__(self, config: BillingConfig) -> None:
         self.config = config
 
-    async def reserve(
-        self, session: AsyncSession, reply: AiReply, model: ModelInfo, prompt_tokens: int
-    ) -> None:
+    async def reserve(self, session: AsyncSession, reply: AiReply, worst: WorstCase) -> None:
         if reply.requested_by is None:
             raise ValueError(f"reply {reply.id} has no payer to reserve its cost from")
-        needed = cost_micros(model, prompt_tokens, reply.max_tokens)
+        needed = worst.micros
         account = await open_account(session, self.config, reply.requested_by)
         available = account.balance - account.reserved
         if needed > available:

@@ -79,8 +79,10 @@ async def store_upload(
     *,
     declared_kind: MediaKind | None = None,
     filename: str | None = None,
+    limited: bool = True,
 ) -> Media:
-    """Types, probes and stores a spooled upload (consuming it) and adds its row."""
+    """Types, probes and stores a spooled upload (consuming it) and adds its row. `limited`:
+    the uploader's upload rate and storage quota apply (not to what the AI makes)."""
     try:
         kind, sniffed = resolve_kind(sniff(upload.head), declared_kind)
         metadata, mime_type = MediaProbe(), OCTET_STREAM
@@ -89,8 +91,9 @@ async def store_upload(
                 metadata = await asyncio.to_thread(probe, upload.path, sniffed)
             mime_type = sniffed.mime_type
         # One user's concurrent uploads queue here, so that each sees the others in the checks.
-        await session.execute(select(User.id).where(User.id == uploader_id).with_for_update())
-        await check_upload_allowed(session, uploader_id, config, incoming_bytes=upload.size)
+        if limited:
+            await session.execute(select(User.id).where(User.id == uploader_id).with_for_update())
+            await check_upload_allowed(session, uploader_id, config, incoming_bytes=upload.size)
         await lock_content(session, upload.sha256)
         key = blob_key(upload.sha256)
         if not await storage.exists(key):
@@ -117,6 +120,31 @@ async def store_upload(
         return media
     finally:
         await upload.discard()
+
+
+async def store_generated(
+    session: AsyncSession,
+    storage: Storage,
+    config: MediaConfig,
+    uploader_id: int,
+    data: bytes,
+    *,
+    kind: MediaKind,
+    filename: str,
+) -> Media:
+    """Media the AI made (a drawn image): stored as an upload of its bot user, typed from its
+    bytes like any upload, without the upload limits meant for people."""
+    upload = await spool_upload(_single_chunk(data), config)
+    return await store_upload(
+        session,
+        storage,
+        config,
+        uploader_id,
+        upload,
+        declared_kind=kind,
+        filename=filename,
+        limited=False,
+    )
 
 
 async def lock_content(session: AsyncSession, sha256: str) -> None:

@@ -32,6 +32,7 @@ class AiSettingsOut(BaseModel):
     model: str | None
     persona: str | None
     temperature: float | None
+    voice_replies: bool = Field(description="the AI also answers with a voice note")
     can_edit: bool
 
 

@@ -30,6 +30,7 @@ class MessageValues(NamedTuple):
     seq: int
     sender_id: int | None
     text: str | None
+    transcript: str | None
     type: MessageType
     reply_to_id: int | None
     forward_from_user_id: int | None
@@ -158,6 +159,8 @@ class MessageView(BaseModel):
     sender_id: int | None
     sender: UserBrief | None
     text: str | None
+    # A voice note's, audio's or video's words, once transcribed (`message_transcribed`).
+    transcript: str | None
     message_type: MessageType
     reply_to_message_id: int | None
     media_url: str | None = None
@@ -339,6 +342,7 @@ def _view(
         sender_id=message.sender_id,
         sender=sender,
         text=message.text,
+        transcript=message.transcript,
         message_type=message.type,
         reply_to_message_id=message.reply_to_id,
         forward_from_user_id=message.forward_from_user_id,

@@ -42,10 +42,10 @@ async def test_an_exhausted_daily_allowance_gets_402(
     own_app: OwnAppFactory, fake_llm: FakeLLM
 ) -> None:
     # Her first reply leaves her 20 tokens, less than any prompt (and 16 to answer); Bob's
-    # replies in the group fit his 1000.
-    fake_llm.script(FakeReply(text="Fine.", input_tokens=970, output_tokens=10))
+    # replies in the group (each prompt offering the tools) fit his 3000.
+    fake_llm.script(FakeReply(text="Fine.", input_tokens=2970, output_tokens=10))
     async with own_app(
-        billing_enabled=False, ai_daily_token_allowance=1000, ai_max_reply_tokens=16
+        billing_enabled=False, ai_daily_token_allowance=3000, ai_max_reply_tokens=16
     ) as app:
         alice = await app.sign_up(241, "Alice")
         bob = await app.sign_up(242, "Bob")

@@ -45,10 +45,12 @@ async def test_group_ai_settings_are_for_admins_to_change(
         "model": None,
         "persona": None,
         "temperature": None,
+        "voice_replies": False,
         "can_edit": False,
     }
-    refused = await bob.put(path, json={"mode": "always"})
-    assert (refused.status_code, refused.json()["code"]) == (403, "not_chat_admin")
+    for change in ({"mode": "always"}, {"voice_replies": True}):
+        refused = await bob.put(path, json=change)
+        assert (refused.status_code, refused.json()["code"]) == (403, "not_chat_admin")
     assert (await carol.get(path)).status_code == 404  # not a member: no such chat
 
     changed = await alice.ok(
@@ -197,3 +199,20 @@ async def test_usage_days_are_utc_days_whatever_the_database_time_zone(
             await connection.execute(text(f'ALTER DATABASE "{name}" RESET timezone'))
     assert row["day"] == late_yesterday.date().isoformat()
     assert (row["input_tokens"], row["output_tokens"]) == (3, 4)
+
+
+async def test_voice_replies_need_a_speech_model(own_app: OwnAppFactory) -> None:
+    # Only Anthropic: no endpoint for OpenAI's speech model.
+    async with own_app(
+        openai_api_key=None, openai_base_url=None, llm_models=None, llm_default_model=CLAUDE_MODEL
+    ) as app:
+        user = await app.sign_up(271, "Dee")
+        chat_id = await open_ai_chat(user)
+        refused = await user.put(f"/api/v1/chats/{chat_id}/ai", json={"voice_replies": True})
+        assert (refused.status_code, refused.json()["code"]) == (503, "ai_speech_not_configured")
+        settings = await user.ok("GET", f"/api/v1/chats/{chat_id}/ai")
+        assert settings["voice_replies"] is False
+        turned_off = await user.ok(
+            "PUT", f"/api/v1/chats/{chat_id}/ai", json={"voice_replies": False}
+        )
+        assert turned_off["voice_replies"] is False

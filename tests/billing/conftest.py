@@ -16,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.db import create_sessionmaker
 from core.settings import DEFAULT_STAR_PACKAGES
-from llm.catalogue import ModelInfo
+from llm.catalogue import ModelInfo, cost_micros
 from services.billing.config import BillingConfig
+from services.billing.quota import WorstCase
 from tests.conftest import TEST_SECRET_KEY, make_settings
 from tests.support.api import RunningApp, running_app
 from tests.support.database import database_fixtures, truncate_all
@@ -36,6 +37,26 @@ PRICEY = ModelInfo(
     output_price=200_000_000,
 )
 STARTING_GRANT = 100_000
+
+
+def catalogue_entry(model: ModelInfo) -> dict[str, Any]:
+    """A chat model as an LLM_MODELS entry (without the fields of other kinds, unset ones)."""
+    media_prices = ("audio_minute_price", "speech_price", "image_price")
+    return {
+        name: value
+        for name, value in dataclasses.asdict(model).items()
+        if value is not None and name not in media_prices
+    }
+
+
+def pricey_worst_case(prompt_tokens: int, max_tokens: int) -> WorstCase:
+    """A text reply's hold at PRICEY's prices."""
+    return WorstCase(
+        tokens=prompt_tokens + max_tokens,
+        micros=cost_micros(PRICEY, prompt_tokens, max_tokens),
+    )
+
+
 ADMIN_TELEGRAM_ID = 900001  # an administrator in make_settings
 
 
@@ -91,7 +112,7 @@ def start_app(
         values: dict[str, object] = {
             "openai_api_key": "test-key",
             "openai_base_url": fake_llm_server.base_url + "/v1",
-            "llm_models": json.dumps([dataclasses.asdict(PRICEY)]),
+            "llm_models": json.dumps([catalogue_entry(PRICEY)]),
             "llm_default_model": PRICEY.id,
             "bot_username": "test_ai_bot",
             "ai_runner_enabled": True,

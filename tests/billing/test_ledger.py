@@ -15,7 +15,7 @@ from models import AiReply, LedgerKind
 from services.billing import ledger
 from services.billing.config import BillingConfig
 from services.billing.quota import LedgerQuota
-from tests.billing.conftest import PRICEY, STARTING_GRANT, config_with
+from tests.billing.conftest import PRICEY, STARTING_GRANT, config_with, pricey_worst_case
 from tests.billing.helpers import Sessionmaker, entries_of, ledger_state, new_reply, new_user
 
 PROMPT_TOKENS = 100
@@ -29,7 +29,7 @@ async def _reserve(
     async with unit_of_work(sessionmaker, MemoryBroker()) as session:
         reply = await session.get(AiReply, reply_id)
         assert reply is not None
-        await quota.reserve(session, reply, PRICEY, prompt_tokens)
+        await quota.reserve(session, reply, pricey_worst_case(prompt_tokens, reply.max_tokens))
 
 
 async def _settle(sessionmaker: Sessionmaker, quota: LedgerQuota, reply_id: int, cost: int) -> None:

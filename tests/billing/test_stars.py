@@ -18,7 +18,12 @@ from services.billing.quota import LedgerQuota
 from services.billing.stars import new_invoice, record_star_payment
 from services.users import user_by_telegram_id
 from tests.ai.helpers import socket_of
-from tests.billing.conftest import ADMIN_TELEGRAM_ID, PRICEY, STARTING_GRANT, AppFactory
+from tests.billing.conftest import (
+    ADMIN_TELEGRAM_ID,
+    STARTING_GRANT,
+    AppFactory,
+    pricey_worst_case,
+)
 from tests.billing.helpers import Sessionmaker, ledger_state, new_reply, user_of
 from tests.conftest import make_settings
 from tests.support.fake_telegram.fake import FakeTelegram, RecordedCall
@@ -272,7 +277,7 @@ async def test_a_refund_of_spent_credits_is_refused_without_asking_telegram(
         async with unit_of_work(billing_sessionmaker, MemoryBroker()) as session:
             row = await session.get(AiReply, reply.id)
             assert row is not None
-            await quota.reserve(session, row, PRICEY, 10)
+            await quota.reserve(session, row, pricey_worst_case(10, row.max_tokens))
         async with unit_of_work(billing_sessionmaker, MemoryBroker()) as session:
             row = await session.get(AiReply, reply.id)
             assert row is not None

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from bot.handlers.private import HELP
 from tests.bot.conftest import BotAppFactory
 from tests.conftest import TEST_SECRET_KEY
 from tests.support.fake_telegram.fake import FakeTelegram
@@ -126,7 +127,7 @@ async def test_a_custom_webhook_path_replaces_the_default_one(
         assert custom.status_code == 200
         (sent,) = bot_app.telegram.calls_to("sendMessage")
         assert sent.params["chat_id"] == ERIN.id
-        assert sent.params["text"].startswith("Write to me and I answer")
+        assert sent.params["text"] == HELP
 
 
 async def test_auto_mode_polls_in_a_single_process_server(start_bot_app: BotAppFactory) -> None:

@@ -15,7 +15,7 @@ from llm.catalogue import cost_micros
 from models import AiReply
 from services.billing.ledger import get_balance
 from services.billing.quota import LedgerQuota
-from tests.billing.conftest import PRICEY, config_with
+from tests.billing.conftest import PRICEY, config_with, pricey_worst_case
 from tests.billing.helpers import add_reply
 from tests.services.helpers import new_user
 
@@ -29,7 +29,7 @@ async def test_a_hold_reserves_and_settling_charges_what_the_reply_cost(
     quota = LedgerQuota(config_with(starting_grant=WORST_CASE * 2))
     user = await new_user(session, 13001, "Alice")
     reply = await add_reply(session, user)
-    await quota.reserve(session, reply, PRICEY, PROMPT_TOKENS)
+    await quota.reserve(session, reply, pricey_worst_case(PROMPT_TOKENS, 100))
     held = await get_balance(session, quota.config, user.id)
     assert (held.balance, held.reserved, held.available) == (
         WORST_CASE * 2,
@@ -49,12 +49,12 @@ async def test_a_second_hold_the_balance_cannot_cover_besides_the_first_is_refus
     quota = LedgerQuota(config_with(starting_grant=WORST_CASE * 3 // 2))
     user = await new_user(session, 13002, "Bob")
     first, second = await add_reply(session, user), await add_reply(session, user)
-    await quota.reserve(session, first, PRICEY, PROMPT_TOKENS)
+    await quota.reserve(session, first, pricey_worst_case(PROMPT_TOKENS, 100))
     with pytest.raises(PaymentRequired) as refused:
-        await quota.reserve(session, second, PRICEY, PROMPT_TOKENS)
+        await quota.reserve(session, second, pricey_worst_case(PROMPT_TOKENS, 100))
     assert refused.value.code == "insufficient_balance"
     await quota.release(session, first)
-    await quota.reserve(session, second, PRICEY, PROMPT_TOKENS)
+    await quota.reserve(session, second, pricey_worst_case(PROMPT_TOKENS, 100))
 
 
 @pytest.mark.postgres
@@ -74,7 +74,7 @@ async def test_two_holds_at_once_never_take_the_balance_below_zero(
             async with unit_of_work(sessionmaker, MemoryBroker()) as session:
                 reply = await session.get(AiReply, reply_id)
                 assert reply is not None
-                await quota.reserve(session, reply, PRICEY, PROMPT_TOKENS)
+                await quota.reserve(session, reply, pricey_worst_case(PROMPT_TOKENS, 100))
         except PaymentRequired:
             return False
         return True

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from core.bounds import Id
 from core.db import read_session, unit_of_work
@@ -19,7 +19,7 @@ from core.envelope import Envelope, user_route
 from core.errors import ServiceUnavailable
 from models import ACTIVE_REPLY_STATUSES, AiReply, Message, User
 from services import conversation, profile, users
-from services.ai import replies, settings
+from services.ai import replies, settings, voice
 from services.ai.runtime import AiRuntime
 from services.messages import MessageDraft
 from services.views.ai import AiReplyOut, AiSettingsOut, ModelOut, ProfileOut, UsageOut
@@ -81,7 +81,8 @@ async def get_chat_ai(chat_id: Id, user: CurrentUser, session: Session) -> AiSet
 async def put_chat_ai(
     chat_id: Id, body: AiSettingsUpdate, user: CurrentUser, session: Session, context: Context
 ) -> AiSettingsOut:
-    """Mode (off, mention, always), model, persona and temperature; in groups, admins only."""
+    """Mode (off, mention, always), model, persona, temperature and `voice_replies` (the AI
+    also answers with a voice note); in groups, admins only."""
     return await settings.update_ai_settings(
         session, context.ai, user, chat_id, body.model_dump(exclude_unset=True)
     )
@@ -125,6 +126,27 @@ async def regenerate_reply(
     """A new AI reply to this message (or, given an AI message, to what it answered)."""
     reply = await replies.regenerate(session, _runtime(context), user, message_id)
     return _reply_out(reply, context)
+
+
+@router.post(
+    "/chats/{chat_id}/messages/{message_id}/transcribe",
+    response_model=MessageView,
+    responses={
+        202: {"model": AiReplyOut, "description": "Queued: `message_transcribed` follows"},
+        **errors(400, 402, 404, 422, 503),
+    },
+)
+async def transcribe_message(
+    chat_id: Id, message_id: Id, user: CurrentUser, session: Session, context: Context
+) -> MessageView | JSONResponse:
+    """A voice note's, audio's or video's words. `200` with the message when it has its
+    transcript; else `202` with the transcription job (paid by the caller, as a reply is), and
+    every member gets `message_transcribed` when it is done."""
+    asked = await voice.request_transcription(session, context.ai, user, chat_id, message_id)
+    if asked.job is None:
+        return await message_view(session, asked.message)
+    job = _reply_out(asked.job, context).model_dump(mode="json")
+    return JSONResponse(job, status_code=202)
 
 
 @router.get("/ai/usage", response_model=list[UsageOut], responses=errors(422))
@@ -255,7 +277,8 @@ async def llm_chat_stream(
     chat_id: Id, body: LlmChatMessage, user: Caller, context: Context
 ) -> EventStream:
     """The same as server-sent events: `user_message`, then `ai_reply_started`,
-    `ai_reply_delta`..., and `ai_reply_done` or `ai_reply_failed` (the WebSocket's frames)."""
+    `ai_reply_delta`... (and `ai_reply_tool` around a tool step), and `ai_reply_done` or
+    `ai_reply_failed` (the WebSocket's frames)."""
     frames_scope = _reply_frames(context, user.id, chat_id)
     frames = await frames_scope.__aenter__()
     try:

@@ -17,6 +17,7 @@ class AiSettingsUpdate(Input):
     model: str | None = Field(default=None, max_length=128)
     persona: str | None = Field(default=None, max_length=PERSONA_MAX_LENGTH)
     temperature: Number | None = Field(default=None, ge=0, le=2)
+    voice_replies: Flag = False
 
 
 class ProfileUpdate(Input):

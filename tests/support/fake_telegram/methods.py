@@ -63,6 +63,9 @@ class BotApiMethods(TelegramState):
             "setChatMenuButton": self._set_chat_menu_button,
             "getChatMenuButton": self._get_chat_menu_button,
             "sendMessage": self._send_message,
+            "sendVoice": self._send_voice,
+            "sendPhoto": self._send_photo,
+            "getFile": self._get_file,
             "editMessageText": self._edit_message_text,
             "sendMessageDraft": self._send_message_draft,
             "sendChatAction": self._send_chat_action,
@@ -218,6 +221,82 @@ class BotApiMethods(TelegramState):
         for key in [key for key in self.drafts if key[0] == chat_id]:
             del self.drafts[key]
         return copy.deepcopy(message)
+
+    def _send_photo(self, params: Json) -> Json:
+        """A photo uploaded as a multipart file, as the field itself or referenced as
+        "attach://<field>" (a file_id or URL is not modelled)."""
+        chat_id = required_chat_id(params)
+        self._check_can_send(chat_id)
+        photo = params.get("photo")
+        if isinstance(photo, str) and photo.startswith("attach://"):
+            photo = params.get(photo.removeprefix("attach://"))
+        if not isinstance(photo, bytes) or not photo:
+            raise ApiError(400, "Bad Request: there is no photo in the request")
+        size = self.add_file(photo, "photos", "jpg")
+        message: Json = {
+            "message_id": self._next_message_id(chat_id),
+            "from": self.bot_user.as_dict(),
+            "chat": self._chat(chat_id),
+            "date": int(time.time()),
+            "photo": [{**size, "width": 1024, "height": 1024}],
+        }
+        reply_to = self._reply_to(chat_id, params)
+        if reply_to is not None:
+            message["reply_to_message"] = reply_to
+        if params.get("caption"):
+            message["caption"] = str(params["caption"])
+        self.messages[(chat_id, message["message_id"])] = message
+        return copy.deepcopy(message)
+
+    def _send_voice(self, params: Json) -> Json:
+        """A voice note uploaded in Ogg/Opus as a multipart file, as the field itself or
+        referenced as "attach://<field>", or a file_id Telegram holds (captions are not
+        modelled)."""
+        chat_id = required_chat_id(params)
+        self._check_can_send(chat_id)
+        voice = params.get("voice")
+        if isinstance(voice, str) and voice.startswith("attach://"):
+            voice = params.get(voice.removeprefix("attach://"))
+        if isinstance(voice, bytes):
+            if not voice.startswith(b"OggS") or b"OpusHead" not in voice[:512]:
+                raise ApiError(400, "Bad Request: VOICE_MESSAGES_FORBIDDEN_OR_INVALID_FORMAT")
+            sent = self.add_file(voice, "voice", "oga")
+        elif isinstance(voice, str) and voice in self.files:
+            _, data = self.files[voice]
+            unique = voice.rsplit("-", 1)[-1]
+            sent = {"file_id": voice, "file_unique_id": unique, "file_size": len(data)}
+        else:
+            raise ApiError(400, "Bad Request: there is no voice in the request")
+        message: Json = {
+            "message_id": self._next_message_id(chat_id),
+            "from": self.bot_user.as_dict(),
+            "chat": self._chat(chat_id),
+            "date": int(time.time()),
+            "voice": {
+                **sent,
+                "duration": as_int(params.get("duration")) or 0,
+                "mime_type": "audio/ogg",
+            },
+        }
+        reply_to = self._reply_to(chat_id, params)
+        if reply_to is not None:
+            message["reply_to_message"] = reply_to
+        self.messages[(chat_id, message["message_id"])] = message
+        return copy.deepcopy(message)
+
+    def _get_file(self, params: Json) -> Json:
+        file_id = required_str(params, "file_id")
+        known = self.files.get(file_id)
+        if known is None:
+            raise ApiError(400, "Bad Request: invalid file_id")
+        path, data = known
+        unique = file_id.rsplit("-", 1)[-1]
+        return {
+            "file_id": file_id,
+            "file_unique_id": unique,
+            "file_size": len(data),
+            "file_path": path,
+        }
 
     def _edit_message_text(self, params: Json) -> Json | bool:
         text, entities = formatted_text(params)

@@ -35,6 +35,7 @@ class FakeTelegramServer(FakeServer[FakeTelegram]):
         self.app = Starlette(
             routes=[
                 Route("/bot{token}/{method}", self._api, methods=methods),
+                Route("/file/bot{token}/{path:path}", self._file, methods=["GET"]),
                 Route("/{path:path}", self._not_found, methods=methods),
             ]
         )
@@ -44,6 +45,13 @@ class FakeTelegramServer(FakeServer[FakeTelegram]):
         if not TOKEN_PATTERN.fullmatch(token):
             return error_response(ApiError(401, "Unauthorized"))
         return await self.current.handle(request, token, request.path_params["method"])
+
+    async def _file(self, request: Request) -> Response:
+        """A file's download, by the file_path getFile gave."""
+        data = self.current.file_by_path(request.path_params["path"])
+        if request.path_params["token"] != self.current.token or data is None:
+            return error_response(ApiError(404, "Not Found"))
+        return Response(data, media_type="application/octet-stream")
 
     async def _not_found(self, request: Request) -> Response:
         return error_response(ApiError(404, "Not Found"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -51,6 +52,9 @@ class TelegramState:
         self.menu_buttons: dict[int | None, Json] = {}  # chat_id (None: the default) -> button
         self.refunded_charges: set[str] = set()
         self.invoice_links: dict[str, Json] = {}  # link -> createInvoiceLink parameters
+        # file_id -> (file_path, bytes): what users sent (getFile and the file download) and
+        # what the bot uploaded (sendPhoto)
+        self.files: dict[str, tuple[str, bytes]] = {}
         self._commands: dict[tuple[str, str], list[Json]] = {}
         self._pending: deque[Json] = deque()
         self._allowed_updates: frozenset[str] | None = None
@@ -128,6 +132,17 @@ class TelegramState:
             )
         if chat_id in self._blocked:
             raise ApiError(403, "Forbidden: bot was blocked by the user")
+
+    def add_file(self, data: bytes, directory: str, extension: str) -> Json:
+        """A file Telegram holds (a user's upload, or the bot's), as a File-like object:
+        file_id, file_unique_id, file_size."""
+        unique = secrets.token_hex(8)
+        file_id = f"{directory}-{unique}"
+        self.files[file_id] = (f"{directory}/file_{len(self.files)}.{extension}", data)
+        return {"file_id": file_id, "file_unique_id": unique, "file_size": len(data)}
+
+    def file_by_path(self, path: str) -> bytes | None:
+        return next((data for known, data in self.files.values() if known == path), None)
 
     def _next_message_id(self, chat_id: int) -> int:
         message_id = self._last_message_id.get(chat_id, 0) + 1

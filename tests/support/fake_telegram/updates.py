@@ -163,6 +163,25 @@ def private_text(
     return _text_message(tg_private_chat(user), user, text, message_id, reply_to, entities)
 
 
+def private_photo(
+    user: TgUser, photo: Json, *, width: int, height: int, caption: str | None = None
+) -> Json:
+    """A user's photo to the bot: `photo` is the file (FakeTelegram.add_file), offered in one
+    size, as a small photo is."""
+    sizes = [{**photo, "width": width, "height": height}]
+    chat = tg_private_chat(user)
+    return _update("message", _message(chat, user, None, photo=sizes, caption=caption))
+
+
+def private_document(
+    user: TgUser, document: Json, *, file_name: str, mime_type: str, caption: str | None = None
+) -> Json:
+    """A user's file to the bot, sent as a document (`document`: FakeTelegram.add_file)."""
+    sent = {**document, "file_name": file_name, "mime_type": mime_type}
+    chat = tg_private_chat(user)
+    return _update("message", _message(chat, user, None, document=sent, caption=caption))
+
+
 def group_text(
     chat: TgChat,
     user: TgUser,
@@ -174,6 +193,38 @@ def group_text(
 ) -> Json:
     """A user's text message in a group (entities as in private_text)."""
     return _text_message(chat, user, text, message_id, reply_to, entities)
+
+
+SoundKind = Literal["voice", "audio", "video_note"]
+_SOUND_FIELDS: dict[str, Json] = {
+    "voice": {"mime_type": "audio/ogg"},
+    "audio": {"mime_type": "audio/mpeg", "file_name": "song.mp3"},
+    "video_note": {"length": 240},
+}
+
+
+def sound_message(
+    chat: TgChat,
+    user: TgUser,
+    kind: SoundKind,
+    file: Json,
+    *,
+    duration: int,
+    reply_to: Json | None = None,
+) -> Json:
+    """A voice note, an audio file or a round video note, in private or in a group; `file` is
+    what FakeTelegram.add_file made of its bytes."""
+    sound = {**file, "duration": duration, **_SOUND_FIELDS[kind]}
+    return _update(
+        "message",
+        _message(
+            chat,
+            user,
+            None,
+            reply_to_message=embedded(reply_to) if reply_to is not None else None,
+            **{kind: sound},
+        ),
+    )
 
 
 def _member(user: TgUser, status: str) -> Json:

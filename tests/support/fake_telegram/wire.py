@@ -41,6 +41,7 @@ _STRING_PARAMS = frozenset(
     | {"provider_token", "telegram_payment_charge_id", "action", "language_code"}
     | {"business_connection_id", "inline_message_id", "message_effect_id", "start_parameter"}
     | {"photo_url", "provider_data", "custom_emoji_id", "short_description", "name"}
+    | {"file_id", "voice"}
 )
 
 

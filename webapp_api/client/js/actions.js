@@ -253,6 +253,13 @@ export async function toggleReaction(message, emoji) {
   store.upsertMessages(message.chat_id, [updated]);
 }
 
+/** Ask for a voice note's words: already there (the message), or on their way (202: the
+ * `message_transcribed` event brings them to every member). */
+export async function transcribe(message) {
+  const answer = await api.post(`/chats/${message.chat_id}/messages/${message.id}/transcribe`);
+  if (answer && answer.message_type) store.upsertMessages(message.chat_id, [answer]);
+}
+
 // -- reading and typing ---------------------------------------------------------------------------------
 
 const readSent = new Map(); // chat id -> message id last reported
@@ -424,6 +431,9 @@ export function handleFrame(frame) {
       }
       break;
     }
+    case "ai_reply_tool":
+      if (state.ai.has(frame.reply_id)) store.upsertAi(frame.reply_id, { tool: frame.status === "started" ? frame.tool : null });
+      break;
     case "ai_reply_done": {
       const live = state.ai.get(frame.reply_id);
       const ids = frame.message_ids || (frame.message_id ? [frame.message_id] : []);
@@ -435,6 +445,9 @@ export function handleFrame(frame) {
       }
       break;
     }
+    case "ai_voice_failed":
+      toast(`AI voice reply: ${frame.message || frame.code}`, "error");
+      break;
     case "ai_reply_failed":
       if (frame.reply_id !== null && frame.reply_id !== undefined) store.removeAi(frame.reply_id);
       if (frame.code !== "cancelled") toast(`AI: ${frame.message || frame.code}`, "error");

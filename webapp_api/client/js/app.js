@@ -1,5 +1,6 @@
 // Start-up and the router: #/chats, #/chat/12, #/chat/12/info, #/new, #/ai, #/join/<token>,
-// #/profile, #/balance.
+// #/profile, #/balance, #/assistants, #/assistants/new, #/assistant/12, #/assistant/12/t/<token>,
+// #/assistant/12/edit.
 
 import * as telegram from "./telegram.js";
 import { api, accessToken, onUser } from "./api.js";
@@ -13,6 +14,7 @@ import { renderInfo } from "./screens/info.js";
 import { renderNewChat } from "./screens/newchat.js";
 import { renderProfile } from "./screens/profile.js";
 import { renderBalance } from "./screens/balance.js";
+import { renderAssistants, renderAssistant, renderAssistantEditor } from "./screens/assistants.js";
 
 const view = document.getElementById("view");
 let cleanup = null;
@@ -26,6 +28,10 @@ const ROUTES = [
   [/^\/profile$/, () => renderProfile],
   [/^\/balance$/, () => renderBalance],
   [/^\/ai$/, () => openAiChat],
+  [/^\/assistants$/, () => renderAssistants],
+  [/^\/assistants\/new$/, () => renderAssistantEditor],
+  [/^\/assistant\/(\d+)(?:\/t\/([\w-]+))?$/, () => renderAssistant],
+  [/^\/assistant\/(\d+)\/edit$/, () => renderAssistantEditor],
   [/^\/join\/([\w-]+)$/, () => joinChat],
 ];
 
@@ -102,6 +108,8 @@ function launchRoute() {
   if (m) return `/chat/${m[1]}`;
   m = /^join_([\w-]+)$/.exec(param);
   if (m) return `/join/${m[1]}`;
+  m = /^assistant_(\d+)(?:_([\w-]+))?$/.exec(param);
+  if (m) return m[2] ? `/assistant/${m[1]}/t/${m[2]}` : `/assistant/${m[1]}`;
   return "/chats";
 }
 

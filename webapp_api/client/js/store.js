@@ -261,8 +261,11 @@ const HANDLERS = {
       emit("chats");
     }
   },
+  message_transcribed(event, chat) {
+    updateLoaded(chat.id, event.message_id, { transcript: event.transcript });
+  },
   message_deleted(event, chat) {
-    updateLoaded(chat.id, event.message_id, { is_deleted: true, text: null, media: [], media_url: null, reactions: [], is_pinned: false });
+    updateLoaded(chat.id, event.message_id, { is_deleted: true, text: null, transcript: null, media: [], media_url: null, reactions: [], is_pinned: false });
   },
   reaction_changed(event, chat) {
     updateLoaded(chat.id, event.message_id, { reactions: event.reactions || [] });

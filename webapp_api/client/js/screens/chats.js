@@ -55,6 +55,7 @@ export function renderChats(container) {
   document.getElementById("title").textContent = "Chats";
   mount(document.getElementById("top-actions"),
     h("button.icon-button", { type: "button", "aria-label": "AI assistant", title: "AI assistant", "data-testid": "ai-chat-button", onclick: () => { location.hash = "#/ai"; } }, icon("sparkle")),
+    h("button.icon-button", { type: "button", "aria-label": "Assistants", title: "Assistants", "data-testid": "assistants-button", onclick: () => { location.hash = "#/assistants"; } }, icon("assistants")),
     h("button.icon-button", { type: "button", "aria-label": "Balance", "data-testid": "balance-button", onclick: () => { location.hash = "#/balance"; } }, icon("star")),
     h("button.icon-button", { type: "button", "aria-label": "Profile", "data-testid": "profile-button", onclick: () => { location.hash = "#/profile"; } },
       avatar(state.me ? userName(state.me) : "?", { size: 30, photo: state.me?.profile_photo_url })));

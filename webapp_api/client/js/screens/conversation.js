@@ -9,6 +9,7 @@ import { h, mount, avatar, chatTitle, userName, formatClock, formatDay, formatDu
 import { backButton, haptics } from "../telegram.js";
 import { previewText } from "./chats.js";
 import { markdownElement, renderMarkdownThrottled } from "../markdown.js";
+import { ratingButtons } from "./assistants.js";
 
 const { state } = store;
 const REACTIONS = ["👍", "❤️", "😂", "😮", "😢", "🔥", "🎉"];
@@ -93,11 +94,13 @@ export function renderConversation(container, { params, navigate }) {
   });
   const fileInput = h("input", { type: "file", accept: "image/*,audio/*,video/*,application/pdf", "data-testid": "attach-input", hidden: true, "aria-label": "Attach a file" });
   const attachButton = h("button.icon-button", { type: "button", "aria-label": "Attach a photo or file", "data-testid": "attach-button", onclick: () => fileInput.click() }, icon("attach"));
+  // "/image <prompt>": the AI draws it (the composer's text becomes the prompt).
+  const imageButton = h("button.icon-button", { type: "button", "aria-label": "Ask the AI to draw a picture", "data-testid": "image-button", hidden: true }, icon("image"));
   const voiceButton = h("button.icon-button.voice-button", { type: "button", "aria-label": "Record a voice message", "data-testid": "voice-button", "data-state": "idle" }, icon("mic"));
   const sendButton = h("button.icon-button.send-button", { type: "button", "aria-label": "Send", "data-testid": "send-button", disabled: true }, icon("send"));
   const recordingEl = h("div.recording", { hidden: true, "data-testid": "voice-recording", role: "status" });
   const cancelRecording = h("button.icon-button", { type: "button", hidden: true, "aria-label": "Cancel recording", "data-testid": "voice-cancel" }, icon("close"));
-  const composer = h("div.composer", attachButton, fileInput, h("label.visually-hidden", { for: "composer-input" }, "Message"), input, recordingEl, cancelRecording, voiceButton, sendButton);
+  const composer = h("div.composer", attachButton, fileInput, imageButton, h("label.visually-hidden", { for: "composer-input" }, "Message"), input, recordingEl, cancelRecording, voiceButton, sendButton);
   const wrap = h("div.conversation", { "data-testid": "conversation", "data-chat-id": chatId }, list, typingEl, h("div.composer-wrap", contextBar, composer));
   mount(container, wrap);
 
@@ -170,7 +173,7 @@ export function renderConversation(container, { params, navigate }) {
   function messageSignature(m, showSender) {
     const mine = state.me && m.sender_id === state.me.id;
     const quote = m.reply_to_message_id ? box.byId.get(m.reply_to_message_id) : null;
-    return JSON.stringify([m.text, m.is_deleted, m.is_edited, m.reactions, mine ? store.readState(m) : "", (m.media || []).map((x) => x.id),
+    return JSON.stringify([m.text, m.transcript, m.is_deleted, m.is_edited, m.reactions, mine ? store.readState(m) : "", (m.media || []).map((x) => x.id),
       store.myReaction(m) || "", m.is_pinned, showSender, quote ? [quote.text, quote.is_deleted] : null, m.ai?.incomplete]);
   }
 
@@ -195,6 +198,8 @@ export function renderConversation(container, { params, navigate }) {
       const quote = isAi && state.chats.get(chatId)?.chat_type === "ai" ? null : quoteOf(m);
       if (quote) el.append(quote);
       if (m.media && m.media.length) el.append(...renderMedia(m.media));
+      const words = transcriptOf(m);
+      if (words) el.append(words);
       // The AI's answers are Markdown, rendered; people's texts stay as typed.
       if (m.text) el.append(isAi ? markdownElement(m.text, { "data-testid": "message-text" }) : h("span.text", { "data-testid": "message-text" }, m.text));
     }
@@ -204,6 +209,7 @@ export function renderConversation(container, { params, navigate }) {
       m.is_edited && !m.is_deleted ? h("span", "edited") : null,
       h("time", { datetime: m.created_at }, formatClock(m.created_at)),
       mine && !m.is_deleted ? readMark(m) : null));
+    if (isAi && !m.is_deleted && m.sender?.is_bot) el.append(ratingButtons(chatId, m));
     if (!m.is_deleted && m.reactions && m.reactions.length) {
       const minePick = store.myReaction(m);
       el.append(h("div.reactions", m.reactions.map((r) => h("button.reaction", {
@@ -221,6 +227,28 @@ export function renderConversation(container, { params, navigate }) {
     el.addEventListener("contextmenu", open);
     el.addEventListener("keydown", (e) => { if ((e.key === "Enter" || e.key === " ") && e.target === el) open(e); });
     return el;
+  }
+
+  /** Under a voice note (audio, video): its words, or a button that asks for them. */
+  function transcriptOf(m) {
+    if (typeof m.transcript === "string") {
+      return h("p.transcript", { "data-testid": "message-transcript" }, m.transcript);
+    }
+    if (!["voice", "audio", "video"].includes(m.message_type)) return null;
+    const button = h("button.button.small.secondary.transcribe", {
+      type: "button", "data-testid": "transcribe-button",
+      onclick: (e) => {
+        e.stopPropagation();
+        button.disabled = true;
+        button.textContent = "Transcribing…";
+        actions.transcribe(m).catch((err) => {
+          button.disabled = false;
+          button.textContent = "Transcribe";
+          toast(err.message, "error");
+        });
+      },
+    }, "Transcribe");
+    return button;
   }
 
   function buildPending(p) {
@@ -246,8 +274,11 @@ export function renderConversation(container, { params, navigate }) {
   }
 
   /** What of a live reply needs a new bubble; the text alone is updated in place. */
+  /** What the AI is doing while a tool of its reply runs (ai_reply_tool). */
+  const AI_TOOL_LABELS = { search_history: "Searching the chat…", generate_image: "Drawing…" };
+
   function aiShape(reply) {
-    return JSON.stringify([reply.status, Boolean(reply.stopping), reply.model || ""]);
+    return JSON.stringify([reply.status, Boolean(reply.stopping), reply.model || "", reply.tool || ""]);
   }
 
   /** A delta: the same bubble with its text grown, so that its Stop button stays put under a
@@ -271,6 +302,7 @@ export function renderConversation(container, { params, navigate }) {
     },
     reply.model ? h("div.model", reply.model) : null,
     markdownElement(reply.text || "", { "data-testid": "ai-streaming-text" }),
+    streaming && reply.tool ? h("div.model", { "data-testid": "ai-tool", role: "status" }, AI_TOOL_LABELS[reply.tool] || "Working…") : null,
     streaming ? h("div.ai-stop", h("button.button.small.secondary", {
       type: "button", "data-testid": "ai-stop", disabled: Boolean(reply.stopping), "aria-label": "Stop the AI reply",
       onclick: () => actions.cancelAiReply(reply.reply_id).catch((err) => toast(err.message, "error")),
@@ -304,7 +336,7 @@ export function renderConversation(container, { params, navigate }) {
       items.push({ key: `p${p.client_msg_id}`, sig: JSON.stringify([p.failed, p.uploading, p.text, Boolean(p.preview)]), build: () => buildPending(p) });
     }
     for (const reply of store.aiStreamsOf(chatId)) {
-      items.push({ key: `a${reply.reply_id}`, sig: JSON.stringify([reply.text, reply.status, reply.stopping, reply.model]), build: () => buildAi(reply), patch: (el) => patchAi(el, reply) });
+      items.push({ key: `a${reply.reply_id}`, sig: JSON.stringify([reply.text, reply.status, reply.stopping, reply.model, reply.tool]), build: () => buildAi(reply), patch: (el) => patchAi(el, reply) });
     }
     if (!messages.length && !pendings.length && box.loaded) {
       items.push({ key: "empty", sig: "", build: () => h("p.empty", chat?.chat_type === "ai" ? "Ask the AI anything." : "No messages here yet.") });
@@ -438,6 +470,12 @@ export function renderConversation(container, { params, navigate }) {
 
   // -- composer ----------------------------------------------------------------------------------------
 
+  /** Whether the AI can be asked in this chat (its direct chat, or a group). */
+  function aiHears() {
+    const type = state.chats.get(chatId)?.chat_type;
+    return type === "ai" || type === "group";
+  }
+
   function autosize() {
     input.style.height = "auto";
     input.style.height = `${Math.min(input.scrollHeight, 140)}px`;
@@ -487,6 +525,12 @@ export function renderConversation(container, { params, navigate }) {
     }
   });
   sendButton.addEventListener("click", send);
+  imageButton.addEventListener("click", () => {
+    if (!input.value.startsWith("/image ")) input.value = `/image ${input.value.trimStart()}`;
+    updateButtons();
+    input.focus();
+    input.setSelectionRange(input.value.length, input.value.length);
+  });
 
   fileInput.addEventListener("change", () => {
     const files = [...fileInput.files];
@@ -510,6 +554,7 @@ export function renderConversation(container, { params, navigate }) {
     cancelRecording.hidden = !on;
     input.hidden = on;
     attachButton.hidden = on;
+    imageButton.hidden = on || !aiHears();
     sendButton.hidden = on;
     voiceButton.dataset.state = on ? "recording" : "idle";
     voiceButton.replaceChildren(icon(on ? "stop" : "mic"));
@@ -597,6 +642,7 @@ export function renderConversation(container, { params, navigate }) {
       actions.loadChatDetails(chatId).catch(() => null);
     }
     actions.loadOnline(chatId).catch(() => null);
+    imageButton.hidden = !aiHears();
     renderHeader();
     if (!box.loaded) {
       list.setAttribute("aria-busy", "true");

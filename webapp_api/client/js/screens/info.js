@@ -78,10 +78,11 @@ export function renderInfo(container, { params, navigate }) {
     persona.value = aiSettings.persona || "";
     const temperature = h("input", { id: "ai-temperature", type: "number", min: 0, max: 2, step: 0.1, disabled: !canEdit, "data-testid": "ai-temperature-input", placeholder: "default" });
     temperature.value = aiSettings.temperature ?? "";
+    const voiceReplies = h("input", { id: "ai-voice-replies", type: "checkbox", checked: Boolean(aiSettings.voice_replies), disabled: !canEdit, "data-testid": "ai-voice-replies" });
     const errorEl = h("p.error-text", { role: "alert" });
     const save = async () => {
       errorEl.textContent = "";
-      const body = { mode: mode.value, model: model.value || null, persona: persona.value.trim() || null };
+      const body = { mode: mode.value, model: model.value || null, persona: persona.value.trim() || null, voice_replies: voiceReplies.checked };
       if (temperature.value !== "") body.temperature = Number(temperature.value);
       else body.temperature = null;
       try {
@@ -102,6 +103,7 @@ export function renderInfo(container, { params, navigate }) {
       h("div.field", h("label", { for: "ai-model" }, "Model"), model),
       h("div.field", h("label", { for: "ai-persona" }, "Persona (instructions for the AI)"), persona),
       h("div.field", h("label", { for: "ai-temperature" }, "Temperature (0–2)"), temperature),
+      h("label.check", voiceReplies, "Also answer with a voice note"),
       canEdit ? h("div.row-actions", h("button.button", { type: "button", "data-testid": "ai-settings-save", onclick: save }, "Save AI settings"))
         : h("p.help", "Only group admins change these."),
       errorEl);
