@@ -45,9 +45,11 @@ check: lint typecheck test
 # postgresql://postgres@127.0.0.1:5432/postgres) and redis-server on PATH or BENCH_REDIS_URL.
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.retrieval
 
 bench-quick: $(BIN)/.installed
 	$(BIN)/python -m bench.run --quick
+	$(BIN)/python -m bench.retrieval --quick
 
 # The soak (docs/RELIABILITY.md): delivery under faults, 5 minutes; soak-quick is CI's 3-minute
 # form. Same needs as the benchmarks, and redis-server on PATH (it kills its own). SOAK_ARGS

@@ -291,6 +291,10 @@ class Settings(BaseSettings):
     speech_voice: str = Field(default="alloy", min_length=1, max_length=32)
     image_model: str = "gpt-image-1"
     image_base_url: str | None = None
+    # Assistants' knowledge: a catalogue model of kind embedding, at EMBEDDINGS_BASE_URL
+    # (default OPENAI_BASE_URL) with OPENAI_API_KEY; a local embeddings server works too.
+    embeddings_model: str = "text-embedding-3-small"
+    embeddings_base_url: str | None = None
     billing_enabled: bool = True
     billing_starting_grant_micros: int = Field(default=1_000_000, ge=0)
     billing_daily_free_micros: int = Field(default=0, ge=0)
@@ -332,6 +336,7 @@ class Settings(BaseSettings):
         "transcription_base_url",
         "speech_base_url",
         "image_base_url",
+        "embeddings_base_url",
         "metrics_token",
         "assistant_bot_token_key",
         mode="before",

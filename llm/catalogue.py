@@ -1,7 +1,8 @@
 """The models the AI participant can use, their limits and prices, and a provider for each.
 
 Chat models answer (some see images, some call tools); transcription, speech and image models
-are the AI's ears, voice and brush, priced per audio minute, per 1M characters and per image.
+are the AI's ears, voice and brush, priced per audio minute, per 1M characters and per image;
+embedding models turn assistants' knowledge into vectors, priced per 1M input tokens.
 A built-in list covers current OpenAI and Anthropic models, so an API key alone is enough.
 `LLM_MODELS` (inline JSON) and `LLM_MODELS_FILE` (a JSON file) add models, for example an
 OpenAI-compatible server by base URL, or replace built-in ones with the same id.
@@ -170,6 +171,22 @@ DEFAULT_MODELS: tuple[ModelInfo, ...] = (
         kind="image",
         image_price=40_000,  # standard quality, 1024x1024
     ),
+    ModelInfo(
+        id="text-embedding-3-small",
+        provider="openai",
+        vendor_model="text-embedding-3-small",
+        display_name="Text Embedding 3 Small",
+        kind="embedding",
+        input_price=20_000,
+    ),
+    ModelInfo(
+        id="text-embedding-3-large",
+        provider="openai",
+        vendor_model="text-embedding-3-large",
+        display_name="Text Embedding 3 Large",
+        kind="embedding",
+        input_price=130_000,
+    ),
 )
 
 
@@ -183,7 +200,8 @@ _MEDIA_PRICES: dict[MediaKind, str] = {
 
 class _ModelEntry(BaseModel):
     """One model of LLM_MODELS / LLM_MODELS_FILE, checked before it is used: a chat model with
-    its limits and token prices, or a transcription, speech or image model with its price."""
+    its limits and token prices, a transcription, speech or image model with its price, or an
+    embedding model with its `input_price`."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -225,7 +243,7 @@ class _ModelEntry(BaseModel):
         if self.kind == "chat":
             needed = set(_CHAT_FIELDS)
         else:
-            needed = {_MEDIA_PRICES[self.kind]}
+            needed = {"input_price" if self.kind == "embedding" else _MEDIA_PRICES[self.kind]}
             if self.provider == "anthropic":
                 raise ValueError(f"model {self.id!r}: Anthropic has no {self.kind} models")
             if self.vision or self.tools:
@@ -297,6 +315,10 @@ class Catalogue:
             raise LLMError("not_configured", f"Model {model_id!r} is not available")
         return model
 
+    def lookup(self, model_id: str) -> ModelInfo | None:
+        """The model by id, whether or not its provider is configured."""
+        return self._models.get(model_id)
+
     def default(self) -> ModelInfo | None:
         """LLM_DEFAULT_MODEL if it is usable, else the first usable model."""
         usable = self.usable()
@@ -345,7 +367,7 @@ class Catalogue:
         entry, else its sense's *_BASE_URL (OPENAI_BASE_URL when unset) and OPENAI_API_KEY."""
         if model.provider == "openai_compatible":
             return model.base_url, model.api_key or ""
-        setting = self._media.get(model.kind) if model.kind != "chat" else None
+        setting = self._media.get(model.kind) if model.kind in _MEDIA_PRICES else None
         base_url = setting.base_url if setting is not None else None
         return base_url or self._openai_base_url, self._openai_api_key or ""
 
@@ -361,7 +383,7 @@ class Catalogue:
 
     def media_client(self, model: ModelInfo) -> MediaClient:
         """One client (and HTTP connection pool) per media endpoint and key."""
-        if model.kind == "chat" or self.media_model(model.kind) != model:
+        if model.kind not in _MEDIA_PRICES or self.media_model(model.kind) != model:
             raise LLMError("not_configured", f"Model {model.id!r} is not available")
         key = self._media_endpoint(model)
         client = self._media_clients.get(key)

@@ -8,7 +8,7 @@ from typing import Literal
 
 ProviderKind = Literal["openai", "anthropic", "openai_compatible"]
 MediaKind = Literal["transcription", "speech", "image"]
-ModelKind = Literal["chat", MediaKind]
+ModelKind = Literal["chat", MediaKind, "embedding"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,7 +18,7 @@ class ModelInfo:
     vendor_model: str  # the name sent to the API
     display_name: str
     # Chat models: tokens, and micro-credits per 1,000,000 tokens (1 credit = 1 USD). Images a
-    # vision model sees are input tokens.
+    # vision model sees are input tokens. Embedding models: `input_price` only.
     context_window: int = 0
     max_output_tokens: int = 0
     input_price: int = 0

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 
 from core.db import create_engine
 from core.settings import get_settings
+from migrations.sqlite import POSTGRES_FTS_OBJECTS, SQLITE_FTS_TABLES
 from models import Base
 from models.base import UTCDateTime
 
@@ -41,7 +42,11 @@ PARTITION = re.compile(r"(messages|chat_events)_p\d+")
 
 
 def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
-    return not (type_ == "table" and name is not None and PARTITION.fullmatch(name))
+    return not (
+        type_ == "table"
+        and name is not None
+        and (PARTITION.fullmatch(name) or SQLITE_FTS_TABLES.fullmatch(name))
+    )
 
 
 def for_dialect(dialect: str) -> Any:
@@ -50,6 +55,8 @@ def for_dialect(dialect: str) -> Any:
     def include_object(
         obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
     ) -> bool:
+        if reflected and name in POSTGRES_FTS_OBJECTS:
+            return False
         if reflected:
             return not (
                 type_ == "foreign_key_constraint" and PARTITION.fullmatch(obj.referred_table.name)

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from alembic import op
+
+# SQLite's full-text index of knowledge chunks (migration 0012): an FTS5 virtual table and the
+# shadow tables FTS5 keeps for it, kept in sync by triggers; no model describes them.
+SQLITE_FTS_TABLES = re.compile(r"knowledge_chunks_fts(_\w+)?")
+# Its PostgreSQL counterpart: a generated tsvector column of knowledge_chunks and its index.
+POSTGRES_FTS_OBJECTS = frozenset({"text_search", "ix_knowledge_chunks_text_fts"})
 
 
 @contextmanager

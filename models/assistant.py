@@ -19,11 +19,10 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
 )
-from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, BigIntId, IdPk, TimestampMixin, str_enum, utcnow
-from models.message import FTS_CONFIG, MESSAGE_KEY
+from models.message import MESSAGE_KEY
 
 
 class AssistantVisibility(enum.StrEnum):
@@ -90,21 +89,25 @@ class KnowledgeDocument(TimestampMixin, Base):
     embedded_chunks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # The embeddings model its chunks' vectors came from; another one means re-embedding.
     embedding_model: Mapped[str | None] = mapped_column(String(128))
-    # Embedding is paid by the assistant's owner, through a hold like a reply's.
+    # Embedding is paid by the assistant's owner: `held_micros` is held from their balance
+    # (like a reply's worst case) until processing ends and `cost_micros` is charged.
     cost_micros: Mapped[int] = mapped_column(default=0, server_default="0")
+    held_micros: Mapped[int] = mapped_column(default=0, server_default="0")
+    # pdf, docx, html or text: how its text is extracted.
+    source_format: Mapped[str] = mapped_column(String(16))
+    # The knowledge worker processing it, which beats while it works; a document whose worker
+    # stopped beating is taken up by another (see services.knowledge.processing).
+    claimed_by: Mapped[str | None] = mapped_column(String(32))
+    heartbeat_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class KnowledgeChunk(Base):
     __tablename__ = "knowledge_chunks"
-    __table_args__ = (
-        UniqueConstraint("document_id", "position"),
-        # Full-text retrieval on PostgreSQL; SQLite has an FTS5 table (migration 0012).
-        Index(
-            "ix_knowledge_chunks_text_fts",
-            sql_text(f"to_tsvector({FTS_CONFIG}, text)"),
-            postgresql_using="gin",
-        ).ddl_if(dialect="postgresql"),
-    )
+    # Full-text retrieval: on PostgreSQL a generated tsvector column `text_search` with a GIN
+    # index, on SQLite an FTS5 table; both are the database's own (migration 0012), not the
+    # model's: no column type describes both.
+    __table_args__ = (UniqueConstraint("document_id", "position"),)
 
     id: Mapped[IdPk]
     document_id: Mapped[int] = mapped_column(

@@ -104,6 +104,28 @@ def ai_voice_failed(reply_id: int, chat_id: int, *, code: str, message: str) -> 
     }
 
 
+def knowledge_progress(
+    assistant_id: int,
+    document_id: int,
+    *,
+    status: str,
+    chunks: int,
+    embedded_chunks: int,
+    error: str | None,
+) -> Frame:
+    """A document of the owner's assistant is being processed: `embedded_chunks` of `chunks`
+    done; `status` ends as ready or failed (with `error`)."""
+    return {
+        "type": "knowledge_progress",
+        "assistant_id": assistant_id,
+        "document_id": document_id,
+        "status": status,
+        "chunks": chunks,
+        "embedded_chunks": embedded_chunks,
+        "error": error,
+    }
+
+
 def user_status(user_id: int, *, is_online: bool, last_seen_at: datetime) -> Frame:
     return {
         "type": "user_status",

@@ -32,6 +32,7 @@ from webapp_api.routes import (
     billing,
     chats,
     health,
+    knowledge,
     me,
     media,
     messages,
@@ -122,6 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(assistants.router)
     app.include_router(assistant_bots.router)
     app.include_router(billing.router)
+    app.include_router(knowledge.router)
     app.include_router(admin.router)
     app.include_router(miniapp.router)
     app.mount("/app", miniapp.ClientFiles(directory=miniapp.CLIENT_DIR), name="client")

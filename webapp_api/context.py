@@ -1,6 +1,6 @@
 """What one running API process holds: the parts every process has (`wiring.process`), and the
-socket hub, the abuse limits, the AI runner, the media cleanup loop and, when this process runs
-it, the Telegram bot."""
+socket hub, the abuse limits, the AI runner, the knowledge worker, the media cleanup loop and,
+when this process runs it, the Telegram bot."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from services.auth import AuthConfig
 from services.limits import AbuseLimits
 from wiring.process import Process
 from workers.ai_runner import AiRunner, start_runner
+from workers.knowledge import KnowledgeWorker
 from workers.media_cleanup import run_media_cleanup_forever
 from ws.hub import Hub
 
@@ -37,6 +38,7 @@ class AppContext(Process):
     telegram: TelegramBot | None
     bot_mode: Literal["off", "polling", "webhook"]
     notifier: Notifier | None
+    knowledge_worker: KnowledgeWorker | None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _stop_listening: list[Callable[[], None]] = field(default_factory=list)
 
@@ -76,6 +78,19 @@ class AppContext(Process):
             from bot.notifications import Notifier
 
             notifier = await Notifier.start(telegram.bot, process)
+        knowledge_worker: KnowledgeWorker | None = None
+        if process.knowledge is not None:
+            knowledge_worker = KnowledgeWorker(
+                sessionmaker,
+                broker,
+                process.storage,
+                process.knowledge,
+                process.billing,
+                max_source_bytes=settings.max_upload_bytes,
+            )
+            # Like reply jobs: AI_RUNNER_ENABLED=false leaves documents to other processes.
+            if settings.ai_runner_enabled:
+                knowledge_worker.start()
         auth = AuthConfig.from_settings(settings)
         context = cls(
             **process.parts(),
@@ -88,6 +103,7 @@ class AppContext(Process):
             telegram=telegram,
             bot_mode=bot_mode,
             notifier=notifier,
+            knowledge_worker=knowledge_worker,
         )
         # Revocations and user changes, from any process, end what the cache remembers.
         context._stop_listening.append(broker.add_listener(auth.cache.on_envelope))
@@ -117,6 +133,8 @@ class AppContext(Process):
                 await task
         if self.runner is not None:
             await self.runner.close()
+        if self.knowledge_worker is not None:
+            await self.knowledge_worker.close()
         await self.hub.close()
         for stop in self._stop_listening:
             stop()

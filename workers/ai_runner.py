@@ -544,7 +544,7 @@ class AiRunner:
                 speech = await self._senses.speak(live.reply_id, live.chat_id, text)
         voice_id = None
         async with unit_of_work(self._sessionmaker, self._broker) as session:
-            message_ids = await jobs.finish(
+            message_ids, final_text = await jobs.finish(
                 session, self.ai, live.reply_id, model, usage, text=live.text, cancelled=cancelled
             )
             if isinstance(speech, Speech):
@@ -552,7 +552,7 @@ class AiRunner:
                     session, self.ai, live.reply_id, speech.media_id, speech.words
                 )
         if live.sink is not None and self._sink is not None:
-            await self._sink.finished(live.sink, text, message_ids)
+            await self._sink.finished(live.sink, final_text.strip(), message_ids)
             if speech is not None:
                 await self._sink.spoken(live.sink, speech, voice_id)
 

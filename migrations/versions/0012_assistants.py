@@ -119,6 +119,11 @@ def upgrade() -> None:
         sa.Column("embedded_chunks", sa.Integer(), server_default="0", nullable=False),
         sa.Column("embedding_model", sa.String(128), nullable=True),
         sa.Column("cost_micros", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("source_format", sa.String(16), nullable=False),
+        sa.Column("held_micros", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("claimed_by", sa.String(32), nullable=True),
+        sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
         *_timestamps(),
         _fk("knowledge_documents", "assistant_id", "assistants", "CASCADE"),
         _fk("knowledge_documents", "media_id", "media", "SET NULL"),
@@ -181,10 +186,36 @@ def upgrade() -> None:
         if sqlite:
             _restore_active_reply_indexes()
     if not sqlite:
+        # Stored, so that ranking the matches reads it instead of parsing every text again.
         op.execute(
-            "CREATE INDEX ix_knowledge_chunks_text_fts ON knowledge_chunks"
-            " USING gin (to_tsvector('simple'::regconfig, text))"
+            "ALTER TABLE knowledge_chunks ADD COLUMN text_search tsvector"
+            " GENERATED ALWAYS AS (to_tsvector('simple'::regconfig, text)) STORED"
         )
+        op.execute(
+            "CREATE INDEX ix_knowledge_chunks_text_fts ON knowledge_chunks USING gin (text_search)"
+        )
+    else:
+        for statement in SQLITE_FTS:
+            op.execute(statement)
+
+
+# SQLite's full-text index of chunks: an FTS5 table over knowledge_chunks' own rows (external
+# content: the text is stored once), kept in sync by triggers.
+SQLITE_FTS = (
+    "CREATE VIRTUAL TABLE knowledge_chunks_fts USING fts5("
+    "text, assistant_id UNINDEXED, content='knowledge_chunks', content_rowid='id')",
+    "CREATE TRIGGER knowledge_chunks_fts_insert AFTER INSERT ON knowledge_chunks BEGIN"
+    " INSERT INTO knowledge_chunks_fts (rowid, text, assistant_id)"
+    " VALUES (new.id, new.text, new.assistant_id); END",
+    "CREATE TRIGGER knowledge_chunks_fts_delete AFTER DELETE ON knowledge_chunks BEGIN"
+    " INSERT INTO knowledge_chunks_fts (knowledge_chunks_fts, rowid, text, assistant_id)"
+    " VALUES ('delete', old.id, old.text, old.assistant_id); END",
+    "CREATE TRIGGER knowledge_chunks_fts_update AFTER UPDATE OF text ON knowledge_chunks BEGIN"
+    " INSERT INTO knowledge_chunks_fts (knowledge_chunks_fts, rowid, text, assistant_id)"
+    " VALUES ('delete', old.id, old.text, old.assistant_id);"
+    " INSERT INTO knowledge_chunks_fts (rowid, text, assistant_id)"
+    " VALUES (new.id, new.text, new.assistant_id); END",
+)
 
 
 def downgrade() -> None:
@@ -196,6 +227,8 @@ def downgrade() -> None:
                 batch.drop_column("assistant_id")
         if sqlite:
             _restore_active_reply_indexes()
+    if sqlite:
+        op.execute("DROP TABLE knowledge_chunks_fts")  # its triggers go with knowledge_chunks
     for table in ("reply_ratings", "knowledge_chunks", "knowledge_documents", "assistant_bots"):
         op.drop_table(table)
     op.drop_table("assistants")

@@ -120,11 +120,15 @@ async def build_request(
     storage: Storage | None,
     tools: tuple[ToolSpec, ...] = (),
     assistant: Assistant | None = None,
+    knowledge: str | None = None,
 ) -> CompletionRequest:
     """The newest history that fits `context_window - max_tokens`, oldest first, offering
     `tools`. Without `storage` (to estimate what the prompt costs), images are counted at
-    their most but not read: their parts hold no bytes."""
+    their most but not read: their parts hold no bytes. `knowledge`: the sources an assistant
+    answers from (services.knowledge.answering), after the persona."""
     system = await system_prompt(session, chat, requester_id, assistant)
+    if knowledge:
+        system += "\n\n" + knowledge
     budget = model.context_window - max_tokens - SAFETY_MARGIN_TOKENS
     budget -= estimate_prompt_tokens(system, [], tools)
     turns: list[ChatTurn] = []

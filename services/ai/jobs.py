@@ -32,6 +32,7 @@ from services.ai.runtime import AiRuntime, chat_assistant, temperature_for
 from services.ai.tools import offered_tools, store_drawn
 from services.ai.vision import refusal_for
 from services.audience import chat_member_ids
+from services.knowledge.answering import finish_with_sources, knowledge_prompt
 from services.media.config import MediaConfig
 from services.messages import TEXT_MAX_LENGTH, MessageDraft, send_message
 from services.text_split import split_text
@@ -203,6 +204,7 @@ async def load_claimed(
             storage=storage,
             tools=offered_tools(ai, model),
             assistant=assistant,
+            knowledge=await knowledge_prompt(session, ai.knowledge, reply, assistant),
         )
     return ClaimedJob(
         reply_id=reply.id,
@@ -268,14 +270,15 @@ async def finish(
     text: str,
     cancelled: bool,
     media_ids: Sequence[int] = (),
-) -> list[int]:
-    """The job ends with `text` (and `media_ids`, shown by its first message): it becomes the
-    AI's messages (several when it is long), everything it used is charged
-    (`services.ai.pricing`), and `ai_reply_done` goes out ahead of them. Returns the
-    messages' ids."""
+) -> tuple[list[int], str]:
+    """The job ends with `text` (and `media_ids`, shown by its first message; and the footnotes
+    of the knowledge it cites): it becomes the AI's messages (several when it is long),
+    everything it used is charged (`services.ai.pricing`, and the question's embedding), and
+    `ai_reply_done` goes out ahead of them. Returns the messages' ids and the final text."""
     reply = await session.get(AiReply, reply_id)
     if reply is None:
         raise LLMError("bad_request", "The reply is gone")
+    text, retrieval_cost = finish_with_sources(ai.knowledge, reply_id, text)
     bot = await ai.bot_user(session)
     # Usage first: the new_message announcing the reply carries it.
     reply.status = AiReplyStatus.CANCELLED if cancelled else AiReplyStatus.DONE
@@ -283,7 +286,7 @@ async def finish(
     reply.text = text
     reply.input_tokens = usage.input_tokens
     reply.output_tokens = usage.output_tokens
-    reply.cost_micros = final_cost(ai, reply, model)
+    reply.cost_micros = final_cost(ai, reply, model) + retrieval_cost
     reply.finished_at = datetime.now(UTC)
     await session.flush()
     message_ids: list[int] = []
@@ -311,7 +314,7 @@ async def finish(
     envelope = await publish_reply_event(session, reply.chat_id, done, staged=False)
     # Clients see "done" before the persisted new_message it announces.
     stage(session, envelope, first=True)
-    return message_ids
+    return message_ids, text
 
 
 async def finish_image(
@@ -330,9 +333,10 @@ async def finish_image(
         raise LLMError("bad_request", "The reply is gone")
     media = await store_drawn(session, storage, config, reply, await ai.bot_user(session), data)
     no_tokens = Usage(input_tokens=0, output_tokens=0)
-    return await finish(
+    message_ids, _ = await finish(
         session, ai, reply_id, model, no_tokens, text="", cancelled=False, media_ids=[media.id]
     )
+    return message_ids
 
 
 async def _live_message_id(

@@ -11,6 +11,7 @@ from llm.base import LLMError
 from llm.catalogue import Catalogue, ModelInfo
 from models import Assistant, Chat, User
 from services.billing.quota import QuotaPolicy
+from services.knowledge.runtime import KnowledgeRuntime
 from services.users import ensure_bot_user
 
 
@@ -26,6 +27,8 @@ class AiRuntime:
     max_reply_tokens: int
     user_replies_per_minute: int
     chat_always_replies_per_minute: int
+    # Assistants answer from their documents when this process can embed questions.
+    knowledge: KnowledgeRuntime | None = None
 
     def model_for(self, chat: Chat, assistant: Assistant | None = None) -> ModelInfo:
         """The assistant's model, else the chat's, else the server's default."""

@@ -93,6 +93,10 @@ def test_builtin_models_are_plausible() -> None:
             assert 0 < builtin.input_price < builtin.output_price
             assert builtin.vision
             assert builtin.tools
+        elif builtin.kind == "embedding":
+            assert builtin.provider == "openai"
+            assert builtin.input_price > 0
+            assert (builtin.context_window, builtin.output_price) == (0, 0)
         else:
             assert builtin.provider == "openai"
             prices = (builtin.audio_minute_price, builtin.speech_price, builtin.image_price)
@@ -100,6 +104,25 @@ def test_builtin_models_are_plausible() -> None:
             assert (builtin.context_window, builtin.input_price, builtin.output_price) == (0, 0, 0)
     mini = next(m for m in DEFAULT_MODELS if m.id == "gpt-4o-mini")
     assert (mini.input_price, mini.output_price) == (150_000, 600_000)  # $0.15 / $0.60 per M
+    small = next(m for m in DEFAULT_MODELS if m.id == "text-embedding-3-small")
+    assert small.input_price == 20_000  # $0.02 per M
+
+
+def test_llm_models_declares_an_embedding_model_by_its_input_price() -> None:
+    local = {
+        "id": "local-embed",
+        "provider": "openai_compatible",
+        "vendor_model": "nomic-embed-text",
+        "display_name": "Nomic Embed",
+        "kind": "embedding",
+        "input_price": 0,
+        "base_url": "http://127.0.0.1:11434/v1",
+    }
+    model = load_catalogue(settings(llm_models=json.dumps([local]))).lookup("local-embed")
+    assert model is not None
+    assert model.kind == "embedding"
+    with pytest.raises(ConfigurationError, match="embedding model has no output_price"):
+        load_catalogue(settings(llm_models=json.dumps([{**local, "output_price": 1}])))
 
 
 def test_default_is_the_configured_model_or_the_first_usable() -> None:

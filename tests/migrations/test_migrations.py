@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.db import create_engine, create_sessionmaker
+from migrations.sqlite import SQLITE_FTS_TABLES
 from models import Base, User
 from models.base import JsonDocument
 from services.messages import MessageDraft, send_message
@@ -24,12 +25,13 @@ PARTITIONS = importlib.import_module("migrations.versions.0010_partitioned_histo
 
 
 def _tables(connection: Connection) -> set[str]:
-    """The tables, partitions aside."""
+    """The tables, partitions and SQLite's full-text tables aside."""
     partitions: set[str] = set()
     if connection.dialect.name == "postgresql":
         found = connection.execute(text("SELECT relname FROM pg_class WHERE relispartition"))
         partitions = set(found.scalars())
-    return set(inspect(connection).get_table_names()) - {"alembic_version"} - partitions
+    tables = set(inspect(connection).get_table_names()) - {"alembic_version"} - partitions
+    return {table for table in tables if not SQLITE_FTS_TABLES.fullmatch(table)}
 
 
 def _check(connection: Connection) -> None:

@@ -16,6 +16,9 @@ its file recorded) answers the reply's text as the transcript; `POST /v1/audio/s
 real Ogg/Opus audio (made once with ffmpeg); `POST /v1/images/generations` answers a real PNG
 as base64, refusing `response_format` for gpt-image-* and answering a URL to DALL·E unless
 asked for b64_json, as OpenAI does. A reply's error status answers any of them.
+
+`POST /v1/embeddings` takes no script: it answers deterministic hashed bag-of-words vectors, so
+that texts sharing words are similar (float lists, or base64 as the openai SDK asks by default).
 """
 
 from __future__ import annotations
@@ -23,10 +26,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
+import hashlib
 import io
 import itertools
 import json
+import math
+import re
 import shutil
+import struct
 import subprocess
 import time
 from collections import deque
@@ -814,6 +821,52 @@ class _AnthropicStream:
         ]
 
 
+# -- embeddings (OpenAI's POST /v1/embeddings) -------------------------------------------------
+# Deterministic hashed bag-of-words vectors: texts sharing words are similar, so retrieval
+# by similarity is real. Stateless: the same text always gets the same vector.
+
+EMBEDDING_DIMENSIONS = 256
+_WORD = re.compile(r"\w+")
+
+
+def embedding_words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def fake_vector(text: str) -> list[float]:
+    vector = [0.0] * EMBEDDING_DIMENSIONS
+    for word in embedding_words(text):
+        bucket = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=4).digest(), "little")
+        vector[bucket % EMBEDDING_DIMENSIONS] += 1.0
+    norm = math.sqrt(sum(value * value for value in vector)) or 1.0
+    return [value / norm for value in vector]
+
+
+async def fake_embeddings(request: Request) -> Response:
+    body: Json = await request.json()
+    inputs = body.get("input")
+    texts = [inputs] if isinstance(inputs, str) else inputs
+    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+        error = {"message": "'input' must be a string or a list of strings", "type": "invalid"}
+        return JSONResponse({"error": {**error, "param": "input", "code": None}}, 400)
+    data: list[Json] = []
+    for index, text in enumerate(texts):
+        vector = fake_vector(text)
+        embedding: object = vector
+        if body.get("encoding_format") == "base64":
+            embedding = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+        data.append({"object": "embedding", "index": index, "embedding": embedding})
+    tokens = sum(max(1, len(embedding_words(text))) for text in texts)
+    return JSONResponse(
+        {
+            "object": "list",
+            "data": data,
+            "model": str(body.get("model", "")),
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+    )
+
+
 class FakeLLMServer(FakeServer[FakeLLM]):
     """The fake vendor's server: the vendors' endpoints, answered by the current FakeLLM
     (default replies between tests)."""
@@ -827,6 +880,7 @@ class FakeLLMServer(FakeServer[FakeLLM]):
                 Route("/v1/audio/transcriptions", self._transcription, methods=["POST"]),
                 Route("/v1/audio/speech", self._speech, methods=["POST"]),
                 Route("/v1/images/generations", self._image_generation, methods=["POST"]),
+                Route("/v1/embeddings", fake_embeddings, methods=["POST"]),
             ]
         )
 

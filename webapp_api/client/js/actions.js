@@ -445,6 +445,9 @@ export function handleFrame(frame) {
       }
       break;
     }
+    case "knowledge_progress":
+      store.emit("knowledge", frame);
+      break;
     case "ai_voice_failed":
       toast(`AI voice reply: ${frame.message || frame.code}`, "error");
       break;

@@ -14,7 +14,10 @@ import { renderInfo } from "./screens/info.js";
 import { renderNewChat } from "./screens/newchat.js";
 import { renderProfile } from "./screens/profile.js";
 import { renderBalance } from "./screens/balance.js";
-import { renderAssistants, renderAssistant, renderAssistantEditor } from "./screens/assistants.js";
+import { renderAssistants, renderAssistant, renderAssistantEditor, registerKnowledgePanel } from "./screens/assistants.js";
+import { knowledgePanel } from "./screens/knowledge.js";
+
+registerKnowledgePanel(knowledgePanel);
 
 const view = document.getElementById("view");
 let cleanup = null;

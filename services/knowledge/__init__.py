@@ -1,0 +1,1 @@
+"""Assistants' knowledge: documents, their chunks and vectors, and retrieval from them."""
