@@ -32,6 +32,7 @@ from services.ai.jobs import wake_envelope
 from services.ai.runtime import AiRuntime, chat_assistant, temperature_for
 from services.ai.vision import has_images
 from services.billing.quota import WorstCase
+from services.knowledge.answering import sources_allowance
 
 
 def effective_mode(chat: Chat) -> AiMode:
@@ -246,7 +247,7 @@ async def _worst_case(
             tools=tools.offered_tools(ai, model),
             assistant=assistant,
         )
-        tokens = prompt_tokens(request)
+        tokens = prompt_tokens(request) + await sources_allowance(session, assistant)
     return await pricing.worst_case(
         session,
         ai,

@@ -17,11 +17,15 @@ import re
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from llm.base import LLMError
+from llm.tokens import estimate_tokens
 from models import AiReply, Assistant, Message
-from services.knowledge.retrieval import Passage, has_knowledge, retrieve
+from services.knowledge.retrieval import SOURCES_MAX_TOKENS, Passage, has_knowledge, retrieve
 from services.knowledge.runtime import KnowledgeRuntime, ReplySources
 
 logger = logging.getLogger(__name__)
+
+# The "Sources:" heading and each passage's "[n] label: " (labels are short) around the text.
+SOURCES_OVERHEAD_TOKENS = 200
 
 _CITATION = re.compile(r"\[(\d{1,2})\]")
 
@@ -31,6 +35,13 @@ INSTRUCTIONS = (
     "each source you use as [n] right after what it supports. If the sources do not cover the "
     "question, say plainly that your knowledge does not cover it instead of inventing an answer."
 )
+
+
+async def sources_allowance(session: AsyncSession, assistant: Assistant | None) -> int:
+    """The most input tokens the sources may add to a reply of `assistant`, for its hold."""
+    if assistant is None or not await has_knowledge(session, assistant.id):
+        return 0
+    return estimate_tokens(INSTRUCTIONS) + SOURCES_MAX_TOKENS + SOURCES_OVERHEAD_TOKENS
 
 
 def sources_prompt(passages: list[Passage]) -> str:

@@ -12,7 +12,9 @@ from typing import Any
 import docx
 from fpdf import FPDF
 
-from tests.ai.conftest import OwnAppFactory
+from llm.catalogue import DEFAULT_MODELS, cost_micros
+from services.knowledge.retrieval import SOURCES_MAX_TOKENS
+from tests.ai.conftest import DEFAULT_MODEL, OwnAppFactory
 from tests.ai.helpers import bot_message, follow_reply, socket_of
 from tests.support.api import ApiUser
 from tests.support.fake_llm import FakeLLM, FakeReply
@@ -273,3 +275,36 @@ async def test_documents_are_embedded_again_when_the_model_changes(
         assert again["status"] == "ready"
         assert again["embedded_chunks"] == again["chunks"] == 1
         assert again["cost_micros"] > note["cost_micros"]
+
+
+async def test_a_reply_from_knowledge_holds_room_for_its_sources(
+    server: LiveServer, alice: ApiUser, bob: ApiUser, fake_llm: FakeLLM
+) -> None:
+    """The hold covers the retrieved sources the prompt will carry, so what a reply costs
+    never exceeds what was held for it."""
+    question = "How many days do refunds for the Zephyr plan take?"
+    learned = await create_assistant(alice)
+    plain = await create_assistant(alice)
+    async with socket_of(server, alice) as ws:
+        pdf = await upload(alice, learned["id"], "handbook.pdf", make_pdf(PDF_PASSAGE))
+        assert (await until_done(ws, pdf["id"]))["status"] == "ready"
+
+    async def held_for(assistant: dict[str, Any]) -> int:
+        chat = await bob.ok(
+            "POST",
+            f"/api/v1/assistants/{assistant['id']}/chat",
+            json={"share_token": assistant["share_token"]},
+        )
+        gate = asyncio.Event()
+        fake_llm.script(FakeReply(text="Seventeen days.", gate=gate))
+        async with socket_of(server, bob) as ws:
+            await bob.send(chat["id"], question)  # the reply and its hold are taken with it
+            reserved = (await bob.ok("GET", "/api/v1/billing/balance"))["reserved"]
+            gate.set()
+            assert (await follow_reply(ws, timeout=20)).end["type"] == "ai_reply_done"
+        assert isinstance(reserved, int)
+        return int(reserved)
+
+    model = next(m for m in DEFAULT_MODELS if m.id == DEFAULT_MODEL)
+    sources_price = cost_micros(model, SOURCES_MAX_TOKENS, 0)
+    assert await held_for(learned) - await held_for(plain) >= sources_price
