@@ -6,16 +6,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-import openai
 
 from llm.base import LLMError
 from llm.catalogue import ModelInfo, cost_micros
 
-# The chat provider's mapping of the SDK's errors, shared rather than copied.
-from llm.openai_provider import NO_API_KEY, api_error, connection_error
+if TYPE_CHECKING:
+    import openai
 
 # Inputs per request: OpenAI takes up to 2048; a local server is happier with fewer.
 BATCH_SIZE = 64
@@ -44,18 +44,38 @@ class EmbeddingsClient:
         if model.kind != "embedding":
             raise ValueError(f"model {model.id!r} is not an embedding model")
         self.model = model
-        self._client = openai.AsyncOpenAI(
-            api_key=api_key or NO_API_KEY, base_url=base_url, max_retries=2, timeout=timeout
-        )
+        self._api_key, self._base_url, self._timeout = api_key, base_url, timeout
+        self._client: openai.AsyncOpenAI | None = None
+
+    def _sdk(self) -> openai.AsyncOpenAI:
+        """The SDK takes up to seconds to import: only when the first request is made."""
+        if self._client is None:
+            import openai
+
+            from llm.openai_provider import NO_API_KEY
+
+            self._client = openai.AsyncOpenAI(
+                api_key=self._api_key or NO_API_KEY,
+                base_url=self._base_url,
+                max_retries=2,
+                timeout=self._timeout,
+            )
+        return self._client
 
     async def embed(self, texts: Sequence[str]) -> Embedded:
         """The texts' vectors in order, in batches of BATCH_SIZE; raises LLMError."""
+        import openai
+
+        # The chat provider's mapping of the SDK's errors, shared rather than copied.
+        from llm.openai_provider import api_error, connection_error
+
+        client = self._sdk()
         rows: list[list[float]] = []
         tokens = 0
         for start in range(0, len(texts), BATCH_SIZE):
             batch = list(texts[start : start + BATCH_SIZE])
             try:
-                response = await self._client.embeddings.create(
+                response = await client.embeddings.create(
                     model=self.model.vendor_model, input=batch
                 )
             except openai.APIConnectionError as exc:
@@ -71,4 +91,5 @@ class EmbeddingsClient:
         return Embedded(normalised(matrix), tokens, cost_micros(self.model, tokens, 0))
 
     async def close(self) -> None:
-        await self._client.close()
+        if self._client is not None:
+            await self._client.close()
