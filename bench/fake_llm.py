@@ -4,13 +4,15 @@
 with usage), `delay` seconds apart (0: as fast as it can). It runs in its own process, so that
 it shares an event loop with neither the API nor the client, and records for every request when
 it arrived, when the first and the last token were written: `GET /stats`. `POST /config` sets
-`tokens` and `delay`; `POST /reset` forgets the recorded requests.
+`tokens` and `delay`; `POST /reset` forgets the recorded requests. `POST /v1/embeddings`
+answers small deterministic vectors (the fuzz run's knowledge routes use them).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import time
 from typing import Any
@@ -47,6 +49,32 @@ class FakeVendor:
 
     async def health(self, request: Request) -> Response:
         return JSONResponse({"ok": True})
+
+    async def embeddings(self, request: Request) -> Response:
+        """OpenAI's embeddings answer: one small deterministic vector per input (from its
+        digest), so the knowledge routes run for real."""
+        body: Json = await request.json()
+        inputs = body.get("input")
+        texts = [inputs] if isinstance(inputs, str) else list(inputs or [])
+        data = [
+            {
+                "object": "embedding",
+                "index": index,
+                "embedding": [
+                    byte / 255 - 0.5 for byte in hashlib.sha256(str(text).encode()).digest()[:16]
+                ],
+            }
+            for index, text in enumerate(texts)
+        ]
+        tokens = sum(len(str(text).split()) for text in texts)
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": data,
+                "model": body.get("model"),
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        )
 
     async def completions(self, request: Request) -> Response:
         received_ns = time.time_ns()
@@ -116,6 +144,7 @@ def create_app() -> Starlette:
     return Starlette(
         routes=[
             Route("/v1/chat/completions", vendor.completions, methods=["POST"]),
+            Route("/v1/embeddings", vendor.embeddings, methods=["POST"]),
             Route("/config", vendor.configure, methods=["POST"]),
             Route("/reset", vendor.reset, methods=["POST"]),
             Route("/stats", vendor.stats, methods=["GET"]),

@@ -125,7 +125,7 @@ async def assistant_usage(assistant_id: Id, user: Caller, session: ReadSession) 
 @router.post(
     "/assistants/{assistant_id}/chat",
     response_model=ChatView,
-    responses=errors(404, 409, 422, 503),
+    responses=errors(400, 404, 409, 422, 503),
 )
 async def start_assistant_chat(
     assistant_id: Id,

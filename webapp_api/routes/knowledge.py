@@ -207,7 +207,7 @@ async def delete_document(
 @router.post(
     "/{assistant_id}/retrieval-preview",
     response_model=RetrievalPreviewView,
-    responses=errors(422, 503),
+    responses=errors(400, 422, 503),
 )
 async def retrieval_preview(
     assistant_id: Id,
